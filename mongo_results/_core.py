@@ -1,0 +1,239 @@
+"""The decisions of every MongoDB operation, with no I/O.
+
+Each function turns a call into what to send (collection, filter, update) or
+turns what came back into a result or an exception. The sync and async shells
+only carry these plans to the driver, so both behave identically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import bson
+from pydantic import BaseModel
+
+from .behaviors import SetBehavior, Stored, outcome
+from .encoding import CODEC_OPTIONS, EncodedModel, encode_model, validate_data
+from .errors import (
+    AmbiguousResultError,
+    CorruptResultError,
+    DocumentTooLargeError,
+    InvalidNamespaceError,
+    ModelNotRegisteredError,
+    ResultNotFoundError,
+)
+from .ids import ResultId, canonical_prefix, segments
+from .registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, find_model_namespace, get_model_class
+
+__all__ = [
+    "DEFAULT_COLLECTION_PREFIX",
+    "MAX_DOCUMENT_BYTES",
+    "SetPlan",
+    "check_size",
+    "choose_document",
+    "load_model",
+    "namespaces_in",
+    "now",
+    "plan_set",
+    "prefix_filter",
+    "resolve_namespace",
+    "validate_collection_prefix",
+    "validate_namespace",
+]
+
+DEFAULT_COLLECTION_PREFIX = "results."
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+
+
+def validate_namespace(namespace: object) -> str:
+    """Check that a namespace can name a collection on every engine."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace) or ".." in namespace:
+        raise InvalidNamespaceError(
+            f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter, digit or '_'"
+        )
+    return namespace
+
+
+def validate_collection_prefix(prefix: str) -> str:
+    """Check a collection prefix such as ``results.``."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}", prefix):
+        raise ValueError(f"Invalid collection prefix {prefix!r}")
+    return prefix
+
+
+def resolve_namespace(model: BaseModel, namespace: str | None, strict: bool, result_id: str) -> str:
+    """The namespace a ``set`` writes to: the argument, else the model's registration, else the default."""
+    if namespace is not None:
+        return validate_namespace(namespace)
+    try:
+        found = find_model_namespace(type(model), strict=strict)
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot automatically determine namespace for {type(model).__name__} "
+            f"when saving to '{result_id}': {exc}"
+        ) from exc
+    return validate_namespace(found if found is not None else DEFAULT_NAMESPACE)
+
+
+def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
+    """The namespaces whose collections are among ``collection_names``."""
+    return sorted(name[len(prefix) :] for name in collection_names if name.startswith(prefix) and len(name) > len(prefix))
+
+
+def now() -> datetime:
+    """The current UTC time at BSON's millisecond precision."""
+    t = datetime.now(timezone.utc)
+    return t.replace(microsecond=t.microsecond - t.microsecond % 1000)
+
+
+def check_size(result_id: str, encoded: EncodedModel, document: Mapping[str, Any]) -> None:
+    """Refuse a document over MongoDB's 16 MiB limit before it is sent."""
+    # The canonical data size is exact for the data; encode the whole document only near the limit.
+    if encoded.size + 8 * len(result_id) + 4096 < MAX_DOCUMENT_BYTES:
+        return
+    size = len(bson.encode(document, codec_options=CODEC_OPTIONS))
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLargeError(result_id, size, MAX_DOCUMENT_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class SetPlan:
+    """One ``set`` as a single server command, and how to read its answer."""
+
+    result_id: str
+    namespace: str
+    behavior: SetBehavior
+    document: dict[str, Any]
+    filter: dict[str, Any] | None  # None: insert ``document``; else an upsert with ``update``
+    update: dict[str, Any] | None
+
+    @property
+    def retry_on_duplicate(self) -> bool:
+        """OVERWRITE has no condition, so a duplicate key only means it lost an insert race."""
+        return self.behavior is SetBehavior.OVERWRITE
+
+    def outcome(self, *, duplicate: bool, upserted: bool) -> bool:
+        """The value of ``set`` from the server's answer (raises ResultExistsError)."""
+        b = self.behavior
+        if duplicate:
+            # The filter did not match a document that does exist: for RAISE_IF_DIFFERENT it
+            # holds other content ({_id, digest: d} failed), for SKIP_IF_EXISTS the same
+            # ({_id, digest: {$ne: d}} failed).
+            stored = {
+                SetBehavior.RAISE_IF_EXISTS: Stored.EXISTING,
+                SetBehavior.RAISE_IF_DIFFERENT: Stored.DIFFERENT,
+                SetBehavior.SKIP_IF_EXISTS: Stored.SAME,
+            }[b]
+        elif upserted or b is SetBehavior.RAISE_IF_EXISTS:
+            stored = Stored.NOTHING
+        else:
+            stored = {SetBehavior.RAISE_IF_DIFFERENT: Stored.SAME, SetBehavior.SKIP_IF_EXISTS: Stored.DIFFERENT}.get(
+                b, Stored.SAME
+            )
+        return outcome(b, stored, self.result_id, self.namespace)
+
+
+def plan_set(
+    result_id: ResultId,
+    data: BaseModel,
+    behavior: SetBehavior,
+    namespace: str | None,
+    strict_namespace: bool,
+    *,
+    store_secrets: bool = False,
+) -> SetPlan:
+    """Validate and encode one ``set`` and choose its single atomic command."""
+    segs = segments(result_id)
+    rid = "/".join(segs)
+    behavior = SetBehavior(behavior)
+    if not isinstance(data, BaseModel):
+        raise TypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
+    ns = resolve_namespace(data, namespace, strict_namespace, rid)
+    encoded = encode_model(data, store_secrets=store_secrets)
+    t = now()
+    doc: dict[str, Any] = {
+        "_id": rid,
+        "path": list(segs),
+        "model_type": encoded.model_type,
+        "namespace": ns,
+        "data": encoded.data,
+        "digest": encoded.digest,
+        "created_at": t,
+        "updated_at": t,
+    }
+    check_size(rid, encoded, doc)
+    body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
+    write = {"$set": body, "$setOnInsert": {"created_at": t}}
+    if behavior is SetBehavior.RAISE_IF_EXISTS:
+        return SetPlan(rid, ns, behavior, doc, None, None)
+    if behavior is SetBehavior.OVERWRITE:
+        return SetPlan(rid, ns, behavior, doc, {"_id": rid}, write)
+    if behavior is SetBehavior.SKIP_IF_EXISTS:
+        return SetPlan(rid, ns, behavior, doc, {"_id": rid, "digest": {"$ne": encoded.digest}}, write)
+    # RAISE_IF_DIFFERENT: matching {_id, digest} is "same content", a no-op; otherwise the
+    # upsert's insert either creates the result or hits the _id index (different content).
+    insert_only = {k: v for k, v in doc.items() if k not in ("_id", "digest")}
+    return SetPlan(rid, ns, behavior, doc, {"_id": rid, "digest": encoded.digest}, {"$setOnInsert": insert_only})
+
+
+def prefix_filter(prefix: ResultId | None) -> dict[str, Any]:
+    """An ``_id`` filter matching a prefix by whole segments, served by the ``_id`` index.
+
+    ``a/b`` matches ``a/b`` and every id in ``[a/b/, a/b0)`` (``0`` follows ``/``),
+    never ``a/bc``; no regular expression is involved.
+    """
+    p = canonical_prefix(prefix)
+    if not p:
+        return {}
+    return {"$or": [{"_id": p}, {"_id": {"$gte": p + "/", "$lt": p + "0"}}]}
+
+
+def choose_document(
+    result_id: str,
+    found: Sequence[tuple[str, Mapping[str, Any]]],
+    model_class: type[BaseModel] | None,
+) -> Mapping[str, Any]:
+    """Pick the one stored document a ``get`` means among those found per namespace."""
+    if not found:
+        raise ResultNotFoundError(result_id)
+    if len(found) == 1:
+        return found[0][1]
+    if model_class is not None:
+        same_type = [doc for _, doc in found if doc.get("model_type") == model_class.__name__]
+        if len(same_type) == 1:
+            return same_type[0]
+    raise AmbiguousResultError(result_id, [ns for ns, _ in found])
+
+
+def load_model(
+    document: Mapping[str, Any],
+    result_id: str,
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+) -> BaseModel:
+    """Validate a stored envelope into its model class (resolved through the registry if not given)."""
+    model_type = document.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise CorruptResultError(f"Stored result {result_id!r} has no model type information")
+    if model_class is None:
+        lookup = namespace if namespace is not None else str(document.get("namespace") or DEFAULT_NAMESPACE)
+        model_class = get_model_class(model_type, lookup)
+        if model_class is None:
+            matches = find_model_in_all_namespaces(model_type)
+            if not matches:
+                tried = [lookup] if lookup == DEFAULT_NAMESPACE else [lookup, DEFAULT_NAMESPACE]
+                raise ModelNotRegisteredError(
+                    f"Model type '{model_type}' is not registered in namespace '{lookup}' or any other "
+                    f"namespace. Tried namespaces: {', '.join(tried)}"
+                )
+            model_class = matches[0][1]
+    data = document.get("data")
+    if not isinstance(data, Mapping):
+        raise CorruptResultError(f"Stored result {result_id!r} has no data document")
+    return validate_data(model_class, data, result_id)

@@ -1,0 +1,86 @@
+"""Where a store lives: URI schemes, database names, safe host descriptions.
+
+Shared by the sync and async shells; nothing here opens a connection except
+the embedded mongomock store, which lives in this process.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "MOCK_SCHEME",
+    "URI_SCHEMES",
+    "database_from_uri",
+    "describe_hosts",
+    "is_mock_uri",
+    "is_uri",
+    "mock_client",
+]
+
+DEFAULT_DATABASE = "mongo_results"
+MOCK_SCHEME = "mongomock"
+URI_SCHEMES = ("mongodb", "mongodb+srv", MOCK_SCHEME)
+
+_mock_clients: dict[str, Any] = {}
+_mock_lock = threading.Lock()
+
+
+def _scheme(value: str) -> str | None:
+    head, sep, _ = value.partition("://")
+    return head.lower() if sep and head and "/" not in head else None
+
+
+def is_uri(value: object) -> bool:
+    """Whether ``value`` is a string with a ``scheme://`` (supported or not)."""
+    return isinstance(value, str) and _scheme(value) is not None
+
+
+def check_uri(uri: str) -> str:
+    """Return the scheme of a supported URI; ValueError otherwise."""
+    scheme = _scheme(uri)
+    if scheme not in URI_SCHEMES:
+        raise ValueError(
+            f"Unsupported store URI scheme {scheme!r}: use a directory path or a "
+            "mongodb://, mongodb+srv:// or mongomock:// URI"
+        )
+    return scheme
+
+
+def is_mock_uri(uri: str) -> bool:
+    """Whether the URI names the embedded in-process store."""
+    return _scheme(uri) == MOCK_SCHEME
+
+
+def _netloc_hosts(uri: str) -> str:
+    rest = uri.split("://", 1)[1]
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    return netloc.rpartition("@")[2]  # drop user:password@
+
+
+def database_from_uri(uri: str) -> str:
+    """The database named by the URI's path, or ``mongo_results``."""
+    rest = uri.split("://", 1)[1]
+    _, slash, path = rest.partition("/")
+    name = unquote(path.split("?", 1)[0]) if slash else ""
+    return name or DEFAULT_DATABASE
+
+
+def describe_hosts(uri: str) -> str:
+    """The URI's hosts, for messages: never the user name or password."""
+    return _netloc_hosts(uri) or "localhost"
+
+
+def mock_client(uri: str) -> Any:
+    """The embedded mongomock client for this URI's host, shared within the process."""
+    import mongomock  # imported here: only the embedded store needs it
+
+    key = urlsplit(uri).netloc.rpartition("@")[2] or "localhost"
+    with _mock_lock:
+        client = _mock_clients.get(key)
+        if client is None:
+            client = _mock_clients[key] = mongomock.MongoClient()
+        return client

@@ -1,0 +1,41 @@
+"""What a storage backend provides to the managers."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from ..behaviors import SetBehavior
+from ..ids import ResultId
+
+__all__ = ["ResultsBackend"]
+
+
+@runtime_checkable
+class ResultsBackend(Protocol):
+    """The methods of ``results_manager``'s backends, with optional namespace filters."""
+
+    def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool: ...
+
+    def get(
+        self,
+        result_id: ResultId,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+    ) -> BaseModel: ...
+
+    def exists(self, result_id: ResultId, namespace: str | None = None) -> bool: ...
+
+    def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]: ...
+
+    def delete(self, result_id: ResultId, namespace: str | None = None) -> bool: ...
+
+    def clear(self) -> None: ...

@@ -1,0 +1,216 @@
+"""FileBackend: the ``results_manager`` on-disk layout, safe for many processes.
+
+``base_dir/<segments>.json`` holds ``{"model_type", "namespace", "data"}``, so
+trees written by ``results_manager`` are read as they are. Files written here
+add ``"format"`` and store data in MongoDB Extended JSON (relaxed), which keeps
+bytes, UUIDs, decimals and non-finite floats exact. Writers take one
+``fcntl`` lock per store and replace files atomically; readers never block.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bson import json_util
+from pydantic import BaseModel
+
+from .._core import load_model, plan_set
+from ..behaviors import SetBehavior, Stored, outcome, writes
+from ..encoding import JSON_OPTIONS, content_digest, escape_key
+from ..errors import InvalidIdError, ResultNotFoundError, StoreNotFoundError
+from ..ids import ResultId, canonical_prefix, segments
+
+__all__ = ["FORMAT", "FileBackend"]
+
+FORMAT = "mongo_results/1"
+_LOCK_NAME = ".mongo_results.lock"
+_SUFFIX = ".json"
+
+
+def _escape_tree(value: Any) -> Any:
+    # Seed files hold raw keys; escaping them lets one decoder read both formats.
+    if isinstance(value, dict):
+        return {escape_key(k): _escape_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_tree(v) for v in value]
+    return value
+
+
+class FileBackend:
+    """Results as JSON files under ``base_dir``."""
+
+    def __init__(self, base_dir: str | os.PathLike[str], create_if_missing: bool = True, *, store_secrets: bool = False) -> None:
+        self.base_dir = Path(base_dir)
+        self.store_secrets = store_secrets
+        if not self.base_dir.exists():
+            if not create_if_missing:
+                raise StoreNotFoundError(f"Base directory {self.base_dir} does not exist")
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+        elif not self.base_dir.is_dir():
+            raise NotADirectoryError(f"{self.base_dir} is not a directory")
+        self._root = self.base_dir.resolve()
+
+    # -- paths, locks and files ---------------------------------------------------------
+
+    def _path(self, segs: tuple[str, ...]) -> Path:
+        name = segs[-1] + _SUFFIX
+        if len(name.encode("utf-8")) > 255:
+            raise InvalidIdError(f"Result id segment {segs[-1]!r} is too long for a file name (250 UTF-8 bytes at most)")
+        path = self._root.joinpath(*segs[:-1], name)
+        # A symlinked directory inside the store must not lead writes outside it.
+        if not path.parent.resolve().is_relative_to(self._root):
+            raise InvalidIdError(f"Result id {'/'.join(segs)!r} leads outside {self._root}")
+        return path
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self._root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        raw = json.loads(text)
+        if isinstance(raw, dict) and raw.get("format") == FORMAT:
+            envelope: dict[str, Any] = json_util.loads(text, json_options=JSON_OPTIONS)
+            return envelope
+        if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
+            raw["data"] = _escape_tree(raw["data"])
+        return raw if isinstance(raw, dict) else {}
+
+    def _write(self, path: Path, envelope: dict[str, Any]) -> None:
+        text = json_util.dumps(envelope, json_options=JSON_OPTIONS, indent=2)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise InvalidIdError(f"{path.relative_to(self._root)} clashes with an existing result file") from exc
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _prune(self, directory: Path) -> None:
+        while directory != self._root and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+            directory = directory.parent
+
+    def _result_files(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        if prefix:
+            single = self._root.joinpath(*prefix.split("/")[:-1], prefix.split("/")[-1] + _SUFFIX)
+            if single.is_file():
+                yield prefix, single
+        top = self._root.joinpath(*prefix.split("/")) if prefix else self._root
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            for name in filenames:
+                if name.endswith(_SUFFIX):
+                    path = Path(dirpath, name)
+                    yield path.relative_to(self._root).as_posix()[: -len(_SUFFIX)], path
+
+    # -- operations -------------------------------------------------------------------
+
+    def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool:
+        """Store ``data`` under ``result_id``, deciding under the store's lock (SPEC §2.2)."""
+        plan = plan_set(result_id, data, behavior, namespace, strict_namespace, store_secrets=self.store_secrets)
+        doc = plan.document
+        path = self._path(tuple(doc["path"]))
+        with self._locked():
+            existing = self._read(path)
+            if existing is None:
+                stored = Stored.NOTHING
+            elif plan.behavior is SetBehavior.RAISE_IF_EXISTS:
+                stored = Stored.EXISTING
+            else:
+                same = existing.get("namespace") == plan.namespace and content_digest(
+                    str(existing.get("model_type")), existing.get("data") or {}
+                ) == doc["digest"]
+                stored = Stored.SAME if same else Stored.DIFFERENT
+            result = outcome(plan.behavior, stored, plan.result_id, plan.namespace)
+            if writes(plan.behavior, stored):
+                envelope = {k: doc[k] for k in ("model_type", "namespace", "data")}
+                self._write(path, {**envelope, "format": FORMAT})
+            return result
+
+    def get(
+        self,
+        result_id: ResultId,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+    ) -> BaseModel:
+        """The stored result; ``namespace`` overrides where its model type is looked up."""
+        segs = segments(result_id)
+        rid = "/".join(segs)
+        envelope = self._read(self._path(segs))
+        if envelope is None:
+            raise ResultNotFoundError(rid)
+        return load_model(envelope, rid, model_class, namespace)
+
+    def _namespace_of(self, path: Path) -> str | None:
+        envelope = self._read(path)
+        return None if envelope is None else envelope.get("namespace")
+
+    def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
+        """Whether a result file exists (in ``namespace``, when given)."""
+        path = self._path(segments(result_id))
+        if namespace is None:
+            return path.is_file()
+        return self._namespace_of(path) == namespace
+
+    def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
+        """Sorted ids under ``prefix``, matched by whole segments."""
+        found = {
+            rid
+            for rid, path in self._result_files(canonical_prefix(prefix))
+            if namespace is None or self._namespace_of(path) == namespace
+        }
+        return sorted(found)
+
+    def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
+        """Delete the result file; whether there was one."""
+        path = self._path(segments(result_id))
+        with self._locked():
+            if namespace is not None and self._namespace_of(path) != namespace:
+                return False
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            self._prune(path.parent)
+            return True
+
+    def clear(self) -> None:
+        """Delete every result file (other files are left alone)."""
+        with self._locked():
+            for _, path in list(self._result_files("")):
+                path.unlink(missing_ok=True)
+            for dirpath, _, _ in sorted(os.walk(self._root), key=lambda w: -len(w[0])):
+                self._prune(Path(dirpath))
+
+    def __repr__(self) -> str:
+        return f"FileBackend({str(self.base_dir)!r})"

@@ -1,0 +1,68 @@
+"""Set behaviours and the one table that decides every ``set`` (SPEC §2.2)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .errors import ResultExistsError
+
+__all__ = ["SetBehavior", "Stored", "outcome", "writes"]
+
+
+class SetBehavior(str, Enum):
+    """What ``set`` does when a result already exists under the id."""
+
+    RAISE_IF_EXISTS = "raise_if_exists"
+    RAISE_IF_DIFFERENT = "raise_if_different"
+    OVERWRITE = "overwrite"
+    SKIP_IF_EXISTS = "skip_if_exists"
+
+
+class Stored(Enum):
+    """What the store held under the id when the write was decided."""
+
+    NOTHING = "nothing"
+    SAME = "same"
+    DIFFERENT = "different"
+    EXISTING = "existing"  # something, content unknown (only RAISE_IF_EXISTS needs no more)
+
+
+_RAISE = None
+# behaviour -> stored -> (write?, return value or _RAISE)
+_TABLE: dict[SetBehavior, dict[Stored, tuple[bool, bool | None]]] = {
+    SetBehavior.RAISE_IF_EXISTS: {
+        Stored.NOTHING: (True, True),
+        Stored.SAME: (False, _RAISE),
+        Stored.DIFFERENT: (False, _RAISE),
+        Stored.EXISTING: (False, _RAISE),
+    },
+    SetBehavior.RAISE_IF_DIFFERENT: {
+        Stored.NOTHING: (True, True),
+        Stored.SAME: (False, True),
+        Stored.DIFFERENT: (False, _RAISE),
+    },
+    SetBehavior.SKIP_IF_EXISTS: {
+        Stored.NOTHING: (True, True),
+        Stored.SAME: (False, False),
+        Stored.DIFFERENT: (True, True),
+    },
+    SetBehavior.OVERWRITE: {
+        Stored.NOTHING: (True, True),
+        Stored.SAME: (True, True),
+        Stored.DIFFERENT: (True, True),
+    },
+}
+
+
+def writes(behavior: SetBehavior, stored: Stored) -> bool:
+    """Whether ``set`` writes, given what is stored."""
+    return _TABLE[SetBehavior(behavior)][stored][0]
+
+
+def outcome(behavior: SetBehavior, stored: Stored, result_id: str, namespace: str) -> bool:
+    """The value ``set`` returns, given what was stored; raises ResultExistsError where the table says so."""
+    result = _TABLE[SetBehavior(behavior)][stored][1]
+    if result is _RAISE:
+        different = {Stored.SAME: False, Stored.DIFFERENT: True}.get(stored)
+        raise ResultExistsError(result_id, namespace, different=different)
+    return result

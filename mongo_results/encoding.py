@@ -1,0 +1,246 @@
+"""Pydantic models to BSON-ready data and back (SPEC §4).
+
+The encoding is value-directed and lossless by construction: native BSON types
+where they are exact (Int64, double, Decimal128, Binary for bytes and UUID,
+embedded documents and arrays), pydantic's own string form for everything
+else it serialises (dates, times, durations, paths, IP addresses, URLs).
+``encode_model`` then reads its output back through the model class and
+refuses the value if anything would come back different, so a model is
+either stored faithfully or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, DecimalException
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+import bson
+from bson.binary import Binary, UuidRepresentation
+from bson.codec_options import CodecOptions
+from bson.decimal128 import Decimal128
+from bson.int64 import Int64
+from bson.json_util import JSONMode, JSONOptions
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from .errors import LossyValueError, UnsupportedTypeError
+
+__all__ = [
+    "CODEC_OPTIONS",
+    "JSON_OPTIONS",
+    "EncodedModel",
+    "content_digest",
+    "decode_data",
+    "encode_model",
+    "validate_data",
+]
+
+CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    document_class=dict, uuid_representation=UuidRepresentation.STANDARD
+)
+JSON_OPTIONS = JSONOptions(json_mode=JSONMode.RELAXED, uuid_representation=UuidRepresentation.STANDARD)
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_ESCAPED = re.compile(r"%(25|2E|24|00)")
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedModel:
+    """A model ready to store: its type name, BSON-ready data and content digest."""
+
+    model_type: str
+    data: dict[str, Any]
+    digest: str
+    size: int  # bytes of the canonical BSON of the data, a close lower bound of the document size
+
+
+def escape_key(key: str) -> str:
+    """Make a dict key safe on every engine: ``%``, ``.``, NUL and a leading ``$`` are %-escaped."""
+    if not ("%" in key or "." in key or "\x00" in key or key.startswith("$")):
+        return key
+    key = key.replace("%", "%25").replace(".", "%2E").replace("\x00", "%00")
+    return "%24" + key[1:] if key.startswith("$") else key
+
+
+def unescape_key(key: str) -> str:
+    """Invert :func:`escape_key`."""
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), key) if "%" in key else key
+
+
+def _key(key: object, path: str, secrets: bool) -> str:
+    if isinstance(key, str) and not isinstance(key, Enum):
+        return escape_key(key)
+    # Non-string keys (ints, enums, UUIDs...) are stored as text; pydantic parses them back
+    # from the dict's key type, and verification proves it did.
+    encoded = _encode(key, f"{path}.<key>", secrets)
+    if isinstance(encoded, (dict, list)):
+        raise UnsupportedTypeError(f"field {path!r}: a dict key of type {type(key).__name__} cannot be stored")
+    if isinstance(encoded, Binary) and encoded.subtype == 4:
+        encoded = str(encoded.as_uuid())
+    return escape_key(str(encoded))
+
+
+def _sort_key(value: Any) -> bytes:
+    return bson.encode({"v": value}, codec_options=CODEC_OPTIONS)
+
+
+def _encode(value: Any, path: str, secrets: bool) -> Any:
+    if value is None or value is True or value is False:
+        return value
+    kind = type(value)
+    if kind is str or kind is float:
+        return value
+    if kind is int:
+        return Int64(value) if _INT64_MIN <= value <= _INT64_MAX else str(value)
+    if isinstance(value, Enum):
+        return _encode(value.value, path, secrets)
+    if isinstance(value, dict):
+        return {_key(k, path, secrets): _encode(v, f"{path}.{k}", secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        # Sorted so equal sets give equal documents (and digests) in every process.
+        return sorted((_encode(v, f"{path}[]", secrets) for v in value), key=_sort_key)
+    if isinstance(value, int):
+        return _encode(int(value), path, secrets)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Decimal):
+        try:
+            return Decimal128(value)
+        except DecimalException:
+            return str(value)  # beyond Decimal128's 34 digits: exact as text
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, UUID):
+        return Binary.from_uuid(value)
+    if isinstance(value, (SecretStr, SecretBytes)):
+        if not secrets:
+            raise UnsupportedTypeError(
+                f"field {path!r} is a {kind.__name__}; secrets are not stored unless the store is "
+                "created with store_secrets=True (they would be kept in clear text)"
+            )
+        return _encode(value.get_secret_value(), path, secrets)
+    try:
+        jsonable = to_jsonable_python(value)
+    except PydanticSerializationError as exc:
+        raise UnsupportedTypeError(f"field {path!r}: cannot store a value of type {kind.__name__}") from exc
+    return _encode(jsonable, path, secrets)
+
+
+def _decode(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {unescape_key(k): _decode(v) for k, v in value.items()}
+    if kind is list:
+        return [_decode(v) for v in value]
+    if kind is Int64:
+        return int(value)
+    if kind is Decimal128:
+        return value.to_decimal()
+    if kind is Binary:
+        return value.as_uuid() if value.subtype == 4 else bytes(value)
+    return value
+
+
+def decode_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn stored data back into the Python values pydantic validates."""
+    return {unescape_key(k): _decode(v) for k, v in data.items()}
+
+
+def _canonical(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if kind is list:
+        return [_canonical(v) for v in value]
+    if kind is int:
+        return Int64(value) if _INT64_MIN <= value <= _INT64_MAX else str(value)
+    if kind is float and math.isnan(value):
+        return math.nan  # one bit pattern for every NaN
+    return value
+
+
+def _canonical_bytes(model_type: str, data: Mapping[str, Any]) -> bytes:
+    return bson.encode({"t": model_type, "d": _canonical(dict(data))}, codec_options=CODEC_OPTIONS)
+
+
+def content_digest(model_type: str, data: Mapping[str, Any]) -> str:
+    """Digest of a model type and its stored data, independent of dict key order and int width."""
+    return hashlib.sha256(_canonical_bytes(model_type, data)).hexdigest()[:32]
+
+
+def _difference(a: Any, b: Any, path: str) -> str | None:
+    """Where two dumped values differ, or None when they are the same value of the same type."""
+    if type(a) is not type(b):
+        return f"{path}: {a!r} would come back as {b!r}"
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            return f"{path}: keys {list(a)!r} would come back as {list(b)!r}"
+        for k in a:
+            found = _difference(a[k], b[k], f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+        return None
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return f"{path}: {a!r} would come back as {b!r}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(a, float) and math.isnan(a) and math.isnan(b):
+        return None
+    if isinstance(a, Decimal):
+        return None if a.compare_total(b) == 0 else f"{path}: {a!r} would come back as {b!r}"
+    return None if a == b else f"{path}: {a!r} would come back as {b!r}"
+
+
+def encode_model(model: BaseModel, *, store_secrets: bool = False) -> EncodedModel:
+    """Encode a model for storage, proving it reads back equal.
+
+    Raises:
+        UnsupportedTypeError: a value of a type that cannot be stored, or a secret without opt-in.
+        LossyValueError: a value that would not come back equal.
+    """
+    dumped = model.model_dump()
+    data: dict[str, Any] = _encode(dumped, "", store_secrets)
+    model_type = type(model).__name__
+    try:
+        restored = type(model).model_validate(decode_data(data), by_alias=False, by_name=True)
+    except ValidationError as exc:
+        raise LossyValueError(f"{model_type} cannot be stored faithfully: it does not read back ({exc})") from exc
+    found = _difference(dumped, restored.model_dump(), "")
+    if found is not None:
+        raise LossyValueError(f"{model_type} cannot be stored faithfully: field {found}")
+    raw = _canonical_bytes(model_type, data)
+    return EncodedModel(model_type, data, hashlib.sha256(raw).hexdigest()[:32], len(raw))
+
+
+def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str) -> T:
+    """Validate stored data into ``model_class``; a failure names the result id."""
+    try:
+        return model_class.model_validate(decode_data(data), by_alias=False, by_name=True)
+    except ValidationError as exc:
+        details: list[Any] = [
+            {"type": e["type"], "loc": e["loc"], "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})}
+            for e in exc.errors()
+        ]
+        title = f"{model_class.__name__} (stored result {result_id!r})"
+        try:
+            renamed = ValidationError.from_exception_data(title, details)
+        except (TypeError, ValueError, KeyError):  # an error type pydantic cannot rebuild
+            raise exc from None
+        raise renamed from exc

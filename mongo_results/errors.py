@@ -1,0 +1,112 @@
+"""The library's exceptions.
+
+Every error derives from :class:`MongoResultsError` and from the builtin that
+``results_manager`` users already catch, so ``except FileExistsError`` keeps
+working after a move to MongoDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AmbiguousResultError",
+    "CorruptResultError",
+    "DocumentTooLargeError",
+    "InvalidIdError",
+    "InvalidNamespaceError",
+    "LossyValueError",
+    "ModelNotRegisteredError",
+    "MongoResultsError",
+    "RejectedByServerError",
+    "ResultExistsError",
+    "ResultNotFoundError",
+    "StoreNotFoundError",
+    "StoreUnavailableError",
+    "UnsupportedTypeError",
+]
+
+
+class MongoResultsError(Exception):
+    """Root of every error raised by mongo_results."""
+
+
+class ResultExistsError(MongoResultsError, FileExistsError):
+    """A result is already stored under this id (RAISE_IF_EXISTS/RAISE_IF_DIFFERENT)."""
+
+    def __init__(self, result_id: str, namespace: str, *, different: bool | None) -> None:
+        self.result_id = result_id
+        self.namespace = namespace
+        self.different = different
+        what = "Different data" if different else "Data"
+        super().__init__(f"{what} already exists for ID: {result_id!r} (namespace {namespace!r})")
+
+
+class ResultNotFoundError(MongoResultsError, FileNotFoundError):
+    """No result is stored under this id."""
+
+    def __init__(self, result_id: str, namespace: str | None = None) -> None:
+        self.result_id = result_id
+        self.namespace = namespace
+        where = f" in namespace {namespace!r}" if namespace is not None else ""
+        super().__init__(f"No result found for ID: {result_id!r}{where}")
+
+
+class StoreNotFoundError(MongoResultsError, FileNotFoundError):
+    """A file store's directory is missing and ``create_if_missing`` is False."""
+
+
+class InvalidIdError(MongoResultsError, ValueError):
+    """A result id (or prefix) breaks the id rules."""
+
+
+class InvalidNamespaceError(MongoResultsError, ValueError):
+    """A namespace that cannot name a collection."""
+
+
+class AmbiguousResultError(MongoResultsError, ValueError):
+    """An id is held in several namespaces and the call does not say which."""
+
+    def __init__(self, result_id: str, namespaces: Sequence[str]) -> None:
+        self.result_id = result_id
+        self.namespaces = tuple(namespaces)
+        super().__init__(
+            f"Result {result_id!r} exists in several namespaces: {', '.join(self.namespaces)}; "
+            "pass namespace= or model_class= to choose one"
+        )
+
+
+class ModelNotRegisteredError(MongoResultsError, ValueError):
+    """The stored model type is not registered in any namespace."""
+
+
+class CorruptResultError(MongoResultsError, ValueError):
+    """A stored result lacks its envelope (model type or data)."""
+
+
+class UnsupportedTypeError(MongoResultsError, TypeError):
+    """A value of a type the encoding refuses (or a secret without opt-in)."""
+
+
+class LossyValueError(MongoResultsError, ValueError):
+    """A value that would not come back equal after storing it."""
+
+
+class DocumentTooLargeError(MongoResultsError, ValueError):
+    """The encoded document exceeds MongoDB's 16 MiB limit."""
+
+    def __init__(self, result_id: str, size: int, limit: int) -> None:
+        self.result_id = result_id
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"Result {result_id!r} encodes to {size:,} bytes, over the {limit:,}-byte document limit"
+        )
+
+
+class RejectedByServerError(MongoResultsError, ValueError):
+    """The server refused a document or command (for example a value its engine cannot hold)."""
+
+
+class StoreUnavailableError(MongoResultsError, ConnectionError):
+    """The store could not be reached within the configured timeout."""

@@ -1,0 +1,71 @@
+"""Result ids: canonical form and validation (SPEC §3).
+
+An id is a string ``"a/b/c"`` or a sequence of parts; every part is split on
+``/`` and empty segments are dropped, so ``"a//b/"``, ``["a", "b"]`` and
+``["a/b"]`` are the same id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+from .errors import InvalidIdError
+
+__all__ = ["MAX_ID_BYTES", "MAX_SEGMENT_BYTES", "ResultId", "canonical_id", "canonical_prefix", "segments"]
+
+ResultId = Union[str, Sequence[str]]
+
+MAX_SEGMENT_BYTES = 255
+MAX_ID_BYTES = 1024
+
+
+def _split(result_id: object, what: str) -> tuple[str, ...]:
+    if isinstance(result_id, str):
+        parts: Sequence[object] = [result_id]
+    elif isinstance(result_id, Sequence) and not isinstance(result_id, (bytes, bytearray)):
+        parts = result_id
+    else:
+        raise InvalidIdError(f"{what} must be a string or a sequence of strings, got {type(result_id).__name__}")
+    out: list[str] = []
+    for part in parts:
+        if not isinstance(part, str):
+            raise InvalidIdError(f"{what} segment {part!r} is a {type(part).__name__}, not a string")
+        out.extend(seg for seg in part.split("/") if seg)
+    return tuple(out)
+
+
+def _check(segs: tuple[str, ...], what: str, shown: object) -> None:
+    for seg in segs:
+        if seg in (".", ".."):
+            raise InvalidIdError(f"{what} {shown!r} has a {seg!r} segment")
+        if "\x00" in seg:
+            raise InvalidIdError(f"{what} {shown!r} contains a NUL character")
+        if len(seg.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise InvalidIdError(f"{what} {shown!r} has a segment over {MAX_SEGMENT_BYTES} UTF-8 bytes")
+    total = len("/".join(segs).encode("utf-8"))
+    if total > MAX_ID_BYTES:
+        raise InvalidIdError(f"{what} is {total} UTF-8 bytes, over the {MAX_ID_BYTES}-byte limit")
+
+
+def segments(result_id: ResultId) -> tuple[str, ...]:
+    """Return the validated segments of an id; raise InvalidIdError when it is invalid."""
+    segs = _split(result_id, "Result id")
+    if not segs:
+        raise InvalidIdError(f"Invalid result ID {result_id!r}: empty ID")
+    _check(segs, "Result id", result_id)
+    return segs
+
+
+def canonical_id(result_id: ResultId) -> str:
+    """Return the canonical ``a/b/c`` form of an id."""
+    return "/".join(segments(result_id))
+
+
+def canonical_prefix(prefix: ResultId | None) -> str:
+    """Return the canonical form of a listing prefix; ``""`` means everything."""
+    if prefix is None:
+        return ""
+    segs = _split(prefix, "Prefix")
+    _check(segs, "Prefix", prefix)
+    return "/".join(segs)

@@ -1,0 +1,120 @@
+"""ResultsManager: the ``results_manager`` API over any backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import BaseModel
+
+from ._targets import check_uri, is_uri
+from .backends.base import ResultsBackend
+from .backends.file import FileBackend
+from .backends.mongo import MongoBackend
+from .behaviors import SetBehavior
+from .ids import ResultId
+
+__all__ = ["ResultsManager", "open_backend"]
+
+T = TypeVar("T", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
+
+
+def open_backend(base_dir: str | Path | None, create_if_missing: bool = True, **options: Any) -> ResultsBackend:
+    """The backend a ``base_dir`` names: a URI gives MongoBackend, a path FileBackend."""
+    if is_uri(base_dir):
+        assert isinstance(base_dir, str)
+        check_uri(base_dir)
+        return MongoBackend(base_dir, **options)
+    if isinstance(base_dir, (str, os.PathLike)):
+        return FileBackend(base_dir, create_if_missing, **options)
+    raise ValueError("Must provide either base_dir or backend")
+
+
+class ResultsManager(Generic[T]):
+    """Stores and retrieves pydantic results under path-like ids.
+
+    ``base_dir`` is a directory (the file store) or a ``mongodb://``,
+    ``mongodb+srv://`` or ``mongomock://`` URI; ``backend`` overrides both.
+    Assigning ``manager.backend`` switches storage without touching other code.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | Path | None = None,
+        create_if_missing: bool = True,
+        backend: ResultsBackend | None = None,
+        *,
+        store_secrets: bool = False,
+    ) -> None:
+        if backend is not None:
+            self.backend: ResultsBackend = backend
+        else:
+            self.backend = open_backend(base_dir, create_if_missing, store_secrets=store_secrets)
+
+    def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool:
+        """Store ``data`` under ``result_id``.
+
+        Returns:
+            True if written, False if skipped (SKIP_IF_EXISTS with the same content stored).
+
+        Raises:
+            FileExistsError: a result exists (RAISE_IF_EXISTS) or differs (RAISE_IF_DIFFERENT).
+            ValueError: an invalid id or namespace, or a value that cannot be stored faithfully.
+        """
+        return self.backend.set(result_id, data, behavior, namespace, strict_namespace)
+
+    @overload
+    def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...
+    @overload
+    def get(self, result_id: ResultId, model_class: type[M], namespace: str | None = None) -> M: ...
+
+    def get(self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None) -> Any:
+        """The result stored under ``result_id``, validated into its model class.
+
+        Raises:
+            FileNotFoundError: nothing is stored under the id.
+            ValueError: the model type is not registered, or several namespaces hold the id.
+            pydantic.ValidationError: the stored data no longer fits the model.
+        """
+        return self.backend.get(result_id, model_class, namespace)
+
+    def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
+        """Whether a result is stored under ``result_id``."""
+        return self.backend.exists(result_id, namespace)
+
+    def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
+        """Sorted ids equal to or under ``prefix`` (whole segments); all ids when None."""
+        return self.backend.list_ids(prefix, namespace)
+
+    def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
+        """Delete a result; True if one was deleted."""
+        return self.backend.delete(result_id, namespace)
+
+    def clear(self) -> None:
+        """Delete every stored result."""
+        self.backend.clear()
+
+    def close(self) -> None:
+        """Release the backend's connections, if it holds any."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> ResultsManager[T]:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultsManager({self.backend!r})"

@@ -1,0 +1,132 @@
+"""The model registry: which pydantic class a stored ``model_type`` names.
+
+Same semantics as ``results_manager.model_registry``: models live in
+namespaces, a non-default namespace wins when a model is in several, and
+``strict=True`` refuses to guess between several non-default ones.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "clear_registry",
+    "find_model_in_all_namespaces",
+    "find_model_namespace",
+    "get_model_class",
+    "get_models_in_namespace",
+    "get_namespaces",
+    "register_model",
+]
+
+DEFAULT_NAMESPACE = "default"
+
+M = TypeVar("M", bound=type[BaseModel])
+
+# {namespace: {model name: model class}}
+_REGISTRY: dict[str, dict[str, type[BaseModel]]] = {}
+
+
+def _register(model_class: M, namespace: str) -> M:
+    if not (isinstance(model_class, type) and issubclass(model_class, BaseModel)):
+        raise TypeError("Registered model must be a subclass of pydantic.BaseModel")
+    name = model_class.__name__
+    models = _REGISTRY.setdefault(namespace, {})
+    existing = models.get(name)
+    if existing is not None and existing is not model_class:
+        old, new = existing.model_fields, model_class.model_fields
+        if set(old) != set(new):
+            raise ValueError(
+                f"Model '{name}' is already registered in namespace '{namespace}' with different "
+                f"fields. Existing fields: {sorted(old)}, New fields: {sorted(new)}"
+            )
+        for field in old:
+            if old[field].annotation != new[field].annotation:
+                raise ValueError(
+                    f"Model '{name}' is already registered in namespace '{namespace}' with a "
+                    f"different type for field '{field}': {old[field].annotation} vs {new[field].annotation}"
+                )
+        warnings.warn(
+            f"Model '{name}' is already registered in namespace '{namespace}'. "
+            "Replacing it with a new class of the same structure.",
+            UserWarning,
+            stacklevel=3,
+        )
+    models[name] = model_class
+    return model_class
+
+
+@overload
+def register_model(model_class_or_namespace: M, *, namespace: str = ...) -> M: ...
+@overload
+def register_model(
+    model_class_or_namespace: str | None = None, *, namespace: str = ...
+) -> Callable[[M], M]: ...
+
+
+def register_model(model_class_or_namespace: Any = None, *, namespace: str = DEFAULT_NAMESPACE) -> Any:
+    """Register a model class, as a decorator (with or without a namespace) or directly.
+
+    ``@register_model``, ``@register_model(namespace="ns")``, ``@register_model("ns")``
+    and ``register_model(Model, namespace="ns")`` all work.
+    """
+    if isinstance(model_class_or_namespace, type):
+        return _register(model_class_or_namespace, namespace)
+    ns = model_class_or_namespace if isinstance(model_class_or_namespace, str) else namespace
+
+    def decorator(model_class: M) -> M:
+        return _register(model_class, ns)
+
+    return decorator
+
+
+def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BaseModel] | None:
+    """The class registered under ``model_name`` in ``namespace``, or None."""
+    return _REGISTRY.get(namespace, {}).get(model_name)
+
+
+def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> str | None:
+    """The namespace a class is registered in, preferring a non-default one.
+
+    Raises:
+        ValueError: ``strict`` and the class is in several non-default namespaces.
+    """
+    name = model_class.__name__
+    found = [ns for ns, models in _REGISTRY.items() if models.get(name) is model_class]
+    if not found:
+        return None
+    non_default = [ns for ns in found if ns != DEFAULT_NAMESPACE]
+    if strict and len(non_default) > 1:
+        raise ValueError(
+            f"Model '{name}' is registered in multiple non-default namespaces: "
+            f"{', '.join(non_default)}. Specify a namespace explicitly."
+        )
+    return non_default[0] if non_default else DEFAULT_NAMESPACE
+
+
+def find_model_in_all_namespaces(model_name: str) -> list[tuple[str, type[BaseModel]]]:
+    """Every ``(namespace, class)`` registered under ``model_name``."""
+    return [(ns, models[model_name]) for ns, models in _REGISTRY.items() if model_name in models]
+
+
+def clear_registry(namespace: str | None = None) -> None:
+    """Forget every registration, or only those of one namespace."""
+    if namespace is None:
+        _REGISTRY.clear()
+    elif namespace in _REGISTRY:
+        _REGISTRY[namespace].clear()
+
+
+def get_namespaces() -> list[str]:
+    """Every namespace that has been registered into."""
+    return list(_REGISTRY)
+
+
+def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """The model names registered in ``namespace``."""
+    return list(_REGISTRY.get(namespace, {}))
