@@ -31,6 +31,7 @@ from .registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, find_mode
 
 __all__ = [
     "DEFAULT_COLLECTION_PREFIX",
+    "Engine",
     "MAX_DOCUMENT_BYTES",
     "SetPlan",
     "check_size",
@@ -48,6 +49,26 @@ __all__ = [
 DEFAULT_COLLECTION_PREFIX = "results."
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """What the server behind a store can hold, read once from ``buildInfo``."""
+
+    name: str = "mongodb"
+    version: str = ""
+    decimal128: bool = True
+
+    @classmethod
+    def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
+        """FerretDB adds ``ferretdbVersion`` to buildInfo; its 1.x drops connections on Decimal128."""
+        ferret = info.get("ferretdbVersion")
+        if ferret:
+            return cls("ferretdb", str(ferret), decimal128=False)
+        return cls("mongodb", str(info.get("version", "")))
+
+
+EMBEDDED = Engine("mongomock")
 
 
 def validate_namespace(namespace: object) -> str:
@@ -147,6 +168,7 @@ def plan_set(
     strict_namespace: bool,
     *,
     store_secrets: bool = False,
+    engine: Engine = EMBEDDED,
 ) -> SetPlan:
     """Validate and encode one ``set`` and choose its single atomic command."""
     segs = segments(result_id)
@@ -155,7 +177,7 @@ def plan_set(
     if not isinstance(data, BaseModel):
         raise TypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
     ns = resolve_namespace(data, namespace, strict_namespace, rid)
-    encoded = encode_model(data, store_secrets=store_secrets)
+    encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
     t = now()
     doc: dict[str, Any] = {
         "_id": rid,

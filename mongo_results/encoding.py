@@ -76,12 +76,12 @@ def unescape_key(key: str) -> str:
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), key) if "%" in key else key
 
 
-def _key(key: object, path: str, secrets: bool) -> str:
+def _key(key: object, path: str, opts: _Options) -> str:
     if isinstance(key, str) and not isinstance(key, Enum):
         return escape_key(key)
     # Non-string keys (ints, enums, UUIDs...) are stored as text; pydantic parses them back
     # from the dict's key type, and verification proves it did.
-    encoded = _encode(key, f"{path}.<key>", secrets)
+    encoded = _encode(key, f"{path}.<key>", opts)
     if isinstance(encoded, (dict, list)):
         raise UnsupportedTypeError(f"field {path!r}: a dict key of type {type(key).__name__} cannot be stored")
     if isinstance(encoded, Binary) and encoded.subtype == 4:
@@ -93,7 +93,7 @@ def _sort_key(value: Any) -> bytes:
     return bson.encode({"v": value}, codec_options=CODEC_OPTIONS)
 
 
-def _encode(value: Any, path: str, secrets: bool) -> Any:
+def _encode(value: Any, path: str, opts: _Options) -> Any:
     if value is None or value is True or value is False:
         return value
     kind = type(value)
@@ -102,21 +102,23 @@ def _encode(value: Any, path: str, secrets: bool) -> Any:
     if kind is int:
         return Int64(value) if _INT64_MIN <= value <= _INT64_MAX else str(value)
     if isinstance(value, Enum):
-        return _encode(value.value, path, secrets)
+        return _encode(value.value, path, opts)
     if isinstance(value, dict):
-        return {_key(k, path, secrets): _encode(v, f"{path}.{k}", secrets) for k, v in value.items()}
+        return {_key(k, path, opts): _encode(v, f"{path}.{k}", opts) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_encode(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+        return [_encode(v, f"{path}[{i}]", opts) for i, v in enumerate(value)]
     if isinstance(value, (set, frozenset)):
         # Sorted so equal sets give equal documents (and digests) in every process.
-        return sorted((_encode(v, f"{path}[]", secrets) for v in value), key=_sort_key)
+        return sorted((_encode(v, f"{path}[]", opts) for v in value), key=_sort_key)
     if isinstance(value, int):
-        return _encode(int(value), path, secrets)
+        return _encode(int(value), path, opts)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, Decimal):
+        if not opts.decimal128:
+            return str(value)
         try:
             return Decimal128(value)
         except DecimalException:
@@ -126,17 +128,23 @@ def _encode(value: Any, path: str, secrets: bool) -> Any:
     if isinstance(value, UUID):
         return Binary.from_uuid(value)
     if isinstance(value, (SecretStr, SecretBytes)):
-        if not secrets:
+        if not opts.secrets:
             raise UnsupportedTypeError(
                 f"field {path!r} is a {kind.__name__}; secrets are not stored unless the store is "
                 "created with store_secrets=True (they would be kept in clear text)"
             )
-        return _encode(value.get_secret_value(), path, secrets)
+        return _encode(value.get_secret_value(), path, opts)
     try:
         jsonable = to_jsonable_python(value)
     except PydanticSerializationError as exc:
         raise UnsupportedTypeError(f"field {path!r}: cannot store a value of type {kind.__name__}") from exc
-    return _encode(jsonable, path, secrets)
+    return _encode(jsonable, path, opts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    secrets: bool
+    decimal128: bool
 
 
 def _decode(value: Any) -> Any:
@@ -208,15 +216,17 @@ def _difference(a: Any, b: Any, path: str) -> str | None:
     return None if a == b else f"{path}: {a!r} would come back as {b!r}"
 
 
-def encode_model(model: BaseModel, *, store_secrets: bool = False) -> EncodedModel:
+def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: bool = True) -> EncodedModel:
     """Encode a model for storage, proving it reads back equal.
+
+    ``decimal128=False`` stores decimals as exact text, for engines without Decimal128.
 
     Raises:
         UnsupportedTypeError: a value of a type that cannot be stored, or a secret without opt-in.
         LossyValueError: a value that would not come back equal.
     """
     dumped = model.model_dump()
-    data: dict[str, Any] = _encode(dumped, "", store_secrets)
+    data: dict[str, Any] = _encode(dumped, "", _Options(store_secrets, decimal128))
     model_type = type(model).__name__
     try:
         restored = type(model).model_validate(decode_data(data), by_alias=False, by_name=True)

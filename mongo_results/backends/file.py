@@ -98,7 +98,7 @@ class FileBackend:
             path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
             raise InvalidIdError(f"{path.relative_to(self._root)} clashes with an existing result file") from exc
-        tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+        tmp = path.with_name(f".{secrets.token_hex(8)}.tmp")  # short: the final name may be 255 bytes
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)

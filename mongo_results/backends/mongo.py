@@ -15,6 +15,8 @@ from pymongo.errors import DuplicateKeyError
 
 from .._core import (
     DEFAULT_COLLECTION_PREFIX,
+    EMBEDDED,
+    Engine,
     SetPlan,
     choose_document,
     load_model,
@@ -59,6 +61,7 @@ class MongoBackend:
         self._client: Any = None
         self._pid = os.getpid()
         self._ensured: set[str] = set()
+        self._engine: Engine | None = None
         self._open_lock = threading.Lock()
         if isinstance(target, str):
             check_uri(target)
@@ -97,6 +100,7 @@ class MongoBackend:
                     self._client = self._connect()
                     self._pid = os.getpid()
                     self._ensured = set()
+                    self._engine = None
         # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
         db: Database[Doc] = self._client.get_database(self.database_name)
         return db
@@ -109,8 +113,16 @@ class MongoBackend:
         return MongoClient(self._uri, **options)
 
     def _errors(self) -> AbstractContextManager[None]:
+        self._database()  # opens the client (no I/O), so its timeout is known for messages
         timeout = getattr(getattr(self._client, "options", None), "server_selection_timeout", None)
         return driver_errors(self.hosts, timeout)
+
+    def engine(self) -> Engine:
+        """The server's engine, asked once per client."""
+        db = self._database()
+        if self._engine is None:
+            self._engine = EMBEDDED if self._mock else Engine.from_build_info(db.client.admin.command("buildInfo"))
+        return self._engine
 
     def _collection(self, namespace: str) -> Collection[Doc]:
         return self._database()[self.collection_prefix + namespace]
@@ -159,8 +171,10 @@ class MongoBackend:
         strict_namespace: bool = False,
     ) -> bool:
         """Store ``data`` under ``result_id``; one atomic server command (SPEC §2.2)."""
-        plan = plan_set(result_id, data, behavior, namespace, strict_namespace, store_secrets=self.store_secrets)
         with self._guard, self._errors():
+            plan = plan_set(
+                result_id, data, behavior, namespace, strict_namespace, store_secrets=self.store_secrets, engine=self.engine()
+            )
             return self._run(plan)
 
     def get(

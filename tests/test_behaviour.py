@@ -1,0 +1,325 @@
+"""The behavioural suite: every test runs against every backend (SPEC §7)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from mongo_results import (
+    AmbiguousResultError,
+    DocumentTooLargeError,
+    InvalidIdError,
+    InvalidNamespaceError,
+    LossyValueError,
+    MongoResultsError,
+    ResultExistsError,
+    ResultNotFoundError,
+    ResultsManager,
+    SetBehavior,
+    UnsupportedTypeError,
+    register_model,
+)
+
+from .conftest import needs_mongodb_semantics
+from .models import KitchenSink, Metrics, Other, Point
+
+RID = "sweep-7/lr=0.1/seed=3/metrics"
+A = Metrics(loss=0.25, accuracy=0.9, step=1)
+B = Metrics(loss=0.5, accuracy=0.8, step=2)
+
+# SPEC §2.2: behaviour -> stored state -> (return value or exception, what is stored afterwards)
+TABLE = {
+    SetBehavior.RAISE_IF_EXISTS: {"nothing": (True, "new"), "same": (FileExistsError, "old"), "different": (FileExistsError, "old")},
+    SetBehavior.RAISE_IF_DIFFERENT: {"nothing": (True, "new"), "same": (True, "old"), "different": (FileExistsError, "old")},
+    SetBehavior.SKIP_IF_EXISTS: {"nothing": (True, "new"), "same": (False, "old"), "different": (True, "new")},
+    SetBehavior.OVERWRITE: {"nothing": (True, "new"), "same": (True, "new"), "different": (True, "new")},
+}
+
+
+@pytest.fixture(autouse=True)
+def _models() -> None:
+    register_model(Metrics)
+    register_model(KitchenSink)
+    register_model(Point)
+    register_model(Other)
+
+
+@pytest.mark.parametrize("behavior", list(SetBehavior))
+@pytest.mark.parametrize("state", ["nothing", "same", "different"])
+def test_set_behaviour_table(rm: ResultsManager, behavior: SetBehavior, state: str) -> None:
+    old = A
+    new = A if state == "same" else B
+    if state != "nothing":
+        assert rm.set(RID, old) is True
+    expected, after = TABLE[behavior][state]
+    if expected is FileExistsError:
+        with pytest.raises(FileExistsError) as info:
+            rm.set(RID, new, behavior)
+        assert isinstance(info.value, ResultExistsError)
+        assert info.value.result_id == RID
+        assert info.value.namespace == "default"
+    else:
+        assert rm.set(RID, new, behavior) is expected
+    assert rm.get(RID) == (new if after == "new" else old)
+    assert rm.list_ids() == [RID]
+
+
+def test_round_trip_returns_the_registered_class(rm: ResultsManager) -> None:
+    rm.set(RID, A)
+    got = rm.get(RID)
+    assert type(got) is Metrics
+    assert got == A
+    assert rm.get(RID, Metrics) == A
+
+
+def test_every_supported_type_round_trips(rm: ResultsManager) -> None:
+    sink = KitchenSink()
+    assert rm.set("types/all", sink)
+    got = rm.get("types/all")
+    assert got == sink
+    assert got.model_dump() == sink.model_dump()
+    assert type(got.huge) is int and got.huge == 2**200
+
+
+def test_non_finite_floats_round_trip(rm: ResultsManager, engine: str) -> None:
+    needs_mongodb_semantics(engine, "refuses ±Infinity and NaN doubles")
+
+    class Floats(BaseModel):
+        values: list[float]
+
+    register_model(Floats)
+    rm.set("floats", Floats(values=[math.inf, -math.inf, math.nan, -0.0]))
+    got = rm.get("floats").values
+    assert got[:2] == [math.inf, -math.inf] and math.isnan(got[2])
+    assert math.copysign(1.0, got[3]) == -1.0
+
+
+def test_nested_arrays_round_trip(rm: ResultsManager, engine: str) -> None:
+    needs_mongodb_semantics(engine, "refuses arrays nested in arrays")
+
+    class Matrix(BaseModel):
+        rows: list[list[float]]
+
+    register_model(Matrix)
+    rm.set("matrix", Matrix(rows=[[1.0, 2.0], [3.0, 4.0]]))
+    assert rm.get("matrix") == Matrix(rows=[[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_nul_in_strings_round_trips(rm: ResultsManager) -> None:
+    rm.set("nul", Other(name="a\x00b"))
+    assert rm.get("nul", Other).name == "a\x00b"
+
+
+def test_missing_result(rm: ResultsManager) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        rm.get("no/such/result")
+    assert isinstance(info.value, ResultNotFoundError)
+    assert not rm.exists("no/such/result")
+    assert rm.delete("no/such/result") is False
+
+
+def test_exists_delete_clear(rm: ResultsManager) -> None:
+    rm.set("a/b", A)
+    rm.set("a/c", B)
+    assert rm.exists("a/b") and rm.exists(["a", "b"])
+    assert rm.delete("a/b") is True
+    assert not rm.exists("a/b")
+    assert rm.list_ids() == ["a/c"]
+    rm.clear()
+    assert rm.list_ids() == []
+    assert rm.set("a/c", B) is True  # usable after clear
+
+
+@pytest.mark.parametrize("spelling", ["a//b/", ["a", "b"], ["a/b"], "/a/b", ("a", "", "b")])
+def test_id_spellings_are_one_id(rm: ResultsManager, spelling: object) -> None:
+    rm.set("a/b", A)
+    assert rm.exists(spelling)  # type: ignore[arg-type]
+    assert rm.get(spelling) == A  # type: ignore[arg-type]
+    assert rm.list_ids() == ["a/b"]
+
+
+BAD_IDS = ["", "/", "//", "a/./b", "a/../b", "..", "a\x00b", "x" * 256, "/".join(["y" * 200] * 6), ["a", 1], [None], 42]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=lambda v: repr(v)[:20])
+def test_invalid_ids_are_refused_before_writing(rm: ResultsManager, bad: object) -> None:
+    with pytest.raises(ValueError) as info:
+        rm.set(bad, A)  # type: ignore[arg-type]
+    assert isinstance(info.value, InvalidIdError)
+    assert rm.list_ids() == []
+    with pytest.raises(ValueError):
+        rm.get(bad)  # type: ignore[arg-type]
+
+
+def test_longest_valid_segment_and_id(rm: ResultsManager) -> None:
+    seg = "é" * 125  # 250 UTF-8 bytes: the longest segment every backend (file names too) holds
+    rm.set(["x", seg], A)
+    assert rm.list_ids() == [f"x/{seg}"]
+    long_id = "/".join(["z" * 100] * 10)  # 1009 bytes
+    rm.set(long_id, A)
+    assert rm.get(long_id) == A
+
+
+def test_list_ids_matches_whole_segments(rm: ResultsManager) -> None:
+    for rid in ["a/b", "a/b/c", "a/b/c/d", "a/bc", "a/b0", "a/b-", "a", "b/a/b"]:
+        rm.set(rid, A)
+    assert rm.list_ids("a/b") == ["a/b", "a/b/c", "a/b/c/d"]
+    assert rm.list_ids(["a", "b"]) == ["a/b", "a/b/c", "a/b/c/d"]
+    assert rm.list_ids("a/b/") == ["a/b", "a/b/c", "a/b/c/d"]
+    assert rm.list_ids("a") == ["a", "a/b", "a/b-", "a/b/c", "a/b/c/d", "a/b0", "a/bc"]
+    assert rm.list_ids("") == rm.list_ids(None) == sorted(rm.list_ids())
+    assert rm.list_ids("zzz") == []
+
+
+@pytest.mark.parametrize("odd", [".*", "a.b", "$where", "(x)", "[ab]", "^", "x|y", "\\", "{$gt: ''}", "✓ ü"])
+def test_prefix_characters_are_literal(rm: ResultsManager, odd: str) -> None:
+    rm.set(f"{odd}/1", A)
+    rm.set(f"{odd}x/2", A)
+    rm.set("plain/3", A)
+    assert rm.list_ids(odd) == [f"{odd}/1"]
+
+
+def test_list_ids_sorted_and_unique(rm: ResultsManager) -> None:
+    ids = [f"s/{i % 7}/{i}" for i in range(40)]
+    for rid in reversed(ids):
+        rm.set(rid, A, SetBehavior.OVERWRITE)
+        rm.set(rid, A, SetBehavior.OVERWRITE)
+    assert rm.list_ids("s") == sorted(set(ids))
+
+
+def test_registered_namespace_is_used(rm: ResultsManager) -> None:
+    @register_model(namespace="analytics")
+    class Event(BaseModel):
+        name: str
+
+    rm.set("e/1", Event(name="click"))
+    assert rm.get("e/1") == Event(name="click")
+    assert rm.list_ids(namespace="analytics") == ["e/1"]
+    assert rm.list_ids(namespace="default") == []
+    assert rm.exists("e/1", namespace="analytics")
+
+
+def test_strict_namespace(rm: ResultsManager) -> None:
+    class Shared(BaseModel):
+        v: int
+
+    register_model(Shared, namespace="ns1")
+    register_model(Shared, namespace="ns2")
+    assert rm.set("shared/1", Shared(v=1))  # non-strict picks one
+    with pytest.raises(ValueError, match="^Cannot automatically determine namespace"):
+        rm.set("shared/2", Shared(v=2), strict_namespace=True)
+    assert not rm.exists("shared/2")
+    assert rm.set("shared/3", Shared(v=3), namespace="ns2", strict_namespace=True)
+
+
+def test_same_id_in_two_namespaces(rm: ResultsManager, kind: str) -> None:
+    rm.set("dup", A, namespace="one")
+    if kind == "file":
+        # One id is one file: the second namespace meets the first result.
+        with pytest.raises(FileExistsError):
+            rm.set("dup", Other(name="x"), namespace="two")
+        return
+    rm.set("dup", Other(name="x"), namespace="two")
+    assert rm.list_ids() == ["dup"]
+    with pytest.raises(ValueError, match="one, two") as info:
+        rm.get("dup")
+    assert isinstance(info.value, AmbiguousResultError)
+    assert rm.get("dup", namespace="two") == Other(name="x")
+    assert rm.get("dup", Metrics) == A  # the model class says which
+    assert rm.delete("dup", namespace="one") is True
+    assert rm.get("dup") == Other(name="x")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "$x", "a/b", "x" * 65, ".hidden", "a..b", "tab\t"])
+def test_invalid_namespace_is_refused(rm: ResultsManager, bad: str) -> None:
+    with pytest.raises(ValueError) as info:
+        rm.set("n/1", A, namespace=bad)
+    assert isinstance(info.value, InvalidNamespaceError)
+    assert rm.list_ids() == []
+
+
+def test_unregistered_model_type(rm: ResultsManager) -> None:
+    class Unlisted(BaseModel):
+        v: int
+
+    rm.set("u/1", Unlisted(v=1))
+    with pytest.raises(ValueError, match="'Unlisted' is not registered.*default"):
+        rm.get("u/1")
+    assert rm.get("u/1", Unlisted) == Unlisted(v=1)
+
+
+def test_stale_data_names_the_result(rm: ResultsManager) -> None:
+    rm.set("stale/1", Other(name="x"))
+    with pytest.raises(ValidationError, match="stale/1"):
+        rm.get("stale/1", Metrics)
+
+
+def test_unencodable_value_is_refused(rm: ResultsManager) -> None:
+    class Blob:
+        pass
+
+    class Holder(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        blob: Blob
+
+    with pytest.raises(TypeError) as info:
+        rm.set("bad/1", Holder(blob=Blob()))
+    assert isinstance(info.value, (UnsupportedTypeError, MongoResultsError))
+    assert rm.list_ids() == []
+
+
+def test_lossy_value_is_refused(rm: ResultsManager) -> None:
+    from datetime import datetime
+    from typing import Union
+
+    class Ambiguous(BaseModel):
+        when: Union[str, datetime]  # a datetime would come back as its text
+
+    with pytest.raises(ValueError, match="when") as info:
+        rm.set("lossy/1", Ambiguous(when=datetime(2026, 1, 1)))
+    assert isinstance(info.value, LossyValueError)
+    assert rm.list_ids() == []
+    assert rm.set("lossy/2", Ambiguous(when="text"))
+
+
+def test_secrets_need_opt_in(rm: ResultsManager) -> None:
+    class Creds(BaseModel):
+        token: SecretStr
+
+    with pytest.raises(TypeError, match="store_secrets"):
+        rm.set("creds/1", Creds(token=SecretStr("s3cret")))
+    assert rm.list_ids() == []
+    rm.backend.store_secrets = True  # type: ignore[attr-defined]
+    rm.set("creds/1", Creds(token=SecretStr("s3cret")))
+    assert rm.get("creds/1", Creds).token.get_secret_value() == "s3cret"
+
+
+def test_document_over_16_mib_is_refused(rm: ResultsManager) -> None:
+    class Big(BaseModel):
+        blob: bytes
+
+    with pytest.raises(ValueError, match=r"encodes to 17,\d{3},\d{3} bytes") as info:
+        rm.set("big/1", Big(blob=b"\x00" * (17 * 1024 * 1024)))
+    assert isinstance(info.value, DocumentTooLargeError)
+    assert info.value.size > 17 * 1024 * 1024
+    assert rm.list_ids() == []
+
+
+def test_not_a_model(rm: ResultsManager) -> None:
+    with pytest.raises(TypeError):
+        rm.set("x", {"loss": 1})  # type: ignore[arg-type]
+    assert rm.list_ids() == []
+
+
+def test_switching_backend_keeps_the_code(rm: ResultsManager, tmp_path: object) -> None:
+    rm.set("s/1", A)
+    other = ResultsManager(f"mongomock://localhost/switch_{id(rm)}")
+    original = rm.backend
+    rm.backend = other.backend
+    assert rm.list_ids() == []
+    rm.set("s/1", B)
+    rm.backend = original
+    assert rm.get("s/1") == A
+    other.clear()
