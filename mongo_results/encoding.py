@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, DecimalException
 from enum import Enum
+from pathlib import PurePath
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -104,7 +105,7 @@ def _encode(value: Any, path: str, opts: _Options) -> Any:
     if isinstance(value, Enum):
         return _encode(value.value, path, opts)
     if isinstance(value, dict):
-        return {_key(k, path, opts): _encode(v, f"{path}.{k}", opts) for k, v in value.items()}
+        return {_key(k, path, opts): _encode(v, f"{path}.{k}" if path else str(k), opts) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode(v, f"{path}[{i}]", opts) for i, v in enumerate(value)]
     if isinstance(value, (set, frozenset)):
@@ -127,6 +128,8 @@ def _encode(value: Any, path: str, opts: _Options) -> Any:
         return bytes(value)
     if isinstance(value, UUID):
         return Binary.from_uuid(value)
+    if isinstance(value, PurePath):
+        return str(value)
     if isinstance(value, (SecretStr, SecretBytes)):
         if not opts.secrets:
             raise UnsupportedTypeError(

@@ -7,11 +7,12 @@ import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+import mongomock
 from pydantic import BaseModel
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConfigurationError, DuplicateKeyError
 
 from .._core import (
     DEFAULT_COLLECTION_PREFIX,
@@ -69,16 +70,16 @@ class MongoBackend:
             self.database_name = database or database_from_uri(target)
             self.hosts = describe_hosts(target)
             self._mock = is_mock_uri(target)
-        elif hasattr(target, "list_collection_names") and hasattr(target, "client"):  # a Database
+        elif isinstance(target, (Database, mongomock.Database)):
             self._client = target.client
             self.database_name = database or target.name
             self.hosts = _client_hosts(target.client)
-            self._mock = type(target).__module__.startswith("mongomock")
-        elif hasattr(target, "get_database"):  # a client
+            self._mock = isinstance(target, mongomock.Database)
+        elif isinstance(target, (MongoClient, mongomock.MongoClient)):
             self._client = target
             self.database_name = database or _default_database(target)
             self.hosts = _client_hosts(target)
-            self._mock = type(target).__module__.startswith("mongomock")
+            self._mock = isinstance(target, mongomock.MongoClient)
         else:
             raise TypeError(f"MongoBackend needs a URI, a MongoClient or a Database, got {type(target).__name__}")
         # mongomock applies an update in several Python steps; one lock makes each command atomic.
@@ -263,10 +264,12 @@ class MongoBackend:
 def _default_database(client: Any) -> str:
     try:
         return str(client.get_default_database().name)
-    except Exception:  # no database in the client's URI
+    except ConfigurationError:  # no database in the client's URI
         return "mongo_results"
 
 
 def _client_hosts(client: Any) -> str:
-    nodes = getattr(getattr(client, "_topology_settings", None), "seeds", None) or []
-    return ",".join(f"{h}:{p}" for h, p in nodes) or "the given client"
+    if isinstance(client, mongomock.MongoClient):
+        return "embedded mongomock"
+    seeds = client.topology_description.server_descriptions()
+    return ",".join(f"{host}:{port}" for host, port in seeds) or "the given client"

@@ -1,0 +1,107 @@
+"""The no-I/O core: plans and outcomes, tested without any database."""
+
+from __future__ import annotations
+
+import pytest
+
+from mongo_results import InvalidIdError, ResultExistsError, SetBehavior, canonical_id
+from mongo_results._core import Engine, namespaces_in, plan_set, prefix_filter
+from mongo_results.behaviors import Stored, outcome, writes
+from mongo_results.ids import canonical_prefix
+
+from .models import Metrics
+
+M = Metrics(loss=1.0, accuracy=0.5)
+
+
+def test_raise_if_exists_is_a_plain_insert() -> None:
+    plan = plan_set("a/b", M, SetBehavior.RAISE_IF_EXISTS, None, False)
+    assert plan.filter is None and plan.update is None
+    doc = plan.document
+    assert doc["_id"] == "a/b" and doc["path"] == ["a", "b"]
+    assert doc["model_type"] == "Metrics" and doc["namespace"] == "default"
+    assert set(doc) == {"_id", "path", "model_type", "namespace", "data", "digest", "created_at", "updated_at"}
+
+
+def test_skip_if_exists_upserts_unless_the_digest_matches() -> None:
+    plan = plan_set("a", M, SetBehavior.SKIP_IF_EXISTS, None, False)
+    assert plan.filter == {"_id": "a", "digest": {"$ne": plan.document["digest"]}}
+    assert plan.update is not None
+    assert plan.update["$setOnInsert"] == {"created_at": plan.document["created_at"]}
+    assert "_id" not in plan.update["$set"] and "created_at" not in plan.update["$set"]
+
+
+def test_raise_if_different_inserts_only() -> None:
+    plan = plan_set("a", M, SetBehavior.RAISE_IF_DIFFERENT, None, False)
+    assert plan.filter == {"_id": "a", "digest": plan.document["digest"]}
+    assert plan.update is not None and list(plan.update) == ["$setOnInsert"]
+
+
+def test_overwrite_keeps_created_at() -> None:
+    plan = plan_set("a", M, SetBehavior.OVERWRITE, None, False)
+    assert plan.filter == {"_id": "a"}
+    assert plan.update is not None and "created_at" in plan.update["$setOnInsert"]
+    assert plan.retry_on_duplicate
+
+
+@pytest.mark.parametrize(
+    ("behavior", "duplicate", "upserted", "expected"),
+    [
+        (SetBehavior.RAISE_IF_EXISTS, False, True, True),
+        (SetBehavior.RAISE_IF_EXISTS, True, False, ResultExistsError),
+        (SetBehavior.RAISE_IF_DIFFERENT, False, True, True),  # nothing was there
+        (SetBehavior.RAISE_IF_DIFFERENT, False, False, True),  # same content matched
+        (SetBehavior.RAISE_IF_DIFFERENT, True, False, ResultExistsError),  # different content
+        (SetBehavior.SKIP_IF_EXISTS, False, True, True),
+        (SetBehavior.SKIP_IF_EXISTS, False, False, True),  # different content overwritten
+        (SetBehavior.SKIP_IF_EXISTS, True, False, False),  # same content: skipped
+        (SetBehavior.OVERWRITE, False, True, True),
+        (SetBehavior.OVERWRITE, False, False, True),
+    ],
+)
+def test_server_answers_map_to_the_table(behavior: SetBehavior, duplicate: bool, upserted: bool, expected: object) -> None:
+    plan = plan_set("a", M, behavior, None, False)
+    if expected is ResultExistsError:
+        with pytest.raises(ResultExistsError):
+            plan.outcome(duplicate=duplicate, upserted=upserted)
+    else:
+        assert plan.outcome(duplicate=duplicate, upserted=upserted) is expected
+
+
+def test_decision_table_matches_spec() -> None:
+    b = SetBehavior
+    assert [writes(x, Stored.NOTHING) for x in b] == [True] * 4
+    assert outcome(b.SKIP_IF_EXISTS, Stored.SAME, "a", "n") is False
+    assert not writes(b.SKIP_IF_EXISTS, Stored.SAME)
+    assert writes(b.SKIP_IF_EXISTS, Stored.DIFFERENT)
+    assert outcome(b.RAISE_IF_DIFFERENT, Stored.SAME, "a", "n") is True
+    assert not writes(b.RAISE_IF_DIFFERENT, Stored.SAME)
+    with pytest.raises(FileExistsError):
+        outcome(b.RAISE_IF_DIFFERENT, Stored.DIFFERENT, "a", "n")
+    assert [x.value for x in b] == ["raise_if_exists", "raise_if_different", "overwrite", "skip_if_exists"]
+
+
+def test_prefix_filter_uses_ranges_not_regexes() -> None:
+    assert prefix_filter(None) == {} and prefix_filter("") == {}
+    assert prefix_filter("a/.*") == {"$or": [{"_id": "a/.*"}, {"_id": {"$gte": "a/.*/", "$lt": "a/.*0"}}]}
+    assert prefix_filter(["a", "b/"]) == prefix_filter("a/b")
+
+
+def test_canonical_forms() -> None:
+    assert canonical_id("a//b/") == canonical_id(["a", "b"]) == canonical_id(["a/b"]) == "a/b"
+    assert canonical_prefix("/") == ""
+    with pytest.raises(InvalidIdError):
+        canonical_prefix("a/../b")
+
+
+def test_namespaces_from_collection_names() -> None:
+    names = ["results.default", "results.analytics", "other", "results.", "resultsx.y"]
+    assert namespaces_in(names, "results.") == ["analytics", "default"]
+
+
+def test_engine_profile() -> None:
+    assert Engine.from_build_info({"version": "8.0.4"}).decimal128
+    ferret = Engine.from_build_info({"version": "7.0.42", "ferretdbVersion": "v1.24.2"})
+    assert ferret.name == "ferretdb" and not ferret.decimal128
+    plan = plan_set("a", Metrics(loss=1, accuracy=1), SetBehavior.OVERWRITE, None, False, engine=ferret)
+    assert plan.document["data"]["loss"] == 1.0

@@ -1,0 +1,156 @@
+"""MongoDB storage shape (SPEC §5), connections and errors, on mongomock and the real server."""
+
+from __future__ import annotations
+
+import pickle
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from pymongo import MongoClient
+
+from mongo_results import MongoBackend, ResultsManager, SetBehavior, StoreUnavailableError, register_model
+
+from .models import Metrics
+
+
+@pytest.fixture(params=["mongomock", "server"])
+def backend(request: pytest.FixtureRequest) -> Iterator[MongoBackend]:
+    if request.param == "mongomock":
+        b = MongoBackend(f"mongomock://localhost/shape_{uuid.uuid4().hex[:8]}")
+    else:
+        uri, name = request.getfixturevalue("server_db")
+        b = MongoBackend(uri, database=name)
+    yield b
+    b.clear()
+    b.close()
+
+
+def raw_db(backend: MongoBackend):  # type: ignore[no-untyped-def]
+    return backend._database()
+
+
+def test_document_shape(backend: MongoBackend) -> None:
+    register_model(Metrics, namespace="analytics")
+    before = datetime.utcnow().replace(microsecond=0)  # noqa: DTZ003 - BSON dates come back naive UTC
+    backend.set("sweep-7/lr=0.1/seed=3/metrics", Metrics(loss=0.5, accuracy=0.9, step=3))
+    db = raw_db(backend)
+    assert db.list_collection_names() == ["results.analytics"]
+    doc = db["results.analytics"].find_one({"_id": "sweep-7/lr=0.1/seed=3/metrics"})
+    assert doc is not None
+    assert doc["path"] == ["sweep-7", "lr=0.1", "seed=3", "metrics"]
+    assert doc["model_type"] == "Metrics" and doc["namespace"] == "analytics"
+    assert doc["data"] == {"loss": 0.5, "accuracy": 0.9, "step": 3}
+    assert isinstance(doc["created_at"], datetime) and doc["created_at"] >= before
+    assert doc["updated_at"] == doc["created_at"]
+    assert isinstance(doc["digest"], str) and len(doc["digest"]) == 32
+
+
+def test_overwrite_keeps_created_at_and_moves_updated_at(backend: MongoBackend) -> None:
+    backend.set("r", Metrics(loss=1, accuracy=1))
+    time.sleep(0.01)
+    backend.set("r", Metrics(loss=2, accuracy=1), SetBehavior.OVERWRITE)
+    doc = raw_db(backend)["results.default"].find_one({"_id": "r"})
+    assert doc is not None and doc["updated_at"] > doc["created_at"]
+    assert doc["data"]["loss"] == 2
+
+
+def test_indexes_have_readable_names(backend: MongoBackend) -> None:
+    backend.set("r", Metrics(loss=1, accuracy=1))
+    names = set(raw_db(backend)["results.default"].index_information())
+    assert names == {"_id_", "path_segments"}
+
+
+def test_clear_touches_only_its_own_collections(backend: MongoBackend) -> None:
+    db = raw_db(backend)
+    db["notes"].insert_one({"x": 1})
+    db["resultsx"].insert_one({"x": 1})
+    backend.set("r", Metrics(loss=1, accuracy=1), namespace="a")
+    backend.set("r", Metrics(loss=1, accuracy=1), namespace="b")
+    backend.clear()
+    assert sorted(db.list_collection_names()) == ["notes", "resultsx"]
+    db.drop_collection("notes")
+    db.drop_collection("resultsx")
+
+
+def test_collection_prefix_is_configurable(backend: MongoBackend) -> None:
+    other = MongoBackend(raw_db(backend).client, database=backend.database_name, collection_prefix="runs.")
+    other.set("r", Metrics(loss=1, accuracy=1))
+    assert "runs.default" in raw_db(backend).list_collection_names()
+    assert backend.list_ids() == []
+    other.clear()
+
+
+def test_uri_database_and_default() -> None:
+    assert MongoBackend("mongodb://h:1/mydb?tls=false").database_name == "mydb"
+    assert MongoBackend("mongodb://h:1").database_name == "mongo_results"
+    assert MongoBackend("mongodb://h:1/?x=y").database_name == "mongo_results"
+
+
+def test_a_client_passed_in_is_used_and_not_closed(server_db: tuple[str, str]) -> None:
+    uri, name = server_db
+    with MongoClient(uri) as client:
+        backend = MongoBackend(client, database=name)
+        backend.set("r", Metrics(loss=1, accuracy=1))
+        backend.close()
+        assert client[name]["results.default"].count_documents({}) == 1  # still open
+        assert MongoBackend(client[name]).list_ids() == ["r"]
+
+
+def test_unreachable_server_fails_fast_without_the_password() -> None:
+    rm = ResultsManager("mongodb://alice:pa55w0rd@127.0.0.1:9/db?serverSelectionTimeoutMS=300")
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as info:
+        rm.set("r", Metrics(loss=1, accuracy=1))
+    assert time.monotonic() - started < 5
+    assert isinstance(info.value, StoreUnavailableError)
+    message = str(info.value)
+    assert "127.0.0.1:9" in message and "within 0.3 s" in message
+    assert "pa55w0rd" not in message and "alice" not in message
+    with pytest.raises(ConnectionError):
+        rm.list_ids()
+    rm.close()
+
+
+def test_unsupported_scheme() -> None:
+    with pytest.raises(ValueError, match="Unsupported store URI scheme 'redis'"):
+        ResultsManager("redis://localhost/0")
+    with pytest.raises(ValueError, match="base_dir or backend"):
+        ResultsManager()
+
+
+def test_uri_manager_pickles_without_its_client(server_db: tuple[str, str]) -> None:
+    uri, name = server_db
+    rm = ResultsManager(backend=MongoBackend(uri, database=name))
+    rm.set("r", Metrics(loss=1, accuracy=1))
+    clone = pickle.loads(pickle.dumps(rm))
+    assert clone.backend._client is None  # type: ignore[attr-defined]
+    assert clone.get("r", Metrics) == Metrics(loss=1, accuracy=1)
+    clone.close()
+    rm.close()
+
+
+def test_unpicklable_backends_say_why(server_uri: str) -> None:
+    with pytest.raises(TypeError, match="embedded mongomock"):
+        pickle.dumps(ResultsManager("mongomock://localhost/x"))
+    with MongoClient(server_uri) as client, pytest.raises(TypeError, match="build it from a URI"):
+        pickle.dumps(MongoBackend(client))
+
+
+def test_engine_refusal_is_a_clear_error(server_db: tuple[str, str], server_engine: str) -> None:
+    if server_engine != "ferretdb":
+        pytest.skip("MongoDB stores non-finite doubles; this checks FerretDB's refusal")
+    from pydantic import BaseModel
+
+    class F(BaseModel):
+        f: float
+
+    uri, name = server_db
+    backend = MongoBackend(uri, database=name)
+    with pytest.raises(ValueError, match="infinity"):
+        backend.set("inf", F(f=float("inf")))
+    assert backend.list_ids() == []
+    assert backend.set("fine", F(f=1.0))  # the connection survives
+    backend.close()
