@@ -82,7 +82,7 @@ class FileBackend:
     def _read(path: Path) -> dict[str, Any] | None:
         try:
             text = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         raw = json.loads(text)
         if isinstance(raw, dict) and raw.get("format") == FORMAT:
@@ -105,6 +105,8 @@ class FileBackend:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except IsADirectoryError as exc:
+            raise InvalidIdError(f"{path.relative_to(self._root)} clashes with a directory of other results") from exc
         finally:
             tmp.unlink(missing_ok=True)
 

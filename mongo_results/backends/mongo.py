@@ -14,6 +14,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConfigurationError, DuplicateKeyError
 
+from .. import _clients
 from .._core import (
     DEFAULT_COLLECTION_PREFIX,
     EMBEDDED,
@@ -106,12 +107,16 @@ class MongoBackend:
         db: Database[Doc] = self._client.get_database(self.database_name)
         return db
 
+    def _client_key(self) -> tuple[str, str]:
+        return self._uri or "", repr(sorted(self._client_options.items()))
+
     def _connect(self) -> Any:
-        assert self._uri is not None
+        uri = self._uri
+        assert uri is not None
         if self._mock:
-            return mock_client(self._uri)
+            return mock_client(uri)
         options = {"appname": "mongo_results", **self._client_options}
-        return MongoClient(self._uri, **options)
+        return _clients.acquire(self._client_key(), lambda: MongoClient(uri, **options))
 
     def _errors(self) -> AbstractContextManager[None]:
         self._database()  # opens the client (no I/O), so its timeout is known for messages
@@ -142,8 +147,8 @@ class MongoBackend:
 
     def close(self) -> None:
         """Close the client this backend opened (never one that was passed in)."""
-        if self._uri is not None and self._client is not None and not self._mock:
-            self._client.close()
+        if self._uri is not None and self._client is not None and not self._mock and self._pid == os.getpid():
+            _clients.release(self._client_key(), lambda client: client.close())
         self._client = None
 
     # -- operations -------------------------------------------------------------------
