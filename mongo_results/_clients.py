@@ -8,6 +8,7 @@ reference-counted, forgotten (never closed) in a forked child, and closed at exi
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Hashable
@@ -56,8 +57,6 @@ def _close_all() -> None:
     with _lock:
         _reset_after_fork()
         for client, _ in _clients.values():
-            try:
+            with contextlib.suppress(Exception):  # best effort at interpreter exit
                 client.close()
-            except Exception:  # noqa: S110 - best effort at interpreter exit
-                pass
         _clients.clear()

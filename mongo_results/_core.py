@@ -96,15 +96,16 @@ def resolve_namespace(model: BaseModel, namespace: str | None, strict: bool, res
         found = find_model_namespace(type(model), strict=strict)
     except ValueError as exc:
         raise ValueError(
-            f"Cannot automatically determine namespace for {type(model).__name__} "
-            f"when saving to '{result_id}': {exc}"
+            f"Cannot automatically determine namespace for {type(model).__name__} when saving to '{result_id}': {exc}"
         ) from exc
     return validate_namespace(found if found is not None else DEFAULT_NAMESPACE)
 
 
 def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
     """The namespaces whose collections are among ``collection_names``."""
-    return sorted(name[len(prefix) :] for name in collection_names if name.startswith(prefix) and len(name) > len(prefix))
+    return sorted(
+        name[len(prefix) :] for name in collection_names if name.startswith(prefix) and len(name) > len(prefix)
+    )
 
 
 def now() -> datetime:

@@ -207,7 +207,7 @@ def _difference(a: Any, b: Any, path: str) -> str | None:
     if isinstance(a, (list, tuple)):
         if len(a) != len(b):
             return f"{path}: {a!r} would come back as {b!r}"
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             found = _difference(x, y, f"{path}[{i}]")
             if found:
                 return found

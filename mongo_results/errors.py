@@ -99,9 +99,7 @@ class DocumentTooLargeError(MongoResultsError, ValueError):
         self.result_id = result_id
         self.size = size
         self.limit = limit
-        super().__init__(
-            f"Result {result_id!r} encodes to {size:,} bytes, over the {limit:,}-byte document limit"
-        )
+        super().__init__(f"Result {result_id!r} encodes to {size:,} bytes, over the {limit:,}-byte document limit")
 
 
 class RejectedByServerError(MongoResultsError, ValueError):

@@ -8,13 +8,12 @@ An id is a string ``"a/b/c"`` or a sequence of parts; every part is split on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 from .errors import InvalidIdError
 
 __all__ = ["MAX_ID_BYTES", "MAX_SEGMENT_BYTES", "ResultId", "canonical_id", "canonical_prefix", "segments"]
 
-ResultId = Union[str, Sequence[str]]
+ResultId = str | Sequence[str]
 
 MAX_SEGMENT_BYTES = 255
 MAX_ID_BYTES = 1024

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, overload
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from ._targets import check_uri, is_uri
 from .backends.base import ResultsBackend
@@ -18,7 +19,7 @@ from .ids import ResultId
 
 __all__ = ["ResultsManager", "open_backend"]
 
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -35,11 +35,12 @@ _REGISTRY: dict[str, dict[str, type[BaseModel]]] = {}
 def _register(model_class: M, namespace: str) -> M:
     if not (isinstance(model_class, type) and issubclass(model_class, BaseModel)):
         raise TypeError("Registered model must be a subclass of pydantic.BaseModel")
-    name = model_class.__name__
+    cls: type[BaseModel] = model_class
+    name = cls.__name__
     models = _REGISTRY.setdefault(namespace, {})
     existing = models.get(name)
     if existing is not None and existing is not model_class:
-        old, new = existing.model_fields, model_class.model_fields
+        old, new = existing.model_fields, cls.model_fields
         if set(old) != set(new):
             raise ValueError(
                 f"Model '{name}' is already registered in namespace '{namespace}' with different "
@@ -64,9 +65,7 @@ def _register(model_class: M, namespace: str) -> M:
 @overload
 def register_model(model_class_or_namespace: M, *, namespace: str = ...) -> M: ...
 @overload
-def register_model(
-    model_class_or_namespace: str | None = None, *, namespace: str = ...
-) -> Callable[[M], M]: ...
+def register_model(model_class_or_namespace: str | None = None, *, namespace: str = ...) -> Callable[[M], M]: ...
 
 
 def register_model(model_class_or_namespace: Any = None, *, namespace: str = DEFAULT_NAMESPACE) -> Any:

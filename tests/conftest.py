@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import MongoClient
@@ -44,6 +45,7 @@ def server_uri() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server_engine(server_uri: str) -> str:
     """``ferretdb`` or ``mongodb``, told apart by buildInfo's ``ferretdbVersion``."""
+    client: MongoClient[dict[str, Any]]
     with MongoClient(server_uri, serverSelectionTimeoutMS=5000) as client:
         return "ferretdb" if "ferretdbVersion" in client.admin.command("buildInfo") else "mongodb"
 
@@ -53,6 +55,7 @@ def server_db(server_uri: str) -> Iterator[tuple[str, str]]:
     """A fresh database on the real server, dropped afterwards: (uri, database name)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield server_uri, name
+    client: MongoClient[dict[str, Any]]
     with MongoClient(server_uri, serverSelectionTimeoutMS=5000) as client:
         client.drop_database(name)
 

@@ -98,6 +98,7 @@ class FerretDB:
             if self.process.poll() is not None:
                 raise RuntimeError(f"FerretDB exited with {self.process.returncode}: {self.log_tail()}")
             try:
+                client: MongoClient[dict[str, object]]
                 with MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
                     client.admin.command("ping")
                 return

@@ -47,13 +47,21 @@ def field_types(finite: bool) -> dict[str, tuple[Any, st.SearchStrategy[Any]]]:
         "lst": (list[float], st.lists(floats(finite), max_size=5)),
         "st": (set[str], st.sets(text, max_size=5)),
         "fs": (frozenset[int], st.frozensets(st.integers(-100, 100), max_size=5)),
-        "dct": (dict[str, int], st.dictionaries(st.text(alphabet="ab.$%\x00é", max_size=6), st.integers(-5, 5), max_size=5)),
+        "dct": (
+            dict[str, int],
+            st.dictionaries(st.text(alphabet="ab.$%\x00é", max_size=6), st.integers(-5, 5), max_size=5),
+        ),
         "ik": (dict[int, str], st.dictionaries(st.integers(-1000, 1000), text, max_size=4)),
         "pt": (Point, points),
         "pts": (list[Point], st.lists(points, max_size=3)),
         "op": (Optional[Point], st.none() | points),
         "un": (Union[int, str], st.integers(-(2**63), 2**63 - 1) | text),
-        "p": (PurePosixPath, st.lists(st.text(alphabet="abc _-é", min_size=1, max_size=5), min_size=1, max_size=3).map(lambda p: PurePosixPath("/", *p))),
+        "p": (
+            PurePosixPath,
+            st.lists(st.text(alphabet="abc _-é", min_size=1, max_size=5), min_size=1, max_size=3).map(
+                lambda p: PurePosixPath("/", *p)
+            ),
+        ),
         "ip4": (IPv4Address, st.ip_addresses(v=4)),
         "ip6": (IPv6Address, st.ip_addresses(v=6)),
         "url": (AnyUrl, text.map(lambda p: AnyUrl(f"https://example.org/{quote(p)}"))),
@@ -77,7 +85,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) and math.isnan(a):
         return math.isnan(b)
     return bool(a == b)

@@ -30,9 +30,17 @@ A = Metrics(loss=0.25, accuracy=0.9, step=1)
 B = Metrics(loss=0.5, accuracy=0.8, step=2)
 
 # SPEC §2.2: behaviour -> stored state -> (return value or exception, what is stored afterwards)
-TABLE = {
-    SetBehavior.RAISE_IF_EXISTS: {"nothing": (True, "new"), "same": (FileExistsError, "old"), "different": (FileExistsError, "old")},
-    SetBehavior.RAISE_IF_DIFFERENT: {"nothing": (True, "new"), "same": (True, "old"), "different": (FileExistsError, "old")},
+TABLE: dict[SetBehavior, dict[str, tuple[object, str]]] = {
+    SetBehavior.RAISE_IF_EXISTS: {
+        "nothing": (True, "new"),
+        "same": (FileExistsError, "old"),
+        "different": (FileExistsError, "old"),
+    },
+    SetBehavior.RAISE_IF_DIFFERENT: {
+        "nothing": (True, "new"),
+        "same": (True, "old"),
+        "different": (FileExistsError, "old"),
+    },
     SetBehavior.SKIP_IF_EXISTS: {"nothing": (True, "new"), "same": (False, "old"), "different": (True, "new")},
     SetBehavior.OVERWRITE: {"nothing": (True, "new"), "same": (True, "new"), "different": (True, "new")},
 }
@@ -91,7 +99,7 @@ def test_non_finite_floats_round_trip(rm: ResultsManager, engine: str) -> None:
 
     register_model(Floats)
     rm.set("floats", Floats(values=[math.inf, -math.inf, math.nan, -0.0]))
-    got = rm.get("floats").values
+    got = rm.get("floats", Floats).values
     assert got[:2] == [math.inf, -math.inf] and math.isnan(got[2])
     assert math.copysign(1.0, got[3]) == -1.0
 
@@ -136,7 +144,7 @@ def test_exists_delete_clear(rm: ResultsManager) -> None:
 def test_id_spellings_are_one_id(rm: ResultsManager, spelling: object) -> None:
     rm.set("a/b", A)
     assert rm.exists(spelling)  # type: ignore[arg-type]
-    assert rm.get(spelling) == A  # type: ignore[arg-type]
+    assert rm.get(spelling) == A  # type: ignore[call-overload]
     assert rm.list_ids() == ["a/b"]
 
 
@@ -150,7 +158,7 @@ def test_invalid_ids_are_refused_before_writing(rm: ResultsManager, bad: object)
     assert isinstance(info.value, InvalidIdError)
     assert rm.list_ids() == []
     with pytest.raises(ValueError):
-        rm.get(bad)  # type: ignore[arg-type]
+        rm.get(bad)  # type: ignore[call-overload]
 
 
 def test_longest_valid_segment_and_id(rm: ResultsManager) -> None:
@@ -208,7 +216,7 @@ def test_strict_namespace(rm: ResultsManager) -> None:
     register_model(Shared, namespace="ns1")
     register_model(Shared, namespace="ns2")
     assert rm.set("shared/1", Shared(v=1))  # non-strict picks one
-    with pytest.raises(ValueError, match="^Cannot automatically determine namespace"):
+    with pytest.raises(ValueError, match=r"^Cannot automatically determine namespace"):
         rm.set("shared/2", Shared(v=2), strict_namespace=True)
     assert not rm.exists("shared/2")
     assert rm.set("shared/3", Shared(v=3), namespace="ns2", strict_namespace=True)
@@ -245,7 +253,7 @@ def test_unregistered_model_type(rm: ResultsManager) -> None:
         v: int
 
     rm.set("u/1", Unlisted(v=1))
-    with pytest.raises(ValueError, match="'Unlisted' is not registered.*default"):
+    with pytest.raises(ValueError, match=r"'Unlisted' is not registered.*default"):
         rm.get("u/1")
     assert rm.get("u/1", Unlisted) == Unlisted(v=1)
 

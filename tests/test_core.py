@@ -59,7 +59,9 @@ def test_overwrite_keeps_created_at() -> None:
         (SetBehavior.OVERWRITE, False, False, True),
     ],
 )
-def test_server_answers_map_to_the_table(behavior: SetBehavior, duplicate: bool, upserted: bool, expected: object) -> None:
+def test_server_answers_map_to_the_table(
+    behavior: SetBehavior, duplicate: bool, upserted: bool, expected: object
+) -> None:
     plan = plan_set("a", M, behavior, None, False)
     if expected is ResultExistsError:
         with pytest.raises(ResultExistsError):

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from mongo_results import ResultsManager, SetBehavior
-from mongo_results.encoding import CODEC_OPTIONS, JSON_OPTIONS, content_digest, encode_model, escape_key, unescape_key, validate_data
+from mongo_results.encoding import (
+    JSON_OPTIONS,
+    content_digest,
+    encode_model,
+    escape_key,
+    unescape_key,
+    validate_data,
+)
 
 from .strategies import field_types, models, same
 
@@ -105,7 +112,14 @@ def test_native_types_where_lossless() -> None:
 
     data = through_bson(
         encode_model(
-            Native(i=1, f=1.5, d=Decimal("1.10"), b=b"\xff", u=uuid.UUID(int=1), when=datetime(2026, 1, 1, tzinfo=timezone.utc))
+            Native(
+                i=1,
+                f=1.5,
+                d=Decimal("1.10"),
+                b=b"\xff",
+                u=uuid.UUID(int=1),
+                when=datetime(2026, 1, 1, tzinfo=timezone.utc),
+            )
         ).data
     )
     assert type(data["i"]) is bson.Int64

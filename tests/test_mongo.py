@@ -7,9 +7,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from mongo_results import MongoBackend, ResultsManager, SetBehavior, StoreUnavailableError, register_model
 
@@ -28,13 +30,13 @@ def backend(request: pytest.FixtureRequest) -> Iterator[MongoBackend]:
     b.close()
 
 
-def raw_db(backend: MongoBackend):  # type: ignore[no-untyped-def]
+def raw_db(backend: MongoBackend) -> Database[dict[str, Any]]:
     return backend._database()
 
 
 def test_document_shape(backend: MongoBackend) -> None:
     register_model(Metrics, namespace="analytics")
-    before = datetime.utcnow().replace(microsecond=0)  # noqa: DTZ003 - BSON dates come back naive UTC
+    before = datetime.utcnow().replace(microsecond=0)
     backend.set("sweep-7/lr=0.1/seed=3/metrics", Metrics(loss=0.5, accuracy=0.9, step=3))
     db = raw_db(backend)
     assert db.list_collection_names() == ["results.analytics"]
@@ -91,6 +93,7 @@ def test_uri_database_and_default() -> None:
 
 def test_a_client_passed_in_is_used_and_not_closed(server_db: tuple[str, str]) -> None:
     uri, name = server_db
+    client: MongoClient[dict[str, Any]]
     with MongoClient(uri) as client:
         backend = MongoBackend(client, database=name)
         backend.set("r", Metrics(loss=1, accuracy=1))
@@ -126,7 +129,7 @@ def test_uri_manager_pickles_without_its_client(server_db: tuple[str, str]) -> N
     rm = ResultsManager(backend=MongoBackend(uri, database=name))
     rm.set("r", Metrics(loss=1, accuracy=1))
     clone = pickle.loads(pickle.dumps(rm))
-    assert clone.backend._client is None  # type: ignore[attr-defined]
+    assert clone.backend._client is None
     assert clone.get("r", Metrics) == Metrics(loss=1, accuracy=1)
     clone.close()
     rm.close()
@@ -135,6 +138,7 @@ def test_uri_manager_pickles_without_its_client(server_db: tuple[str, str]) -> N
 def test_unpicklable_backends_say_why(server_uri: str) -> None:
     with pytest.raises(TypeError, match="embedded mongomock"):
         pickle.dumps(ResultsManager("mongomock://localhost/x"))
+    client: MongoClient[dict[str, Any]]
     with MongoClient(server_uri) as client, pytest.raises(TypeError, match="build it from a URI"):
         pickle.dumps(MongoBackend(client))
 

@@ -40,7 +40,7 @@ def test_workers_store_through_a_shared_manager(shared: ResultsManager, method: 
     with ProcessPoolExecutor(max_workers=4, mp_context=ctx) as pool:
         results = list(pool.map(store_one, [shared] * len(ids), ids, [int(r.split("/")[1]) for r in ids]))
     assert [w for _, ws in results for w in ws] == []  # no "MongoClient opened before fork"
-    written = Counter(rid for rid, (ok, _) in zip(ids, results) if ok)
+    written = Counter(rid for rid, (ok, _) in zip(ids, results, strict=True) if ok)
     assert written == Counter({f"sweep/{i}": 1 for i in range(12)})  # exactly one writer per id
     assert shared.list_ids("sweep") == sorted({*ids})
     assert shared.get("sweep/5", Metrics) == Metrics(loss=0.5, accuracy=0.5, step=5)
@@ -52,7 +52,7 @@ def test_one_client_per_process(server_db: tuple[str, str]) -> None:
     rm = ResultsManager(backend=MongoBackend(uri, database=name))
     rm.set("r", Metrics(loss=1, accuracy=1))
     clone = pickle.loads(pickle.dumps(rm))
-    assert clone.backend._client is None  # type: ignore[attr-defined]
+    assert clone.backend._client is None
     assert clone.list_ids() == ["r"]
     assert clone.backend._client is rm.backend._client  # type: ignore[attr-defined]
     clone.close()

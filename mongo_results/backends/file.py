@@ -46,7 +46,9 @@ def _escape_tree(value: Any) -> Any:
 class FileBackend:
     """Results as JSON files under ``base_dir``."""
 
-    def __init__(self, base_dir: str | os.PathLike[str], create_if_missing: bool = True, *, store_secrets: bool = False) -> None:
+    def __init__(
+        self, base_dir: str | os.PathLike[str], create_if_missing: bool = True, *, store_secrets: bool = False
+    ) -> None:
         self.base_dir = Path(base_dir)
         self.store_secrets = store_secrets
         if not self.base_dir.exists():
@@ -62,7 +64,9 @@ class FileBackend:
     def _path(self, segs: tuple[str, ...]) -> Path:
         name = segs[-1] + _SUFFIX
         if len(name.encode("utf-8")) > 255:
-            raise InvalidIdError(f"Result id segment {segs[-1]!r} is too long for a file name (250 UTF-8 bytes at most)")
+            raise InvalidIdError(
+                f"Result id segment {segs[-1]!r} is too long for a file name (250 UTF-8 bytes at most)"
+            )
         path = self._root.joinpath(*segs[:-1], name)
         # A symlinked directory inside the store must not lead writes outside it.
         if not path.parent.resolve().is_relative_to(self._root):
@@ -149,9 +153,10 @@ class FileBackend:
             elif plan.behavior is SetBehavior.RAISE_IF_EXISTS:
                 stored = Stored.EXISTING
             else:
-                same = existing.get("namespace") == plan.namespace and content_digest(
-                    str(existing.get("model_type")), existing.get("data") or {}
-                ) == doc["digest"]
+                same = (
+                    existing.get("namespace") == plan.namespace
+                    and content_digest(str(existing.get("model_type")), existing.get("data") or {}) == doc["digest"]
+                )
                 stored = Stored.SAME if same else Stored.DIFFERENT
             result = outcome(plan.behavior, stored, plan.result_id, plan.namespace)
             if writes(plan.behavior, stored):

@@ -179,7 +179,13 @@ class MongoBackend:
         """Store ``data`` under ``result_id``; one atomic server command (SPEC §2.2)."""
         with self._guard, self._errors():
             plan = plan_set(
-                result_id, data, behavior, namespace, strict_namespace, store_secrets=self.store_secrets, engine=self.engine()
+                result_id,
+                data,
+                behavior,
+                namespace,
+                strict_namespace,
+                store_secrets=self.store_secrets,
+                engine=self.engine(),
             )
             return self._run(plan)
 
