@@ -90,8 +90,14 @@ def _key(key: object, path: str, opts: _Options) -> str:
     return escape_key(str(encoded))
 
 
-def _sort_key(value: Any) -> bytes:
-    return bson.encode({"v": value}, codec_options=CODEC_OPTIONS)
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # Numbers and text in natural order (readable in Compass); anything else, NaN included,
+    # by its BSON bytes, which is total and the same in every process.
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    return (2, bson.encode({"v": value}, codec_options=CODEC_OPTIONS))
 
 
 def _encode(value: Any, path: str, opts: _Options) -> Any:

@@ -155,7 +155,12 @@ def test_sets_are_stored_sorted() -> None:
     class S(BaseModel):
         s: set[str]
 
-    assert encode_model(S(s={"c", "a", "b"})).data["s"] == ["a", "b", "c"]
+    assert encode_model(S(s={"sgd", "baseline", "c"})).data["s"] == ["baseline", "c", "sgd"]
+
+    class N(BaseModel):
+        s: frozenset[float]
+
+    assert encode_model(N(s=frozenset({10.0, -1.5, 2.0}))).data["s"] == [-1.5, 2.0, 10.0]
 
 
 def test_nan_round_trips_as_nan() -> None:

@@ -1,0 +1,223 @@
+"""The main job: a parallel hyper-parameter sweep stored with SKIP_IF_EXISTS.
+
+    python -m mongo_results.demo                      # embedded store, no server
+    python -m mongo_results.demo --uri mongodb://localhost:27017/demo
+
+Worker processes train a small logistic-regression model per configuration.
+With a server or a directory each worker stores its own result; the embedded
+mongomock store lives in this process, so there the workers hand results back
+and this process stores them. A second pass over the same sweep finds every
+result already stored and skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime, timezone
+from typing import TextIO
+
+from pydantic import BaseModel
+
+from ._targets import is_mock_uri
+from .behaviors import SetBehavior
+from .manager import ResultsManager
+from .registry import register_model
+
+SWEEP = "sweep-demo"
+SNAPSHOT = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+class RunConfig(BaseModel):
+    learning_rate: float
+    batch_size: int
+    seed: int
+    epochs: int = 15
+    dataset_snapshot: datetime = SNAPSHOT
+
+
+class EpochStats(BaseModel):
+    epoch: int
+    loss: float
+    accuracy: float
+
+
+@register_model(namespace="demo")
+class RunResult(BaseModel):
+    config: RunConfig
+    history: list[EpochStats]
+    final_loss: float
+    final_accuracy: float
+    best_epoch: int
+
+
+def result_id(cfg: RunConfig) -> str:
+    return f"{SWEEP}/lr={cfg.learning_rate}/batch={cfg.batch_size}/seed={cfg.seed}/metrics"
+
+
+def sweep(seeds: int = 8) -> list[RunConfig]:
+    return [
+        RunConfig(learning_rate=lr, batch_size=b, seed=s)
+        for lr in (0.3, 0.1, 0.03, 0.01)
+        for b in (16, 64, 256)
+        for s in range(seeds)
+    ]
+
+
+def train(cfg: RunConfig) -> RunResult:
+    """Mini-batch SGD on a synthetic, seeded classification problem: deterministic per config."""
+    rng = random.Random(cfg.seed)
+    dim, n = 8, 1200
+    truth = [rng.gauss(0, 1) for _ in range(dim)]
+    xs = [[rng.gauss(0, 1) for _ in range(dim)] for _ in range(n)]
+    ys = [1.0 if sum(w * x for w, x in zip(truth, row, strict=True)) + rng.gauss(0, 0.5) > 0 else 0.0 for row in xs]
+    w = [0.0] * dim
+    history: list[EpochStats] = []
+    order = list(range(n))
+    for epoch in range(cfg.epochs):
+        rng.shuffle(order)
+        for start in range(0, n, cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            grad = [0.0] * dim
+            for i in batch:
+                p = 1 / (1 + math.exp(-sum(a * b for a, b in zip(w, xs[i], strict=True))))
+                for k in range(dim):
+                    grad[k] += (p - ys[i]) * xs[i][k]
+            w = [wk - cfg.learning_rate * g / len(batch) for wk, g in zip(w, grad, strict=True)]
+        loss = correct = 0.0
+        for row, y in zip(xs, ys, strict=True):
+            p = min(max(1 / (1 + math.exp(-sum(a * b for a, b in zip(w, row, strict=True)))), 1e-12), 1 - 1e-12)
+            loss -= y * math.log(p) + (1 - y) * math.log(1 - p)
+            correct += (p > 0.5) == (y == 1.0)
+        history.append(EpochStats(epoch=epoch, loss=round(loss / n, 6), accuracy=round(correct / n, 4)))
+    best = min(history, key=lambda h: h.loss)
+    return RunResult(
+        config=cfg,
+        history=history,
+        final_loss=history[-1].loss,
+        final_accuracy=history[-1].accuracy,
+        best_epoch=best.epoch,
+    )
+
+
+def train_and_store(rm: ResultsManager | None, cfg: RunConfig) -> tuple[RunResult | None, bool | None]:
+    """Runs in a worker: train, and store when the worker can reach the store itself."""
+    result = train(cfg)
+    if rm is None:
+        return result, None
+    return None, rm.set(result_id(cfg), result, SetBehavior.SKIP_IF_EXISTS)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; a line per tenth of the work otherwise."""
+
+    def __init__(self, total: int, label: str, out: TextIO = sys.stderr) -> None:
+        self.total, self.label, self.out, self.done = total, label, out, 0
+        self.tty, self.started = out.isatty(), time.monotonic()
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.tty or self.done == self.total or self.done % max(1, self.total // 10) == 0:
+            filled = int(30 * self.done / self.total)
+            rate = self.done / max(time.monotonic() - self.started, 1e-9)
+            line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {rate:5.1f} runs/s"
+            self.out.write(("\r" + line) if self.tty else line + "\n")
+            if self.tty and self.done == self.total:
+                self.out.write("\n")
+            self.out.flush()
+
+
+def run_pass(rm: ResultsManager, configs: list[RunConfig], workers: int, label: str) -> tuple[int, int, float]:
+    """One pass over the sweep; returns (written, skipped, seconds)."""
+    embedded = _is_embedded(rm)
+    written = skipped = 0
+    progress = Progress(len(configs), label)
+    started = time.monotonic()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(train_and_store, None if embedded else rm, cfg): cfg for cfg in configs}
+        for future in as_completed(futures):
+            result, stored = future.result()
+            if result is not None:  # embedded store: this process writes
+                stored = rm.set(result_id(futures[future]), result, SetBehavior.SKIP_IF_EXISTS)
+            written += bool(stored)
+            skipped += not stored
+            progress.advance()
+    return written, skipped, time.monotonic() - started
+
+
+def _is_embedded(rm: ResultsManager) -> bool:
+    uri = getattr(rm.backend, "_uri", None)
+    return isinstance(uri, str) and is_mock_uri(uri)
+
+
+def table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...]) -> Iterator[str]:
+    rows = list(rows)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    yield "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    yield "  ".join("-" * w for w in widths)
+    for r in rows:
+        yield "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
+
+def summary(rm: ResultsManager) -> list[str]:
+    """Mean final loss per (learning rate, batch size), read back by prefix."""
+    groups: dict[tuple[float, int], list[RunResult]] = {}
+    for rid in rm.list_ids(SWEEP):
+        run = rm.get(rid, RunResult)
+        groups.setdefault((run.config.learning_rate, run.config.batch_size), []).append(run)
+    rows = sorted(
+        (
+            (
+                f"lr={lr} batch={b}",
+                str(len(runs)),
+                f"{statistics.mean(r.final_loss for r in runs):.4f}",
+                f"{statistics.stdev(r.final_loss for r in runs):.4f}" if len(runs) > 1 else "-",
+                f"{statistics.mean(r.final_accuracy for r in runs):.3f}",
+                f"seed={min(runs, key=lambda r: r.final_loss).config.seed}",
+            )
+            for (lr, b), runs in groups.items()
+        ),
+        key=lambda row: float(row[2]),
+    )
+    return list(table(rows, ("configuration", "runs", "mean loss", "std", "accuracy", "best")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mongo_results.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--uri",
+        default=os.environ.get("MONGO_RESULTS_URI", "mongomock://localhost/mongo_results_demo"),
+        help="store: a mongodb:// URI, mongomock:// (default, embedded) or a directory",
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes")
+    parser.add_argument("--seeds", type=int, default=8, help="seeds per configuration (12 configurations)")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.seeds < 1:
+        parser.error("--workers and --seeds must be at least 1")
+
+    rm: ResultsManager = ResultsManager(args.uri)
+    configs = sweep(args.seeds)
+    where = "embedded mongomock store (in this process)" if _is_embedded(rm) else repr(rm.backend)
+    print(f"Sweep of {len(configs)} training runs on {args.workers} worker processes -> {where}")
+
+    written, skipped, secs = run_pass(rm, configs, args.workers, "pass 1")
+    print(f"pass 1: {written} results written, {skipped} already stored ({secs:.1f} s)")
+    written, skipped, secs = run_pass(rm, configs, args.workers, "pass 2")
+    print(f"pass 2: {written} results written, {skipped} skipped: identical results were already stored ({secs:.1f} s)")
+
+    prefix = f"{SWEEP}/lr=0.1"
+    print(f"\n{len(rm.list_ids(prefix))} results under {prefix!r}, {len(rm.list_ids(SWEEP))} under {SWEEP!r}\n")
+    print("\n".join(summary(rm)))
+    rm.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

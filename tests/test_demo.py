@@ -1,0 +1,29 @@
+"""The main job runs end to end on the embedded store and on a directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mongo_results.demo import main
+
+
+@pytest.mark.parametrize("store", ["embedded", "directory"])
+def test_demo_sweep(store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--seeds", "2", "--workers", "2"]
+    if store == "directory":
+        args += ["--uri", str(tmp_path / "results")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "pass 1: 24 results written, 0 already stored" in out
+    assert "pass 2: 0 results written, 24 skipped" in out
+    assert "6 results under 'sweep-demo/lr=0.1', 24 under 'sweep-demo'" in out
+    assert "lr=0.3 batch=16" in out and "mean loss" in out
+
+
+def test_demo_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--workers", "0"])
+    assert info.value.code == 2
+    assert "--workers and --seeds must be at least 1" in capsys.readouterr().err
