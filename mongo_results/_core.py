@@ -24,6 +24,7 @@ from .errors import (
     DocumentTooLargeError,
     InvalidNamespaceError,
     ModelNotRegisteredError,
+    MongoResultsError,
     ResultNotFoundError,
 )
 from .ids import ResultId, canonical_prefix, segments
@@ -58,13 +59,17 @@ class Engine:
     name: str = "mongodb"
     version: str = ""
     decimal128: bool = True
+    # MongoDB runs an upsert's query and insert in one snapshot and retries write conflicts
+    # itself, so a duplicate key means "the filter did not match the stored document".
+    # FerretDB 1.x queries, then inserts: a duplicate key may only mean "lost an insert race".
+    atomic_upserts: bool = True
 
     @classmethod
     def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
         """FerretDB adds ``ferretdbVersion`` to buildInfo; its 1.x drops connections on Decimal128."""
         ferret = info.get("ferretdbVersion")
         if ferret:
-            return cls("ferretdb", str(ferret), decimal128=False)
+            return cls("ferretdb", str(ferret), decimal128=False, atomic_upserts=False)
         return cls("mongodb", str(info.get("version", "")))
 
 
@@ -134,15 +139,13 @@ class SetPlan:
     document: dict[str, Any]
     filter: dict[str, Any] | None  # None: insert ``document``; else an upsert with ``update``
     update: dict[str, Any] | None
-
-    @property
-    def retry_on_duplicate(self) -> bool:
-        """OVERWRITE has no condition, so a duplicate key only means it lost an insert race."""
-        return self.behavior is SetBehavior.OVERWRITE
+    attempts: int  # how often a duplicate key is met before it is read as an answer
 
     def outcome(self, *, duplicate: bool, upserted: bool) -> bool:
         """The value of ``set`` from the server's answer (raises ResultExistsError)."""
         b = self.behavior
+        if duplicate and b is SetBehavior.OVERWRITE:
+            raise MongoResultsError(f"set of {self.result_id!r} kept losing insert races; nothing was decided")
         if duplicate:
             # The filter did not match a document that does exist: for RAISE_IF_DIFFERENT it
             # holds other content ({_id, digest: d} failed), for SKIP_IF_EXISTS the same
@@ -193,16 +196,20 @@ def plan_set(
     check_size(rid, encoded, doc)
     body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
     write = {"$set": body, "$setOnInsert": {"created_at": t}}
+    # After a duplicate key the document is committed, so repeating the upsert lets its query
+    # see it: the second answer is the informative one on engines without atomic upserts.
+    confirm = 1 if engine.atomic_upserts else 2
     if behavior is SetBehavior.RAISE_IF_EXISTS:
-        return SetPlan(rid, ns, behavior, doc, None, None)
+        return SetPlan(rid, ns, behavior, doc, None, None, 1)  # an insert has no query phase
     if behavior is SetBehavior.OVERWRITE:
-        return SetPlan(rid, ns, behavior, doc, {"_id": rid}, write)
+        return SetPlan(rid, ns, behavior, doc, {"_id": rid}, write, 3)  # a duplicate is always a lost race
     if behavior is SetBehavior.SKIP_IF_EXISTS:
-        return SetPlan(rid, ns, behavior, doc, {"_id": rid, "digest": {"$ne": encoded.digest}}, write)
+        return SetPlan(rid, ns, behavior, doc, {"_id": rid, "digest": {"$ne": encoded.digest}}, write, confirm)
     # RAISE_IF_DIFFERENT: matching {_id, digest} is "same content", a no-op; otherwise the
     # upsert's insert either creates the result or hits the _id index (different content).
     insert_only = {k: v for k, v in doc.items() if k not in ("_id", "digest")}
-    return SetPlan(rid, ns, behavior, doc, {"_id": rid, "digest": encoded.digest}, {"$setOnInsert": insert_only})
+    filt = {"_id": rid, "digest": encoded.digest}
+    return SetPlan(rid, ns, behavior, doc, filt, {"$setOnInsert": insert_only}, confirm)
 
 
 def prefix_filter(prefix: ResultId | None) -> dict[str, Any]:

@@ -111,7 +111,15 @@ class FerretDB:
         path = self.state / "ferretdb.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
+    def kill(self) -> None:
+        """Crash the server (SIGKILL): no graceful shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
+        """Stop gracefully (SIGTERM); FerretDB serves open connections for ~3 s meanwhile."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

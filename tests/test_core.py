@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mongo_results import InvalidIdError, ResultExistsError, SetBehavior, canonical_id
+from mongo_results import InvalidIdError, MongoResultsError, ResultExistsError, SetBehavior, canonical_id
 from mongo_results._core import Engine, namespaces_in, plan_set, prefix_filter
 from mongo_results.behaviors import Stored, outcome, writes
 from mongo_results.ids import canonical_prefix
@@ -41,7 +41,17 @@ def test_overwrite_keeps_created_at() -> None:
     plan = plan_set("a", M, SetBehavior.OVERWRITE, None, False)
     assert plan.filter == {"_id": "a"}
     assert plan.update is not None and "created_at" in plan.update["$setOnInsert"]
-    assert plan.retry_on_duplicate
+    assert plan.attempts == 3
+    with pytest.raises(MongoResultsError, match="insert races"):
+        plan.outcome(duplicate=True, upserted=False)
+
+
+def test_a_duplicate_is_confirmed_where_upserts_are_not_atomic() -> None:
+    ferret = Engine.from_build_info({"ferretdbVersion": "v1.24.2"})
+    for behavior in (SetBehavior.SKIP_IF_EXISTS, SetBehavior.RAISE_IF_DIFFERENT):
+        assert plan_set("a", M, behavior, None, False).attempts == 1
+        assert plan_set("a", M, behavior, None, False, engine=ferret).attempts == 2
+    assert plan_set("a", M, SetBehavior.RAISE_IF_EXISTS, None, False, engine=ferret).attempts == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,77 @@
+"""The server stops in the middle of a parallel ingest, then comes back on the same port."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from mongo_results import MongoBackend, ResultsManager, StoreUnavailableError
+
+from .ferretdb import FerretDB
+from .models import Metrics
+
+THREADS = 8
+
+
+@pytest.fixture
+def own_server(server_uri: str) -> Iterator[FerretDB]:
+    """A FerretDB of this test's own, since it is stopped and started (the run's server is not touched)."""
+    server = FerretDB().start()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("how", ["terminate", "kill"])
+def test_server_stops_mid_ingest_and_comes_back(own_server: FerretDB, how: str) -> None:
+    uri = own_server.uri + "?serverSelectionTimeoutMS=1500"
+    rm = ResultsManager(backend=MongoBackend(uri, database="faults"))
+    written: list[str] = []
+    errors: list[BaseException] = []
+
+    def ingest(t: int) -> None:
+        i = 0
+        while True:
+            rid = f"ingest/{t}/{i}"
+            try:
+                rm.set(rid, Metrics(loss=i, accuracy=t, step=i))
+            except BaseException as exc:  # the one error each caller must end with
+                errors.append(exc)
+                return
+            written.append(rid)
+            i += 1
+
+    threads = [threading.Thread(target=ingest, args=(t,), daemon=True) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    while len(written) < 200:
+        time.sleep(0.01)
+    stopped = time.monotonic()
+    own_server.kill() if how == "kill" else own_server.stop()
+    for t in threads:
+        t.join(60)  # a hang would show here, not a slow test
+    assert not any(t.is_alive() for t in threads), "a caller hung after the server stopped"
+    print(f"\n{how}: {len(written)} stored, every caller failed within {time.monotonic() - stopped:.2f} s of the stop")
+    assert len(errors) == THREADS
+    assert all(isinstance(e, StoreUnavailableError) and isinstance(e, ConnectionError) for e in errors), errors
+    assert all(f"127.0.0.1:{own_server.port}" in str(e) for e in errors)
+    with pytest.raises(ConnectionError, match=r"within 1\.5 s"):
+        rm.list_ids()
+
+    own_server.start()  # same port, same state directory
+    assert rm.set("after/restart", Metrics(loss=1, accuracy=1)) is True  # the same manager object
+    stored = set(rm.list_ids("ingest"))
+    assert set(written) <= stored  # nothing acknowledged was lost
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(own_server.uri) as client:  # one bulk read: FerretDB scans for each _id lookup
+        docs = list(client.faults["results.default"].find({"_id": {"$in": sorted(stored)}}))
+    assert len(docs) == len(stored)
+    for doc in docs:  # no partial document: every stored one is whole and valid
+        t, i = map(int, doc["_id"].split("/")[1:])
+        assert doc["path"] == doc["_id"].split("/") and doc["model_type"] == "Metrics"
+        assert Metrics.model_validate(doc["data"]) == Metrics(loss=i, accuracy=t, step=i)
+    rm.close()

@@ -1,0 +1,96 @@
+"""Concurrent writers on the same ids get the outcomes of some serial order (SPEC §2.2).
+
+8 worker processes with 4 threads each, 32 callers, start together and each calls
+``set`` once on every id. The outcomes are then checked against what a serial
+order allows, and every stored document against what some writer wrote.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from mongo_results import MongoBackend, ResultsManager, SetBehavior
+
+from .models import Metrics
+
+PROCESSES, THREADS, IDS = 8, 4, 12
+
+
+def caller(
+    rm: ResultsManager, behavior: SetBehavior, same: bool, writer: int, start_at: float
+) -> list[tuple[str, str]]:
+    """One thread's calls: (id, outcome) with outcome 'True', 'False' or 'exists'."""
+    model = Metrics(loss=0.5, accuracy=0.5, step=0 if same else writer)
+    time.sleep(max(0.0, start_at - time.time()))
+    out = []
+    for i in range(IDS):
+        rid = f"race/{i}"
+        try:
+            out.append((rid, str(rm.set(rid, model, behavior))))
+        except FileExistsError:
+            out.append((rid, "exists"))
+    return out
+
+
+def worker(
+    rm: ResultsManager, behavior: SetBehavior, same: bool, process: int, start_at: float
+) -> list[tuple[str, str]]:
+    """Runs in a worker process: THREADS callers at once."""
+    results: list[list[tuple[str, str]]] = [[] for _ in range(THREADS)]
+
+    def run(t: int) -> None:
+        results[t] = caller(rm, behavior, same, process * THREADS + t, start_at)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rm.close()
+    return [pair for r in results for pair in r]
+
+
+@pytest.fixture(params=["server", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
+    if request.param == "file":
+        return ResultsManager(tmp_path / "store")
+    uri, name = request.getfixturevalue("server_db")
+    return ResultsManager(backend=MongoBackend(uri, database=name))
+
+
+# behaviour, identical content? -> expected outcome counts per id among 32 callers
+CASES = [
+    (SetBehavior.RAISE_IF_EXISTS, True, {"True": 1, "exists": 31}),
+    (SetBehavior.RAISE_IF_EXISTS, False, {"True": 1, "exists": 31}),
+    (SetBehavior.SKIP_IF_EXISTS, True, {"True": 1, "False": 31}),
+    (SetBehavior.SKIP_IF_EXISTS, False, {"True": 32}),
+    (SetBehavior.RAISE_IF_DIFFERENT, True, {"True": 32}),
+    (SetBehavior.RAISE_IF_DIFFERENT, False, {"True": 1, "exists": 31}),
+    (SetBehavior.OVERWRITE, True, {"True": 32}),
+    (SetBehavior.OVERWRITE, False, {"True": 32}),
+]
+
+
+@pytest.mark.parametrize(("behavior", "same", "expected"), CASES, ids=lambda v: getattr(v, "name", str(v)))
+def test_racing_writers(store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int]) -> None:
+    start_at = time.time() + 1.5  # every process and thread is waiting by then
+    with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(worker, store, behavior, same, p, start_at) for p in range(PROCESSES)]
+        outcomes = [pair for f in futures for pair in f.result()]
+    assert len(outcomes) == PROCESSES * THREADS * IDS
+    for i in range(IDS):
+        counts = Counter(o for rid, o in outcomes if rid == f"race/{i}")
+        assert counts == Counter(expected), f"race/{i}: {counts}"
+    assert store.list_ids("race") == sorted(f"race/{i}" for i in range(IDS))
+    writers = {0} if same else set(range(PROCESSES * THREADS))
+    for i in range(IDS):
+        got = store.get(f"race/{i}", Metrics)  # present and valid
+        assert got.step in writers and got.loss == 0.5 and got.accuracy == 0.5
+    store.close()

@@ -1,0 +1,111 @@
+"""Each single-namespace operation is one command to the server (PyMongo command monitoring)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient, monitoring
+
+from mongo_results import MongoBackend, SetBehavior
+
+from .models import Metrics
+
+# Handshakes, monitoring and session clean-up are not the operation's commands.
+NOT_OURS = {"hello", "isMaster", "ismaster", "ping", "endSessions", "buildInfo", "saslStart", "saslContinue"}
+
+
+class Recorder(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in NOT_OURS:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def take(self) -> list[str]:
+        names, self.names = self.names, []
+        return names
+
+
+@pytest.fixture
+def watched(server_db: tuple[str, str]) -> Iterator[tuple[MongoBackend, Recorder, str]]:
+    uri, name = server_db
+    recorder = Recorder()
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[recorder])
+    backend = MongoBackend(client, database=name)
+    backend.set("warmup", Metrics(loss=0, accuracy=0))  # engine check and index creation happen once
+    recorder.take()
+    yield backend, recorder, backend.engine().name
+    client.close()
+
+
+A = Metrics(loss=1, accuracy=1)
+B = Metrics(loss=2, accuracy=2)
+
+
+@pytest.mark.parametrize("behavior", list(SetBehavior))
+@pytest.mark.parametrize("state", ["nothing", "same", "different"])
+def test_set_is_one_command(watched: tuple[MongoBackend, Recorder, str], behavior: SetBehavior, state: str) -> None:
+    backend, recorder, engine = watched
+    if state != "nothing":
+        backend.set("r", A)
+        recorder.take()
+    with contextlib.suppress(FileExistsError):
+        backend.set("r", A if state == "same" else B, behavior)
+    names = recorder.take()
+    expected = ["insert"] if behavior is SetBehavior.RAISE_IF_EXISTS else ["update"]
+    # FerretDB 1.x upserts are not atomic: a duplicate key is confirmed by repeating the command.
+    confirmed = engine == "ferretdb" and (behavior, state) in {
+        (SetBehavior.SKIP_IF_EXISTS, "same"),
+        (SetBehavior.RAISE_IF_DIFFERENT, "different"),
+    }
+    assert names == expected * (2 if confirmed else 1)
+
+
+def test_reads_and_deletes_in_one_namespace_are_one_command(watched: tuple[MongoBackend, Recorder, str]) -> None:
+    backend, recorder, _ = watched
+    backend.set("r", A)
+    recorder.take()
+    assert backend.get("r", Metrics, namespace="default") == A
+    assert recorder.take() == ["find"]
+    assert backend.exists("r", namespace="default")
+    assert recorder.take() == ["find"]
+    assert backend.delete("r", namespace="default")
+    assert recorder.take() == ["delete"]
+
+
+def test_without_a_namespace_one_command_per_namespace(watched: tuple[MongoBackend, Recorder, str]) -> None:
+    backend, recorder, _ = watched
+    backend.set("r", A)
+    backend.set("r", B, namespace="other")
+    recorder.take()
+    assert backend.get("r", Metrics, namespace="other") == B
+    recorder.take()
+    assert backend.exists("r")
+    assert recorder.take()[0] == "listCollections"
+    assert backend.delete("r")
+    assert recorder.take() == ["listCollections", "delete", "delete"]
+
+
+def test_list_ids_is_one_query_per_namespace(watched: tuple[MongoBackend, Recorder, str]) -> None:
+    backend, recorder, _ = watched
+    for i in range(250):  # more than one batch
+        backend.set(f"many/{i:03d}", A)
+    backend.set("many/x", A, namespace="other")
+    recorder.take()
+    assert len(backend.list_ids("many")) == 251
+    names = recorder.take()
+    assert names[0] == "listCollections"
+    assert names.count("find") == 2  # results.default and results.other
+    assert set(names[1:]) <= {"find", "getMore"}
+    assert len(backend.list_ids("many", namespace="default")) == 250
+    assert set(recorder.take()) <= {"find", "getMore"}
