@@ -68,10 +68,10 @@ def test_server_stops_mid_ingest_and_comes_back(own_server: FerretDB, how: str) 
     assert set(written) <= stored  # nothing acknowledged was lost
     client: MongoClient[dict[str, Any]]
     with MongoClient(own_server.uri) as client:  # one bulk read: FerretDB scans for each _id lookup
-        docs = list(client.faults["results.default"].find({"_id": {"$in": sorted(stored)}}))
+        docs: list[dict[str, Any]] = list(client.faults["results.default"].find({"_id": {"$in": sorted(stored)}}))
     assert len(docs) == len(stored)
     for doc in docs:  # no partial document: every stored one is whole and valid
-        t, i = map(int, doc["_id"].split("/")[1:])
+        writer, i = map(int, doc["_id"].split("/")[1:])
         assert doc["path"] == doc["_id"].split("/") and doc["model_type"] == "Metrics"
-        assert Metrics.model_validate(doc["data"]) == Metrics(loss=i, accuracy=t, step=i)
+        assert Metrics.model_validate(doc["data"]) == Metrics(loss=i, accuracy=writer, step=i)
     rm.close()
