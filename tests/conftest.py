@@ -69,6 +69,12 @@ def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> R
     return ResultsManager(backend=MongoBackend(uri, database=name))
 
 
+@pytest.fixture(params=["file", "server"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
+    """A store several processes can share: a directory, or a database on the real server."""
+    return make_manager(str(request.param), request, tmp_path)
+
+
 @pytest.fixture(params=BACKENDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -124,17 +124,6 @@ def test_unsupported_scheme() -> None:
         ResultsManager()
 
 
-def test_uri_manager_pickles_without_its_client(server_db: tuple[str, str]) -> None:
-    uri, name = server_db
-    rm = ResultsManager(backend=MongoBackend(uri, database=name))
-    rm.set("r", Metrics(loss=1, accuracy=1))
-    clone = pickle.loads(pickle.dumps(rm))
-    assert clone.backend._client is None
-    assert clone.get("r", Metrics) == Metrics(loss=1, accuracy=1)
-    clone.close()
-    rm.close()
-
-
 def test_unpicklable_backends_say_why(server_uri: str) -> None:
     with pytest.raises(TypeError, match="embedded mongomock"):
         pickle.dumps(ResultsManager("mongomock://localhost/x"))

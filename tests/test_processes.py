@@ -7,7 +7,6 @@ import pickle
 import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -24,16 +23,9 @@ def store_one(rm: ResultsManager, rid: str, step: int) -> tuple[bool, list[str]]
     return written, [str(w.message) for w in caught]
 
 
-@pytest.fixture(params=["file", "server"])
-def shared(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
-    if request.param == "file":
-        return ResultsManager(tmp_path / "store")
-    uri, name = request.getfixturevalue("server_db")
-    return ResultsManager(backend=MongoBackend(uri, database=name))
-
-
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_workers_store_through_a_shared_manager(shared: ResultsManager, method: str) -> None:
+def test_workers_store_through_a_shared_manager(shared_store: ResultsManager, method: str) -> None:
+    shared = shared_store
     shared.set("warmup", Metrics(loss=0, accuracy=0))  # the parent has an open connection before forking
     ids = [f"sweep/{i % 12}" for i in range(36)]  # each id three times, identical content
     ctx = multiprocessing.get_context(method)

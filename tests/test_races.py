@@ -12,11 +12,10 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from mongo_results import MongoBackend, ResultsManager, SetBehavior
+from mongo_results import ResultsManager, SetBehavior
 
 from .models import Metrics
 
@@ -57,14 +56,6 @@ def worker(
     return [pair for r in results for pair in r]
 
 
-@pytest.fixture(params=["server", "file"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
-    if request.param == "file":
-        return ResultsManager(tmp_path / "store")
-    uri, name = request.getfixturevalue("server_db")
-    return ResultsManager(backend=MongoBackend(uri, database=name))
-
-
 # behaviour, identical content? -> expected outcome counts per id among 32 callers
 CASES = [
     (SetBehavior.RAISE_IF_EXISTS, True, {"True": 1, "exists": 31}),
@@ -79,18 +70,20 @@ CASES = [
 
 
 @pytest.mark.parametrize(("behavior", "same", "expected"), CASES, ids=lambda v: getattr(v, "name", str(v)))
-def test_racing_writers(store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int]) -> None:
+def test_racing_writers(
+    shared_store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int]
+) -> None:
     start_at = time.time() + 1.5  # every process and thread is waiting by then
     with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(worker, store, behavior, same, p, start_at) for p in range(PROCESSES)]
+        futures = [pool.submit(worker, shared_store, behavior, same, p, start_at) for p in range(PROCESSES)]
         outcomes = [pair for f in futures for pair in f.result()]
     assert len(outcomes) == PROCESSES * THREADS * IDS
     for i in range(IDS):
         counts = Counter(o for rid, o in outcomes if rid == f"race/{i}")
         assert counts == Counter(expected), f"race/{i}: {counts}"
-    assert store.list_ids("race") == sorted(f"race/{i}" for i in range(IDS))
+    assert shared_store.list_ids("race") == sorted(f"race/{i}" for i in range(IDS))
     writers = {0} if same else set(range(PROCESSES * THREADS))
     for i in range(IDS):
-        got = store.get(f"race/{i}", Metrics)  # present and valid
+        got = shared_store.get(f"race/{i}", Metrics)  # present and valid
         assert got.step in writers and got.loss == 0.5 and got.accuracy == 0.5
-    store.close()
+    shared_store.close()
