@@ -1,42 +1,45 @@
-"""MongoBackend: results in MongoDB through PyMongo (or the embedded mongomock store)."""
+"""MongoBackend: results in MongoDB through PyMongo (or the embedded mongomock store).
+
+A thin shell: every decision is made by :mod:`mongo_results._operations`;
+this module opens clients and executes the commands those operations yield.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import mongomock
 from pydantic import BaseModel
 from pymongo import MongoClient
-from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConfigurationError, DuplicateKeyError
 
 from .. import _clients
-from .._core import (
-    DEFAULT_COLLECTION_PREFIX,
-    EMBEDDED,
-    Engine,
-    SetPlan,
-    choose_document,
-    load_model,
-    namespaces_in,
-    plan_set,
-    prefix_filter,
-    validate_collection_prefix,
-    validate_namespace,
-)
+from .._core import DEFAULT_COLLECTION_PREFIX, EMBEDDED, Engine, validate_collection_prefix
+from .._operations import Command, Flow, Operation, Operations
 from .._targets import check_uri, database_from_uri, describe_hosts, is_mock_uri, mock_client
 from .._translate import driver_errors
 from ..behaviors import SetBehavior
-from ..ids import ResultId, canonical_id
-from .indexes import INDEXES
+from ..ids import ResultId
 
-__all__ = ["MongoBackend"]
+__all__ = ["MongoBackend", "execute"]
 
+R = TypeVar("R")
 Doc = dict[str, Any]
+
+
+def execute(database: Any, command: Command, lock: AbstractContextManager[Any]) -> tuple[Any, BaseException | None]:
+    """Run one command on a PyMongo or mongomock database: (reply, DuplicateKeyError or None)."""
+    target = database if command.collection is None else database[command.collection]
+    try:
+        with lock:
+            reply = getattr(target, command.method)(*command.args, **command.kwargs)
+            return (list(reply) if command.returns_cursor else reply), None
+    except DuplicateKeyError as exc:
+        return None, exc
 
 
 class MongoBackend:
@@ -44,7 +47,8 @@ class MongoBackend:
 
     ``target`` is a URI (``mongodb://``, ``mongodb+srv://``, ``mongomock://``), a
     ``MongoClient`` or a ``Database``. A client passed in is used as it is and
-    never closed here; one built from a URI is opened lazily, once per process.
+    never closed here; one built from a URI is opened lazily, once per process,
+    and shared by every backend of that process with the same URI and options.
     """
 
     def __init__(
@@ -61,9 +65,8 @@ class MongoBackend:
         self._client_options = client_options
         self._uri: str | None = None
         self._client: Any = None
+        self._ops: Operations | None = None
         self._pid = os.getpid()
-        self._ensured: set[str] = set()
-        self._engine: Engine | None = None
         self._open_lock = threading.Lock()
         if isinstance(target, str):
             check_uri(target)
@@ -83,8 +86,8 @@ class MongoBackend:
             self._mock = isinstance(target, mongomock.MongoClient)
         else:
             raise TypeError(f"MongoBackend needs a URI, a MongoClient or a Database, got {type(target).__name__}")
-        # mongomock applies an update in several Python steps; one lock makes each command atomic.
-        self._guard: AbstractContextManager[Any] = threading.RLock() if self._mock else nullcontext()
+        # mongomock applies a command in several Python steps; a lock makes each one atomic.
+        self._lock: AbstractContextManager[Any] = threading.RLock() if self._mock else nullcontext()
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> MongoBackend:
@@ -92,6 +95,9 @@ class MongoBackend:
         return cls(uri, **options)
 
     # -- connection -------------------------------------------------------------------
+
+    def _client_key(self) -> tuple[str, str]:
+        return self._uri or "", repr(sorted(self._client_options.items()))
 
     def _database(self) -> Database[Doc]:
         if self._client is None or (self._uri is not None and self._pid != os.getpid()):
@@ -101,14 +107,10 @@ class MongoBackend:
                     # are not fork-safe, so each process opens its own on first use.
                     self._client = self._connect()
                     self._pid = os.getpid()
-                    self._ensured = set()
-                    self._engine = None
+                    self._ops = None
         # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
         db: Database[Doc] = self._client.get_database(self.database_name)
         return db
-
-    def _client_key(self) -> tuple[str, str]:
-        return self._uri or "", repr(sorted(self._client_options.items()))
 
     def _connect(self) -> Any:
         uri = self._uri
@@ -118,55 +120,43 @@ class MongoBackend:
         options = {"appname": "mongo_results", **self._client_options}
         return _clients.acquire(self._client_key(), lambda: MongoClient(uri, **options))
 
+    def _operations(self) -> Operations:
+        self._database()
+        if self._ops is None:
+            engine = EMBEDDED if self._mock else None
+            self._ops = Operations(self.collection_prefix, engine=engine)
+        return self._ops
+
+    def engine(self) -> Engine:
+        """The server's engine, asked once per connection."""
+        ops = self._operations()
+        if ops.engine is None:
+            with self._errors():
+                ops.engine = Engine.from_build_info(self._database().command("buildInfo"))
+        return ops.engine
+
     def _errors(self) -> AbstractContextManager[None]:
         self._database()  # opens the client (no I/O), so its timeout is known for messages
         timeout = getattr(getattr(self._client, "options", None), "server_selection_timeout", None)
         return driver_errors(self.hosts, timeout)
 
-    def engine(self) -> Engine:
-        """The server's engine, asked once per client."""
-        db = self._database()
-        if self._engine is None:
-            self._engine = EMBEDDED if self._mock else Engine.from_build_info(db.client.admin.command("buildInfo"))
-        return self._engine
-
-    def _collection(self, namespace: str) -> Collection[Doc]:
-        return self._database()[self.collection_prefix + namespace]
-
-    def _writable(self, namespace: str) -> Collection[Doc]:
-        coll = self._collection(namespace)
-        if coll.name not in self._ensured:
-            coll.create_indexes(INDEXES)
-            self._ensured.add(coll.name)
-        return coll
-
-    def _namespaces(self, namespace: str | None) -> list[str]:
-        if namespace is not None:
-            return [validate_namespace(namespace)]
-        return namespaces_in(self._database().list_collection_names(), self.collection_prefix)
+    def _run(self, operation: Operation[R]) -> R:
+        flow = Flow(operation)
+        with self._errors():
+            db = self._database()
+            command = flow.start()
+            while command is not None:
+                command = flow.resume(*execute(db, command, self._lock))
+        return flow.result
 
     def close(self) -> None:
-        """Close the client this backend opened (never one that was passed in)."""
+        """Release the client this backend opened (never one that was passed in)."""
         if self._uri is not None and self._client is not None and not self._mock and self._pid == os.getpid():
             _clients.release(self._client_key(), lambda client: client.close())
         self._client = None
+        self._ops = None
 
     # -- operations -------------------------------------------------------------------
-
-    def _run(self, plan: SetPlan) -> bool:
-        coll = self._writable(plan.namespace)
-        for attempt in range(1, plan.attempts + 1):
-            try:
-                if plan.filter is None:
-                    coll.insert_one(plan.document)
-                    return plan.outcome(duplicate=False, upserted=True)
-                assert plan.update is not None
-                res = coll.update_one(plan.filter, plan.update, upsert=True)
-                return plan.outcome(duplicate=False, upserted=res.upserted_id is not None)
-            except DuplicateKeyError:
-                if attempt == plan.attempts:
-                    return plan.outcome(duplicate=True, upserted=False)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def set(
         self,
@@ -177,66 +167,32 @@ class MongoBackend:
         strict_namespace: bool = False,
     ) -> bool:
         """Store ``data`` under ``result_id``; one atomic server command (SPEC §2.2)."""
-        with self._guard, self._errors():
-            plan = plan_set(
-                result_id,
-                data,
-                behavior,
-                namespace,
-                strict_namespace,
-                store_secrets=self.store_secrets,
-                engine=self.engine(),
-            )
-            return self._run(plan)
+        ops = self._operations()
+        return self._run(
+            ops.set(result_id, data, behavior, namespace, strict_namespace, store_secrets=self.store_secrets)
+        )
 
     def get(
-        self,
-        result_id: ResultId,
-        model_class: type[BaseModel] | None = None,
-        namespace: str | None = None,
+        self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
     ) -> BaseModel:
         """The stored result, validated into its model class."""
-        rid = canonical_id(result_id)
-        with self._guard, self._errors():
-            found = [
-                (ns, doc)
-                for ns in self._namespaces(namespace)
-                if (doc := self._collection(ns).find_one({"_id": rid})) is not None
-            ]
-        return load_model(choose_document(rid, found, model_class), rid, model_class, namespace)
+        return self._run(self._operations().get(result_id, model_class, namespace))
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether any namespace (or the given one) holds ``result_id``."""
-        rid = canonical_id(result_id)
-        with self._guard, self._errors():
-            return any(
-                self._collection(ns).find_one({"_id": rid}, {"_id": 1}) is not None
-                for ns in self._namespaces(namespace)
-            )
+        return self._run(self._operations().exists(result_id, namespace))
 
     def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
         """Sorted ids under ``prefix`` (whole segments), one index-backed query per namespace."""
-        query = prefix_filter(prefix)
-        ids: set[str] = set()
-        with self._guard, self._errors():
-            for ns in self._namespaces(namespace):
-                ids.update(doc["_id"] for doc in self._collection(ns).find(query, {"_id": 1}))
-        return sorted(ids)
+        return self._run(self._operations().list_ids(prefix, namespace))
 
     def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Delete ``result_id`` from every namespace (or the given one); whether anything went."""
-        rid = canonical_id(result_id)
-        with self._guard, self._errors():
-            counts = [self._collection(ns).delete_one({"_id": rid}).deleted_count for ns in self._namespaces(namespace)]
-        return any(counts)
+        return self._run(self._operations().delete(result_id, namespace))
 
     def clear(self) -> None:
         """Drop this backend's collections (those with its prefix), and nothing else."""
-        with self._guard, self._errors():
-            db = self._database()
-            for ns in self._namespaces(None):
-                db.drop_collection(self.collection_prefix + ns)
-            self._ensured.clear()
+        self._run(self._operations().clear())
 
     # -- processes --------------------------------------------------------------------
 
