@@ -5,7 +5,14 @@ The public API of ``results_manager`` (``ResultsManager``, ``SetBehavior``,
 or a directory of JSON files.
 """
 
-from .backends import FileBackend, MongoBackend, ResultsBackend
+from .backends import (
+    AsyncFileBackend,
+    AsyncMongoBackend,
+    AsyncResultsBackend,
+    FileBackend,
+    MongoBackend,
+    ResultsBackend,
+)
 from .behaviors import SetBehavior
 from .errors import (
     AmbiguousResultError,
@@ -24,7 +31,7 @@ from .errors import (
     UnsupportedTypeError,
 )
 from .ids import canonical_id
-from .manager import ResultsManager
+from .manager import AsyncResultsManager, ResultsManager
 from .registry import (
     DEFAULT_NAMESPACE,
     clear_registry,
@@ -39,6 +46,10 @@ from .registry import (
 __all__ = [
     "DEFAULT_NAMESPACE",
     "AmbiguousResultError",
+    "AsyncFileBackend",
+    "AsyncMongoBackend",
+    "AsyncResultsBackend",
+    "AsyncResultsManager",
     "CorruptResultError",
     "DocumentTooLargeError",
     "FileBackend",

@@ -63,13 +63,16 @@ class Engine:
     # itself, so a duplicate key means "the filter did not match the stored document".
     # FerretDB 1.x queries, then inserts: a duplicate key may only mean "lost an insert race".
     atomic_upserts: bool = True
+    # FerretDB 1.24's $set skips an embedded document whose values equal the old one's in
+    # order, whatever its keys ({"a": 1} -> {"b": 1} is "unchanged"); replace_one is exact.
+    faithful_set: bool = True
 
     @classmethod
     def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
         """FerretDB adds ``ferretdbVersion`` to buildInfo; its 1.x drops connections on Decimal128."""
         ferret = info.get("ferretdbVersion")
         if ferret:
-            return cls("ferretdb", str(ferret), decimal128=False, atomic_upserts=False)
+            return cls("ferretdb", str(ferret), decimal128=False, atomic_upserts=False, faithful_set=False)
         return cls("mongodb", str(info.get("version", "")))
 
 
@@ -137,8 +140,9 @@ class SetPlan:
     namespace: str
     behavior: SetBehavior
     document: dict[str, Any]
-    filter: dict[str, Any] | None  # None: insert ``document``; else an upsert with ``update``
-    update: dict[str, Any] | None
+    method: str  # insert_one(document), or update_one / replace_one(filter, update, upsert=True)
+    filter: dict[str, Any]
+    update: dict[str, Any]  # update operators, or the whole document for replace_one
     attempts: int  # how often a duplicate key is met before it is read as an answer
 
     def outcome(self, *, duplicate: bool, upserted: bool) -> bool:
@@ -195,21 +199,25 @@ def plan_set(
     }
     check_size(rid, encoded, doc)
     body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
-    write = {"$set": body, "$setOnInsert": {"created_at": t}}
+    # Keeps created_at; where $set is not faithful the whole document is replaced instead.
+    write, method = ({"$set": body, "$setOnInsert": {"created_at": t}}, "update_one")
+    if not engine.faithful_set:
+        write, method = doc, "replace_one"
     # After a duplicate key the document is committed, so repeating the upsert lets its query
     # see it: the second answer is the informative one on engines without atomic upserts.
     confirm = 1 if engine.atomic_upserts else 2
     if behavior is SetBehavior.RAISE_IF_EXISTS:
-        return SetPlan(rid, ns, behavior, doc, None, None, 1)  # an insert has no query phase
+        return SetPlan(rid, ns, behavior, doc, "insert_one", {}, {}, 1)  # an insert has no query phase
     if behavior is SetBehavior.OVERWRITE:
-        return SetPlan(rid, ns, behavior, doc, {"_id": rid}, write, 3)  # a duplicate is always a lost race
+        return SetPlan(rid, ns, behavior, doc, method, {"_id": rid}, write, 3)  # a duplicate is a lost race
     if behavior is SetBehavior.SKIP_IF_EXISTS:
-        return SetPlan(rid, ns, behavior, doc, {"_id": rid, "digest": {"$ne": encoded.digest}}, write, confirm)
+        skip = {"_id": rid, "digest": {"$ne": encoded.digest}}
+        return SetPlan(rid, ns, behavior, doc, method, skip, write, confirm)
     # RAISE_IF_DIFFERENT: matching {_id, digest} is "same content", a no-op; otherwise the
     # upsert's insert either creates the result or hits the _id index (different content).
     insert_only = {k: v for k, v in doc.items() if k not in ("_id", "digest")}
     filt = {"_id": rid, "digest": encoded.digest}
-    return SetPlan(rid, ns, behavior, doc, filt, {"$setOnInsert": insert_only}, confirm)
+    return SetPlan(rid, ns, behavior, doc, "update_one", filt, {"$setOnInsert": insert_only}, confirm)
 
 
 def prefix_filter(prefix: ResultId | None) -> dict[str, Any]:

@@ -90,6 +90,11 @@ class Operations:
         self.engine = engine  # asked of the server once per connection
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
 
+    def learn_engine(self) -> Operation[Engine]:
+        """Ask the server what it is (once per connection)."""
+        self.engine = Engine.from_build_info((yield Command(None, "command", ("buildInfo",))))
+        return self.engine
+
     def _namespaces(self, namespace: str | None) -> Operation[list[str]]:
         if namespace is not None:
             return [validate_namespace(namespace)]
@@ -104,23 +109,21 @@ class Operations:
         namespace: str | None,
         strict: bool,
         *,
-        store_secrets: bool,
+        secrets: bool,
     ) -> Operation[bool]:
         """One atomic command per decision (SPEC §2.2); see SetPlan for reading the answer."""
-        if self.engine is None:
-            self.engine = Engine.from_build_info((yield Command(None, "command", ("buildInfo",))))
-        plan = plan_set(result_id, data, behavior, namespace, strict, store_secrets=store_secrets, engine=self.engine)
+        engine = self.engine if self.engine is not None else (yield from self.learn_engine())
+        plan = plan_set(result_id, data, behavior, namespace, strict, store_secrets=secrets, engine=engine)
         if plan.namespace not in self.indexed:
             yield Command(self.prefix + plan.namespace, "create_indexes", (INDEXES,))
             self.indexed.add(plan.namespace)
         for attempt in range(1, plan.attempts + 1):
             try:
-                if plan.filter is None:
-                    yield Command(self.prefix + plan.namespace, "insert_one", (plan.document,))
+                collection = self.prefix + plan.namespace
+                if plan.method == "insert_one":
+                    yield Command(collection, "insert_one", (plan.document,))
                     return plan.outcome(duplicate=False, upserted=True)
-                reply = yield Command(
-                    self.prefix + plan.namespace, "update_one", (plan.filter, plan.update), {"upsert": True}
-                )
+                reply = yield Command(collection, plan.method, (plan.filter, plan.update), {"upsert": True})
                 return plan.outcome(duplicate=False, upserted=reply.upserted_id is not None)
             except DuplicateKeyError:
                 if attempt == plan.attempts:

@@ -11,26 +11,30 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from ._targets import check_uri, is_uri
-from .backends.base import ResultsBackend
+from .backends.base import AsyncResultsBackend, ResultsBackend
 from .backends.file import FileBackend
+from .backends.file_async import AsyncFileBackend
 from .backends.mongo import MongoBackend
+from .backends.mongo_async import AsyncMongoBackend
 from .behaviors import SetBehavior
 from .ids import ResultId
 
-__all__ = ["ResultsManager", "open_backend"]
+__all__ = ["AsyncResultsManager", "ResultsManager", "open_backend"]
 
 T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
 
 
-def open_backend(base_dir: str | Path | None, create_if_missing: bool = True, **options: Any) -> ResultsBackend:
-    """The backend a ``base_dir`` names: a URI gives MongoBackend, a path FileBackend."""
+def open_backend(
+    base_dir: str | Path | None, create_if_missing: bool = True, *, asynchronous: bool = False, **options: Any
+) -> Any:
+    """The backend a ``base_dir`` names: a URI gives a MongoDB backend, a path a file store."""
     if is_uri(base_dir):
         assert isinstance(base_dir, str)
         check_uri(base_dir)
-        return MongoBackend(base_dir, **options)
+        return (AsyncMongoBackend if asynchronous else MongoBackend)(base_dir, **options)
     if isinstance(base_dir, (str, os.PathLike)):
-        return FileBackend(base_dir, create_if_missing, **options)
+        return (AsyncFileBackend if asynchronous else FileBackend)(base_dir, create_if_missing, **options)
     raise ValueError("Must provide either base_dir or backend")
 
 
@@ -119,3 +123,78 @@ class ResultsManager(Generic[T]):
 
     def __repr__(self) -> str:
         return f"ResultsManager({self.backend!r})"
+
+
+class AsyncResultsManager(Generic[T]):
+    """:class:`ResultsManager` for asyncio code: the same constructor, every method awaitable.
+
+    A ``mongodb://`` URI uses PyMongo's ``AsyncMongoClient`` (one per event loop);
+    ``backend=AsyncMongoBackend(motor_client)`` uses Motor; ``mongomock://`` is the
+    embedded store; a path is the file store, its disk I/O kept off the event loop.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | Path | None = None,
+        create_if_missing: bool = True,
+        backend: AsyncResultsBackend | None = None,
+        *,
+        store_secrets: bool = False,
+    ) -> None:
+        if backend is not None:
+            self.backend: AsyncResultsBackend = backend
+        else:
+            self.backend = open_backend(base_dir, create_if_missing, asynchronous=True, store_secrets=store_secrets)
+
+    async def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool:
+        """See :meth:`ResultsManager.set`."""
+        return await self.backend.set(result_id, data, behavior, namespace, strict_namespace)
+
+    @overload
+    async def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...
+    @overload
+    async def get(self, result_id: ResultId, model_class: type[M], namespace: str | None = None) -> M: ...
+
+    async def get(
+        self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> Any:
+        """See :meth:`ResultsManager.get`."""
+        return await self.backend.get(result_id, model_class, namespace)
+
+    async def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
+        """See :meth:`ResultsManager.exists`."""
+        return await self.backend.exists(result_id, namespace)
+
+    async def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
+        """See :meth:`ResultsManager.list_ids`."""
+        return await self.backend.list_ids(prefix, namespace)
+
+    async def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
+        """See :meth:`ResultsManager.delete`."""
+        return await self.backend.delete(result_id, namespace)
+
+    async def clear(self) -> None:
+        """See :meth:`ResultsManager.clear`."""
+        await self.backend.clear()
+
+    async def close(self) -> None:
+        """Close the client the backend opened for this event loop, if any."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> AsyncResultsManager[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncResultsManager({self.backend!r})"

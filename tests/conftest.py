@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pymongo import MongoClient
 
-from mongo_results import MongoBackend, ResultsManager, clear_registry
+from mongo_results import AsyncMongoBackend, AsyncResultsManager, MongoBackend, ResultsManager, clear_registry
 
 from .ferretdb import FerretDB
 
-BACKENDS = ["file", "mongomock", "server"]
+SYNC = ["file", "mongomock", "server"]
+ASYNC = ["async-file", "async-mongomock", "async-server", "motor-server"]
+BACKENDS = SYNC + ASYNC
+
+
+class SyncView:
+    """Drives an AsyncResultsManager on a private event loop, so the one suite runs it too."""
+
+    def __init__(self, make: Callable[[], Awaitable[AsyncResultsManager]]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.manager = self.loop.run_until_complete(make())
+
+    @property
+    def backend(self) -> Any:
+        return self.manager.backend
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        self.manager.backend = value
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.manager, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.loop.run_until_complete(method(*args, **kwargs))
+
+        return call
+
+    def shutdown(self) -> None:
+        self.loop.run_until_complete(self.manager.close())
+        self.loop.close()
 
 
 @pytest.fixture(autouse=True)
@@ -61,12 +92,31 @@ def server_db(server_uri: str) -> Iterator[tuple[str, str]]:
 
 
 def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
+    """A manager of this kind on a fresh store; async kinds come wrapped in a SyncView."""
+    mock_uri = f"mongomock://localhost/t_{uuid.uuid4().hex[:12]}"
     if kind == "file":
         return ResultsManager(tmp_path / "store")
     if kind == "mongomock":
-        return ResultsManager(f"mongomock://localhost/t_{uuid.uuid4().hex[:12]}")
-    uri, name = request.getfixturevalue("server_db")
-    return ResultsManager(backend=MongoBackend(uri, database=name))
+        return ResultsManager(mock_uri)
+    if kind == "server":
+        uri, name = request.getfixturevalue("server_db")
+        return ResultsManager(backend=MongoBackend(uri, database=name))
+
+    async def make() -> AsyncResultsManager:
+        if kind == "async-file":
+            return AsyncResultsManager(tmp_path / "store")
+        if kind == "async-mongomock":
+            return AsyncResultsManager(mock_uri)
+        uri, name = request.getfixturevalue("server_db")
+        if kind == "async-server":
+            return AsyncResultsManager(backend=AsyncMongoBackend(uri, database=name))
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        motor: Any = AsyncIOMotorClient(uri)
+        request.addfinalizer(motor.close)
+        return AsyncResultsManager(backend=AsyncMongoBackend(motor[name]))
+
+    return cast(ResultsManager, SyncView(make))
 
 
 @pytest.fixture(params=["file", "server"])
@@ -84,15 +134,18 @@ def kind(request: pytest.FixtureRequest) -> str:
 def rm(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultsManager]:
     manager = make_manager(kind, request, tmp_path)
     yield manager
-    if kind == "mongomock":
+    if kind.endswith("mongomock"):
         manager.clear()
-    manager.close()
+    if isinstance(manager, SyncView):
+        manager.shutdown()
+    else:
+        manager.close()
 
 
 @pytest.fixture
 def engine(kind: str, request: pytest.FixtureRequest) -> str:
     """The engine behind ``rm``: file, mongomock, ferretdb or mongodb."""
-    return str(request.getfixturevalue("server_engine")) if kind == "server" else kind
+    return str(request.getfixturevalue("server_engine")) if kind.endswith("server") else kind
 
 
 def needs_mongodb_semantics(engine: str, what: str) -> None:

@@ -16,7 +16,7 @@ M = Metrics(loss=1.0, accuracy=0.5)
 
 def test_raise_if_exists_is_a_plain_insert() -> None:
     plan = plan_set("a/b", M, SetBehavior.RAISE_IF_EXISTS, None, False)
-    assert plan.filter is None and plan.update is None
+    assert plan.method == "insert_one"
     doc = plan.document
     assert doc["_id"] == "a/b" and doc["path"] == ["a", "b"]
     assert doc["model_type"] == "Metrics" and doc["namespace"] == "default"
@@ -109,6 +109,15 @@ def test_canonical_forms() -> None:
 def test_namespaces_from_collection_names() -> None:
     names = ["results.default", "results.analytics", "other", "results.", "resultsx.y"]
     assert namespaces_in(names, "results.") == ["analytics", "default"]
+
+
+def test_writes_replace_whole_documents_where_set_is_not_faithful() -> None:
+    ferret = Engine.from_build_info({"ferretdbVersion": "v1.24.2"})
+    for behavior in (SetBehavior.SKIP_IF_EXISTS, SetBehavior.OVERWRITE):
+        assert plan_set("a", M, behavior, None, False).method == "update_one"
+        plan = plan_set("a", M, behavior, None, False, engine=ferret)
+        assert plan.method == "replace_one" and plan.update == plan.document
+    assert plan_set("a", M, SetBehavior.RAISE_IF_DIFFERENT, None, False, engine=ferret).method == "update_one"
 
 
 def test_engine_profile() -> None:

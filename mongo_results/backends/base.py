@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from ..behaviors import SetBehavior
 from ..ids import ResultId
 
-__all__ = ["ResultsBackend"]
+__all__ = ["AsyncResultsBackend", "ResultsBackend"]
 
 
 @runtime_checkable
@@ -39,3 +39,29 @@ class ResultsBackend(Protocol):
     def delete(self, result_id: ResultId, namespace: str | None = None) -> bool: ...
 
     def clear(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncResultsBackend(Protocol):
+    """The same methods, awaitable, for :class:`~mongo_results.AsyncResultsManager`."""
+
+    async def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool: ...
+
+    async def get(
+        self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> BaseModel: ...
+
+    async def exists(self, result_id: ResultId, namespace: str | None = None) -> bool: ...
+
+    async def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]: ...
+
+    async def delete(self, result_id: ResultId, namespace: str | None = None) -> bool: ...
+
+    async def clear(self) -> None: ...
