@@ -1,4 +1,4 @@
-"""The README's Python blocks run, in order, as one script (with warnings as errors)."""
+"""The README's Python blocks run as a user would paste them (with warnings as errors)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,46 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pymongo import MongoClient
+
 README = Path(__file__).resolve().parent.parent / "README.md"
+MARK = "<!-- needs-server -->\n"
 
 
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def python_blocks(needs_server: bool) -> list[str]:
+    found = re.finditer(r"(<!-- needs-server -->\n)?```python\n(.*?)```", README.read_text(), flags=re.S)
+    return [m.group(2) for m in found if bool(m.group(1)) == needs_server]
 
 
-def test_readme_quickstart_runs(tmp_path: Path) -> None:
-    blocks = python_blocks()
-    assert len(blocks) >= 4
-    script = tmp_path / "quickstart.py"
-    script.write_text("\n\n".join(blocks))
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+def run_script(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = cwd / "readme.py"
+    script.write_text(code)
+    return subprocess.run(
+        [sys.executable, "-W", "error", str(script)], cwd=cwd, capture_output=True, text=True, timeout=300
     )
+
+
+def test_quickstart_runs(tmp_path: Path) -> None:
+    blocks = python_blocks(needs_server=False)
+    assert len(blocks) >= 4
+    proc = run_script("\n\n".join(blocks), tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "sweep-7/lr=0.1/seed=3/metrics default" in proc.stdout
     assert "8 results written" in proc.stdout
     assert (tmp_path / "results-dir" / "sweep-8" / "seed=0" / "metrics.json").is_file()
+
+
+def test_async_quickstarts_run_against_the_server(server_uri: str, tmp_path: Path) -> None:
+    blocks = python_blocks(needs_server=True)
+    assert len(blocks) == 2  # AsyncMongoClient, then Motor
+    base = server_uri.split("?")[0].rstrip("/")
+    code = "\n\n".join(blocks).replace("mongodb://localhost:27017", base)
+    try:
+        proc = run_script(code, tmp_path)
+    finally:
+        client: MongoClient[dict[str, object]]
+        with MongoClient(base) as client:
+            client.drop_database("quickstart")
+    assert proc.returncode == 0, proc.stderr
+    assert "['svc/2026-11-28/latency']" in proc.stdout
+    assert "Latency 38.0" in proc.stdout
