@@ -40,6 +40,7 @@ __all__ = [
     "load_model",
     "namespaces_in",
     "now",
+    "plan_encoded",
     "plan_set",
     "prefix_filter",
     "resolve_namespace",
@@ -66,17 +67,20 @@ class Engine:
     # FerretDB 1.24's $set skips an embedded document whose values equal the old one's in
     # order, whatever its keys ({"a": 1} -> {"b": 1} is "unchanged"); replace_one is exact.
     faithful_set: bool = True
+    validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
 
     @classmethod
     def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
         """FerretDB adds ``ferretdbVersion`` to buildInfo; its 1.x drops connections on Decimal128."""
         ferret = info.get("ferretdbVersion")
         if ferret:
-            return cls("ferretdb", str(ferret), decimal128=False, atomic_upserts=False, faithful_set=False)
+            return cls(
+                "ferretdb", str(ferret), decimal128=False, atomic_upserts=False, faithful_set=False, validators=False
+            )
         return cls("mongodb", str(info.get("version", "")))
 
 
-EMBEDDED = Engine("mongomock")
+EMBEDDED = Engine("mongomock", validators=False)
 
 
 def validate_namespace(namespace: object) -> str:
@@ -180,12 +184,21 @@ def plan_set(
 ) -> SetPlan:
     """Validate and encode one ``set`` and choose its single atomic command."""
     segs = segments(result_id)
-    rid = "/".join(segs)
-    behavior = SetBehavior(behavior)
     if not isinstance(data, BaseModel):
         raise TypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
-    ns = resolve_namespace(data, namespace, strict_namespace, rid)
+    ns = resolve_namespace(data, namespace, strict_namespace, "/".join(segs))
     encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
+    return plan_encoded(segs, encoded, behavior, ns, engine=engine)
+
+
+def plan_encoded(
+    result_id: ResultId, encoded: EncodedModel, behavior: SetBehavior, namespace: str, *, engine: Engine = EMBEDDED
+) -> SetPlan:
+    """Choose the single atomic command that stores already-encoded data (a model, or an import)."""
+    segs = segments(result_id)
+    rid = "/".join(segs)
+    behavior = SetBehavior(behavior)
+    ns = validate_namespace(namespace)
     t = now()
     doc: dict[str, Any] = {
         "_id": rid,

@@ -13,6 +13,7 @@ shells only execute commands, so both run the very same decisions:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -22,20 +23,34 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from ._core import (
+    EMBEDDED,
     Engine,
+    SetPlan,
     choose_document,
     load_model,
     namespaces_in,
+    plan_encoded,
     plan_set,
     prefix_filter,
     validate_namespace,
 )
 from .behaviors import SetBehavior
+from .encoding import encode_stored
 from .ids import ResultId, canonical_id
+from .validation import namespace_validator
 
 __all__ = ["INDEXES", "Command", "Flow", "Operations"]
 
 R = TypeVar("R")
+log = logging.getLogger("mongo_results")
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)
+
 
 # Beside MongoDB's own unique ``_id`` index (one result per id and namespace, serving
 # get, exists and list_ids): any-segment filters in Compass, such as {"path": "seed=3"}.
@@ -85,8 +100,9 @@ class Flow(Generic[R]):
 class Operations:
     """The operations of one store over one connection, and what that connection has learnt."""
 
-    def __init__(self, collection_prefix: str, *, engine: Engine | None = None) -> None:
+    def __init__(self, collection_prefix: str, *, engine: Engine | None = None, validation: str = "warn") -> None:
         self.prefix = collection_prefix
+        self.validation = validation  # validationAction: "warn", "error", or "off" for no validator
         self.engine = engine  # asked of the server once per connection
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
 
@@ -101,6 +117,40 @@ class Operations:
         names = yield Command(None, "list_collection_names")
         return namespaces_in(names, self.prefix)
 
+    def _engine(self) -> Operation[Engine]:
+        return self.engine if self.engine is not None else (yield from self.learn_engine())
+
+    def _prepare(self, namespace: str, engine: Engine) -> Operation[None]:
+        """Indexes (and the validator, where the engine has them) once per namespace and connection."""
+        if namespace in self.indexed:
+            return
+        collection = self.prefix + namespace
+        yield Command(collection, "create_indexes", (INDEXES,))
+        if self.validation != "off":
+            if engine.validators:
+                command = {"collMod": collection, **namespace_validator(namespace), "validationAction": self.validation}
+                yield Command(None, "command", (command,))
+            elif engine.name != EMBEDDED.name:  # the embedded store has none by design
+                _say_once(
+                    f"{engine.name} {engine.version} does not enforce collection validators; {collection} has none"
+                )
+        self.indexed.add(namespace)
+
+    def _write(self, plan: SetPlan, engine: Engine) -> Operation[bool]:
+        yield from self._prepare(plan.namespace, engine)
+        collection = self.prefix + plan.namespace
+        for attempt in range(1, plan.attempts + 1):
+            try:
+                if plan.method == "insert_one":
+                    yield Command(collection, "insert_one", (plan.document,))
+                    return plan.outcome(duplicate=False, upserted=True)
+                reply = yield Command(collection, plan.method, (plan.filter, plan.update), {"upsert": True})
+                return plan.outcome(duplicate=False, upserted=reply.upserted_id is not None)
+            except DuplicateKeyError:
+                if attempt == plan.attempts:
+                    return plan.outcome(duplicate=True, upserted=False)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def set(
         self,
         result_id: ResultId,
@@ -112,23 +162,25 @@ class Operations:
         secrets: bool,
     ) -> Operation[bool]:
         """One atomic command per decision (SPEC §2.2); see SetPlan for reading the answer."""
-        engine = self.engine if self.engine is not None else (yield from self.learn_engine())
+        engine = yield from self._engine()
         plan = plan_set(result_id, data, behavior, namespace, strict, store_secrets=secrets, engine=engine)
-        if plan.namespace not in self.indexed:
-            yield Command(self.prefix + plan.namespace, "create_indexes", (INDEXES,))
-            self.indexed.add(plan.namespace)
-        for attempt in range(1, plan.attempts + 1):
-            try:
-                collection = self.prefix + plan.namespace
-                if plan.method == "insert_one":
-                    yield Command(collection, "insert_one", (plan.document,))
-                    return plan.outcome(duplicate=False, upserted=True)
-                reply = yield Command(collection, plan.method, (plan.filter, plan.update), {"upsert": True})
-                return plan.outcome(duplicate=False, upserted=reply.upserted_id is not None)
-            except DuplicateKeyError:
-                if attempt == plan.attempts:
-                    return plan.outcome(duplicate=True, upserted=False)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return (yield from self._write(plan, engine))
+
+    def store(
+        self, result_id: ResultId, model_type: str, data: Mapping[str, Any], behavior: SetBehavior, namespace: str
+    ) -> Operation[bool]:
+        """Like ``set`` for data already in stored form (an import): no model class needed."""
+        engine = yield from self._engine()
+        encoded = encode_stored(model_type, data, decimal128=engine.decimal128)
+        return (yield from self._write(plan_encoded(result_id, encoded, behavior, namespace, engine=engine), engine))
+
+    def documents(self, prefix: ResultId | None, namespace: str | None, *, with_data: bool) -> Operation[list[Any]]:
+        """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
+        query = prefix_filter(prefix)
+        found: list[Any] = []
+        for ns in (yield from self._namespaces(namespace)):
+            found += yield Command(self.prefix + ns, "find", (query, None if with_data else {"data": 0}))
+        return sorted(found, key=lambda d: (d["_id"], str(d.get("namespace"))))
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None

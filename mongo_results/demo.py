@@ -22,10 +22,10 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
-from typing import TextIO
 
 from pydantic import BaseModel
 
+from ._progress import Progress
 from ._targets import is_mock_uri
 from .behaviors import SetBehavior
 from .manager import ResultsManager
@@ -115,30 +115,11 @@ def train_and_store(rm: ResultsManager | None, cfg: RunConfig) -> tuple[RunResul
     return None, rm.set(result_id(cfg), result, SetBehavior.SKIP_IF_EXISTS)
 
 
-class Progress:
-    """A one-line progress bar on a terminal; a line per tenth of the work otherwise."""
-
-    def __init__(self, total: int, label: str, out: TextIO = sys.stderr) -> None:
-        self.total, self.label, self.out, self.done = total, label, out, 0
-        self.tty, self.started = out.isatty(), time.monotonic()
-
-    def advance(self) -> None:
-        self.done += 1
-        if self.tty or self.done == self.total or self.done % max(1, self.total // 10) == 0:
-            filled = int(30 * self.done / self.total)
-            rate = self.done / max(time.monotonic() - self.started, 1e-9)
-            line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {rate:5.1f} runs/s"
-            self.out.write(("\r" + line) if self.tty else line + "\n")
-            if self.tty and self.done == self.total:
-                self.out.write("\n")
-            self.out.flush()
-
-
 def run_pass(rm: ResultsManager, configs: list[RunConfig], workers: int, label: str) -> tuple[int, int, float]:
     """One pass over the sweep; returns (written, skipped, seconds)."""
     embedded = _is_embedded(rm)
     written = skipped = 0
-    progress = Progress(len(configs), label)
+    progress = Progress(len(configs), label, unit="runs")
     started = time.monotonic()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(train_and_store, None if embedded else rm, cfg): cfg for cfg in configs}

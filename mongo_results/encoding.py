@@ -31,7 +31,7 @@ from bson.json_util import JSONMode, JSONOptions
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from .errors import LossyValueError, UnsupportedTypeError
+from .errors import CorruptResultError, LossyValueError, UnsupportedTypeError
 
 __all__ = [
     "CODEC_OPTIONS",
@@ -39,7 +39,9 @@ __all__ = [
     "EncodedModel",
     "content_digest",
     "decode_data",
+    "encode_stored",
     "encode_model",
+    "unescape_tree",
     "validate_data",
 ]
 
@@ -246,6 +248,44 @@ def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: b
         raise LossyValueError(f"{model_type} cannot be stored faithfully: field {found}")
     raw = _canonical_bytes(model_type, data)
     return EncodedModel(model_type, data, hashlib.sha256(raw).hexdigest()[:32], len(raw))
+
+
+def encode_stored(model_type: str, data: Mapping[str, Any], *, decimal128: bool = True) -> EncodedModel:
+    """Re-encode data read from an export or a file tree (no model class needed).
+
+    Ints become Int64 (one BSON type per field), and decimals become text where
+    the engine has no Decimal128; everything else is already in stored form.
+    """
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        if type(value) is int:
+            return Int64(value) if _INT64_MIN <= value <= _INT64_MAX else str(value)
+        if isinstance(value, Decimal128) and not decimal128:
+            return str(value.to_decimal())
+        if isinstance(value, UUID):
+            return Binary.from_uuid(value)
+        return value
+
+    if not isinstance(model_type, str) or not model_type:
+        raise CorruptResultError(f"no model type: {model_type!r}")
+    if not isinstance(data, Mapping):
+        raise CorruptResultError(f"stored data of {model_type} is not a document")
+    normalized: dict[str, Any] = norm(dict(data))
+    raw = _canonical_bytes(model_type, normalized)
+    return EncodedModel(model_type, normalized, hashlib.sha256(raw).hexdigest()[:32], len(raw))
+
+
+def unescape_tree(value: Any) -> Any:
+    """Stored data with its dict keys as the model had them (for display)."""
+    if isinstance(value, dict):
+        return {unescape_key(k): unescape_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unescape_tree(v) for v in value]
+    return value
 
 
 def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str) -> T:

@@ -34,8 +34,12 @@ class MongoShell:
         database: str | None = None,
         collection_prefix: str = DEFAULT_COLLECTION_PREFIX,
         store_secrets: bool = False,
+        validation: str = "warn",
         **client_options: Any,
     ) -> None:
+        if validation not in ("warn", "error", "off"):
+            raise ValueError(f"validation must be 'warn', 'error' or 'off', not {validation!r}")
+        self.validation = validation
         self.collection_prefix = validate_collection_prefix(collection_prefix)
         self.store_secrets = store_secrets
         self._client_options = client_options
@@ -94,7 +98,8 @@ class MongoShell:
         """The operations over the current connection (opening it if needed)."""
         self._database()
         if self._ops is None:
-            self._ops = Operations(self.collection_prefix, engine=EMBEDDED if self._mock else None)
+            engine = EMBEDDED if self._mock else None
+            self._ops = Operations(self.collection_prefix, engine=engine, validation=self.validation)
         return self._ops
 
     def _errors(self) -> AbstractContextManager[None]:
@@ -117,6 +122,7 @@ class MongoShell:
             "database": self.database_name,
             "collection_prefix": self.collection_prefix,
             "store_secrets": self.store_secrets,
+            "validation": self.validation,
             "client_options": self._client_options,
         }
 
@@ -126,6 +132,7 @@ class MongoShell:
             database=state["database"],
             collection_prefix=state["collection_prefix"],
             store_secrets=state["store_secrets"],
+            validation=state["validation"],
             **state["client_options"],
         )
 

@@ -13,19 +13,21 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bson import json_util
 from pydantic import BaseModel
 
-from .._core import load_model, plan_set
+from .._core import SetPlan, load_model, plan_encoded, plan_set
 from ..behaviors import SetBehavior, Stored, outcome, writes
-from ..encoding import JSON_OPTIONS, content_digest, escape_key
+from ..encoding import JSON_OPTIONS, content_digest, encode_stored, escape_key
 from ..errors import InvalidIdError, ResultNotFoundError, StoreNotFoundError
 from ..ids import ResultId, canonical_prefix, segments
+from ..registry import DEFAULT_NAMESPACE
 
 __all__ = ["FORMAT", "FileBackend"]
 
@@ -134,16 +136,7 @@ class FileBackend:
 
     # -- operations -------------------------------------------------------------------
 
-    def set(
-        self,
-        result_id: ResultId,
-        data: BaseModel,
-        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
-        namespace: str | None = None,
-        strict_namespace: bool = False,
-    ) -> bool:
-        """Store ``data`` under ``result_id``, deciding under the store's lock (SPEC §2.2)."""
-        plan = plan_set(result_id, data, behavior, namespace, strict_namespace, store_secrets=self.store_secrets)
+    def _apply(self, plan: SetPlan) -> bool:
         doc = plan.document
         path = self._path(tuple(doc["path"]))
         with self._locked():
@@ -163,6 +156,53 @@ class FileBackend:
                 envelope = {k: doc[k] for k in ("model_type", "namespace", "data")}
                 self._write(path, {**envelope, "format": FORMAT})
             return result
+
+    def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool:
+        """Store ``data`` under ``result_id``, deciding under the store's lock (SPEC §2.2)."""
+        return self._apply(
+            plan_set(result_id, data, behavior, namespace, strict_namespace, store_secrets=self.store_secrets)
+        )
+
+    def store(
+        self,
+        result_id: ResultId,
+        model_type: str,
+        data: Mapping[str, Any],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> bool:
+        """Store data already in stored form (an export or a file tree) with ``set``'s semantics."""
+        return self._apply(plan_encoded(result_id, encode_stored(model_type, data), behavior, namespace))
+
+    def documents(
+        self, prefix: ResultId | None = None, namespace: str | None = None, *, with_data: bool = True
+    ) -> list[dict[str, Any]]:
+        """The stored results under a prefix as documents shaped like MongoDB's, sorted by id."""
+        found = []
+        for rid, path in sorted(self._result_files(canonical_prefix(prefix))):
+            envelope = self._read(path)
+            if envelope is None or (namespace is not None and envelope.get("namespace") != namespace):
+                continue
+            changed = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
+            doc = {
+                "_id": rid,
+                "path": rid.split("/"),
+                "model_type": envelope.get("model_type"),
+                "namespace": envelope.get("namespace", DEFAULT_NAMESPACE),
+                "created_at": changed,  # a file keeps only its modification time
+                "updated_at": changed,
+            }
+            if with_data:
+                doc["data"] = envelope.get("data")
+            found.append(doc)
+        return found
 
     def get(
         self,

@@ -6,6 +6,7 @@ this module opens clients and executes the commands those operations yield.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from .._operations import Command, Flow, Operation
 from .._targets import mock_client
 from ..behaviors import SetBehavior
 from ..ids import ResultId
+from ..registry import DEFAULT_NAMESPACE
 from ._shell import MongoShell
 
 __all__ = ["MongoBackend", "execute"]
@@ -79,6 +81,11 @@ class MongoBackend(MongoShell):
                 command = flow.resume(*execute(db, command, self._lock))
         return flow.result
 
+    def database(self) -> Database[Doc]:
+        """The PyMongo database this backend stores in (for inspection and repairs)."""
+        db: Database[Doc] = self._database()
+        return db
+
     def engine(self) -> Engine:
         """The server's engine, asked once per connection."""
         ops = self._operations()
@@ -105,6 +112,23 @@ class MongoBackend(MongoShell):
         """Store ``data`` under ``result_id``; one atomic server command (SPEC §2.2)."""
         op = self._operations().set(result_id, data, behavior, namespace, strict_namespace, secrets=self.store_secrets)
         return self._run(op)
+
+    def store(
+        self,
+        result_id: ResultId,
+        model_type: str,
+        data: Mapping[str, Any],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> bool:
+        """Store data already in stored form (an export or a file tree) with ``set``'s semantics."""
+        return self._run(self._operations().store(result_id, model_type, data, behavior, namespace))
+
+    def documents(
+        self, prefix: ResultId | None = None, namespace: str | None = None, *, with_data: bool = True
+    ) -> list[dict[str, Any]]:
+        """The stored documents (envelope and encoded data) under a prefix, sorted by id."""
+        return self._run(self._operations().documents(prefix, namespace, with_data=with_data))
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None

@@ -1,0 +1,30 @@
+"""A dependency-free progress bar: one redrawn line on a terminal, a line per tenth otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """Counts work done out of ``total`` and shows it on ``out`` (stderr by default)."""
+
+    def __init__(self, total: int, label: str, out: TextIO | None = None, unit: str = "items") -> None:
+        self.total, self.label, self.unit, self.done = total, label, unit, 0
+        self.out = out if out is not None else sys.stderr
+        self.tty, self.started = self.out.isatty(), time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if not self.total or not (self.tty or self.done == self.total or self.done % max(1, -(-self.total // 10)) == 0):
+            return
+        filled = int(30 * self.done / self.total)
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {rate:5.1f} {self.unit}/s"
+        self.out.write(("\r" + line) if self.tty else line + "\n")
+        if self.tty and self.done == self.total:
+            self.out.write("\n")
+        self.out.flush()

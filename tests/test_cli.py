@@ -1,0 +1,178 @@
+"""The mongo-results command line, on the file store, the embedded store and the real server."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from mongo_results import MongoBackend, ResultsManager, register_model
+from mongo_results.cli import main
+
+from .models import Metrics
+
+
+@pytest.fixture(params=["file", "mongomock", "server"])
+def uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "file":
+        return str(tmp_path / "store")
+    if request.param == "mongomock":
+        return f"mongomock://localhost/cli_{uuid.uuid4().hex[:8]}"
+    base, name = request.getfixturevalue("server_db")
+    return f"{str(base).rstrip('/')}/{name}"
+
+
+def run(*argv: str, stdin: str = "") -> tuple[int, str]:
+    out = io.StringIO()
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        return main(list(argv), out=out), out.getvalue()
+    finally:
+        sys.stdin = old
+
+
+def filled(uri: str) -> ResultsManager:
+    register_model(Metrics, namespace="training")
+    rm = ResultsManager(uri)
+    for i in range(3):
+        rm.set(f"sweep/lr=0.1/seed={i}/metrics", Metrics(loss=i / 10, accuracy=0.9, step=i))
+    rm.set("sweep/lr=0.3/seed=0/metrics", Metrics(loss=0.5, accuracy=0.5))
+    return rm
+
+
+def test_ls_table_and_json(uri: str) -> None:
+    filled(uri).close()
+    code, out = run("--uri", uri, "ls", "sweep/lr=0.1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "MODEL", "NAMESPACE", "UPDATED"]
+    assert [line.split()[0] for line in lines[2:]] == [f"sweep/lr=0.1/seed={i}/metrics" for i in range(3)]
+    assert all(line.split()[1:3] == ["Metrics", "training"] for line in lines[2:])
+    code, out = run("--uri", uri, "ls", "--json")
+    rows = json.loads(out)
+    assert len(rows) == 4 and rows[0]["model_type"] == "Metrics" and rows[0]["updated_at"].startswith("20")
+
+
+def test_show_prints_envelope_and_data(uri: str) -> None:
+    filled(uri).close()
+    code, out = run("--uri", uri, "show", "sweep/lr=0.1/seed=2/metrics")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["id"] == "sweep/lr=0.1/seed=2/metrics" and shown["namespace"] == "training"
+    assert shown["data"] == {"loss": 0.2, "accuracy": 0.9, "step": 2}
+    assert set(shown) == {"id", "namespace", "model_type", "created_at", "updated_at", "data"}
+
+
+def test_rm_ids_and_prefix(uri: str) -> None:
+    filled(uri).close()
+    assert run("--uri", uri, "rm", "sweep/lr=0.3/seed=0/metrics", stdin="n\n")[0] == 1  # declined
+    code, out = run("--uri", uri, "rm", "--yes", "sweep/lr=0.3/seed=0/metrics")
+    assert code == 0 and out == "removed sweep/lr=0.3/seed=0/metrics\n"
+    code, out = run("--uri", uri, "rm", "--prefix", "sweep/lr=0.1", stdin="y\n")
+    assert code == 0 and out.count("removed ") == 3
+    assert run("--uri", uri, "rm", "--yes", "no/such")[0] == 1
+    assert json.loads(run("--uri", uri, "ls", "--json")[1]) == []
+
+
+def test_export_then_import_is_lossless(uri: str, tmp_path: Path) -> None:
+    from .models import KitchenSink
+
+    register_model(KitchenSink)
+    rm = filled(uri)
+    rm.set("types/all", KitchenSink())
+    rm.close()
+    out = io.StringIO()
+    assert main(["--uri", uri, "export"], out=out) == 0
+    dump = tmp_path / "results.jsonl"
+    dump.write_text(out.getvalue())
+    assert len(dump.read_text().splitlines()) == 5
+    target = str(tmp_path / "copy")
+    code, summary = run("--uri", target, "import", str(dump))
+    assert code == 0 and summary.strip().endswith("5 written, 0 skipped, 0 failed")
+    copy = ResultsManager(target)
+    assert copy.get("types/all") == KitchenSink()
+    assert copy.get("sweep/lr=0.1/seed=1/metrics") == Metrics(loss=0.1, accuracy=0.9, step=1)
+    code, summary = run("--uri", target, "import", str(dump))  # again: everything is there already
+    assert summary.strip().endswith("0 written, 5 skipped, 0 failed")
+
+
+def test_import_a_results_manager_tree(uri: str, tmp_path: Path) -> None:
+    tree = tmp_path / "old"
+    for i in range(4):
+        path = tree / "runs" / f"{i}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"loss": i / 4, "accuracy": 1.0, "step": i}
+        path.write_text(json.dumps({"model_type": "Metrics", "namespace": "training", "data": data}))
+    (tree / "broken.json").write_text(json.dumps({"namespace": "training", "data": {}}))
+    code, summary = run("--uri", uri, "import", str(tree))
+    assert code == 1 and "4 written, 0 skipped, 1 failed" in summary
+    register_model(Metrics, namespace="training")
+    rm = ResultsManager(uri)
+    assert rm.list_ids("runs") == [f"runs/{i}" for i in range(4)]
+    assert rm.get("runs/2") == Metrics(loss=0.5, accuracy=1.0, step=2)
+    rm.close()
+
+
+def test_stats(uri: str) -> None:
+    filled(uri).close()
+    code, out = run("--uri", uri, "stats")
+    assert code == 0
+    row = out.splitlines()[2].split()
+    assert row[:3] == ["training", "Metrics", "4"]
+    assert out.splitlines()[-1].startswith("4 results in 1 (namespace, model) groups")
+
+
+def test_doctor_on_the_server(server_db: tuple[str, str], server_engine: str) -> None:
+    base, name = server_db
+    uri = base.rstrip("/") + "/" + name
+    filled(uri).close()
+    code, out = run("--uri", uri, "doctor")
+    assert code == 0, out
+    assert f"database '{name}'" in out and (
+        "FerretDB v1.24" in out if server_engine == "ferretdb" else "MongoDB" in out
+    )
+    assert "results.training: 4 results" in out and "ok: index path_segments" in out
+    if server_engine == "ferretdb":
+        assert "does not enforce collection validators" in out
+    MongoBackend(uri).database()["results.training"].drop_index("path_segments")
+    code, out = run("--uri", uri, "doctor")
+    assert code == 1 and "problem: index path_segments is missing; run `mongo-results doctor --fix`" in out
+    code, out = run("--uri", uri, "doctor", "--fix")
+    assert code == 0 and "fixed: created index path_segments" in out
+
+
+def test_usage_and_errors_are_one_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MONGO_RESULTS_URI", raising=False)
+    assert run("ls")[0] == 2
+    assert capsys.readouterr().err.startswith("mongo-results: error: no store")
+    assert run("--uri", "redis://x", "ls")[0] == 2
+    assert run("--uri", "mongomock://x/y", "rm")[0] == 2
+    assert run("--uri", "mongodb://127.0.0.1:9/db?serverSelectionTimeoutMS=200", "ls")[0] == 1
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 3
+        and "Traceback" not in err
+        and "StoreUnavailableError: Cannot reach MongoDB at 127.0.0.1:9" in err
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+
+
+def test_module_and_console_script(tmp_path: Path) -> None:
+    class _Unused(BaseModel):
+        pass
+
+    for cmd in ([sys.executable, "-m", "mongo_results"], [str(Path(sys.executable).with_name("mongo-results"))]):
+        proc = subprocess.run(
+            [*cmd, "--uri", str(tmp_path), "ls", "--json"], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == []
