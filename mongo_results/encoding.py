@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, DecimalException
 from enum import Enum
@@ -40,6 +40,7 @@ __all__ = [
     "content_digest",
     "decode_data",
     "encode_stored",
+    "map_keys",
     "encode_model",
     "unescape_tree",
     "validate_data",
@@ -279,13 +280,18 @@ def encode_stored(model_type: str, data: Mapping[str, Any], *, decimal128: bool 
     return EncodedModel(model_type, normalized, hashlib.sha256(raw).hexdigest()[:32], len(raw))
 
 
+def map_keys(value: Any, rename: Callable[[str], str]) -> Any:
+    """``value`` with every dict key, at any depth, passed through ``rename``."""
+    if isinstance(value, dict):
+        return {rename(k): map_keys(v, rename) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_keys(v, rename) for v in value]
+    return value
+
+
 def unescape_tree(value: Any) -> Any:
     """Stored data with its dict keys as the model had them (for display)."""
-    if isinstance(value, dict):
-        return {unescape_key(k): unescape_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unescape_tree(v) for v in value]
-    return value
+    return map_keys(value, unescape_key)
 
 
 def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str) -> T:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from .._core import SetPlan, load_model, plan_encoded, plan_set
 from ..behaviors import SetBehavior, Stored, outcome, writes
-from ..encoding import JSON_OPTIONS, content_digest, encode_stored, escape_key
+from ..encoding import JSON_OPTIONS, content_digest, encode_stored, escape_key, map_keys
 from ..errors import InvalidIdError, ResultNotFoundError, StoreNotFoundError
 from ..ids import ResultId, canonical_prefix, segments
 from ..registry import DEFAULT_NAMESPACE
@@ -34,15 +34,6 @@ __all__ = ["FORMAT", "FileBackend"]
 FORMAT = "mongo_results/1"
 _LOCK_NAME = ".mongo_results.lock"
 _SUFFIX = ".json"
-
-
-def _escape_tree(value: Any) -> Any:
-    # Seed files hold raw keys; escaping them lets one decoder read both formats.
-    if isinstance(value, dict):
-        return {escape_key(k): _escape_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_escape_tree(v) for v in value]
-    return value
 
 
 class FileBackend:
@@ -95,7 +86,7 @@ class FileBackend:
             envelope: dict[str, Any] = json_util.loads(text, json_options=JSON_OPTIONS)
             return envelope
         if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
-            raw["data"] = _escape_tree(raw["data"])
+            raw["data"] = map_keys(raw["data"], escape_key)  # seed files hold raw keys
         return raw if isinstance(raw, dict) else {}
 
     def _write(self, path: Path, envelope: dict[str, Any]) -> None:
