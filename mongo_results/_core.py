@@ -39,6 +39,7 @@ __all__ = [
     "choose_document",
     "load_model",
     "namespaces_in",
+    "not_found",
     "now",
     "plan_encoded",
     "plan_set",
@@ -68,6 +69,9 @@ class Engine:
     # order, whatever its keys ({"a": 1} -> {"b": 1} is "unchanged"); replace_one is exact.
     faithful_set: bool = True
     validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
+    # FerretDB 1.24 answers a multi-statement update that meets any error without n, nModified
+    # or upserted, so per-item outcomes of a bulk write cannot be known there.
+    bulk_writes: bool = True
 
     @classmethod
     def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
@@ -75,7 +79,13 @@ class Engine:
         ferret = info.get("ferretdbVersion")
         if ferret:
             return cls(
-                "ferretdb", str(ferret), decimal128=False, atomic_upserts=False, faithful_set=False, validators=False
+                "ferretdb",
+                str(ferret),
+                decimal128=False,
+                atomic_upserts=False,
+                faithful_set=False,
+                validators=False,
+                bulk_writes=False,
             )
         return cls("mongodb", str(info.get("version", "")))
 
@@ -148,6 +158,12 @@ class SetPlan:
     filter: dict[str, Any]
     update: dict[str, Any]  # update operators, or the whole document for replace_one
     attempts: int  # how often a duplicate key is met before it is read as an answer
+
+    def request(self) -> tuple[str, tuple[Any, ...]]:
+        """This plan as one ``(method, args)`` request of a bulk write (upserts implied)."""
+        if self.method == "insert_one":
+            return "insert_one", (self.document,)
+        return self.method, (self.filter, self.update)
 
     def outcome(self, *, duplicate: bool, upserted: bool) -> bool:
         """The value of ``set`` from the server's answer (raises ResultExistsError)."""
@@ -243,6 +259,11 @@ def prefix_filter(prefix: ResultId | None) -> dict[str, Any]:
     if not p:
         return {}
     return {"$or": [{"_id": p}, {"_id": {"$gte": p + "/", "$lt": p + "0"}}]}
+
+
+def not_found(missing: Sequence[str]) -> ResultNotFoundError:
+    """The error for ids a bulk read did not find, naming the first."""
+    return ResultNotFoundError(missing[0] if len(missing) == 1 else f"{missing[0]} and {len(missing) - 1} more")
 
 
 def choose_document(

@@ -14,13 +14,13 @@ shells only execute commands, so both run the very same decisions:
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from pymongo import ASCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, IndexModel, InsertOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ._core import (
     EMBEDDED,
@@ -29,6 +29,7 @@ from ._core import (
     choose_document,
     load_model,
     namespaces_in,
+    not_found,
     plan_encoded,
     plan_set,
     prefix_filter,
@@ -36,6 +37,7 @@ from ._core import (
 )
 from .behaviors import SetBehavior
 from .encoding import encode_stored
+from .errors import MongoResultsError, RejectedByServerError
 from .ids import ResultId, canonical_id
 from .validation import namespace_validator
 
@@ -58,6 +60,13 @@ INDEXES = [IndexModel([("path", ASCENDING)], name="path_segments")]
 
 
 @dataclass(frozen=True, slots=True)
+class Emit:
+    """Not a driver call: items the operation hands to its caller (streaming reads)."""
+
+    items: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """One driver call: ``method`` on a collection (or on the database when None)."""
 
@@ -70,8 +79,17 @@ class Command:
     def returns_cursor(self) -> bool:
         return self.method == "find"
 
+    def driver_args(self) -> tuple[Any, ...]:
+        """The arguments for a real driver: bulk requests become PyMongo request objects."""
+        if self.method != "bulk_write":
+            return self.args
+        kinds = {"insert_one": InsertOne, "update_one": UpdateOne, "replace_one": ReplaceOne}
+        requests = [kinds[m](*a) if m == "insert_one" else kinds[m](*a, upsert=True) for m, a in self.args[0]]
+        return (requests,)
 
-Operation = Generator[Command, Any, R]
+
+Operation = Generator["Command | Emit", Any, R]
+BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
 
 
 class Flow(Generic[R]):
@@ -81,18 +99,18 @@ class Flow(Generic[R]):
         self._operation = operation
         self.result: R
 
-    def _step(self, send: Any, error: BaseException | None) -> Command | None:
+    def _step(self, send: Any, error: BaseException | None) -> Command | Emit | None:
         try:
             return self._operation.throw(error) if error is not None else self._operation.send(send)
         except StopIteration as stop:
             self.result = stop.value
             return None
 
-    def start(self) -> Command | None:
+    def start(self) -> Command | Emit | None:
         """The first command, or None when the operation needs none."""
         return self._step(None, None)
 
-    def resume(self, reply: Any, error: BaseException | None = None) -> Command | None:
+    def resume(self, reply: Any, error: BaseException | None = None) -> Command | Emit | None:
         """Feed a reply (or a DuplicateKeyError); the next command, or None when done."""
         return self._step(reply, error)
 
@@ -181,6 +199,103 @@ class Operations:
         for ns in (yield from self._namespaces(namespace)):
             found += yield Command(self.prefix + ns, "find", (query, None if with_data else {"data": 0}))
         return sorted(found, key=lambda d: (d["_id"], str(d.get("namespace"))))
+
+    def set_many(
+        self,
+        items: Sequence[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior,
+        namespace: str | None,
+        *,
+        secrets: bool,
+    ) -> Operation[list[bool | BaseException]]:
+        """``set`` for many items: one unordered bulk write per namespace and batch, same atomicity per item."""
+        engine = yield from self._engine()
+        outcomes: list[bool | BaseException] = [False] * len(items)
+        pending: dict[int, SetPlan] = {}
+        for i, (rid, model) in enumerate(items):
+            try:
+                pending[i] = plan_set(rid, model, behavior, namespace, False, store_secrets=secrets, engine=engine)
+            except (MongoResultsError, ValueError, TypeError) as exc:
+                outcomes[i] = exc  # refused before anything is sent
+        if not engine.bulk_writes:  # one atomic command per item, each read exactly as set reads it
+            for i, plan in pending.items():
+                try:
+                    outcomes[i] = yield from self._write(plan, engine)
+                except MongoResultsError as exc:
+                    outcomes[i] = exc
+            return outcomes
+        attempt = 1
+        while pending:
+            again: dict[int, SetPlan] = {}
+            for ns in sorted({plan.namespace for plan in pending.values()}):
+                yield from self._prepare(ns, engine)
+                group = [i for i, plan in pending.items() if plan.namespace == ns]
+                for start in range(0, len(group), BATCH):
+                    batch = group[start : start + BATCH]
+                    done = yield from self._bulk(ns, [pending[i] for i in batch])
+                    for i, (duplicate, upserted, error) in zip(batch, done, strict=True):
+                        plan = pending[i]
+                        if duplicate and attempt < plan.attempts:
+                            again[i] = plan
+                            continue
+                        try:
+                            outcomes[i] = error or plan.outcome(duplicate=duplicate, upserted=upserted)
+                        except MongoResultsError as exc:
+                            outcomes[i] = exc
+            pending, attempt = again, attempt + 1
+        return outcomes
+
+    def _bulk(self, namespace: str, plans: list[SetPlan]) -> Operation[list[tuple[bool, bool, BaseException | None]]]:
+        """One unordered bulk write; per plan: (duplicate key?, upserted?, other server error)."""
+        requests = [plan.request() for plan in plans]
+        try:
+            reply = yield Command(self.prefix + namespace, "bulk_write", (requests,), {"ordered": False})
+            upserted, errors = set(reply.upserted_ids or {}), {}
+        except BulkWriteError as exc:
+            upserted = {u["index"] for u in exc.details.get("upserted", [])}
+            errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+        out: list[tuple[bool, bool, BaseException | None]] = []
+        for i, plan in enumerate(plans):
+            error = errors.get(i)
+            if error is not None and error.get("code") != 11000:
+                message = f"server refused {plan.result_id!r} (code {error.get('code')}): {error.get('errmsg')}"
+                out.append((False, False, RejectedByServerError(message)))
+            else:
+                out.append((error is not None, plan.method == "insert_one" or i in upserted, None))
+        return out
+
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None, namespace: str | None
+    ) -> Operation[list[BaseModel]]:
+        """``get`` for many ids, in their order: one ``$in`` query per namespace and batch."""
+        rids = [canonical_id(r) for r in result_ids]
+        wanted = sorted(set(rids))
+        found: dict[str, list[tuple[str, Any]]] = {}
+        for ns in (yield from self._namespaces(namespace)):
+            for start in range(0, len(wanted), BATCH):
+                docs = yield Command(self.prefix + ns, "find", ({"_id": {"$in": wanted[start : start + BATCH]}},))
+                for doc in docs:
+                    found.setdefault(doc["_id"], []).append((ns, doc))
+        missing = [r for r in rids if r not in found]
+        if missing:
+            raise not_found(missing)
+        return [load_model(choose_document(r, found[r], model_class), r, model_class, namespace) for r in rids]
+
+    def iter_results(
+        self, prefix: ResultId | None, model_class: type[BaseModel] | None, namespace: str | None, batch_size: int
+    ) -> Operation[None]:
+        """Emit ``(id, model)`` pages under a prefix: keyset pages on ``_id``, so memory stays flat."""
+        query = prefix_filter(prefix)
+        for ns in (yield from self._namespaces(namespace)):
+            after: str | None = None
+            while True:
+                page_query = query if after is None else {"$and": [query, {"_id": {"$gt": after}}]}
+                options = {"sort": [("_id", 1)], "limit": batch_size}
+                docs = yield Command(self.prefix + ns, "find", (page_query,), options)
+                yield Emit([(d["_id"], load_model(d, d["_id"], model_class, namespace)) for d in docs])
+                if len(docs) < batch_size:
+                    break
+                after = docs[-1]["_id"]
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, overload
@@ -36,6 +37,14 @@ def open_backend(
     if isinstance(base_dir, (str, os.PathLike)):
         return (AsyncFileBackend if asynchronous else FileBackend)(base_dir, create_if_missing, **options)
     raise ValueError("Must provide either base_dir or backend")
+
+
+def _outcomes(outcomes: list[bool | BaseException], raise_errors: bool) -> list[bool | BaseException]:
+    if raise_errors:
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+    return outcomes
 
 
 class ResultsManager(Generic[T]):
@@ -92,6 +101,37 @@ class ResultsManager(Generic[T]):
             pydantic.ValidationError: the stored data no longer fits the model.
         """
         return self.backend.get(result_id, model_class, namespace)
+
+    def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        *,
+        raise_errors: bool = False,
+    ) -> list[bool | BaseException]:
+        """``set`` for many results, in as few round trips as the store allows.
+
+        Returns, per item, what ``set`` would return or the exception it would raise;
+        ``raise_errors=True`` raises the first exception instead (the others are stored).
+        """
+        return _outcomes(self.backend.set_many(items, behavior, namespace), raise_errors)
+
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[Any]:
+        """The results under ``result_ids``, in order; FileNotFoundError names the ids that are missing."""
+        return self.backend.get_many(result_ids, model_class, namespace)
+
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[tuple[str, Any]]:
+        """``(id, result)`` under ``prefix`` in id order, read in batches so memory stays flat."""
+        return self.backend.iter_results(prefix, model_class, namespace, batch_size)
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether a result is stored under ``result_id``."""
@@ -167,6 +207,33 @@ class AsyncResultsManager(Generic[T]):
     ) -> Any:
         """See :meth:`ResultsManager.get`."""
         return await self.backend.get(result_id, model_class, namespace)
+
+    async def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        *,
+        raise_errors: bool = False,
+    ) -> list[bool | BaseException]:
+        """See :meth:`ResultsManager.set_many`."""
+        return _outcomes(await self.backend.set_many(items, behavior, namespace), raise_errors)
+
+    async def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[Any]:
+        """See :meth:`ResultsManager.get_many`."""
+        return await self.backend.get_many(result_ids, model_class, namespace)
+
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """See :meth:`ResultsManager.iter_results`; an async iterator."""
+        return self.backend.iter_results(prefix, model_class, namespace, batch_size)
 
     async def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """See :meth:`ResultsManager.exists`."""

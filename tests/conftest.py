@@ -40,7 +40,14 @@ class SyncView:
         method = getattr(self.manager, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self.loop.run_until_complete(method(*args, **kwargs))
+            result = method(*args, **kwargs)
+            if hasattr(result, "__aiter__"):  # iter_results: collect the async iterator
+
+                async def collect() -> list[Any]:
+                    return [item async for item in result]
+
+                return iter(self.loop.run_until_complete(collect()))
+            return self.loop.run_until_complete(result)
 
         return call
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient, monitoring
 
-from mongo_results import MongoBackend, SetBehavior
+from mongo_results import MongoBackend, SetBehavior, _operations
 
 from .models import Metrics
 
@@ -109,3 +109,19 @@ def test_list_ids_is_one_query_per_namespace(watched: tuple[MongoBackend, Record
     assert set(names[1:]) <= {"find", "getMore"}
     assert len(backend.list_ids("many", namespace="default")) == 250
     assert set(recorder.take()) <= {"find", "getMore"}
+
+
+def test_bulk_reads_and_writes_are_batched(
+    watched: tuple[MongoBackend, Recorder, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend, recorder, _ = watched
+    monkeypatch.setattr(_operations, "BATCH", 100)  # three batches without thousands of documents
+    items = [(f"bulk/{i:03d}", Metrics(loss=i, accuracy=0)) for i in range(250)]
+    assert backend.set_many(items, SetBehavior.SKIP_IF_EXISTS) == [True] * 250
+    names = recorder.take()
+    bulk = backend.engine().bulk_writes
+    assert names.count("update") == (3 if bulk else 250)  # one bulk write per batch; one each on FerretDB
+    got = backend.get_many([rid for rid, _ in reversed(items)], Metrics)
+    assert [m.model_dump()["loss"] for m in got] == [float(i) for i in reversed(range(250))]
+    names = recorder.take()
+    assert names[0] == "listCollections" and names.count("find") == 3  # one $in query per batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -40,6 +41,25 @@ class ResultsBackend(Protocol):
 
     def clear(self) -> None: ...
 
+    def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+    ) -> list[bool | BaseException]: ...
+
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[BaseModel]: ...
+
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[tuple[str, BaseModel]]: ...
+
 
 @runtime_checkable
 class AsyncResultsBackend(Protocol):
@@ -65,3 +85,22 @@ class AsyncResultsBackend(Protocol):
     async def delete(self, result_id: ResultId, namespace: str | None = None) -> bool: ...
 
     async def clear(self) -> None: ...
+
+    async def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+    ) -> list[bool | BaseException]: ...
+
+    async def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[BaseModel]: ...
+
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> AsyncIterator[tuple[str, BaseModel]]: ...

@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,11 +22,11 @@ from typing import Any
 from bson import json_util
 from pydantic import BaseModel
 
-from .._core import SetPlan, load_model, plan_encoded, plan_set
+from .._core import SetPlan, load_model, not_found, plan_encoded, plan_set
 from ..behaviors import SetBehavior, Stored, outcome, writes
 from ..encoding import JSON_OPTIONS, content_digest, encode_stored, escape_key, map_keys
-from ..errors import InvalidIdError, ResultNotFoundError, StoreNotFoundError
-from ..ids import ResultId, canonical_prefix, segments
+from ..errors import InvalidIdError, MongoResultsError, ResultNotFoundError, StoreNotFoundError
+from ..ids import ResultId, canonical_id, canonical_prefix, segments
 from ..registry import DEFAULT_NAMESPACE
 
 __all__ = ["FORMAT", "FileBackend"]
@@ -194,6 +194,43 @@ class FileBackend:
                 doc["data"] = envelope.get("data")
             found.append(doc)
         return found
+
+    def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+    ) -> list[bool | BaseException]:
+        """``set`` for many results; per item its return value or its exception."""
+        outcomes: list[bool | BaseException] = []
+        for rid, model in items.items() if isinstance(items, Mapping) else items:
+            try:
+                outcomes.append(self.set(rid, model, behavior, namespace))
+            except (MongoResultsError, ValueError, TypeError, FileExistsError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[BaseModel]:
+        """``get`` for many ids, in their order."""
+        missing = [canonical_id(r) for r in result_ids if not self.exists(r)]
+        if missing:
+            raise not_found(missing)
+        return [self.get(r, model_class, namespace) for r in result_ids]
+
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[tuple[str, BaseModel]]:
+        """``(id, model)`` under a prefix, one file at a time (``batch_size`` is for the API's sake)."""
+        for rid, path in sorted(self._result_files(canonical_prefix(prefix))):
+            envelope = self._read(path)
+            if envelope is not None and (namespace is None or envelope.get("namespace") == namespace):
+                yield rid, load_model(envelope, rid, model_class, namespace)
 
     def get(
         self,

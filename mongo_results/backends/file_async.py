@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel
@@ -39,6 +41,34 @@ class AsyncFileBackend:
     ) -> bool:
         """See :meth:`FileBackend.set`."""
         return await asyncio.to_thread(self.files.set, result_id, data, behavior, namespace, strict_namespace)
+
+    async def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+    ) -> list[bool | BaseException]:
+        """See :meth:`FileBackend.set_many`."""
+        return await asyncio.to_thread(self.files.set_many, items, behavior, namespace)
+
+    async def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[BaseModel]:
+        """See :meth:`FileBackend.get_many`."""
+        return await asyncio.to_thread(self.files.get_many, result_ids, model_class, namespace)
+
+    async def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> AsyncIterator[tuple[str, BaseModel]]:
+        """See :meth:`FileBackend.iter_results`; each batch is read on a worker thread."""
+        results = self.files.iter_results(prefix, model_class, namespace)
+        while batch := await asyncio.to_thread(lambda: list(islice(results, batch_size))):
+            for item in batch:
+                yield item
 
     async def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None

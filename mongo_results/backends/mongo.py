@@ -6,18 +6,20 @@ this module opens clients and executes the commands those operations yield.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
+import mongomock
 from pydantic import BaseModel
 from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .. import _clients
 from .._core import Engine
-from .._operations import Command, Flow, Operation
+from .._operations import Command, Emit, Flow, Operation
 from .._targets import mock_client
 from ..behaviors import SetBehavior
 from ..ids import ResultId
@@ -35,10 +37,32 @@ def execute(database: Any, command: Command, lock: AbstractContextManager[Any]) 
     target = database if command.collection is None else database[command.collection]
     try:
         with lock:
-            reply = getattr(target, command.method)(*command.args, **command.kwargs)
+            if command.method == "bulk_write" and isinstance(target, mongomock.Collection):
+                return _bulk_one_by_one(target, command.args[0]), None
+            reply = getattr(target, command.method)(*command.driver_args(), **command.kwargs)
             return (list(reply) if command.returns_cursor else reply), None
-    except DuplicateKeyError as exc:
+    except (DuplicateKeyError, BulkWriteError) as exc:  # answers the operation reads, not failures
         return None, exc
+
+
+def _bulk_one_by_one(collection: Any, requests: list[tuple[str, tuple[Any, ...]]]) -> Any:
+    """mongomock's bulk_write predates PyMongo 4.9's requests: apply them in turn, answer as a driver would."""
+    upserted: dict[int, Any] = {}
+    errors = []
+    for index, (method, args) in enumerate(requests):
+        try:
+            if method == "insert_one":
+                collection.insert_one(*args)
+                upserted[index] = args[0]["_id"]
+            else:
+                reply = getattr(collection, method)(*args, upsert=True)
+                if reply.upserted_id is not None:
+                    upserted[index] = reply.upserted_id
+        except DuplicateKeyError as exc:
+            errors.append({"index": index, "code": 11000, "errmsg": str(exc)})
+    if errors:
+        raise BulkWriteError({"writeErrors": errors, "upserted": [{"index": i, "_id": v} for i, v in upserted.items()]})
+    return SimpleNamespace(upserted_ids=upserted)
 
 
 class MongoBackend(MongoShell):
@@ -72,13 +96,21 @@ class MongoBackend(MongoShell):
         options = {"appname": "mongo_results", **self._client_options}
         return _clients.acquire(self._client_key(), lambda: MongoClient(uri, **options))
 
-    def _run(self, operation: Operation[R]) -> R:
+    def _drive(self, flow: Flow[Any]) -> Iterator[Any]:
         db = self._database()
-        flow = Flow(operation)
         with self._errors():
-            command = flow.start()
-            while command is not None:
-                command = flow.resume(*execute(db, command, self._lock))
+            step = flow.start()
+            while step is not None:
+                if isinstance(step, Emit):
+                    yield from step.items
+                    step = flow.resume(None)
+                else:
+                    step = flow.resume(*execute(db, step, self._lock))
+
+    def _run(self, operation: Operation[R]) -> R:
+        flow = Flow(operation)
+        for _ in self._drive(flow):
+            pass
         return flow.result
 
     def database(self) -> Database[Doc]:
@@ -112,6 +144,32 @@ class MongoBackend(MongoShell):
         """Store ``data`` under ``result_id``; one atomic server command (SPEC §2.2)."""
         op = self._operations().set(result_id, data, behavior, namespace, strict_namespace, secrets=self.store_secrets)
         return self._run(op)
+
+    def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+    ) -> list[bool | BaseException]:
+        """``set`` for many results; per item its return value or its exception."""
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        return self._run(self._operations().set_many(pairs, behavior, namespace, secrets=self.store_secrets))
+
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[BaseModel]:
+        """``get`` for many ids, in their order (one query per namespace)."""
+        return self._run(self._operations().get_many(list(result_ids), model_class, namespace))
+
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[tuple[str, BaseModel]]:
+        """``(id, model)`` under a prefix, read page by page: memory stays flat."""
+        return self._drive(Flow(self._operations().iter_results(prefix, model_class, namespace, batch_size)))
 
     def store(
         self,

@@ -8,15 +8,16 @@ mongomock store runs those commands in-line: it is in memory, so nothing blocks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .._core import Engine
-from .._operations import Command, Flow, Operation
+from .._operations import Command, Emit, Flow, Operation
 from .._targets import mock_client
 from ..behaviors import SetBehavior
 from ..ids import ResultId
@@ -86,18 +87,27 @@ class AsyncMongoBackend(MongoShell):
         target = db if command.collection is None else db[command.collection]
         try:
             return await _reply(
-                getattr(target, command.method)(*command.args, **command.kwargs), command.returns_cursor
+                getattr(target, command.method)(*command.driver_args(), **command.kwargs), command.returns_cursor
             ), None
-        except DuplicateKeyError as exc:
+        except (DuplicateKeyError, BulkWriteError) as exc:  # answers the operation reads, not failures
             return None, exc
 
-    async def _run(self, operation: Operation[R]) -> R:
+    async def _drive(self, flow: Flow[Any]) -> AsyncIterator[Any]:
         db = self._database()
-        flow = Flow(operation)
         with self._errors():
-            command = flow.start()
-            while command is not None:
-                command = flow.resume(*await self._execute(db, command))
+            step = flow.start()
+            while step is not None:
+                if isinstance(step, Emit):
+                    for item in step.items:
+                        yield item
+                    step = flow.resume(None)
+                else:
+                    step = flow.resume(*await self._execute(db, step))
+
+    async def _run(self, operation: Operation[R]) -> R:
+        flow = Flow(operation)
+        async for _ in self._drive(flow):
+            pass
         return flow.result
 
     async def engine(self) -> Engine:
@@ -126,6 +136,36 @@ class AsyncMongoBackend(MongoShell):
         """Store ``data`` under ``result_id``; one atomic server command (SPEC §2.2)."""
         op = self._operations().set(result_id, data, behavior, namespace, strict_namespace, secrets=self.store_secrets)
         return await self._run(op)
+
+    async def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+    ) -> list[bool | BaseException]:
+        """``set`` for many results; per item its return value or its exception."""
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        return await self._run(self._operations().set_many(pairs, behavior, namespace, secrets=self.store_secrets))
+
+    async def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+    ) -> list[BaseModel]:
+        """``get`` for many ids, in their order (one query per namespace)."""
+        return await self._run(self._operations().get_many(list(result_ids), model_class, namespace))
+
+    async def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> AsyncIterator[tuple[str, BaseModel]]:
+        """``(id, model)`` under a prefix, read page by page: memory stays flat."""
+        # An async generator, so the client is chosen inside the loop that iterates.
+        async for item in self._drive(
+            Flow(self._operations().iter_results(prefix, model_class, namespace, batch_size))
+        ):
+            yield item
 
     async def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
