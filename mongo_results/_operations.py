@@ -14,7 +14,7 @@ shells only execute commands, so both run the very same decisions:
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -202,17 +202,18 @@ class Operations:
 
     def set_many(
         self,
-        items: Sequence[tuple[ResultId, BaseModel]],
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
         behavior: SetBehavior,
         namespace: str | None,
         *,
         secrets: bool,
     ) -> Operation[list[bool | BaseException]]:
         """``set`` for many items: one unordered bulk write per namespace and batch, same atomicity per item."""
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
         engine = yield from self._engine()
-        outcomes: list[bool | BaseException] = [False] * len(items)
+        outcomes: list[bool | BaseException] = [False] * len(pairs)
         pending: dict[int, SetPlan] = {}
-        for i, (rid, model) in enumerate(items):
+        for i, (rid, model) in enumerate(pairs):
             try:
                 pending[i] = plan_set(rid, model, behavior, namespace, False, store_secrets=secrets, engine=engine)
             except (MongoResultsError, ValueError, TypeError) as exc:

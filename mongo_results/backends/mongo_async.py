@@ -144,8 +144,7 @@ class AsyncMongoBackend(MongoShell):
         namespace: str | None = None,
     ) -> list[bool | BaseException]:
         """``set`` for many results; per item its return value or its exception."""
-        pairs = list(items.items() if isinstance(items, Mapping) else items)
-        return await self._run(self._operations().set_many(pairs, behavior, namespace, secrets=self.store_secrets))
+        return await self._run(self._operations().set_many(items, behavior, namespace, secrets=self.store_secrets))
 
     async def get_many(
         self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
