@@ -19,8 +19,8 @@ from typing import Any, TextIO
 import bson
 from bson import json_util
 
-from ._progress import Progress
 from ._targets import check_uri, is_uri
+from ._terminal import Progress, table
 from .backends.file import FileBackend
 from .backends.mongo import MongoBackend
 from .behaviors import SetBehavior
@@ -41,12 +41,6 @@ class UsageError(Exception):
 
 def _when(value: object) -> str:
     return value.isoformat(timespec="seconds") if isinstance(value, datetime) else "-"
-
-
-def _table(rows: Sequence[Sequence[str]], header: Sequence[str], out: TextIO) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, ["-" * w for w in widths], *rows]:
-        out.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 def open_store(uri: str | None, *, create: bool = False) -> Store:
@@ -70,7 +64,7 @@ def cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
         keys = ("id", "model_type", "namespace", "updated_at")
         out.write(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2) + "\n")
     elif rows:
-        _table(rows, ("ID", "MODEL", "NAMESPACE", "UPDATED"), out)
+        out.write("\n".join(table(rows, ("ID", "MODEL", "NAMESPACE", "UPDATED"))) + "\n")
     return 0
 
 
@@ -197,7 +191,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
         newest = max((d["updated_at"] for d in members if d.get("updated_at")), default=None)
         rows.append((ns, model, str(len(members)), _when(oldest), _when(newest), f"{size:,}"))
     if rows:
-        _table(rows, ("NAMESPACE", "MODEL", "RESULTS", "OLDEST", "NEWEST", "BYTES"), out)
+        out.write("\n".join(table(rows, ("NAMESPACE", "MODEL", "RESULTS", "OLDEST", "NEWEST", "BYTES"))) + "\n")
     total = sum(len(bson.encode(d)) for d in docs)
     out.write(f"{len(docs)} results in {len(groups)} (namespace, model) groups, {total:,} bytes\n")
     return 0

@@ -19,14 +19,13 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
-from ._progress import Progress
 from ._targets import is_mock_uri
+from ._terminal import Progress, table
 from .behaviors import SetBehavior
 from .manager import ResultsManager
 from .registry import register_model
@@ -138,15 +137,6 @@ def _is_embedded(rm: ResultsManager) -> bool:
     return isinstance(uri, str) and is_mock_uri(uri)
 
 
-def table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...]) -> Iterator[str]:
-    rows = list(rows)
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    yield "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-    yield "  ".join("-" * w for w in widths)
-    for r in rows:
-        yield "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-
-
 def summary(rm: ResultsManager) -> list[str]:
     """Mean final loss per (learning rate, batch size), read back by prefix."""
     groups: dict[tuple[float, int], list[RunResult]] = {}
@@ -167,7 +157,7 @@ def summary(rm: ResultsManager) -> list[str]:
         ),
         key=lambda row: float(row[2]),
     )
-    return list(table(rows, ("configuration", "runs", "mean loss", "std", "accuracy", "best")))
+    return table(rows, ("configuration", "runs", "mean loss", "std", "accuracy", "best"), numbers_right=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,13 @@
-"""A dependency-free progress bar: one redrawn line on a terminal, a line per tenth otherwise."""
+"""Terminal output without dependencies: a progress bar and plain tables."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "table"]
 
 
 class Progress:
@@ -28,3 +29,17 @@ class Progress:
         if self.tty and self.done == self.total:
             self.out.write("\n")
         self.out.flush()
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str], *, numbers_right: bool = False) -> list[str]:
+    """Rows under a header and a rule, columns padded; optionally all but the first right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str], right: bool) -> str:
+        cells = [
+            str(c).rjust(w) if right and i else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return [line(header, False), line(["-" * w for w in widths], False), *(line(r, numbers_right) for r in rows)]
