@@ -70,8 +70,8 @@ class Engine:
     faithful_set: bool = True
     validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
     # FerretDB 1.24 answers a multi-statement update that meets any error without n, nModified
-    # or upserted, so per-item outcomes of a bulk write cannot be known there.
-    bulk_writes: bool = True
+    # or upserted, so per-item outcomes of bulk updates cannot be known there (inserts are fine).
+    bulk_updates: bool = True
 
     @classmethod
     def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
@@ -85,7 +85,7 @@ class Engine:
                 atomic_upserts=False,
                 faithful_set=False,
                 validators=False,
-                bulk_writes=False,
+                bulk_updates=False,
             )
         return cls("mongodb", str(info.get("version", "")))
 

@@ -218,13 +218,13 @@ class Operations:
                 pending[i] = plan_set(rid, model, behavior, namespace, False, store_secrets=secrets, engine=engine)
             except (MongoResultsError, ValueError, TypeError) as exc:
                 outcomes[i] = exc  # refused before anything is sent
-        if not engine.bulk_writes:  # one atomic command per item, each read exactly as set reads it
-            for i, plan in pending.items():
+        if not engine.bulk_updates:  # one atomic command per update, each read exactly as set reads it
+            for i, plan in [(i, plan) for i, plan in pending.items() if plan.method != "insert_one"]:
+                del pending[i]
                 try:
                     outcomes[i] = yield from self._write(plan, engine)
                 except MongoResultsError as exc:
                     outcomes[i] = exc
-            return outcomes
         attempt = 1
         while pending:
             again: dict[int, SetPlan] = {}

@@ -119,8 +119,11 @@ def test_bulk_reads_and_writes_are_batched(
     items = [(f"bulk/{i:03d}", Metrics(loss=i, accuracy=0)) for i in range(250)]
     assert backend.set_many(items, SetBehavior.SKIP_IF_EXISTS) == [True] * 250
     names = recorder.take()
-    bulk = backend.engine().bulk_writes
+    bulk = backend.engine().bulk_updates
     assert names.count("update") == (3 if bulk else 250)  # one bulk write per batch; one each on FerretDB
+    inserts = [(f"new/{i:03d}", Metrics(loss=i, accuracy=0)) for i in range(250)]
+    assert backend.set_many(inserts) == [True] * 250
+    assert recorder.take().count("insert") == 3  # RAISE_IF_EXISTS is a bulk insert on every engine
     got = backend.get_many([rid for rid, _ in reversed(items)], Metrics)
     assert [m.model_dump()["loss"] for m in got] == [float(i) for i in reversed(range(250))]
     names = recorder.take()
