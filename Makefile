@@ -4,12 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit server-tests clean
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: demo test bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,motor,demo]"
+	touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	touch $@
 
 ## demo: the parallel sweep on the embedded store (MONGO_RESULTS_URI or ARGS="--uri ..." for MongoDB)
@@ -20,11 +26,16 @@ demo: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(BIN)/ruff check mongo_results tests scripts/test-server
-	$(BIN)/ruff format --check mongo_results tests scripts/test-server
+## bench: mongo_results against raw PyMongo, Beanie, ODMantic and the file store (ARGS="--ops 1000 ...")
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench scale $(SCALE_ARGS)
 
-typecheck: $(STAMP)
+lint: $(BENCH_STAMP)
+	$(BIN)/ruff check mongo_results tests bench scripts/test-server
+	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server
+
+typecheck: $(BENCH_STAMP)
 	$(BIN)/mypy
 
 clean:

@@ -14,6 +14,7 @@ shells only execute commands, so both run the very same decisions:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -90,6 +91,10 @@ class Command:
 
 Operation = Generator["Command | Emit", Any, R]
 BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
+# get and exists search the namespaces listed up to this long ago, and list again before
+# answering "not found"; everything that must see every namespace (list_ids, delete,
+# get_many, iter_results, clear) lists them every time.
+LISTING_TTL = 1.0
 
 
 class Flow(Generic[R]):
@@ -123,6 +128,7 @@ class Operations:
         self.validation = validation  # validationAction: "warn", "error", or "off" for no validator
         self.engine = engine  # asked of the server once per connection
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
+        self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, namespaces) of the last listing
 
     def learn_engine(self) -> Operation[Engine]:
         """Ask the server what it is (once per connection)."""
@@ -130,10 +136,35 @@ class Operations:
         return self.engine
 
     def _namespaces(self, namespace: str | None) -> Operation[list[str]]:
+        """The named namespace, or all of them as listed now."""
         if namespace is not None:
             return [validate_namespace(namespace)]
-        names = yield Command(None, "list_collection_names")
-        return namespaces_in(names, self.prefix)
+        names = namespaces_in((yield Command(None, "list_collection_names")), self.prefix)
+        self._listed = (time.monotonic(), tuple(names))
+        return names
+
+    def _lookup(self, rid: str, namespace: str | None, projection: Any) -> Operation[list[tuple[str, Any]]]:
+        """``(namespace, document)`` for each namespace holding the id; never "none" from an old listing."""
+        listed = self._listed
+        if namespace is None and listed is not None and time.monotonic() - listed[0] < LISTING_TTL:
+            searched, fresh = list(listed[1]), False
+        else:
+            searched, fresh = (yield from self._namespaces(namespace)), True
+        found = yield from self._find_each(rid, searched, projection)
+        if not found and not fresh:  # a namespace created since that listing may hold it
+            known = set(searched)
+            found = yield from self._find_each(
+                rid, [n for n in (yield from self._namespaces(None)) if n not in known], projection
+            )
+        return found
+
+    def _find_each(self, rid: str, namespaces: list[str], projection: Any) -> Operation[list[tuple[str, Any]]]:
+        found = []
+        for ns in namespaces:
+            doc = yield Command(self.prefix + ns, "find_one", ({"_id": rid}, projection))
+            if doc is not None:
+                found.append((ns, doc))
+        return found
 
     def _engine(self) -> Operation[Engine]:
         return self.engine if self.engine is not None else (yield from self.learn_engine())
@@ -153,6 +184,9 @@ class Operations:
                     f"{engine.name} {engine.version} does not enforce collection validators; {collection} has none"
                 )
         self.indexed.add(namespace)
+        listed = self._listed
+        if listed is not None and namespace not in listed[1]:  # this connection just created it
+            self._listed = (listed[0], tuple(sorted((*listed[1], namespace))))
 
     def _write(self, plan: SetPlan, engine: Engine) -> Operation[bool]:
         yield from self._prepare(plan.namespace, engine)
@@ -303,20 +337,12 @@ class Operations:
     ) -> Operation[BaseModel]:
         """The result, from every namespace unless one is named."""
         rid = canonical_id(result_id)
-        found = []
-        for ns in (yield from self._namespaces(namespace)):
-            doc = yield Command(self.prefix + ns, "find_one", ({"_id": rid},))
-            if doc is not None:
-                found.append((ns, doc))
+        found = yield from self._lookup(rid, namespace, None)
         return load_model(choose_document(rid, found, model_class), rid, model_class, namespace)
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         """Whether any namespace (or the named one) holds the id."""
-        rid = canonical_id(result_id)
-        for ns in (yield from self._namespaces(namespace)):
-            if (yield Command(self.prefix + ns, "find_one", ({"_id": rid}, {"_id": 1}))) is not None:
-                return True
-        return False
+        return bool((yield from self._lookup(canonical_id(result_id), namespace, {"_id": 1})))
 
     def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
         """Sorted ids under a prefix: one index-backed query per namespace."""
@@ -341,3 +367,4 @@ class Operations:
         for ns in (yield from self._namespaces(None)):
             yield Command(None, "drop_collection", (self.prefix + ns,))
         self.indexed.clear()
+        self._listed = None

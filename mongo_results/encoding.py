@@ -6,7 +6,8 @@ embedded documents and arrays), pydantic's own string form for everything
 else it serialises (dates, times, durations, paths, IP addresses, URLs).
 ``encode_model`` then reads its output back through the model class and
 refuses the value if anything would come back different, so a model is
-either stored faithfully or not at all.
+either stored faithfully or not at all. Classes whose round trip is exact by
+construction skip the read-back (``_exact``), with the same result.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bson.json_util import JSONMode, JSONOptions
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from ._exact import Mismatch, exact_encoder
 from .errors import CorruptResultError, LossyValueError, UnsupportedTypeError
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "encode_stored",
     "map_keys",
     "encode_model",
+    "encode_verified",
     "unescape_tree",
     "validate_data",
 ]
@@ -238,6 +241,21 @@ def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: b
         LossyValueError: a value that would not come back equal.
     """
     dumped = model.model_dump()
+    exact = exact_encoder(type(model))
+    if exact is not None:
+        try:
+            data = exact.encode(dumped)
+        except Mismatch:
+            pass
+        else:
+            canonical = data if exact.canon is None else exact.canon(data)
+            raw = bson.encode({"t": type(model).__name__, "d": canonical}, codec_options=CODEC_OPTIONS)
+            return EncodedModel(type(model).__name__, data, hashlib.sha256(raw).hexdigest()[:32], len(raw))
+    return encode_verified(model, dumped, store_secrets=store_secrets, decimal128=decimal128)
+
+
+def encode_verified(model: BaseModel, dumped: dict[str, Any], *, store_secrets: bool, decimal128: bool) -> EncodedModel:
+    """The general path: encode by value, then read back through the model class and compare."""
     data: dict[str, Any] = _encode(dumped, "", _Options(store_secrets, decimal128))
     model_type = type(model).__name__
     try:

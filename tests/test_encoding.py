@@ -12,13 +12,15 @@ import pytest
 from bson import json_util
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model, field_validator
 
-from mongo_results import ResultsManager, SetBehavior
+from mongo_results import LossyValueError, ResultsManager, SetBehavior
+from mongo_results._exact import exact_encoder
 from mongo_results.encoding import (
     JSON_OPTIONS,
     content_digest,
     encode_model,
+    encode_verified,
     escape_key,
     unescape_key,
     validate_data,
@@ -169,3 +171,61 @@ def test_nan_round_trips_as_nan() -> None:
 
     back = validate_data(F, through_bson(encode_model(F(f=math.nan)).data), "x")
     assert math.isnan(back.f)
+
+
+PLAIN_TYPES = ["s", "i", "f", "b", "n", "lst", "dct", "pt", "pts", "op"]
+
+
+@st.composite
+def plain_models(draw: st.DrawFn) -> BaseModel:
+    """Models built only from types whose round trip is exact by construction (and ints of any size)."""
+    types = field_types(finite=False)
+    names = draw(st.lists(st.sampled_from(PLAIN_TYPES), min_size=1, max_size=8, unique=True))
+    cls = create_model("Plain", **{n: (types[n][0], ...) for n in names})  # type: ignore[call-overload]
+    return cls(**{n: draw(types[n][1]) for n in names})  # type: ignore[no-any-return]
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_models())
+def test_compiled_encoding_equals_the_verified_one(model: BaseModel) -> None:
+    assert exact_encoder(type(model)) is not None
+    fast = encode_model(model)
+    verified = encode_verified(model, model.model_dump(), store_secrets=False, decimal128=True)
+    assert same(fast.data, verified.data)
+    assert (fast.digest, fast.size) == (verified.digest, verified.size)
+
+
+class Shouting(BaseModel):
+    word: str
+
+    @field_validator("word")
+    @classmethod
+    def shout(cls, v: str) -> str:
+        return v + "!"  # not idempotent: reading back would add another "!"
+
+
+class Bounded(BaseModel):
+    name: str = Field(max_length=3)
+
+
+class Counted(BaseModel):
+    n: int
+
+
+def test_classes_that_can_change_on_the_way_back_are_verified() -> None:
+    assert exact_encoder(Shouting) is None and exact_encoder(Bounded) is None
+    with pytest.raises(LossyValueError):
+        encode_model(Shouting(word="hi"))
+    long = Bounded(name="abc")
+    long.name = "abcdef"  # assignment is not validated
+    with pytest.raises(LossyValueError):
+        encode_model(long)
+
+
+def test_a_value_not_of_its_declared_type_falls_back_to_verification() -> None:
+    assert exact_encoder(Counted) is not None
+    wrong = Counted(n=1)
+    wrong.n = "oops"  # type: ignore[assignment]
+    with pytest.warns(UserWarning, match="serializ"), pytest.raises(LossyValueError):
+        encode_model(wrong)
+    assert encode_model(Counted(n=2**70)).data == {"n": str(2**70)}  # beyond Int64: the verified path's text

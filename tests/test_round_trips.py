@@ -96,6 +96,33 @@ def test_without_a_namespace_one_command_per_namespace(watched: tuple[MongoBacke
     assert recorder.take() == ["listCollections", "delete", "delete"]
 
 
+def test_get_and_exists_reuse_a_recent_listing_of_namespaces(watched: tuple[MongoBackend, Recorder, str]) -> None:
+    backend, recorder, _ = watched
+    backend.set("r", A)
+    assert backend.exists("r")
+    recorder.take()
+    for _ in range(3):
+        assert backend.get("r", Metrics) == A
+        assert backend.exists("r")
+    assert recorder.take() == ["find"] * 6  # no listCollections within LISTING_TTL
+    assert not backend.exists("missing")
+    assert recorder.take() == ["find", "listCollections"]  # "not found" is only said after listing again
+
+
+def test_a_namespace_created_elsewhere_is_found_before_saying_not_found(
+    watched: tuple[MongoBackend, Recorder, str], server_db: tuple[str, str]
+) -> None:
+    backend, _, _ = watched
+    assert not backend.exists("elsewhere/1")  # this connection has now listed the namespaces
+    uri, name = server_db
+    other = MongoBackend(uri, database=name)
+    other.set("elsewhere/1", B, namespace="brand-new")
+    other.close()
+    assert backend.exists("elsewhere/1")
+    assert backend.get("elsewhere/1", Metrics) == B
+    assert backend.list_ids("elsewhere") == ["elsewhere/1"]
+
+
 def test_list_ids_is_one_query_per_namespace(watched: tuple[MongoBackend, Recorder, str]) -> None:
     backend, recorder, _ = watched
     for i in range(250):  # more than one batch

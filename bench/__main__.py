@@ -1,0 +1,149 @@
+"""``python -m bench``: mongo_results against raw PyMongo, Beanie, ODMantic and the file store.
+
+python -m bench                      # all contenders, FerretDB started for the run
+python -m bench --ops 10000 --iterations 100 --min-seconds 60   # the specification's sizes
+MONGODB_URI=mongodb://host/ python -m bench
+python -m bench scale                # list_ids: 10,000 vs 1,000,000 documents, same 100 matches
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+
+from .contenders import Contender, RawAsyncPyMongo, RawPyMongo, file_store, mongo_results_sync
+from .datasets import KINDS, dataset
+
+OUT = Path(__file__).resolve().parent / "results"
+DATABASE = "mongo_results_bench"
+
+
+@contextlib.contextmanager
+def server(uri: str | None) -> Iterator[str]:
+    """The given server, or a FerretDB from the test-server helper for the length of the run."""
+    if uri:
+        yield uri
+        return
+    from tests.ferretdb import FerretDB
+
+    with FerretDB() as ferret:
+        yield ferret.uri
+
+
+def describe(uri: str) -> dict[str, Any]:
+    client: MongoClient[dict[str, Any]] = MongoClient(uri)
+    with client:
+        info = client.admin.command("buildInfo")
+    engine = f"FerretDB {info['ferretdbVersion']}" if "ferretdbVersion" in info else f"MongoDB {info['version']}"
+    return {
+        "server": engine,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "packages": {p: version(p) for p in ("pymongo", "pydantic", "motor", "beanie", "odmantic")},
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+
+
+def contenders(
+    uri: str, loop: asyncio.AbstractEventLoop, only: set[str] | None, database: str = DATABASE
+) -> list[Contender]:
+    from .contenders import AsyncManager
+    from .odms import BeanieContender, ODManticContender
+
+    everyone: list[Contender] = [
+        RawPyMongo(uri, database),
+        mongo_results_sync(uri, database),
+        RawAsyncPyMongo(loop, uri, database),
+        AsyncManager(loop, uri, database),
+        BeanieContender(loop, uri, database),
+        ODManticContender(loop, uri, database),
+        file_store(),
+    ]
+    chosen = [c for c in everyone if only is None or c.name in only or c.name == "PyMongo"]
+    for c in everyone:
+        if c not in chosen:
+            c.close()
+    return chosen
+
+
+def compare(args: argparse.Namespace) -> int:
+    from . import report
+    from .measure import run
+
+    with server(args.uri) as uri:
+        env = describe(uri)
+        print(f"{env['server']} · Python {env['python']} · {env['machine']}", file=sys.stderr)
+        loop = asyncio.new_event_loop()
+        field = contenders(uri, loop, set(args.only.split(",")) if args.only else None)
+        try:
+            datasets = [dataset(kind, args.ops, args.groups) for kind in args.kinds.split(",")]
+            results = run(field, datasets, args.iterations, args.min_seconds)
+        finally:
+            for c in field:
+                c.close()
+            loop.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"environment": env, **results.to_json()}, indent=1))
+    title = f"{env['server']}, Python {env['python']}, {env['machine']} ({env['date']})"
+    report.chart(results, args.out / "chart.png", title)
+    text = "\n\n".join(
+        [
+            f"Server: {env['server']}. Client: Python {env['python']}, {env['machine']}. "
+            + ", ".join(f"{p} {v}" for p, v in env["packages"].items())
+            + f". {args.iterations}+ interleaved rounds per task, {args.groups} prefixes; {env['date']}.",
+            "Median time per task (ratio to raw PyMongo):",
+            report.medians_table(results),
+            "Throughput, MB/s (higher is better):",
+            report.throughput_table(results),
+            "Client CPU per result, µs (ratio to raw PyMongo); the server's time is not in it:",
+            report.cpu_table(results),
+            "Targets:",
+            report.targets_table(results),
+        ]
+    )
+    (args.out / "results.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--uri", default=os.environ.get("MONGODB_URI"), help="default: a FerretDB started here")
+    sub = parser.add_subparsers(dest="command")
+    scale = sub.add_parser("scale", help="list_ids time against collection size, with explain")
+    scale.add_argument("--sizes", default="10000,1000000")
+    scale.add_argument("--matches", type=int, default=100)
+    scale.add_argument("--repeat", type=int, default=15)
+    scale.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
+    parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
+    parser.add_argument("--groups", type=int, default=10, help="id prefixes the documents are spread over")
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--only", help="comma-separated contender names (PyMongo always runs)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    if args.command == "scale":
+        from .scale import scale as run_scale
+
+        with server(args.uri) as uri:
+            return run_scale(
+                uri, DATABASE, [int(s) for s in args.sizes.split(",")], args.matches, args.repeat, args.out
+            )
+    return compare(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

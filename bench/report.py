@@ -1,0 +1,117 @@
+"""The results as Markdown tables (medians, ratios, targets) and a PNG chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .contenders import TASKS
+from .measure import Results
+
+FLOOR = "PyMongo"
+OURS, OURS_ASYNC = "mongo_results", "mongo_results async"
+ODMS = ("Beanie", "ODMantic")
+
+
+def _names(results: Results) -> list[str]:
+    return list(dict.fromkeys(name for _, _, name in results.times))
+
+
+def _kinds(results: Results) -> list[str]:
+    return list(dict.fromkeys(kind for kind, _, _ in results.times))
+
+
+def medians_table(results: Results) -> str:
+    """Median milliseconds per task and contender, with the ratio to raw PyMongo."""
+    names = _names(results)
+    lines = ["| model | task | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for kind in _kinds(results):
+        for task in TASKS:
+            floor = results.median(kind, task, FLOOR)
+            cells = []
+            for name in names:
+                ms = results.median(kind, task, name) * 1e3
+                ratio = results.median(kind, task, name) / floor
+                cells.append(f"{ms:.1f} ms" if name == FLOOR else f"{ms:.1f} ms ({ratio:.2f}×)")
+            lines.append(f"| {kind} ×{results.ops[kind]} | {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def throughput_table(results: Results) -> str:
+    """MB/s: the dataset's strict-JSON size over the median time, as the specification scores."""
+    names = _names(results)
+    lines = ["| model | task | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for kind in _kinds(results):
+        for task in TASKS:
+            cells = [f"{results.mb_per_s(kind, task, name):.2f}" for name in names]
+            lines.append(f"| {kind} | {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cpu_table(results: Results) -> str:
+    """Client CPU per result in microseconds (ratio to raw PyMongo): the library's own cost."""
+    names = _names(results)
+    lines = ["| model | task | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for kind in _kinds(results):
+        for task in TASKS:
+            floor = results.cpu_per_op(kind, task, FLOOR)
+            cells = []
+            for name in names:
+                us = results.cpu_per_op(kind, task, name) * 1e6
+                cells.append(f"{us:.0f}" if name == FLOOR else f"{us:.0f} ({us / (floor * 1e6):.2f}×)")
+            lines.append(f"| {kind} | {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(results: Results) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for each of the project's speed targets."""
+    out: list[tuple[str, str, bool]] = []
+    m = results.median
+    for kind in _kinds(results):
+        for task, label in (("create one", "set"), ("find by id", "get")):
+            ratio = m(kind, task, OURS) / m(kind, task, FLOOR)
+            out.append((f"{kind}: single {label} ≤ 1.10× PyMongo", f"{ratio:.2f}×", ratio <= 1.10))
+        share = m(kind, "bulk create", FLOOR) / m(kind, "bulk create", OURS)
+        out.append((f"{kind}: set_many ≥ 0.9× insert_many throughput", f"{share:.2f}×", share >= 0.9))
+        gain = m(kind, "create one", OURS) / m(kind, "bulk create", OURS)
+        out.append((f"{kind}: set_many ≥ 20× a loop of set", f"{gain:.1f}×", gain >= 20))
+        names = _names(results)
+        for odm in (o for o in ODMS if o in names):
+            slower = [t for t in TASKS if m(kind, t, OURS_ASYNC) >= m(kind, t, odm)]
+            worst = max(m(kind, t, OURS_ASYNC) / m(kind, t, odm) for t in TASKS)
+            verdict = "on every task" if not slower else "slower on " + ", ".join(slower)
+            out.append(
+                (f"{kind}: async faster than {odm} on every task", f"{verdict} (worst {worst:.2f}×)", not slower)
+            )
+    return out
+
+
+def targets_table(results: Results) -> str:
+    rows = [f"| {t} | {v} | {'met' if ok else '**missed**'} |" for t, v, ok in targets(results)]
+    return "\n".join(["| target | measured | |", "|---|---:|---|", *rows])
+
+
+def chart(results: Results, path: Path, title: str) -> None:
+    """Ratio to raw PyMongo per task (log scale), one panel per model kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in _names(results) if n != FLOOR]
+    kinds = _kinds(results)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.8), sharey=True, squeeze=False)
+    width = 0.8 / len(names)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        for j, name in enumerate(names):
+            ratios = [results.median(kind, t, name) / results.median(kind, t, FLOOR) for t in TASKS]
+            ax.bar([i + (j - (len(names) - 1) / 2) * width for i in range(len(TASKS))], ratios, width, label=name)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(TASKS)), [t.replace(" ", "\n") for t in TASKS])
+        ax.set_title(f"{kind} model ×{results.ops[kind]}")
+    axes[0][0].set_ylabel("median time ÷ raw PyMongo (lower is better)")
+    axes[0][-1].legend(fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

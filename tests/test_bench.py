@@ -1,0 +1,52 @@
+"""``make bench`` keeps working: every contender runs every task and is checked, on the real server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.__main__ import contenders
+from bench.contenders import TASKS
+from bench.datasets import KINDS, dataset
+from bench.measure import percentile, run
+from bench.scale import scale
+
+
+def test_percentiles_are_the_specifications_nearest_rank() -> None:
+    times = [float(t) for t in range(10, 0, -1)]
+    assert [percentile(times, p) for p in (10, 50, 90, 99)] == [1.0, 5.0, 9.0, 9.0]
+
+
+def test_datasets_are_the_same_every_time() -> None:
+    assert dataset("nested", 5, 2) == dataset("nested", 5, 2)
+    assert len({rid.rsplit("/", 1)[0] for rid in dataset("small", 6, 3).ids}) == 3
+
+
+@pytest.mark.real_server
+def test_every_contender_runs_every_task(server_db: tuple[str, str], tmp_path: Path) -> None:
+    uri, name = server_db
+    loop = asyncio.new_event_loop()
+    field = contenders(uri, loop, None, name)
+    try:
+        results = run(field, [dataset(kind, 6, 2) for kind in KINDS], iterations=1, min_seconds=0)
+    finally:
+        for c in field:
+            c.close()
+        loop.close()
+    names = {"PyMongo", "mongo_results", "PyMongo async", "mongo_results async", "Beanie", "ODMantic", "file store"}
+    assert set(results.times) == {(k, t, n) for k in KINDS for t in TASKS for n in names}
+    table = report.medians_table(results)
+    assert all(name in table for name in names)
+    assert len(report.targets(results)) == len(KINDS) * 6
+    report.chart(results, tmp_path / "chart.png", "smoke")
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.real_server
+def test_scale_counts_the_same_matches_at_every_size(server_db: tuple[str, str], tmp_path: Path) -> None:
+    uri, name = server_db
+    assert scale(uri, name, [30, 300], matches=10, repeat=1, out=tmp_path) == 0
+    assert "| 300 | 10 |" in (tmp_path / "scale.md").read_text()
