@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .contenders import TASKS
@@ -20,46 +21,36 @@ def _kinds(results: Results) -> list[str]:
     return list(dict.fromkeys(kind for kind, _, _ in results.times))
 
 
-def medians_table(results: Results) -> str:
-    """Median milliseconds per task and contender, with the ratio to raw PyMongo."""
+def _table(results: Results, value: Callable[[str, str, str], float], fmt: str, ratios: bool, ops: bool) -> str:
+    """One row per (model, task), one column per contender; ``ratios`` adds each value's ratio to raw PyMongo."""
     names = _names(results)
     lines = ["| model | task | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
     for kind in _kinds(results):
         for task in TASKS:
-            floor = results.median(kind, task, FLOOR)
+            floor = value(kind, task, FLOOR)
             cells = []
             for name in names:
-                ms = results.median(kind, task, name) * 1e3
-                ratio = results.median(kind, task, name) / floor
-                cells.append(f"{ms:.1f} ms" if name == FLOOR else f"{ms:.1f} ms ({ratio:.2f}×)")
-            lines.append(f"| {kind} ×{results.ops[kind]} | {task} | " + " | ".join(cells) + " |")
+                v = value(kind, task, name)
+                ratio = f" ({v / floor:.2f}×)" if ratios and name != FLOOR else ""
+                cells.append(fmt.format(v) + ratio)
+            label = f"{kind} ×{results.ops[kind]}" if ops else kind
+            lines.append(f"| {label} | {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def medians_table(results: Results) -> str:
+    """Median milliseconds per task and contender, with the ratio to raw PyMongo."""
+    return _table(results, lambda k, t, n: results.median(k, t, n) * 1e3, "{:.1f} ms", ratios=True, ops=True)
 
 
 def throughput_table(results: Results) -> str:
     """MB/s: the dataset's strict-JSON size over the median time, as the specification scores."""
-    names = _names(results)
-    lines = ["| model | task | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
-    for kind in _kinds(results):
-        for task in TASKS:
-            cells = [f"{results.mb_per_s(kind, task, name):.2f}" for name in names]
-            lines.append(f"| {kind} | {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _table(results, results.mb_per_s, "{:.2f}", ratios=False, ops=False)
 
 
 def cpu_table(results: Results) -> str:
     """Client CPU per result in microseconds (ratio to raw PyMongo): the library's own cost."""
-    names = _names(results)
-    lines = ["| model | task | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
-    for kind in _kinds(results):
-        for task in TASKS:
-            floor = results.cpu_per_op(kind, task, FLOOR)
-            cells = []
-            for name in names:
-                us = results.cpu_per_op(kind, task, name) * 1e6
-                cells.append(f"{us:.0f}" if name == FLOOR else f"{us:.0f} ({us / (floor * 1e6):.2f}×)")
-            lines.append(f"| {kind} | {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _table(results, lambda k, t, n: results.cpu_per_op(k, t, n) * 1e6, "{:.0f}", ratios=True, ops=False)
 
 
 def targets(results: Results) -> list[tuple[str, str, bool]]:
