@@ -8,6 +8,7 @@ only carry these plans to the driver, so both behave identically.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -132,8 +133,7 @@ def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
 
 def now() -> datetime:
     """The current UTC time at BSON's millisecond precision."""
-    t = datetime.now(timezone.utc)
-    return t.replace(microsecond=t.microsecond - t.microsecond % 1000)
+    return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, timezone.utc)
 
 
 def check_size(result_id: str, encoded: EncodedModel, document: Mapping[str, Any]) -> None:
@@ -202,9 +202,10 @@ def plan_set(
     segs = segments(result_id)
     if not isinstance(data, BaseModel):
         raise TypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
-    ns = resolve_namespace(data, namespace, strict_namespace, "/".join(segs))
+    rid = "/".join(segs)
+    ns = resolve_namespace(data, namespace, strict_namespace, rid)
     encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
-    return plan_encoded(segs, encoded, behavior, ns, engine=engine)
+    return _plan(rid, segs, encoded, behavior, ns, engine)
 
 
 def plan_encoded(
@@ -212,9 +213,14 @@ def plan_encoded(
 ) -> SetPlan:
     """Choose the single atomic command that stores already-encoded data (a model, or an import)."""
     segs = segments(result_id)
-    rid = "/".join(segs)
-    behavior = SetBehavior(behavior)
-    ns = validate_namespace(namespace)
+    return _plan("/".join(segs), segs, encoded, behavior, validate_namespace(namespace), engine)
+
+
+def _plan(
+    rid: str, segs: tuple[str, ...], encoded: EncodedModel, behavior: SetBehavior, ns: str, engine: Engine
+) -> SetPlan:
+    if type(behavior) is not SetBehavior:
+        behavior = SetBehavior(behavior)
     t = now()
     doc: dict[str, Any] = {
         "_id": rid,
@@ -227,6 +233,8 @@ def plan_encoded(
         "updated_at": t,
     }
     check_size(rid, encoded, doc)
+    if behavior is SetBehavior.RAISE_IF_EXISTS:
+        return SetPlan(rid, ns, behavior, doc, "insert_one", {}, {}, 1)  # an insert has no query phase
     body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
     # Keeps created_at; where $set is not faithful the whole document is replaced instead.
     write, method = ({"$set": body, "$setOnInsert": {"created_at": t}}, "update_one")
@@ -235,8 +243,6 @@ def plan_encoded(
     # After a duplicate key the document is committed, so repeating the upsert lets its query
     # see it: the second answer is the informative one on engines without atomic upserts.
     confirm = 1 if engine.atomic_upserts else 2
-    if behavior is SetBehavior.RAISE_IF_EXISTS:
-        return SetPlan(rid, ns, behavior, doc, "insert_one", {}, {}, 1)  # an insert has no query phase
     if behavior is SetBehavior.OVERWRITE:
         return SetPlan(rid, ns, behavior, doc, method, {"_id": rid}, write, 3)  # a duplicate is a lost race
     if behavior is SetBehavior.SKIP_IF_EXISTS:

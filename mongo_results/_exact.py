@@ -10,14 +10,15 @@ The encoder checks those types as it goes and gives up on the first surprise
 escaping), and the caller falls back to the general, verified path.
 
 Each class also gets a canonicaliser that yields exactly what
-``encoding._canonical`` would (sorted keys, one NaN), for the content digest.
+``encoding._canonical`` would (sorted keys), for the content digest.
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from bson.int64 import Int64
@@ -34,10 +35,14 @@ _FIELDS_KEYS = {"type", "fields", "computed_fields", "model_name"}
 
 
 class Compiled(NamedTuple):
-    """``encode`` turns a dump into stored data; ``canon`` (None: the identity) orders it for the digest."""
+    """``encode`` turns a dump into stored data; ``canon`` (None: the identity) orders it for the digest.
+
+    ``keyed``: the schema holds a dict somewhere, whose stored keys may be escaped.
+    """
 
     encode: Fn
     canon: Fn | None
+    keyed: bool = False
 
 
 class Mismatch(Exception):
@@ -63,17 +68,13 @@ def _int(v: Any) -> Any:
 def _float(v: Any) -> Any:
     if type(v) is not float:
         raise Mismatch
-    return v
+    return v if v == v else math.nan  # one NaN, so the stored data is already canonical
 
 
 def _bool(v: Any) -> Any:
     if type(v) is not bool:
         raise Mismatch
     return v
-
-
-def _one_nan(v: Any) -> Any:
-    return v if v == v else math.nan
 
 
 def _key(k: Any) -> str:
@@ -83,7 +84,32 @@ def _key(k: Any) -> str:
 
 
 _LEAVES = {"str": Compiled(_str, None), "int": Compiled(_int, None), "bool": Compiled(_bool, None)}
-_LEAVES["float"] = Compiled(_float, _one_nan)
+_LEAVES["float"] = Compiled(_float, None)
+# A leaf's exact type, for checking many values of one kind at once (C loops, not calls).
+_TYPE = {_LEAVES["str"]: str, _LEAVES["int"]: int, _LEAVES["float"]: float, _LEAVES["bool"]: bool}
+
+
+_GROUP = 8  # leaf fields of one kind from which checking them together pays
+
+
+def _check_all(values: Iterable[Any], kind: type) -> None:
+    """Raise Mismatch unless every value is exactly of ``kind`` (ints: within Int64)."""
+    values = tuple(values)
+    if not values:
+        return
+    if set(map(type, values)) != {kind}:
+        raise Mismatch
+    if kind is int and not (min(values) >= _INT64_MIN and max(values) <= _INT64_MAX):
+        raise Mismatch
+
+
+def _convert_all(values: Iterable[Any], kind: type) -> Iterator[Any]:
+    """Checked leaf values in stored form: ints as Int64, every NaN as the one NaN."""
+    if kind is int:
+        return map(Int64, values)
+    if kind is float:
+        return (v if v == v else math.nan for v in values)
+    return iter(values)
 
 
 def _apply(canon: Fn | None, v: Any) -> Any:
@@ -120,34 +146,46 @@ def _compile(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], s
 
 
 def _nullable(inner: Compiled) -> Compiled:
-    enc, can = inner
+    enc, can, _ = inner
 
     def canon(v: Any) -> Any:
         return None if v is None else _apply(can, v)
 
-    return Compiled(lambda v: None if v is None else enc(v), None if can is None else canon)
+    return Compiled(lambda v: None if v is None else enc(v), None if can is None else canon, inner.keyed)
 
 
 def _list(item: Compiled) -> Compiled:
-    enc, can = item
+    enc, can, _ = item
+    kind = _TYPE.get(item)
 
     def encode(v: Any) -> Any:
         if type(v) is not list:
             raise Mismatch
-        return [enc(x) for x in v]
+        if kind is None:
+            return [enc(x) for x in v]
+        _check_all(v, kind)
+        return list(_convert_all(v, kind))
 
-    return Compiled(encode, None if can is None else lambda v: [can(x) for x in v])
+    return Compiled(encode, None if can is None else lambda v: [can(x) for x in v], item.keyed)
 
 
 def _dict(value: Compiled) -> Compiled:
-    enc, can = value
+    enc, can, _ = value
+    kind = _TYPE.get(value)
 
     def encode(v: Any) -> Any:
         if type(v) is not dict:
             raise Mismatch
-        return {_key(k): enc(x) for k, x in v.items()}
+        if kind is None:
+            return {_key(k): enc(x) for k, x in v.items()}
+        _check_all(v, str)
+        keys = "".join(v)
+        if "%" in keys or "." in keys or "\x00" in keys or "$" in keys:  # may need escaping
+            raise Mismatch
+        _check_all(v.values(), kind)
+        return dict(zip(v, _convert_all(v.values(), kind), strict=True))
 
-    return Compiled(encode, lambda v: {k: _apply(can, v[k]) for k in sorted(v)})
+    return Compiled(encode, lambda v: {k: _apply(can, v[k]) for k in sorted(v)}, True)
 
 
 def _model(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], seen: frozenset[str]) -> Compiled:
@@ -165,19 +203,54 @@ def _model(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], see
     for name, field in inner["fields"].items():
         if field["type"] != "model-field" or not set(field) <= _FIELD_KEYS:
             raise _NotExact
+        try:
+            _key(name)
+        except Mismatch:
+            raise _NotExact from None  # a field name that needs escaping (create_model allows any)
         fields[name] = _compile(field["schema"], refs, seen)
     names = list(fields)
-    encoders = list(fields.items())
+    # Many leaf fields of one kind are checked and converted together, in C loops; the rest
+    # one call per field, which is cheaper for a handful.
+    groups = [(kind, tuple(n for n, c in fields.items() if _TYPE.get(c) is kind)) for kind in (str, int, float, bool)]
+    leaves = [(kind, group, _getter(group)) for kind, group in groups if len(group) >= _GROUP]
+    grouped = {name for _, group, _ in leaves for name in group}
+    others = [(name, c.encode) for name, c in fields.items() if name not in grouped]
 
     def encode(v: Any) -> Any:
         if type(v) is not dict or list(v) != names:
             raise Mismatch
-        return {name: enc(v[name]) for name, (enc, _) in encoders}
+        for kind, _, get in leaves:
+            _check_all(get(v), kind)
+        out = dict(v)
+        for kind, group, get in leaves:
+            if kind is int or kind is float:
+                out.update(zip(group, _convert_all(get(v), kind), strict=True))
+        for name, enc in others:
+            out[name] = enc(v[name])
+        return out
 
-    ordered = sorted(fields.items())
-    if names == sorted(names) and all(c.canon is None for c in fields.values()):
-        return Compiled(encode, None)
-    return Compiled(encode, lambda v: {name: _apply(c.canon, v[name]) for name, c in ordered})
+    ordered = sorted(names)
+    canons = [(name, c.canon) for name, c in fields.items() if c.canon is not None]
+    keyed = any(c.keyed for c in fields.values())
+    if names == ordered and not canons:
+        return Compiled(encode, None, keyed)
+    get_ordered = _getter(tuple(ordered))
+
+    def canon(v: Any) -> Any:
+        out = dict(zip(ordered, get_ordered(v), strict=True))
+        for name, can in canons:
+            out[name] = can(v[name])
+        return out
+
+    return Compiled(encode, canon, keyed)
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A C-speed ``lambda d: tuple(d[n] for n in names)``."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda d: (d[name],)
+    return itemgetter(*names)
 
 
 _cache: weakref.WeakKeyDictionary[type[BaseModel], Compiled | None] = weakref.WeakKeyDictionary()

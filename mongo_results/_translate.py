@@ -2,34 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from pymongo.errors import ConnectionFailure, DocumentTooLarge, DuplicateKeyError, OperationFailure
 
 from .errors import RejectedByServerError, StoreUnavailableError
 
-__all__ = ["driver_errors"]
+__all__ = ["DriverErrors"]
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
     text = str(exc).split(", Timeout:", 1)[0].split(", Topology Description:", 1)[0]
     return text[:300]
 
 
-@contextmanager
-def driver_errors(hosts: str, timeout: float | None) -> Iterator[None]:
-    """Translate PyMongo errors raised in the block; DuplicateKeyError passes through as a signal."""
-    try:
-        yield
-    except DuplicateKeyError:
-        raise
-    except ConnectionFailure as exc:
-        within = f" within {timeout:g} s" if timeout is not None else ""
-        raise StoreUnavailableError(f"Cannot reach MongoDB at {hosts}{within}: {_reason(exc)}") from exc
-    except DocumentTooLarge as exc:
-        raise RejectedByServerError(f"MongoDB at {hosts} refused an oversized document: {exc}") from exc
-    except OperationFailure as exc:
-        details = exc.details or {}
-        message = details.get("errmsg") or str(exc)
-        raise RejectedByServerError(f"MongoDB at {hosts} refused the operation (code {exc.code}): {message}") from exc
+class DriverErrors:
+    """Translates PyMongo errors raised in its block; DuplicateKeyError passes through as a signal.
+
+    A plain class rather than a generator-based context manager: it wraps every call.
+    """
+
+    __slots__ = ("hosts", "timeout")
+
+    def __init__(self, hosts: str, timeout: float | None) -> None:
+        self.hosts, self.timeout = hosts, timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is None or isinstance(exc, DuplicateKeyError):
+            return
+        if isinstance(exc, ConnectionFailure):
+            within = f" within {self.timeout:g} s" if self.timeout is not None else ""
+            raise StoreUnavailableError(f"Cannot reach MongoDB at {self.hosts}{within}: {_reason(exc)}") from exc
+        if isinstance(exc, DocumentTooLarge):
+            raise RejectedByServerError(f"MongoDB at {self.hosts} refused an oversized document: {exc}") from exc
+        if isinstance(exc, OperationFailure):
+            details = exc.details or {}
+            message = details.get("errmsg") or str(exc)
+            raise RejectedByServerError(
+                f"MongoDB at {self.hosts} refused the operation (code {exc.code}): {message}"
+            ) from exc

@@ -314,6 +314,14 @@ def unescape_tree(value: Any) -> Any:
 
 def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str) -> T:
     """Validate stored data into ``model_class``; a failure names the result id."""
+    exact = exact_encoder(model_class)
+    if exact is not None and not exact.keyed:
+        # Data of exact types validates strictly as it is read (Int64 is an int); anything else
+        # strict refuses (a Binary, a Decimal128 from an older schema) takes the decoding path.
+        try:
+            return model_class.model_validate(data, strict=True, by_alias=False, by_name=True)
+        except ValidationError:
+            pass
     try:
         return model_class.model_validate(decode_data(data), by_alias=False, by_name=True)
     except ValidationError as exc:

@@ -47,8 +47,20 @@ def _check(segs: tuple[str, ...], what: str, shown: object) -> None:
         raise InvalidIdError(f"{what} is {total} UTF-8 bytes, over the {MAX_ID_BYTES}-byte limit")
 
 
+def _plain(result_id: str) -> tuple[str, ...] | None:
+    """The segments of a short ASCII id that needs no per-segment check (the usual case), else None."""
+    if len(result_id) > MAX_SEGMENT_BYTES or not result_id.isascii() or "\x00" in result_id or "//" in result_id:
+        return None
+    segs = tuple(result_id.strip("/").split("/"))
+    return None if "." in segs or ".." in segs or segs == ("",) else segs
+
+
 def segments(result_id: ResultId) -> tuple[str, ...]:
     """Return the validated segments of an id; raise InvalidIdError when it is invalid."""
+    if type(result_id) is str:
+        plain = _plain(result_id)
+        if plain is not None:
+            return plain
     segs = _split(result_id, "Result id")
     if not segs:
         raise InvalidIdError(f"Invalid result ID {result_id!r}: empty ID")

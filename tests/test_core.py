@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mongo_results import InvalidIdError, MongoResultsError, ResultExistsError, SetBehavior, canonical_id
 from mongo_results._core import Engine, namespaces_in, plan_set, prefix_filter
 from mongo_results.behaviors import Stored, outcome, writes
-from mongo_results.ids import canonical_prefix
+from mongo_results.ids import canonical_prefix, segments
 
 from .models import Metrics
 
@@ -126,3 +128,20 @@ def test_engine_profile() -> None:
     assert ferret.name == "ferretdb" and not ferret.decimal128
     plan = plan_set("a", Metrics(loss=1, accuracy=1), SetBehavior.OVERWRITE, None, False, engine=ferret)
     assert plan.document["data"]["loss"] == 1.0
+
+
+def _general(result_id: object) -> tuple[str, ...] | str:
+    try:
+        return segments([result_id])  # type: ignore[list-item]  # a list always takes the general path
+    except InvalidIdError as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab/.\x00é", max_size=12) | st.text(alphabet="a/", min_size=250, max_size=1100))
+def test_the_fast_id_path_agrees_with_the_general_one(result_id: str) -> None:
+    try:
+        fast: tuple[str, ...] | str = segments(result_id)
+    except InvalidIdError as exc:
+        fast = type(exc).__name__
+    assert fast == _general(result_id)

@@ -195,6 +195,57 @@ def test_compiled_encoding_equals_the_verified_one(model: BaseModel) -> None:
     assert (fast.digest, fast.size) == (verified.digest, verified.size)
 
 
+@st.composite
+def wide_models(draw: st.DrawFn) -> BaseModel:
+    """Models with many fields of one kind, which the compiled encoder checks a whole kind at a time."""
+    types = field_types(finite=False)
+    names = [f"{kind}{j:02d}" for kind in "sifb" for j in range(draw(st.integers(0, 12)))]
+    names += draw(st.lists(st.sampled_from(["lst", "dct", "pts"]), unique=True))
+    order = draw(st.permutations(names))
+    cls = create_model("Wide", **{n: (types[n.rstrip("0123456789")][0], ...) for n in order})  # type: ignore[call-overload]
+    return cls(**{n: draw(types[n.rstrip("0123456789")][1]) for n in order})  # type: ignore[no-any-return]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wide_models())
+def test_wide_models_encode_and_read_back_as_verified(model: BaseModel) -> None:
+    fast = encode_model(model)
+    verified = encode_verified(model, model.model_dump(), store_secrets=False, decimal128=True)
+    assert same(fast.data, verified.data)
+    assert (fast.digest, fast.size) == (verified.digest, verified.size)
+    assert same(validate_data(type(model), through_bson(fast.data), "w").model_dump(), model.model_dump())
+
+
+def test_a_wrong_value_among_many_of_its_kind_falls_back() -> None:
+    Wide = create_model("Wide", **{f"i{j}": (int, ...) for j in range(10)})  # type: ignore[call-overload]
+    model = Wide(**{f"i{j}": j for j in range(10)})
+    assert type(encode_model(model).data["i3"]) is bson.Int64
+    model.i3 = 2**70  # assignment is not validated
+    assert encode_model(model).data["i3"] == str(2**70)  # the verified path's text
+
+
+def test_exact_classes_read_what_older_schemas_stored() -> None:
+    # A float field once a Decimal, an int field holding a big int as text: not of the exact
+    # types, so they take the decoding path and read as before.
+    stored = through_bson({"loss": bson.Decimal128("0.25"), "n": str(2**70)})
+
+    class Now(BaseModel):
+        loss: float
+        n: int
+
+    assert exact_encoder(Now) is not None
+    back = validate_data(Now, stored, "old")
+    assert back.loss == 0.25 and back.n == 2**70
+    fresh = validate_data(Now, through_bson(encode_model(Now(loss=0.5, n=7)).data), "new")
+    assert type(fresh.n) is int and fresh == Now(loss=0.5, n=7)
+
+
+def test_field_names_that_need_escaping_take_the_verified_path() -> None:
+    Dotted = create_model("Dotted", **{"a.b": (int, ...)})  # type: ignore[call-overload]
+    assert exact_encoder(Dotted) is None
+    assert encode_model(Dotted(**{"a.b": 1})).data == {"a%2Eb": 1}
+
+
 class Shouting(BaseModel):
     word: str
 

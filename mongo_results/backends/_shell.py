@@ -13,7 +13,7 @@ from pymongo.errors import ConfigurationError
 from .._core import DEFAULT_COLLECTION_PREFIX, EMBEDDED, validate_collection_prefix
 from .._operations import Operations
 from .._targets import check_uri, database_from_uri, describe_hosts, is_mock_uri
-from .._translate import driver_errors
+from .._translate import DriverErrors
 
 __all__ = ["MongoShell"]
 
@@ -46,6 +46,8 @@ class MongoShell:
         self._uri: str | None = None
         self._client: Any = None
         self._ops: Operations | None = None
+        self._db: Any = None
+        self._collections: dict[str, Any] = {}  # driver handles by name: building one costs microseconds
         self._pid = os.getpid()
         if isinstance(target, str):
             check_uri(target)
@@ -80,6 +82,7 @@ class MongoShell:
 
     def _adopt(self, client: Any) -> None:
         self._client, self._pid, self._ops = client, os.getpid(), None
+        self._db, self._collections = None, {}
 
     def _client_key(self) -> tuple[str, str]:
         return self._uri or "", repr(sorted(self._client_options.items()))
@@ -91,20 +94,31 @@ class MongoShell:
                     # Driver clients are not fork-safe (nor shareable across event loops): each
                     # process (and loop) opens its own on first use.
                     self._adopt(self._connect())
-        # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
-        return self._client.get_database(self.database_name)
+        if self._db is None:
+            # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
+            self._db = self._client.get_database(self.database_name)
+        return self._db
+
+    def _target(self, db: Any, collection: str | None) -> Any:
+        """The database (``collection`` None) or one of its collections, as a driver handle."""
+        if collection is None:
+            return db
+        found = self._collections.get(collection)
+        if found is None:
+            found = self._collections[collection] = db[collection]
+        return found
 
     def _operations(self) -> Operations:
         """The operations over the current connection (opening it if needed)."""
-        self._database()
-        if self._ops is None:
+        if self._ops is None or self._stale():
+            self._database()
             engine = EMBEDDED if self._mock else None
             self._ops = Operations(self.collection_prefix, engine=engine, validation=self.validation)
         return self._ops
 
-    def _errors(self) -> AbstractContextManager[None]:
+    def _errors(self) -> DriverErrors:
         timeout = getattr(getattr(self._client, "options", None), "server_selection_timeout", None)
-        return driver_errors(self.hosts, timeout)
+        return DriverErrors(self.hosts, timeout)
 
     def __getstate__(self) -> dict[str, Any]:
         if self._uri is None:

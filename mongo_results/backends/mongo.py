@@ -32,9 +32,8 @@ R = TypeVar("R")
 Doc = dict[str, Any]
 
 
-def execute(database: Any, command: Command, lock: AbstractContextManager[Any]) -> tuple[Any, BaseException | None]:
-    """Run one command on a PyMongo or mongomock database: (reply, DuplicateKeyError or None)."""
-    target = database if command.collection is None else database[command.collection]
+def execute(target: Any, command: Command, lock: AbstractContextManager[Any]) -> tuple[Any, BaseException | None]:
+    """Run one command on a PyMongo or mongomock database or collection: (reply, DuplicateKeyError or None)."""
     try:
         with lock:
             if command.method == "bulk_write" and isinstance(target, mongomock.Collection):
@@ -105,7 +104,7 @@ class MongoBackend(MongoShell):
                     yield from step.items
                     step = flow.resume(None)
                 else:
-                    step = flow.resume(*execute(db, step, self._lock))
+                    step = flow.resume(*execute(self._target(db, step.collection), step, self._lock))
 
     def _run(self, operation: Operation[R]) -> R:
         flow = Flow(operation)

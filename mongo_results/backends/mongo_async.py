@@ -82,9 +82,9 @@ class AsyncMongoBackend(MongoShell):
         return AsyncMongoClient(self._uri, **{"appname": "mongo_results", **self._client_options})
 
     async def _execute(self, db: Any, command: Command) -> tuple[Any, BaseException | None]:
+        target = self._target(db, command.collection)
         if self._mock:
-            return execute(db, command, self._lock)
-        target = db if command.collection is None else db[command.collection]
+            return execute(target, command, self._lock)
         try:
             return await _reply(
                 getattr(target, command.method)(*command.driver_args(), **command.kwargs), command.returns_cursor
