@@ -30,6 +30,7 @@ test: lint typecheck
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench scale $(SCALE_ARGS)
+	$(BIN)/python -m bench overhead
 
 lint: $(BENCH_STAMP)
 	$(BIN)/ruff check mongo_results tests bench scripts/test-server

@@ -4,6 +4,7 @@ python -m bench                      # all contenders, FerretDB started for the 
 python -m bench --ops 10000 --iterations 100 --min-seconds 60   # the specification's sizes
 MONGODB_URI=mongodb://host/ python -m bench
 python -m bench scale                # list_ids: 10,000 vs 1,000,000 documents, same 100 matches
+python -m bench overhead             # the library's own CPU per call, with no server
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     scale.add_argument("--matches", type=int, default=100)
     scale.add_argument("--repeat", type=int, default=15)
     scale.add_argument("--out", type=Path, default=OUT)
+    extra = sub.add_parser("overhead", help="the library's own CPU per call, with canned replies")
+    extra.add_argument("--count", type=int, default=100)
+    extra.add_argument("--rounds", type=int, default=20)
+    extra.add_argument("--engine", choices=["mongodb", "ferretdb"], default="mongodb")
+    extra.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -135,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated contender names (PyMongo always runs)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if args.command == "overhead":
+        from .overhead import overhead
+
+        return overhead(args.count, args.rounds, args.engine, args.out)
     if args.command == "scale":
         from .scale import scale as run_scale
 

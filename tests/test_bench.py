@@ -12,6 +12,7 @@ from bench.__main__ import contenders
 from bench.contenders import TASKS
 from bench.datasets import KINDS, dataset
 from bench.measure import percentile, run
+from bench.overhead import ENGINES, overhead, tasks
 from bench.scale import scale
 
 
@@ -50,3 +51,17 @@ def test_scale_counts_the_same_matches_at_every_size(server_db: tuple[str, str],
     uri, name = server_db
     assert scale(uri, name, [30, 300], matches=10, repeat=1, out=tmp_path) == 0
     assert "| 300 | 10 |" in (tmp_path / "scale.md").read_text()
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_the_overhead_run_does_the_same_work_as_the_floor(engine: str, tmp_path: Path) -> None:
+    ds = dataset("nested", 12, 3)
+    work = tasks(ds, ENGINES[engine])
+    for task in ("find by id", "bulk read"):
+        floor, ours = work[task]
+        assert ours() == floor() == [m for _, m in ds.pairs]
+    for task in ("create one", "bulk create"):
+        assert work[task][1]() == [True] * 12
+    assert overhead(4, 2, engine, tmp_path) == 0
+    table = (tmp_path / "overhead.md").read_text()
+    assert all(f"| {kind} | {task} |" in table for kind in KINDS for task in work)
