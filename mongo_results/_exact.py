@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -92,24 +92,25 @@ _TYPE = {_LEAVES["str"]: str, _LEAVES["int"]: int, _LEAVES["float"]: float, _LEA
 _GROUP = 8  # leaf fields of one kind from which checking them together pays
 
 
-def _check_all(values: Iterable[Any], kind: type) -> None:
-    """Raise Mismatch unless every value is exactly of ``kind`` (ints: within Int64)."""
+def _leaves(values: Iterable[Any], kind: type) -> tuple[Any, ...] | list[Any]:
+    """Values all exactly of ``kind`` (ints within Int64) in stored form; else Mismatch."""
     values = tuple(values)
     if not values:
-        return
+        return values
     if set(map(type, values)) != {kind}:
         raise Mismatch
-    if kind is int and not (min(values) >= _INT64_MIN and max(values) <= _INT64_MAX):
-        raise Mismatch
-
-
-def _convert_all(values: Iterable[Any], kind: type) -> Iterator[Any]:
-    """Checked leaf values in stored form: ints as Int64, every NaN as the one NaN."""
     if kind is int:
-        return map(Int64, values)
+        if min(values) < _INT64_MIN or max(values) > _INT64_MAX:
+            raise Mismatch
+        return list(map(Int64, values))
     if kind is float:
-        return (v if v == v else math.nan for v in values)
-    return iter(values)
+        return [v if v == v else math.nan for v in values]  # one NaN: the data is already canonical
+    return values
+
+
+def _values(values: Iterable[Any], enc: Fn, kind: type | None) -> list[Any]:
+    """Encoded items of a list or dict: leaves a kind at a time, anything else one call each."""
+    return [enc(x) for x in values] if kind is None else list(_leaves(values, kind))
 
 
 def _apply(canon: Fn | None, v: Any) -> Any:
@@ -161,10 +162,7 @@ def _list(item: Compiled) -> Compiled:
     def encode(v: Any) -> Any:
         if type(v) is not list:
             raise Mismatch
-        if kind is None:
-            return [enc(x) for x in v]
-        _check_all(v, kind)
-        return list(_convert_all(v, kind))
+        return _values(v, enc, kind)
 
     return Compiled(encode, None if can is None else lambda v: [can(x) for x in v], item.keyed)
 
@@ -176,14 +174,10 @@ def _dict(value: Compiled) -> Compiled:
     def encode(v: Any) -> Any:
         if type(v) is not dict:
             raise Mismatch
-        if kind is None:
-            return {_key(k): enc(x) for k, x in v.items()}
-        _check_all(v, str)
-        keys = "".join(v)
+        keys = "".join(_leaves(v, str))
         if "%" in keys or "." in keys or "\x00" in keys or "$" in keys:  # may need escaping
             raise Mismatch
-        _check_all(v.values(), kind)
-        return dict(zip(v, _convert_all(v.values(), kind), strict=True))
+        return dict(zip(v, _values(v.values(), enc, kind), strict=True))
 
     return Compiled(encode, lambda v: {k: _apply(can, v[k]) for k in sorted(v)}, True)
 
@@ -219,12 +213,11 @@ def _model(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], see
     def encode(v: Any) -> Any:
         if type(v) is not dict or list(v) != names:
             raise Mismatch
-        for kind, _, get in leaves:
-            _check_all(get(v), kind)
         out = dict(v)
         for kind, group, get in leaves:
-            if kind is int or kind is float:
-                out.update(zip(group, _convert_all(get(v), kind), strict=True))
+            stored = _leaves(get(v), kind)
+            if kind is int or kind is float:  # str and bool are stored as they are
+                out.update(zip(group, stored, strict=True))
         for name, enc in others:
             out[name] = enc(v[name])
         return out
