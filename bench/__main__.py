@@ -1,6 +1,6 @@
 """``python -m bench``: mongo_results against raw PyMongo, Beanie, ODMantic and the file store.
 
-python -m bench                      # all contenders, FerretDB started for the run
+python -m bench                      # all contenders, on the reference server started for the run
 python -m bench --ops 10000 --iterations 100 --min-seconds 60   # the specification's sizes
 MONGODB_URI=mongodb://host/ python -m bench
 python -m bench scale                # list_ids: 10,000 vs 1,000,000 documents, same 100 matches
@@ -24,6 +24,8 @@ from typing import Any
 
 from pymongo import MongoClient
 
+from mongo_results._core import Engine
+
 from .contenders import Contender, RawAsyncPyMongo, RawPyMongo, file_store, mongo_results_sync
 from .datasets import KINDS, dataset
 
@@ -33,26 +35,31 @@ DATABASE = "mongo_results_bench"
 
 @contextlib.contextmanager
 def server(uri: str | None) -> Iterator[str]:
-    """The given server, or a FerretDB from the test-server helper for the length of the run."""
+    """The given server, or the test suite's engine ladder: FerretDB 2.5 on DocumentDB, else FerretDB 1.24."""
     if uri:
         yield uri
         return
-    from tests.ferretdb import FerretDB
+    from tests.servers import reference_server
 
-    with FerretDB() as ferret:
-        yield ferret.uri
+    found, started, how = reference_server()
+    print(f"server: {how}", file=sys.stderr)
+    try:
+        yield found
+    finally:
+        if started is not None:
+            started.close()
 
 
-def describe(uri: str) -> dict[str, Any]:
+def describe(uri: str, flags: dict[str, Any]) -> dict[str, Any]:
     client: MongoClient[dict[str, Any]] = MongoClient(uri)
     with client:
         info = client.admin.command("buildInfo")
-    engine = f"FerretDB {info['ferretdbVersion']}" if "ferretdbVersion" in info else f"MongoDB {info['version']}"
     return {
-        "server": engine,
+        "server": Engine.from_build_info(info).label,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         "packages": {p: version(p) for p in ("pymongo", "pydantic", "motor", "beanie", "odmantic")},
+        "flags": flags,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
 
@@ -79,12 +86,19 @@ def contenders(
     return chosen
 
 
+def command_line(flags: dict[str, Any]) -> str:
+    """The command that regenerates a run with these flags."""
+    options = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in flags.items() if value is not None)
+    return f"python -m bench {options}"
+
+
 def compare(args: argparse.Namespace) -> int:
     from . import report
     from .measure import run
 
+    flags = {k: v for k, v in vars(args).items() if k not in ("uri", "out", "command")}
     with server(args.uri) as uri:
-        env = describe(uri)
+        env = describe(uri, flags)
         print(f"{env['server']} · Python {env['python']} · {env['machine']}", file=sys.stderr)
         loop = asyncio.new_event_loop()
         field = contenders(uri, loop, set(args.only.split(",")) if args.only else None)
@@ -103,7 +117,8 @@ def compare(args: argparse.Namespace) -> int:
         [
             f"Server: {env['server']}. Client: Python {env['python']}, {env['machine']}. "
             + ", ".join(f"{p} {v}" for p, v in env["packages"].items())
-            + f". {args.iterations}+ interleaved rounds per task, {args.groups} prefixes; {env['date']}.",
+            + f". {args.iterations}+ interleaved rounds per task, {args.groups} prefixes; {env['date']}."
+            + f" Command: `{command_line(flags)}`.",
             "Median time per task (ratio to raw PyMongo):",
             report.medians_table(results),
             "Throughput, MB/s (higher is better):",
@@ -121,7 +136,9 @@ def compare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--uri", default=os.environ.get("MONGODB_URI"), help="default: a FerretDB started here")
+    parser.add_argument(
+        "--uri", default=os.environ.get("MONGODB_URI"), help="default: FerretDB 2.5 on DocumentDB started here"
+    )
     sub = parser.add_subparsers(dest="command")
     scale = sub.add_parser("scale", help="list_ids time against collection size, with explain")
     scale.add_argument("--sizes", default="10000,1000000")
@@ -131,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = sub.add_parser("overhead", help="the library's own CPU per call, with canned replies")
     extra.add_argument("--count", type=int, default=100)
     extra.add_argument("--rounds", type=int, default=20)
-    extra.add_argument("--engine", choices=["mongodb", "ferretdb"], default="mongodb")
+    extra.add_argument("--engine", choices=["mongodb", "ferretdb2", "ferretdb1"], default="mongodb")
     extra.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")

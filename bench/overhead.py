@@ -26,7 +26,11 @@ from mongo_results._operations import Command, Emit, Flow, Operation, Operations
 from .datasets import KINDS, Dataset, dataset
 from .measure import percentile
 
-ENGINES = {"mongodb": Engine(), "ferretdb": Engine.from_build_info({"ferretdbVersion": "v1.24.2"})}
+ENGINES = {
+    "mongodb": Engine(),
+    "ferretdb2": Engine.from_build_info({"ferretdb": {"version": "v2.5.0"}}),
+    "ferretdb1": Engine.from_build_info({"ferretdbVersion": "v1.24.2"}),
+}
 
 
 def _drive(operation: Operation[Any], answer: Callable[[Command], Any]) -> Any:

@@ -7,6 +7,7 @@ only carry these plans to the driver, so both behave identically.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ from .errors import (
     CorruptResultError,
     DocumentTooLargeError,
     InvalidNamespaceError,
+    LossyValueError,
     ModelNotRegisteredError,
     MongoResultsError,
     ResultNotFoundError,
@@ -44,7 +46,8 @@ __all__ = [
     "now",
     "plan_encoded",
     "plan_set",
-    "prefix_filter",
+    "page_after",
+    "prefix_filters",
     "resolve_namespace",
     "validate_collection_prefix",
     "validate_namespace",
@@ -57,41 +60,94 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
 
 @dataclass(frozen=True, slots=True)
 class Engine:
-    """What the server behind a store can hold, read once from ``buildInfo``."""
+    """What the server behind a store can hold, read once from ``buildInfo``.
+
+    The FerretDB profiles are what the suite measured on FerretDB 1.24 (SQLite)
+    and 2.5 (PostgreSQL + DocumentDB); see the README's engine table.
+    """
 
     name: str = "mongodb"
     version: str = ""
     decimal128: bool = True
-    # MongoDB runs an upsert's query and insert in one snapshot and retries write conflicts
-    # itself, so a duplicate key means "the filter did not match the stored document".
-    # FerretDB 1.x queries, then inserts: a duplicate key may only mean "lost an insert race".
-    atomic_upserts: bool = True
+    # FerretDB 1.x refuses ±inf and drops the connection on NaN; it refuses arrays in arrays.
+    non_finite: bool = True
+    nested_arrays: bool = True
     # FerretDB 1.24's $set skips an embedded document whose values equal the old one's in
     # order, whatever its keys ({"a": 1} -> {"b": 1} is "unchanged"); replace_one is exact.
     faithful_set: bool = True
     validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
+    # $jsonSchema keywords the engine evaluates (None: all of MongoDB's). DocumentDB accepts a
+    # validator with others, then refuses every write with "Unknown $jsonSchema keyword".
+    schema_keywords: frozenset[str] | None = None
+    max_validator_bytes: int | None = None  # DocumentDB refuses a validator over 10 KB
     # FerretDB 1.24 answers a multi-statement update that meets any error without n, nModified
     # or upserted, so per-item outcomes of bulk updates cannot be known there (inserts are fine).
     bulk_updates: bool = True
+    max_write_batch: int = 100_000  # FerretDB 2.5 advertises 100,000 and refuses over 25,000
+
+    @property
+    def label(self) -> str:
+        """The engine for people: ``MongoDB 8.0.4``, ``FerretDB v2.5.0``."""
+        return {"ferretdb": "FerretDB", "mongomock": "embedded mongomock"}.get(self.name, "MongoDB") + (
+            f" {self.version}" if self.version else ""
+        )
 
     @classmethod
     def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
-        """FerretDB adds ``ferretdbVersion`` to buildInfo; its 1.x drops connections on Decimal128."""
-        ferret = info.get("ferretdbVersion")
-        if ferret:
+        """FerretDB 1.x adds ``ferretdbVersion`` to buildInfo, FerretDB 2.x ``ferretdb.version``."""
+        v1 = info.get("ferretdbVersion")
+        if v1:
             return cls(
                 "ferretdb",
-                str(ferret),
+                str(v1),
                 decimal128=False,
-                atomic_upserts=False,
+                non_finite=False,
+                nested_arrays=False,
                 faithful_set=False,
                 validators=False,
                 bulk_updates=False,
+            )
+        v2 = info.get("ferretdb")
+        if isinstance(v2, Mapping):
+            return cls(
+                "ferretdb",
+                str(v2.get("version", "")),
+                schema_keywords=frozenset({"bsonType", "properties", "items"}),
+                max_validator_bytes=10 * 1024,
+                max_write_batch=25_000,
             )
         return cls("mongodb", str(info.get("version", "")))
 
 
 EMBEDDED = Engine("mongomock", validators=False)
+
+
+def _engine_refusal(value: Any, path: str, engine: Engine, in_array: bool = False) -> str | None:
+    """Why the engine would refuse (or drop the connection over) this encoded value, if it would."""
+    if isinstance(value, float):
+        return None if engine.non_finite or math.isfinite(value) else f"{path}: {value} (±inf and NaN)"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _engine_refusal(v, f"{path}.{k}" if path else k, engine)
+            if found:
+                return found
+    elif isinstance(value, list):
+        if in_array and not engine.nested_arrays:
+            return f"{path}: an array inside an array"
+        for i, v in enumerate(value):
+            found = _engine_refusal(v, f"{path}[{i}]", engine, True)
+            if found:
+                return found
+    return None
+
+
+def check_engine(result_id: str, encoded: EncodedModel, engine: Engine) -> None:
+    """Refuse, before sending, a value this engine cannot store (FerretDB 1.x)."""
+    if engine.non_finite and engine.nested_arrays:
+        return
+    found = _engine_refusal(encoded.data, "", engine)
+    if found:
+        raise LossyValueError(f"{engine.label} cannot store field {found} of {result_id!r}; MongoDB can")
 
 
 def validate_namespace(namespace: object) -> str:
@@ -233,6 +289,7 @@ def _plan(
         "updated_at": t,
     }
     check_size(rid, encoded, doc)
+    check_engine(rid, encoded, engine)
     if behavior is SetBehavior.RAISE_IF_EXISTS:
         return SetPlan(rid, ns, behavior, doc, "insert_one", {}, {}, 1)  # an insert has no query phase
     body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
@@ -240,9 +297,11 @@ def _plan(
     write, method = ({"$set": body, "$setOnInsert": {"created_at": t}}, "update_one")
     if not engine.faithful_set:
         write, method = doc, "replace_one"
-    # After a duplicate key the document is committed, so repeating the upsert lets its query
-    # see it: the second answer is the informative one on engines without atomic upserts.
-    confirm = 1 if engine.atomic_upserts else 2
+    # Two upserts of a missing id can both find nothing and both insert: the loser meets a
+    # duplicate key that says nothing about the content. MongoDB retries that by itself only
+    # when the filter is equality on the unique index's fields alone, and ours has the digest
+    # too; so on every engine the command is repeated once, when its query sees the winner.
+    confirm = 2
     if behavior is SetBehavior.OVERWRITE:
         return SetPlan(rid, ns, behavior, doc, method, {"_id": rid}, write, 3)  # a duplicate is a lost race
     if behavior is SetBehavior.SKIP_IF_EXISTS:
@@ -255,16 +314,25 @@ def _plan(
     return SetPlan(rid, ns, behavior, doc, "update_one", filt, {"$setOnInsert": insert_only}, confirm)
 
 
-def prefix_filter(prefix: ResultId | None) -> dict[str, Any]:
-    """An ``_id`` filter matching a prefix by whole segments, served by the ``_id`` index.
+def prefix_filters(prefix: ResultId | None) -> list[dict[str, Any]]:
+    """``_id`` filters that together match a prefix by whole segments, in id order.
 
-    ``a/b`` matches ``a/b`` and every id in ``[a/b/, a/b0)`` (``0`` follows ``/``),
-    never ``a/bc``; no regular expression is involved.
+    ``a/b`` is the id ``a/b`` itself, then the range ``[a/b/, a/b0)`` (``0``
+    follows ``/``): never ``a/bc``, and no regular expression. Two filters, not
+    an ``$or``: each is one index bound on every engine, where DocumentDB runs
+    the ``$or`` as a bitmap scan whose time grows with the collection.
     """
     p = canonical_prefix(prefix)
     if not p:
-        return {}
-    return {"$or": [{"_id": p}, {"_id": {"$gte": p + "/", "$lt": p + "0"}}]}
+        return [{}]
+    return [{"_id": p}, {"_id": {"$gte": p + "/", "$lt": p + "0"}}]
+
+
+def page_after(query: Mapping[str, Any], last: str) -> dict[str, Any]:
+    """The part of a prefix filter after the id ``last``: still one ``_id`` bound."""
+    bound = query.get("_id")
+    upper = {"$lt": bound["$lt"]} if isinstance(bound, Mapping) else {}
+    return {"_id": {"$gt": last, **upper}}
 
 
 def not_found(missing: Sequence[str]) -> ResultNotFoundError:

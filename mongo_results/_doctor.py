@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from ._core import namespaces_in
+from ._core import Engine, namespaces_in
 from ._operations import INDEXES
 from .backends.file import FileBackend
 from .backends.mongo import MongoBackend
 from .registry import get_models_in_namespace
-from .validation import namespace_validator
+from .validation import validator_command
 
 __all__ = ["diagnose"]
 
@@ -29,10 +29,9 @@ def diagnose(store: FileBackend | MongoBackend, *, fix: bool, out: TextIO) -> in
         return _check_files(store, out)
     engine = store.engine()  # connects, or raises StoreUnavailableError with the hosts
     db = store.database()
-    label = "FerretDB" if engine.name == "ferretdb" else "MongoDB"
-    out.write(f"connected to {store.hosts}, database {store.database_name!r}: {label} {engine.version}\n")
+    out.write(f"connected to {store.hosts}, database {store.database_name!r}: {engine.label}\n")
     if not engine.validators:
-        out.write(f"  note: {label} {engine.version} does not enforce collection validators; they are skipped\n")
+        out.write(f"  note: {engine.label} does not enforce collection validators; they are skipped\n")
     names = namespaces_in(db.list_collection_names(), store.collection_prefix)
     if not names:
         out.write(f"  no {store.collection_prefix}* collections yet\n")
@@ -52,22 +51,24 @@ def diagnose(store: FileBackend | MongoBackend, *, fix: bool, out: TextIO) -> in
                 problems += 1
                 out.write(f"  problem: index {name} is missing; run `mongo-results doctor --fix`\n")
         if engine.validators:
-            problems += _check_validator(db, coll.name, ns, store.validation, fix, out)
+            problems += _check_validator(db, coll.name, ns, store.validation, engine, fix, out)
     return problems
 
 
-def _check_validator(db: Any, name: str, namespace: str, action: str, fix: bool, out: TextIO) -> int:
+def _check_validator(db: Any, name: str, namespace: str, action: str, engine: Engine, fix: bool, out: TextIO) -> int:
     info: dict[str, Any] = next(iter(db.list_collections(filter={"name": name})), {})
     options = info.get("options", {})
     installed = options.get("validator")
-    expected = namespace_validator(namespace)
+    command, note = validator_command(name, namespace, action, engine)
     models = get_models_in_namespace(namespace)
-    if installed and (not models or installed == expected):
+    if note:
+        out.write(f"  note: {note}\n")
+    if installed and (not models or installed == command["validator"]):
         out.write(f"  ok: validator ({options.get('validationAction', 'error')})\n")
         return 0
     what = "is missing" if not installed else "does not match the registered models"
     if fix:
-        db.command({"collMod": name, **expected, "validationAction": action})
+        db.command(command)
         out.write(f"  fixed: installed the validator for {len(models)} registered model(s) ({action})\n")
         return 0
     hint = "" if models else " (pass --import your.models so the models are registered)"

@@ -31,16 +31,17 @@ from ._core import (
     load_model,
     namespaces_in,
     not_found,
+    page_after,
     plan_encoded,
     plan_set,
-    prefix_filter,
+    prefix_filters,
     validate_namespace,
 )
 from .behaviors import SetBehavior
 from .encoding import encode_stored
 from .errors import MongoResultsError, RejectedByServerError
 from .ids import ResultId, canonical_id
-from .validation import namespace_validator
+from .validation import validator_command
 
 __all__ = ["INDEXES", "Command", "Flow", "Operations"]
 
@@ -177,12 +178,12 @@ class Operations:
         yield Command(collection, "create_indexes", (INDEXES,))
         if self.validation != "off":
             if engine.validators:
-                command = {"collMod": collection, **namespace_validator(namespace), "validationAction": self.validation}
+                command, note = validator_command(collection, namespace, self.validation, engine)
+                if note:
+                    _say_once(note)
                 yield Command(None, "command", (command,))
             elif engine.name != EMBEDDED.name:  # the embedded store has none by design
-                _say_once(
-                    f"{engine.name} {engine.version} does not enforce collection validators; {collection} has none"
-                )
+                _say_once(f"{engine.label} does not enforce collection validators; {collection} has none")
         self.indexed.add(namespace)
         listed = self._listed
         if listed is not None and namespace not in listed[1]:  # this connection just created it
@@ -228,10 +229,10 @@ class Operations:
 
     def documents(self, prefix: ResultId | None, namespace: str | None, *, with_data: bool) -> Operation[list[Any]]:
         """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
-        query = prefix_filter(prefix)
         found: list[Any] = []
         for ns in (yield from self._namespaces(namespace)):
-            found += yield Command(self.prefix + ns, "find", (query, None if with_data else {"data": 0}))
+            for query in prefix_filters(prefix):
+                found += yield Command(self.prefix + ns, "find", (query, None if with_data else {"data": 0}))
         return sorted(found, key=lambda d: (d["_id"], str(d.get("namespace"))))
 
     def set_many(
@@ -265,8 +266,9 @@ class Operations:
             for ns in sorted({plan.namespace for plan in pending.values()}):
                 yield from self._prepare(ns, engine)
                 group = [i for i, plan in pending.items() if plan.namespace == ns]
-                for start in range(0, len(group), BATCH):
-                    batch = group[start : start + BATCH]
+                size = min(BATCH, engine.max_write_batch)
+                for start in range(0, len(group), size):
+                    batch = group[start : start + size]
                     done = yield from self._bulk(ns, [pending[i] for i in batch])
                     for i, (duplicate, upserted, error) in zip(batch, done, strict=True):
                         plan = pending[i]
@@ -320,17 +322,16 @@ class Operations:
         self, prefix: ResultId | None, model_class: type[BaseModel] | None, namespace: str | None, batch_size: int
     ) -> Operation[None]:
         """Emit ``(id, model)`` pages under a prefix: keyset pages on ``_id``, so memory stays flat."""
-        query = prefix_filter(prefix)
+        options = {"sort": [("_id", 1)], "limit": batch_size}
         for ns in (yield from self._namespaces(namespace)):
-            after: str | None = None
-            while True:
-                page_query = query if after is None else {"$and": [query, {"_id": {"$gt": after}}]}
-                options = {"sort": [("_id", 1)], "limit": batch_size}
-                docs = yield Command(self.prefix + ns, "find", (page_query,), options)
-                yield Emit([(d["_id"], load_model(d, d["_id"], model_class, namespace)) for d in docs])
-                if len(docs) < batch_size:
-                    break
-                after = docs[-1]["_id"]
+            for query in prefix_filters(prefix):
+                page = query
+                while True:
+                    docs = yield Command(self.prefix + ns, "find", (page,), options)
+                    yield Emit([(d["_id"], load_model(d, d["_id"], model_class, namespace)) for d in docs])
+                    if len(docs) < batch_size:
+                        break
+                    page = page_after(query, docs[-1]["_id"])
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None
@@ -345,12 +346,12 @@ class Operations:
         return bool((yield from self._lookup(canonical_id(result_id), namespace, {"_id": 1})))
 
     def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
-        """Sorted ids under a prefix: one index-backed query per namespace."""
-        query = prefix_filter(prefix)
+        """Sorted ids under a prefix: index-backed queries per namespace (two with a prefix)."""
         ids: set[str] = set()
         for ns in (yield from self._namespaces(namespace)):
-            docs = yield Command(self.prefix + ns, "find", (query, {"_id": 1}))
-            ids.update(doc["_id"] for doc in docs)
+            for query in prefix_filters(prefix):
+                docs = yield Command(self.prefix + ns, "find", (query, {"_id": 1}))
+                ids.update(doc["_id"] for doc in docs)
         return sorted(ids)
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:

@@ -13,11 +13,13 @@ from decimal import Decimal
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
+import bson
 from pydantic import BaseModel, TypeAdapter
 
+from ._core import Engine
 from .registry import _REGISTRY
 
-__all__ = ["ENVELOPE", "data_schema", "namespace_validator"]
+__all__ = ["ENVELOPE", "data_schema", "namespace_validator", "validator_command"]
 
 ENVELOPE: dict[str, Any] = {
     "_id": {"bsonType": "string"},
@@ -108,3 +110,44 @@ def namespace_validator(namespace: str) -> dict[str, Any]:
             for name, model in sorted(models.items())
         ] + [{"properties": {"model_type": {"not": {"enum": sorted(models)}}}}]
     return {"$jsonSchema": schema}
+
+
+def _restrict(schema: Any, keywords: frozenset[str], dropped: set[str]) -> Any:
+    """``schema`` with only ``keywords`` left, at every depth; what went is added to ``dropped``."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key not in keywords:
+            dropped.add(key)
+        elif key == "properties":
+            out[key] = {name: _restrict(sub, keywords, dropped) for name, sub in value.items()}
+        else:
+            out[key] = _restrict(value, keywords, dropped)
+    return out
+
+
+def validator_command(
+    collection: str, namespace: str, action: str, engine: Engine
+) -> tuple[dict[str, Any], str | None]:
+    """The ``collMod`` that installs the namespace's validator, and a note of what the engine leaves out.
+
+    Where the engine evaluates only some ``$jsonSchema`` keywords (DocumentDB),
+    the others are removed rather than sent: it would accept them, then refuse
+    every write. Where the full validator is over the engine's size limit, the
+    envelope alone is checked. The note says which, so nothing is dropped silently.
+    """
+    validator = namespace_validator(namespace)
+    notes = []
+    limit = engine.max_validator_bytes
+    if limit is not None and len(bson.encode(validator)) > limit:
+        validator = {"$jsonSchema": {"bsonType": "object", "properties": ENVELOPE}}
+        notes.append(f"the per-model checks are over its {limit // 1024} KB validator limit, so only the envelope is")
+    if engine.schema_keywords is not None:
+        dropped: set[str] = set()
+        validator = {"$jsonSchema": _restrict(validator["$jsonSchema"], engine.schema_keywords, dropped)}
+        if dropped:
+            notes.append(f"it does not evaluate the $jsonSchema keywords {', '.join(sorted(dropped))}, left out")
+    note = f"{engine.label}: {collection}'s validator checks BSON types; " + "; ".join(notes) if notes else None
+    command = {"collMod": collection, "validator": validator, "validationAction": action}
+    return command, note

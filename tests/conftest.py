@@ -14,11 +14,25 @@ from pymongo import MongoClient
 
 from mongo_results import AsyncMongoBackend, AsyncResultsManager, MongoBackend, ResultsManager, clear_registry
 
-from .ferretdb import FerretDB
+from .servers import FerretDB, reference_server
 
-SYNC = ["file", "mongomock", "server"]
-ASYNC = ["async-file", "async-mongomock", "async-server", "motor-server"]
+# "server" is the reference server (MONGODB_URI, else FerretDB 2.5 on DocumentDB);
+# "ferretdb1" is FerretDB 1.24 on SQLite, the light second engine.
+SYNC = ["file", "mongomock", "server", "ferretdb1"]
+ASYNC = ["async-file", "async-mongomock", "async-server", "motor-server", "async-ferretdb1"]
 BACKENDS = SYNC + ASYNC
+SERVERS: dict[str, str] = {}  # what each server fixture runs on, for the run's summary
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for role, what in SERVERS.items():
+        terminalreporter.write_line(f"{role}: {what}")
+
+
+def _server_failed(what: str, exc: BaseException) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs the real-server tests, but {what} could not start: {exc}")
+    pytest.skip(f"{what} could not be built or started here ({exc}); set MONGODB_URI for the reference server")
 
 
 class SyncView:
@@ -65,37 +79,74 @@ def _fresh_registry() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def server_uri() -> Iterator[str]:
-    """MONGODB_URI when set, else a FerretDB started for this run (mandatory under CI=true)."""
-    uri = os.environ.get("MONGODB_URI")
-    if uri:
-        yield uri
-        return
+    """The reference server: MONGODB_URI, else FerretDB 2.5 on DocumentDB (mandatory under CI=true),
+    else FerretDB 1.24."""
+    try:
+        uri, server, how = reference_server()
+    except Exception as exc:
+        _server_failed("the reference server", exc)
+    SERVERS["reference server"] = how
+    yield uri
+    if server is not None:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def ferretdb1_uri() -> Iterator[str]:
+    """FerretDB 1.24 on SQLite, the second engine (mandatory under CI=true)."""
     try:
         server = FerretDB().start()
     except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the real-server tests, but FerretDB could not start: {exc}")
-        pytest.skip(f"no MongoDB-wire server: FerretDB could not be built or started ({exc}); set MONGODB_URI")
+        _server_failed("FerretDB 1.24", exc)
+    SERVERS["second engine"] = FerretDB.name
     yield server.uri
     server.close()
 
 
+def engine_label(uri: str) -> str:
+    """``mongodb``, ``ferretdb1`` or ``ferretdb2``, told apart by buildInfo."""
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        info = client.admin.command("buildInfo")
+    if "ferretdbVersion" in info:
+        return "ferretdb1"
+    return "ferretdb2" if "ferretdb" in info else "mongodb"
+
+
 @pytest.fixture(scope="session")
 def server_engine(server_uri: str) -> str:
-    """``ferretdb`` or ``mongodb``, told apart by buildInfo's ``ferretdbVersion``."""
+    """The reference server's engine: ``mongodb``, ``ferretdb2`` (or ``ferretdb1`` off CI)."""
+    return engine_label(server_uri)
+
+
+def _fresh_db(uri: str) -> Iterator[tuple[str, str]]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield uri, name
     client: MongoClient[dict[str, Any]]
-    with MongoClient(server_uri, serverSelectionTimeoutMS=5000) as client:
-        return "ferretdb" if "ferretdbVersion" in client.admin.command("buildInfo") else "mongodb"
+    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        client.drop_database(name)
 
 
 @pytest.fixture
 def server_db(server_uri: str) -> Iterator[tuple[str, str]]:
-    """A fresh database on the real server, dropped afterwards: (uri, database name)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    yield server_uri, name
-    client: MongoClient[dict[str, Any]]
-    with MongoClient(server_uri, serverSelectionTimeoutMS=5000) as client:
-        client.drop_database(name)
+    """A fresh database on the reference server, dropped afterwards: (uri, database name)."""
+    yield from _fresh_db(server_uri)
+
+
+@pytest.fixture
+def ferretdb1_db(ferretdb1_uri: str) -> Iterator[tuple[str, str]]:
+    """A fresh database on FerretDB 1.24, dropped afterwards: (uri, database name)."""
+    yield from _fresh_db(ferretdb1_uri)
+
+
+def _db_for(kind: str) -> str:
+    return "ferretdb1_db" if kind.endswith("ferretdb1") else "server_db"
+
+
+@pytest.fixture(params=["server", "ferretdb1"])
+def either_db(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A fresh database on the reference server, then on FerretDB 1.24."""
+    return cast(tuple[str, str], request.getfixturevalue(_db_for(str(request.param))))
 
 
 def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
@@ -105,8 +156,8 @@ def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> R
         return ResultsManager(tmp_path / "store")
     if kind == "mongomock":
         return ResultsManager(mock_uri)
-    if kind == "server":
-        uri, name = request.getfixturevalue("server_db")
+    if kind in ("server", "ferretdb1"):
+        uri, name = request.getfixturevalue(_db_for(kind))
         return ResultsManager(backend=MongoBackend(uri, database=name))
 
     async def make() -> AsyncResultsManager:
@@ -114,8 +165,8 @@ def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> R
             return AsyncResultsManager(tmp_path / "store")
         if kind == "async-mongomock":
             return AsyncResultsManager(mock_uri)
-        uri, name = request.getfixturevalue("server_db")
-        if kind == "async-server":
+        uri, name = request.getfixturevalue(_db_for(kind))
+        if kind in ("async-server", "async-ferretdb1"):
             return AsyncResultsManager(backend=AsyncMongoBackend(uri, database=name))
         from motor.motor_asyncio import AsyncIOMotorClient
 
@@ -126,9 +177,9 @@ def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> R
     return cast(ResultsManager, SyncView(make))
 
 
-@pytest.fixture(params=["file", "server"])
+@pytest.fixture(params=["file", "server", "ferretdb1"])
 def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
-    """A store several processes can share: a directory, or a database on the real server."""
+    """A store several processes can share: a directory, or a database on either server."""
     return make_manager(str(request.param), request, tmp_path)
 
 
@@ -151,11 +202,13 @@ def rm(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Re
 
 @pytest.fixture
 def engine(kind: str, request: pytest.FixtureRequest) -> str:
-    """The engine behind ``rm``: file, mongomock, ferretdb or mongodb."""
+    """The engine behind ``rm``: file, mongomock, ferretdb1, ferretdb2 or mongodb."""
+    if kind.endswith("ferretdb1"):
+        return "ferretdb1"
     return str(request.getfixturevalue("server_engine")) if kind.endswith("server") else kind
 
 
 def needs_mongodb_semantics(engine: str, what: str) -> None:
-    """Skip on FerretDB 1.x for a documented engine difference (README compatibility table)."""
-    if engine == "ferretdb":
-        pytest.skip(f"FerretDB 1.x {what}; runs against genuine MongoDB (MONGODB_URI)")
+    """Skip on FerretDB 1.x for a documented engine difference (README, engine compatibility)."""
+    if engine == "ferretdb1":
+        pytest.skip(f"FerretDB 1.x {what}; runs on the reference server and on MongoDB")

@@ -135,12 +135,13 @@ def test_doctor_on_the_server(server_db: tuple[str, str], server_engine: str) ->
     filled(uri).close()
     code, out = run("--uri", uri, "doctor")
     assert code == 0, out
-    assert f"database '{name}'" in out and (
-        "FerretDB v1.24" in out if server_engine == "ferretdb" else "MongoDB" in out
-    )
+    label = {"ferretdb1": "FerretDB v1.24", "ferretdb2": "FerretDB v2.5"}.get(server_engine, "MongoDB")
+    assert f"database '{name}'" in out and label in out
     assert "results.training: 4 results" in out and "ok: index path_segments" in out
-    if server_engine == "ferretdb":
+    if server_engine == "ferretdb1":
         assert "does not enforce collection validators" in out
+    else:
+        assert "ok: validator (warn)" in out
     MongoBackend(uri).database()["results.training"].drop_index("path_segments")
     code, out = run("--uri", uri, "doctor")
     assert code == 1 and "problem: index path_segments is missing; run `mongo-results doctor --fix`" in out

@@ -12,22 +12,32 @@ from pymongo import MongoClient
 
 from mongo_results import MongoBackend, ResultsManager, StoreUnavailableError
 
-from .ferretdb import FerretDB
+from .conftest import _server_failed
 from .models import Metrics
+from .servers import DocumentDB, FerretDB, Server
 
 THREADS = 8
 
 
-@pytest.fixture
-def own_server(server_uri: str) -> Iterator[FerretDB]:
-    """A FerretDB of this test's own, since it is stopped and started (the run's server is not touched)."""
-    server = FerretDB().start()
+@pytest.fixture(params=["ferretdb2", "ferretdb1"])
+def own_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A server of this test's own, since it is stopped and started (the run's servers are not touched)."""
+    kind = DocumentDB if request.param == "ferretdb2" else FerretDB
+    try:
+        server: Server = kind()
+    except Exception as exc:
+        _server_failed(kind.name, exc)
+    try:
+        server.start()
+    except Exception as exc:
+        server.close()
+        _server_failed(kind.name, exc)
     yield server
     server.close()
 
 
 @pytest.mark.parametrize("how", ["terminate", "kill"])
-def test_server_stops_mid_ingest_and_comes_back(own_server: FerretDB, how: str) -> None:
+def test_server_stops_mid_ingest_and_comes_back(own_server: Server, how: str) -> None:
     uri = own_server.uri + "?serverSelectionTimeoutMS=1500"
     rm = ResultsManager(backend=MongoBackend(uri, database="faults"))
     written: list[str] = []
@@ -67,7 +77,7 @@ def test_server_stops_mid_ingest_and_comes_back(own_server: FerretDB, how: str) 
     stored = set(rm.list_ids("ingest"))
     assert set(written) <= stored  # nothing acknowledged was lost
     client: MongoClient[dict[str, Any]]
-    with MongoClient(own_server.uri) as client:  # one bulk read: FerretDB scans for each _id lookup
+    with MongoClient(own_server.uri) as client:  # one bulk read: FerretDB 1.x scans for each _id lookup
         docs: list[dict[str, Any]] = list(client.faults["results.default"].find({"_id": {"$in": sorted(stored)}}))
     assert len(docs) == len(stored)
     for doc in docs:  # no partial document: every stored one is whole and valid

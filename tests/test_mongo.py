@@ -18,12 +18,12 @@ from mongo_results import MongoBackend, ResultsManager, SetBehavior, StoreUnavai
 from .models import Metrics
 
 
-@pytest.fixture(params=["mongomock", "server"])
+@pytest.fixture(params=["mongomock", "server", "ferretdb1"])
 def backend(request: pytest.FixtureRequest) -> Iterator[MongoBackend]:
     if request.param == "mongomock":
         b = MongoBackend(f"mongomock://localhost/shape_{uuid.uuid4().hex[:8]}")
     else:
-        uri, name = request.getfixturevalue("server_db")
+        uri, name = request.getfixturevalue("server_db" if request.param == "server" else "ferretdb1_db")
         b = MongoBackend(uri, database=name)
     yield b
     b.clear()
@@ -136,18 +136,20 @@ def test_unpicklable_backends_say_why(server_uri: str) -> None:
         pickle.dumps(MongoBackend(client))
 
 
-def test_engine_refusal_is_a_clear_error(server_db: tuple[str, str], server_engine: str) -> None:
-    if server_engine != "ferretdb":
-        pytest.skip("MongoDB stores non-finite doubles; this checks FerretDB's refusal")
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [[1.0]]], ids=str)
+def test_ferretdb1_refusals_come_before_sending(ferretdb1_db: tuple[str, str], value: Any) -> None:
+    """FerretDB 1.x refuses ±inf and nested arrays, and drops the connection on NaN: refused here first."""
     from pydantic import BaseModel
 
     class F(BaseModel):
-        f: float
+        f: float | list[list[float]]
 
-    uri, name = server_db
+    uri, name = ferretdb1_db
     backend = MongoBackend(uri, database=name)
-    with pytest.raises(ValueError, match="infinity"):
-        backend.set("inf", F(f=float("inf")))
+    with pytest.raises(ValueError, match=r"FerretDB v1\.24\.2 cannot store field f"):
+        backend.set("bad", F(f=value))
+    [refused] = backend.set_many([("bad", F(f=value))])
+    assert isinstance(refused, ValueError) and "cannot store field" in str(refused)
     assert backend.list_ids() == []
     assert backend.set("fine", F(f=1.0))  # the connection survives
     backend.close()

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import itertools
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import bson
-from hypothesis import given, settings
-from pydantic import BaseModel
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, create_model
+from pymongo.errors import OperationFailure
 
-from mongo_results import register_model
-from mongo_results._core import plan_set
+from mongo_results import MongoBackend, register_model
+from mongo_results._core import Engine, plan_set
 from mongo_results.behaviors import SetBehavior
-from mongo_results.validation import namespace_validator
+from mongo_results.validation import ENVELOPE, namespace_validator, validator_command
 
 from .models import KitchenSink, Metrics
-from .strategies import models
+from .strategies import models, same
 
 COUNTER = itertools.count()
 BSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -103,3 +108,123 @@ def test_unregistered_types_are_not_refused() -> None:
 
     register_model(Metrics)
     assert matches(stored(Stranger(v=1)), namespace_validator("default")["$jsonSchema"])
+
+
+FERRETDB2 = Engine.from_build_info({"ferretdb": {"version": "v2.5.0"}})
+
+
+def keywords(schema: Any) -> set[str]:
+    """Every $jsonSchema keyword used at any depth (property names are not keywords)."""
+    if not isinstance(schema, dict):
+        return set()
+    found = set(schema)
+    for key, value in schema.items():
+        subs = value.values() if key == "properties" else value if isinstance(value, list) else [value]
+        found |= {k for sub in subs for k in keywords(sub)}
+    return found
+
+
+def wide_model(fields: int) -> type[BaseModel]:
+    model: type[BaseModel] = create_model("Wide", **{f"s{i:03d}": (str, "x") for i in range(fields)})  # type: ignore[call-overload]
+    return model
+
+
+def test_mongodb_gets_the_whole_validator() -> None:
+    register_model(Metrics, namespace="training")
+    command, note = validator_command("results.training", "training", "error", Engine())
+    assert command == {"collMod": "results.training", "validator": namespace_validator("training")} | {
+        "validationAction": "error"
+    }
+    assert note is None
+
+
+def test_documentdb_gets_only_the_keywords_it_evaluates_and_says_which_went() -> None:
+    register_model(Metrics, namespace="training")
+    command, note = validator_command("results.training", "training", "warn", FERRETDB2)
+    assert keywords(command["validator"]["$jsonSchema"]) <= {"bsonType", "properties", "items"}
+    assert note is not None and "enum, oneOf, required" in note and "results.training" in note
+    assert matches(stored(Metrics(loss=1, accuracy=1), "training"), command["validator"]["$jsonSchema"])
+
+
+def test_a_validator_over_the_engines_size_limit_checks_the_envelope_alone() -> None:
+    register_model(wide_model(400), namespace="wide")
+    full, _ = validator_command("results.wide", "wide", "warn", Engine())
+    assert len(bson.encode(full["validator"])) > 10 * 1024
+    small, note = validator_command("results.wide", "wide", "warn", FERRETDB2)
+    assert len(bson.encode(small["validator"])) <= 10 * 1024
+    assert set(small["validator"]["$jsonSchema"]["properties"]) == set(ENVELOPE)
+    assert note is not None and "10 KB validator limit" in note
+
+
+@pytest.fixture
+def validating(server_db: tuple[str, str], server_engine: str) -> Iterator[Callable[[str], MongoBackend]]:
+    """Backends on the reference server with validators installed (``validation=`` as given)."""
+    if server_engine == "ferretdb1":
+        pytest.skip("the reference server fell back to FerretDB 1.x here, which does not enforce validators")
+    opened: list[MongoBackend] = []
+
+    def make(action: str) -> MongoBackend:
+        uri, name = server_db
+        opened.append(MongoBackend(uri, database=name, validation=action))
+        return opened[-1]
+
+    yield make
+    for backend in opened:
+        backend.close()
+
+
+@pytest.mark.parametrize("action", ["error", "warn"])
+def test_the_server_enforces_the_validator_and_our_documents_pass_it(
+    validating: Callable[[str], MongoBackend], action: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ns = f"enforced-{action}"
+    register_model(KitchenSink, namespace=ns)
+    register_model(Metrics, namespace=ns)
+    backend = validating(action)
+    with caplog.at_level(logging.WARNING, "mongo_results"):
+        assert backend.set("kitchen", KitchenSink(), namespace=ns)
+        assert backend.set("m", Metrics(loss=1, accuracy=1), namespace=ns)
+        items = [(f"m/{i}", Metrics(loss=i, accuracy=1)) for i in range(3)]
+        assert backend.set_many(items, SetBehavior.OVERWRITE, namespace=ns) == [True] * 3
+        assert backend.set("m", Metrics(loss=2, accuracy=1), SetBehavior.SKIP_IF_EXISTS, namespace=ns)
+    db = backend.database()
+    options = next(db.list_collections(filter={"name": f"results.{ns}"}))["options"]
+    assert options["validationAction"] == action
+    engine = backend.engine()
+    if engine.schema_keywords is not None:  # DocumentDB: what it lacks is left out, and said
+        assert keywords(options["validator"]["$jsonSchema"]) <= engine.schema_keywords
+        assert any("does not evaluate the $jsonSchema keywords" in r.getMessage() for r in caplog.records)
+    else:
+        assert options["validator"] == namespace_validator(ns)
+    foreign = {"_id": "foreign", "path": "not an array", "model_type": 7, "data": "text"}
+    if action == "error":
+        with pytest.raises(OperationFailure):
+            db[f"results.{ns}"].insert_one(foreign)
+        assert "foreign" not in backend.list_ids()
+    else:
+        db[f"results.{ns}"].insert_one(foreign)  # accepted; the server logs the failure
+        assert "foreign" in backend.list_ids()
+    assert backend.get("kitchen", KitchenSink) == KitchenSink()
+
+
+def test_a_model_whose_validator_is_over_the_limit_is_still_stored(
+    validating: Callable[[str], MongoBackend],
+) -> None:
+    wide = wide_model(400)
+    register_model(wide, namespace="wide")
+    backend = validating("error")
+    assert backend.set("w", wide(), namespace="wide")
+    assert backend.get("w", wide) == wide()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_generated_models_pass_the_servers_validator(
+    validating: Callable[[str], MongoBackend], data: st.DataObject
+) -> None:
+    model = data.draw(models())
+    ns = f"gen{next(COUNTER)}"
+    register_model(type(model), namespace=ns)
+    backend = validating("error")
+    assert backend.set("g", model, namespace=ns)
+    assert same(backend.get("g", type(model), namespace=ns).model_dump(), model.model_dump())

@@ -1,0 +1,286 @@
+"""Throwaway MongoDB-wire servers for the tests and the bench, and the ladder that picks one.
+
+- :class:`DocumentDB`: FerretDB 2.5 on PostgreSQL 15 + DocumentDB, the reference
+  server, built and started by the engine kit beside the repository
+  (``../shared/engines/documentdb``, or ``$DOCUMENTDB_ENGINE_KIT``); needs root.
+- :class:`FerretDB`: FerretDB 1.24 on SQLite, a light second engine (Go only).
+  Its module leaves out ``build/version/version.txt``, which its own task
+  runner generates; a plain ``go install`` builds a binary that panics at
+  start, so the module source is built in a writable copy with that file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+VERSION = "v1.24.2"
+MODULE = "github.com/FerretDB/FerretDB"
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Server(Protocol):
+    """What the tests need of a server they started: its address, and ways to stop it."""
+
+    port: int
+
+    @property
+    def uri(self) -> str: ...
+
+    def start(self) -> Server: ...
+
+    def kill(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("MONGO_RESULTS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mongo_results"
+    )
+    return Path(root) / f"ferretdb-{VERSION}"
+
+
+def build(log: bool = True) -> Path:
+    """The FerretDB binary, built once and cached."""
+    binary = cache_dir() / "ferretdb"
+    if binary.is_file():
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError("Go is not installed; FerretDB is built from source with it")
+    if log:
+        print(f"building FerretDB {VERSION} (first run only, a few minutes)...", flush=True)
+    info = json.loads(
+        subprocess.run([go, "mod", "download", "-json", f"{MODULE}@{VERSION}"], check=True, capture_output=True).stdout
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "src")
+        shutil.copytree(info["Dir"], src)
+        for path in src.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        (src / "build/version/version.txt").write_text(VERSION + "\n")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(".partial")
+        subprocess.run([go, "build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"], cwd=src, check=True)
+        partial.replace(binary)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(uri: str, timeout: float, alive: Callable[[], str | None]) -> None:
+    """Ping until the server answers; ``alive`` returns why it cannot any more, or None."""
+    from pymongo import MongoClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        died = alive()
+        if died:
+            raise RuntimeError(died)
+        try:
+            client: MongoClient[dict[str, object]]
+            with MongoClient(uri, serverSelectionTimeoutMS=500) as client:
+                client.admin.command("ping")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{uri} did not answer ping in {timeout}s") from None
+            time.sleep(0.1)
+
+
+class FerretDB:
+    """One FerretDB 1.24 process on 127.0.0.1 with its state in a temporary directory."""
+
+    name = "FerretDB 1.24 (SQLite)"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.binary = build()
+        self.port = port or free_port()
+        self.state = Path(tempfile.mkdtemp(prefix="ferretdb-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 60.0) -> FerretDB:
+        args = [
+            str(self.binary),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{self.state}/",
+            f"--state-dir={self.state}",
+            f"--listen-addr=127.0.0.1:{self.port}",
+            "--debug-addr=-",
+            "--telemetry=disable",
+            "--log-level=warn",
+        ]
+        with open(self.state / "ferretdb.log", "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        def alive() -> str | None:
+            assert self.process is not None
+            code = self.process.poll()
+            return None if code is None else f"FerretDB exited with {code}: {self.log_tail()}"
+
+        try:
+            wait_ready(self.uri, timeout, alive)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.log_tail()}") from None
+
+    def log_tail(self) -> str:
+        path = self.state / "ferretdb.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL): no graceful shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM); FerretDB serves open connections for ~3 s meanwhile."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    def __enter__(self) -> FerretDB:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def documentdb_kit() -> Path:
+    """The engine kit that builds and starts FerretDB 2.5 on PostgreSQL + DocumentDB."""
+    given = os.environ.get("DOCUMENTDB_ENGINE_KIT")
+    return Path(given) if given else REPO.parent / "shared" / "engines" / "documentdb"
+
+
+class DocumentDB:
+    """FerretDB 2.5 in front of PostgreSQL 15 + DocumentDB, from the engine kit (needs root).
+
+    ``kill`` and ``stop`` end FerretDB alone (SIGKILL, SIGTERM), as a crash of the
+    server process would; ``start`` after them brings the same data back on the
+    same port. ``close`` stops PostgreSQL too and removes the data.
+    """
+
+    name = "FerretDB 2.5 (PostgreSQL + DocumentDB)"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.kit = documentdb_kit()
+        if not (self.kit / "start").is_file():
+            raise RuntimeError(f"no engine kit at {self.kit} (set DOCUMENTDB_ENGINE_KIT)")
+        if os.geteuid() != 0:
+            raise RuntimeError("the DocumentDB engine kit needs root (apt-get, make install)")
+        self.port = port or free_port()
+        self.pg_port = free_port()
+        # PostgreSQL runs as the postgres user: its directory must be reachable by it.
+        self.state = Path(tempfile.mkdtemp(prefix="documentdb-", dir="/tmp"))
+        self.state.chmod(0o755)
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def _kit(self, script: str, *args: str, timeout: float) -> None:
+        done = subprocess.run(
+            [str(self.kit / script), str(self.state), *args], capture_output=True, text=True, timeout=timeout
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.kit / script} failed ({done.returncode}): {done.stderr[-2000:]}")
+
+    def start(self, timeout: float = 60.0) -> DocumentDB:
+        self._kit("stop", timeout=60)  # after kill or stop: PostgreSQL is still up, start wants it down
+        # The first build compiles PostgreSQL extensions and FerretDB: minutes, once per machine.
+        self._kit("start", str(self.port), str(self.pg_port), timeout=1800)
+        wait_ready(self.uri, timeout, lambda: None)
+        return self
+
+    def _signal(self, sig: signal.Signals) -> None:
+        pid_file = self.state / "ferretdb.pid"
+        if not pid_file.is_file():
+            return
+        pid = int(pid_file.read_text())
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        for _ in range(200):  # FerretDB drains open connections for a few seconds on SIGTERM
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        """Crash FerretDB (SIGKILL): no graceful shutdown."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop FerretDB gracefully (SIGTERM)."""
+        self._signal(signal.SIGTERM)
+
+    def close(self) -> None:
+        try:
+            self._kit("stop", timeout=60)
+        finally:
+            shutil.rmtree(self.state, ignore_errors=True)
+
+    def __enter__(self) -> DocumentDB:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def reference_server() -> tuple[str, Server | None, str]:
+    """The engine ladder: ``(uri, server started here or None, how it was chosen)``.
+
+    ``MONGODB_URI`` when set; else FerretDB 2.5 on DocumentDB (under ``CI=true``
+    it must start); else FerretDB 1.24 on SQLite, which needs no root.
+    """
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        return uri, None, "MONGODB_URI"
+    server: Server | None = None
+    try:
+        server = DocumentDB()
+        return server.start().uri, server, DocumentDB.name
+    except Exception as exc:
+        if server is not None:
+            server.close()
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"CI needs the reference server, FerretDB 2.5 on DocumentDB: {exc}") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        fallback = FerretDB().start()
+        return fallback.uri, fallback, f"{FerretDB.name}, because FerretDB 2.5 could not start: {reason}"
