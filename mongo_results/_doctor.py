@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from ._core import Engine, namespaces_in
-from ._operations import INDEXES
+from ._operations import indexes
 from .backends.file import FileBackend
 from .backends.mongo import MongoBackend
 from .registry import get_models_in_namespace
@@ -40,7 +40,7 @@ def diagnose(store: FileBackend | MongoBackend, *, fix: bool, out: TextIO) -> in
         coll = db[store.collection_prefix + ns]
         out.write(f"{coll.name}: {coll.count_documents({})} results\n")
         have = set(coll.index_information())
-        for index in INDEXES:
+        for index in indexes(store.path_index):
             name = index.document["name"]
             if name in have:
                 out.write(f"  ok: index {name}\n")

@@ -41,10 +41,11 @@ def test_workers_store_through_a_shared_manager(shared_store: ResultsManager, me
 
 def test_one_client_per_process(server_db: tuple[str, str]) -> None:
     uri, name = server_db
-    rm = ResultsManager(backend=MongoBackend(uri, database=name))
+    rm = ResultsManager(backend=MongoBackend(uri, database=name, validation="error", path_index=True))
     rm.set("r", Metrics(loss=1, accuracy=1))
     clone = pickle.loads(pickle.dumps(rm))
     assert clone.backend._client is None
+    assert clone.backend.validation == "error" and clone.backend.path_index
     assert clone.list_ids() == ["r"]
     assert clone.backend._client is rm.backend._client  # type: ignore[attr-defined]
     clone.close()

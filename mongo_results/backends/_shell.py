@@ -35,11 +35,13 @@ class MongoShell:
         collection_prefix: str = DEFAULT_COLLECTION_PREFIX,
         store_secrets: bool = False,
         validation: str = "warn",
+        path_index: bool = False,
         **client_options: Any,
     ) -> None:
         if validation not in ("warn", "error", "off"):
             raise ValueError(f"validation must be 'warn', 'error' or 'off', not {validation!r}")
         self.validation = validation
+        self.path_index = path_index
         self.collection_prefix = validate_collection_prefix(collection_prefix)
         self.store_secrets = store_secrets
         self._client_options = client_options
@@ -113,7 +115,9 @@ class MongoShell:
         if self._ops is None or self._stale():
             self._database()
             engine = EMBEDDED if self._mock else None
-            self._ops = Operations(self.collection_prefix, engine=engine, validation=self.validation)
+            self._ops = Operations(
+                self.collection_prefix, engine=engine, validation=self.validation, path_index=self.path_index
+            )
         return self._ops
 
     def _errors(self) -> DriverErrors:
@@ -137,6 +141,7 @@ class MongoShell:
             "collection_prefix": self.collection_prefix,
             "store_secrets": self.store_secrets,
             "validation": self.validation,
+            "path_index": self.path_index,
             "client_options": self._client_options,
         }
 
@@ -147,6 +152,7 @@ class MongoShell:
             collection_prefix=state["collection_prefix"],
             store_secrets=state["store_secrets"],
             validation=state["validation"],
+            path_index=state["path_index"],
             **state["client_options"],
         )
 
