@@ -32,6 +32,8 @@ ENVELOPE: dict[str, Any] = {
     "updated_at": {"bsonType": "date"},
 }
 
+_ENVELOPE_ONLY: dict[str, Any] = {"bsonType": "object", "required": list(ENVELOPE), "properties": ENVELOPE}
+
 # JSON Schema "format" of a string -> the BSON type the encoding stores it as.
 _BINARY_FORMATS = {"binary", "base64", "uuid", "uuid1", "uuid3", "uuid4", "uuid5"}
 
@@ -139,15 +141,17 @@ def validator_command(
     """
     validator = namespace_validator(namespace)
     notes = []
-    limit = engine.max_validator_bytes
-    if limit is not None and len(bson.encode(validator)) > limit:
-        validator = {"$jsonSchema": {"bsonType": "object", "properties": ENVELOPE}}
-        notes.append(f"the per-model checks are over its {limit // 1024} KB validator limit, so only the envelope is")
     if engine.schema_keywords is not None:
         dropped: set[str] = set()
         validator = {"$jsonSchema": _restrict(validator["$jsonSchema"], engine.schema_keywords, dropped)}
         if dropped:
             notes.append(f"it does not evaluate the $jsonSchema keywords {', '.join(sorted(dropped))}, left out")
+    limit = engine.max_validator_bytes
+    if limit is not None and len(bson.encode(validator)) > limit:
+        keywords = engine.schema_keywords
+        envelope = _ENVELOPE_ONLY if keywords is None else _restrict(_ENVELOPE_ONLY, keywords, set())
+        validator = {"$jsonSchema": envelope}
+        notes.append(f"the per-model checks are over its {limit // 1024} KB validator limit, so only the envelope is")
     note = f"{engine.label}: {collection}'s validator checks BSON types; " + "; ".join(notes) if notes else None
     command = {"collMod": collection, "validator": validator, "validationAction": action}
     return command, note
