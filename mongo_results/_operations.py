@@ -34,7 +34,7 @@ from ._core import (
     page_after,
     plan_encoded,
     plan_set,
-    prefix_filters,
+    prefix_filter,
     validate_namespace,
 )
 from .behaviors import SetBehavior
@@ -245,10 +245,10 @@ class Operations:
 
     def documents(self, prefix: ResultId | None, namespace: str | None, *, with_data: bool) -> Operation[list[Any]]:
         """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
+        query = prefix_filter(prefix)
         found: list[Any] = []
         for ns in (yield from self._namespaces(namespace)):
-            for query in prefix_filters(prefix):
-                found += yield Command(self.prefix + ns, "find", (query, None if with_data else {"data": 0}))
+            found += yield Command(self.prefix + ns, "find", (query, None if with_data else {"data": 0}))
         return sorted(found, key=lambda d: (d["_id"], str(d.get("namespace"))))
 
     def set_many(
@@ -338,16 +338,16 @@ class Operations:
         self, prefix: ResultId | None, model_class: type[BaseModel] | None, namespace: str | None, batch_size: int
     ) -> Operation[None]:
         """Emit ``(id, model)`` pages under a prefix: keyset pages on ``_id``, so memory stays flat."""
+        query = prefix_filter(prefix)
         options = {"sort": [("_id", 1)], "limit": batch_size}
         for ns in (yield from self._namespaces(namespace)):
-            for query in prefix_filters(prefix):
-                page = query
-                while True:
-                    docs = yield Command(self.prefix + ns, "find", (page,), options)
-                    yield Emit([(d["_id"], load_model(d, d["_id"], model_class, namespace)) for d in docs])
-                    if len(docs) < batch_size:
-                        break
-                    page = page_after(query, docs[-1]["_id"])
+            page = query
+            while True:
+                docs = yield Command(self.prefix + ns, "find", (page,), options)
+                yield Emit([(d["_id"], load_model(d, d["_id"], model_class, namespace)) for d in docs])
+                if len(docs) < batch_size:
+                    break
+                page = page_after(query, docs[-1]["_id"])
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None
@@ -362,12 +362,12 @@ class Operations:
         return bool((yield from self._lookup(canonical_id(result_id), namespace, {"_id": 1})))
 
     def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
-        """Sorted ids under a prefix: index-backed queries per namespace (two with a prefix)."""
+        """Sorted ids under a prefix: one index-backed query per namespace."""
+        query = prefix_filter(prefix)
         ids: set[str] = set()
         for ns in (yield from self._namespaces(namespace)):
-            for query in prefix_filters(prefix):
-                docs = yield Command(self.prefix + ns, "find", (query, {"_id": 1}))
-                ids.update(doc["_id"] for doc in docs)
+            docs = yield Command(self.prefix + ns, "find", (query, {"_id": 1}))
+            ids.update(doc["_id"] for doc in docs)
         return sorted(ids)
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:

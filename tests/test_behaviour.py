@@ -195,6 +195,17 @@ def test_list_ids_matches_whole_segments(rm: ResultsManager) -> None:
     assert rm.list_ids("zzz") == []
 
 
+def test_siblings_that_sort_between_a_prefix_and_its_children_are_not_listed(rm: ResultsManager) -> None:
+    # Ids that go on from "a/b" with a character below "/" sort between "a/b" and "a/b/...".
+    siblings = ["a/b!", "a/b 1", "a/b-2", "a/b-2/x", "a/b.5", "a/b./y", "a/b+"]
+    children = ["a/b", *(f"a/b/{i:02d}" for i in range(7))]
+    for rid in siblings + children:
+        rm.set(rid, A)
+    assert rm.list_ids("a/b") == sorted(children)
+    assert [rid for rid, _ in rm.iter_results("a/b", batch_size=2)] == sorted(children)  # pages go past them
+    assert rm.list_ids("a/b-2") == ["a/b-2", "a/b-2/x"]
+
+
 @pytest.mark.parametrize("odd", [".*", "a.b", "$where", "(x)", "[ab]", "^", "x|y", "\\", "{$gt: ''}", "✓ ü"])
 def test_prefix_characters_are_literal(rm: ResultsManager, odd: str) -> None:
     rm.set(f"{odd}/1", A)

@@ -57,7 +57,7 @@ def test_scale_counts_the_same_matches_at_every_size(
     rows = json.loads((tmp_path / "scale.json").read_text())
     if server_engine != "ferretdb1":  # FerretDB 1.x (SQLite) scans: it has no _id index to use
         scan = "Index Scan _id_" if server_engine == "ferretdb2" else "IXSCAN"
-        assert all(scan in step for row in rows for step in row["plan"]), rows
+        assert all(any(scan in step for step in row["plan"]) for row in rows), rows
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mongo_results import InvalidIdError, MongoResultsError, ResultExistsError, SetBehavior, canonical_id
-from mongo_results._core import Engine, namespaces_in, page_after, plan_set, prefix_filters
+from mongo_results._core import Engine, namespaces_in, page_after, plan_set, prefix_filter
 from mongo_results.behaviors import Stored, outcome, writes
 from mongo_results.ids import canonical_prefix, segments
 
@@ -101,17 +101,19 @@ def test_decision_table_matches_spec() -> None:
     assert [x.value for x in b] == ["raise_if_exists", "raise_if_different", "overwrite", "skip_if_exists"]
 
 
-def test_prefix_filters_are_index_bounds_not_regexes() -> None:
-    assert prefix_filters(None) == [{}] and prefix_filters("") == [{}]
-    assert prefix_filters("a/.*") == [{"_id": "a/.*"}, {"_id": {"$gte": "a/.*/", "$lt": "a/.*0"}}]
-    assert prefix_filters(["a", "b/"]) == prefix_filters("a/b")
+def test_a_prefix_is_one_id_range_not_a_regex() -> None:
+    assert prefix_filter(None) == {} and prefix_filter("") == {}
+    assert prefix_filter("a/.*") == {
+        "_id": {"$gte": "a/.*", "$lt": "a/.*0"},
+        "$nor": [{"_id": {"$gt": "a/.*", "$lt": "a/.*/"}}],
+    }
+    assert prefix_filter(["a", "b/"]) == prefix_filter("a/b")
 
 
-def test_pages_after_an_id_keep_the_upper_bound() -> None:
-    exact, under = prefix_filters("a/b")
-    assert page_after(under, "a/b/k") == {"_id": {"$gt": "a/b/k", "$lt": "a/b0"}}
+def test_pages_after_an_id_keep_the_bounds() -> None:
+    query = prefix_filter("a/b")
+    assert page_after(query, "a/b/k") == {"_id": {"$gt": "a/b/k", "$lt": "a/b0"}, "$nor": query["$nor"]}
     assert page_after({}, "z") == {"_id": {"$gt": "z"}}
-    assert page_after(exact, "a/b") == {"_id": {"$gt": "a/b"}}  # never asked: an exact id is one page
 
 
 def test_canonical_forms() -> None:
