@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -135,6 +136,8 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Stopped with SIGTERM, unwind as on Ctrl-C, so the server started for the run is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--uri", default=os.environ.get("MONGODB_URI"), help="default: FerretDB 2.5 on DocumentDB started here"

@@ -253,31 +253,37 @@ def plan_set(
     *,
     store_secrets: bool = False,
     engine: Engine = EMBEDDED,
+    at: datetime | None = None,
 ) -> SetPlan:
-    """Validate and encode one ``set`` and choose its single atomic command."""
+    """Validate and encode one ``set`` and choose its single atomic command (``at``: its time, default now)."""
     segs = segments(result_id)
     if not isinstance(data, BaseModel):
         raise TypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
     rid = "/".join(segs)
     ns = resolve_namespace(data, namespace, strict_namespace, rid)
     encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
-    return _plan(rid, segs, encoded, behavior, ns, engine)
+    return _plan(rid, segs, encoded, behavior, ns, engine, at or now())
 
 
 def plan_encoded(
-    result_id: ResultId, encoded: EncodedModel, behavior: SetBehavior, namespace: str, *, engine: Engine = EMBEDDED
+    result_id: ResultId,
+    encoded: EncodedModel,
+    behavior: SetBehavior,
+    namespace: str,
+    *,
+    engine: Engine = EMBEDDED,
+    at: datetime | None = None,
 ) -> SetPlan:
     """Choose the single atomic command that stores already-encoded data (a model, or an import)."""
     segs = segments(result_id)
-    return _plan("/".join(segs), segs, encoded, behavior, validate_namespace(namespace), engine)
+    return _plan("/".join(segs), segs, encoded, behavior, validate_namespace(namespace), engine, at or now())
 
 
 def _plan(
-    rid: str, segs: tuple[str, ...], encoded: EncodedModel, behavior: SetBehavior, ns: str, engine: Engine
+    rid: str, segs: tuple[str, ...], encoded: EncodedModel, behavior: SetBehavior, ns: str, engine: Engine, t: datetime
 ) -> SetPlan:
     if type(behavior) is not SetBehavior:
         behavior = SetBehavior(behavior)
-    t = now()
     doc: dict[str, Any] = {
         "_id": rid,
         "path": list(segs),

@@ -31,6 +31,7 @@ from ._core import (
     load_model,
     namespaces_in,
     not_found,
+    now,
     page_after,
     plan_encoded,
     plan_set,
@@ -264,11 +265,17 @@ class Operations:
         engine = yield from self._engine()
         outcomes: list[bool | BaseException] = [False] * len(pairs)
         pending: dict[int, SetPlan] = {}
+        at = now()  # one call, one time: the clock is read once
+        resolved: dict[type, str] = {}  # a class's namespace, looked up in the registry once per call
         for i, (rid, model) in enumerate(pairs):
+            ns = namespace if namespace is not None else resolved.get(type(model))
             try:
-                pending[i] = plan_set(rid, model, behavior, namespace, False, store_secrets=secrets, engine=engine)
+                plan = plan_set(rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at)
             except (MongoResultsError, ValueError, TypeError) as exc:
                 outcomes[i] = exc  # refused before anything is sent
+                continue
+            pending[i] = plan
+            resolved.setdefault(type(model), plan.namespace)
         if not engine.bulk_updates:  # one atomic command per update, each read exactly as set reads it
             for i, plan in [(i, plan) for i, plan in pending.items() if plan.method != "insert_one"]:
                 del pending[i]

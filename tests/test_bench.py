@@ -10,8 +10,8 @@ import pytest
 
 from bench import report
 from bench.__main__ import contenders
-from bench.contenders import TASKS
-from bench.datasets import KINDS, dataset
+from bench.contenders import TASKS, RawPyMongo
+from bench.datasets import KINDS, Dataset, dataset
 from bench.measure import percentile, run
 from bench.overhead import ENGINES, overhead, tasks
 from bench.scale import scale
@@ -72,3 +72,20 @@ def test_the_overhead_run_does_the_same_work_as_the_floor(engine: str, tmp_path:
     assert overhead(4, 2, engine, tmp_path) == 0
     table = (tmp_path / "overhead.md").read_text()
     assert all(f"| {kind} | {task} |" in table for kind in KINDS for task in work)
+
+
+@pytest.mark.real_server
+def test_a_contender_that_writes_nothing_fails_the_run(server_db: tuple[str, str]) -> None:
+    class Lazy(RawPyMongo):
+        name = "lazy"
+
+        def create_one(self, ds: Dataset) -> None:
+            pass  # answers nothing, as a write does, and stores nothing
+
+    uri, name = server_db
+    lazy = Lazy(uri, name)
+    try:
+        with pytest.raises(AssertionError, match="lazy, create one, then list by prefix: listed 0 ids"):
+            run([lazy], [dataset("small", 4, 2)], iterations=1, min_seconds=0)
+    finally:
+        lazy.close()

@@ -156,3 +156,18 @@ def test_bulk_reads_and_writes_are_batched(
     assert [m.model_dump()["loss"] for m in got] == [float(i) for i in reversed(range(250))]
     names = recorder.take()
     assert names[0] == "listCollections" and names.count("find") == 3  # one $in query per batch
+
+
+def test_bulk_writes_stay_under_the_servers_batch_cap(
+    watched: tuple[MongoBackend, Recorder, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend, recorder, _ = watched
+    cap = backend.engine().max_write_batch
+    if cap >= 100_000:
+        pytest.skip(f"no cap below the advertised 100,000 writes a command is known for {backend.engine().label}")
+    monkeypatch.setattr(_operations, "BATCH", 100_000)  # the engine's own cap is what limits a command
+    count = cap + 1_000
+    items = [(f"cap/{i:06d}", Metrics(loss=i, accuracy=0)) for i in range(count)]
+    assert backend.set_many(items) == [True] * count  # FerretDB 2.5 refuses a command of over 25,000
+    assert recorder.take().count("insert") == 2
+    assert len(backend.list_ids("cap")) == count
