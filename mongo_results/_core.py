@@ -38,6 +38,7 @@ __all__ = [
     "Engine",
     "MAX_DOCUMENT_BYTES",
     "SetPlan",
+    "check_engine",
     "check_size",
     "choose_document",
     "load_model",

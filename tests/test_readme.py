@@ -50,3 +50,16 @@ def test_async_quickstarts_run_against_the_server(server_uri: str, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     assert "['svc/2026-11-28/latency']" in proc.stdout
     assert "Latency 38.0" in proc.stdout
+
+
+def test_the_speed_tables_are_the_committed_bench_results() -> None:
+    """`make bench` writes bench/results/*.md; the README shows exactly those files."""
+    text = README.read_text()
+    found = re.findall(r"<!-- (bench/results/\w+\.md) -->\n(.*?)<!-- end -->", text, flags=re.S)
+    assert {name for name, _ in found} == {
+        "bench/results/results.md",
+        "bench/results/scale.md",
+        "bench/results/overhead.md",
+    }
+    for name, shown in found:
+        assert shown.strip() == (README.parent / name).read_text().strip(), f"README differs from {name}"
