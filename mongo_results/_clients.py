@@ -14,7 +14,13 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["acquire", "release"]
+import pymongo
+
+__all__ = ["CLOSE_TIMEOUT", "acquire", "bounded_close", "release"]
+
+# Closing a client sends endSessions, which first waits for a server: when the server is gone,
+# for the whole server-selection timeout (30 s by default). Closing never waits longer than this.
+CLOSE_TIMEOUT = 2.0
 
 _lock = threading.Lock()
 _clients: dict[Hashable, list[Any]] = {}  # key -> [client, references]
@@ -39,7 +45,13 @@ def acquire(key: Hashable, open_client: Callable[[], Any]) -> Any:
         return entry[0]
 
 
-def release(key: Hashable, close: Callable[[Any], None]) -> None:
+def bounded_close(client: Any) -> None:
+    """Close a sync client, waiting at most CLOSE_TIMEOUT for a server that may be gone."""
+    with contextlib.suppress(Exception), pymongo.timeout(CLOSE_TIMEOUT):  # best effort: it is going away
+        client.close()
+
+
+def release(key: Hashable) -> None:
     """Drop one reference; the last one closes the client."""
     with _lock:
         _reset_after_fork()
@@ -49,7 +61,7 @@ def release(key: Hashable, close: Callable[[Any], None]) -> None:
         entry[1] -= 1
         if entry[1] <= 0:
             del _clients[key]
-            close(entry[0])
+            bounded_close(entry[0])
 
 
 @atexit.register
@@ -57,6 +69,5 @@ def _close_all() -> None:
     with _lock:
         _reset_after_fork()
         for client, _ in _clients.values():
-            with contextlib.suppress(Exception):  # best effort at interpreter exit
-                client.close()
+            bounded_close(client)
         _clients.clear()

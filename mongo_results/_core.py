@@ -45,6 +45,7 @@ __all__ = [
     "namespaces_in",
     "not_found",
     "now",
+    "optional_namespace",
     "plan_encoded",
     "plan_set",
     "page_after",
@@ -56,7 +57,8 @@ __all__ = [
 
 DEFAULT_COLLECTION_PREFIX = "results."
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+# No "." at the end either: "results.runs." is no collection name on MongoDB.
+_NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +158,14 @@ def validate_namespace(namespace: object) -> str:
     if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace) or ".." in namespace:
         raise InvalidNamespaceError(
             f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '-' or '.', "
-            "starting with a letter, digit or '_'"
+            "starting with a letter, digit or '_', not ending with '.', with no '..'"
         )
     return namespace
+
+
+def optional_namespace(namespace: str | None) -> str | None:
+    """A read's namespace argument: None (every namespace) or a valid namespace."""
+    return None if namespace is None else validate_namespace(namespace)
 
 
 def validate_collection_prefix(prefix: str) -> str:

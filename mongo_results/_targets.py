@@ -7,6 +7,7 @@ the embedded mongomock store, which lives in this process.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -16,6 +17,7 @@ __all__ = [
     "URI_SCHEMES",
     "database_from_uri",
     "describe_hosts",
+    "embedded_lock",
     "is_mock_uri",
     "is_uri",
     "mock_client",
@@ -27,6 +29,7 @@ URI_SCHEMES = ("mongodb", "mongodb+srv", MOCK_SCHEME)
 
 _mock_clients: dict[str, Any] = {}
 _mock_lock = threading.Lock()
+_embedded_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def _scheme(value: str) -> str | None:
@@ -84,3 +87,17 @@ def mock_client(uri: str) -> Any:
         if client is None:
             client = _mock_clients[key] = mongomock.MongoClient()
         return client
+
+
+def embedded_lock(client: Any) -> threading.RLock:
+    """The one lock of an embedded client, shared by every backend and manager on it.
+
+    mongomock applies a command in several Python steps and does no locking, so
+    each command runs under this lock: the store then gives a server's serial
+    outcomes to threads, tasks, and sync and async managers on one store.
+    """
+    with _mock_lock:
+        lock = _embedded_locks.get(client)
+        if lock is None:
+            lock = _embedded_locks[client] = threading.RLock()
+        return lock

@@ -265,11 +265,16 @@ def test_same_id_in_two_namespaces(rm: ResultsManager, kind: str) -> None:
     assert rm.get("dup") == Other(name="x")
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "$x", "a/b", "x" * 65, ".hidden", "a..b", "tab\t"])
+@pytest.mark.parametrize("bad", ["", "a b", "$x", "a/b", "x" * 65, ".hidden", "a..b", "tab\t", "runs.", "a\x00"])
 def test_invalid_namespace_is_refused(rm: ResultsManager, bad: str) -> None:
     with pytest.raises(ValueError) as info:
         rm.set("n/1", A, namespace=bad)
     assert isinstance(info.value, InvalidNamespaceError)
+    for read in (rm.get, rm.exists, rm.delete):  # the same rule before any read, on every store
+        with pytest.raises(InvalidNamespaceError):
+            read("n/1", namespace=bad)
+    with pytest.raises(InvalidNamespaceError):
+        rm.list_ids(namespace=bad)
     assert rm.list_ids() == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from mongo_results import MongoBackend, ResultsManager, StoreUnavailableError
+from mongo_results import AsyncMongoBackend, AsyncResultsManager, MongoBackend, ResultsManager, StoreUnavailableError
 
 from .conftest import _server_failed
 from .models import Metrics
@@ -85,3 +86,26 @@ def test_server_stops_mid_ingest_and_comes_back(own_server: Server, how: str) ->
         assert doc["path"] == doc["_id"].split("/") and doc["model_type"] == "Metrics"
         assert Metrics.model_validate(doc["data"]) == Metrics(loss=i, accuracy=writer, step=i)
     rm.close()
+
+
+def test_closing_after_the_server_went_away_does_not_wait_for_it(own_server: Server) -> None:
+    # Closing sends endSessions, which would wait the whole server-selection timeout (60 s here).
+    uri = own_server.uri + "?heartbeatFrequencyMS=500&serverSelectionTimeoutMS=60000"
+    sync = ResultsManager(backend=MongoBackend(uri, database="gone"))
+    sync.set("a", Metrics(loss=1, accuracy=1))
+
+    async def open_async() -> AsyncResultsManager:
+        rm = AsyncResultsManager(backend=AsyncMongoBackend(uri, database="gone"))
+        await rm.set("b", Metrics(loss=1, accuracy=1))
+        return rm
+
+    loop = asyncio.new_event_loop()
+    asynchronous = loop.run_until_complete(open_async())
+    own_server.kill()
+    time.sleep(1.5)  # the clients' monitors have seen the server go
+    closer = threading.Thread(target=sync.close)
+    closer.start()
+    closer.join(20)
+    assert not closer.is_alive(), "close() waited for the server"
+    loop.run_until_complete(asyncio.wait_for(asynchronous.close(), 20))
+    loop.close()

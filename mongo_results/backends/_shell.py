@@ -12,7 +12,7 @@ from pymongo.errors import ConfigurationError
 
 from .._core import DEFAULT_COLLECTION_PREFIX, EMBEDDED, validate_collection_prefix
 from .._operations import Operations
-from .._targets import check_uri, database_from_uri, describe_hosts, is_mock_uri
+from .._targets import check_uri, database_from_uri, describe_hosts, embedded_lock, is_mock_uri
 from .._translate import DriverErrors
 
 __all__ = ["MongoShell"]
@@ -70,8 +70,10 @@ class MongoShell:
             self._mock = isinstance(target, mongomock.MongoClient)
         else:
             raise TypeError(f"{type(self).__name__} needs a URI, a client or a database, got {type(target).__name__}")
-        # mongomock applies a command in several Python steps; a lock makes each one atomic.
-        self._lock: AbstractContextManager[Any] = threading.RLock() if self._mock else nullcontext()
+        # Each command on the embedded store runs under its client's one lock (see embedded_lock).
+        self._lock: AbstractContextManager[Any] = (
+            embedded_lock(self._client) if self._client and self._mock else nullcontext()
+        )
         self._open_lock = threading.Lock()
 
     def _connect(self) -> Any:
@@ -85,6 +87,8 @@ class MongoShell:
     def _adopt(self, client: Any) -> None:
         self._client, self._pid, self._ops = client, os.getpid(), None
         self._db, self._collections = None, {}
+        if self._mock:
+            self._lock = embedded_lock(client)
 
     def _client_key(self) -> tuple[str, str]:
         return self._uri or "", repr(sorted(self._client_options.items()))
@@ -98,7 +102,8 @@ class MongoShell:
                     self._adopt(self._connect())
         if self._db is None:
             # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
-            self._db = self._client.get_database(self.database_name)
+            with self._lock:  # mongomock makes a database's (and a collection's) store on first touch
+                self._db = self._client.get_database(self.database_name)
         return self._db
 
     def _target(self, db: Any, collection: str | None) -> Any:
@@ -107,7 +112,8 @@ class MongoShell:
             return db
         found = self._collections.get(collection)
         if found is None:
-            found = self._collections[collection] = db[collection]
+            with self._lock:
+                found = self._collections[collection] = db[collection]
         return found
 
     def _operations(self) -> Operations:

@@ -22,7 +22,7 @@ from typing import Any
 from bson import json_util
 from pydantic import BaseModel
 
-from .._core import SetPlan, load_model, not_found, plan_encoded, plan_set
+from .._core import SetPlan, load_model, not_found, optional_namespace, plan_encoded, plan_set
 from ..behaviors import SetBehavior, Stored, outcome, writes
 from ..encoding import JSON_OPTIONS, content_digest, encode_stored, escape_key, map_keys
 from ..errors import InvalidIdError, MongoResultsError, ResultNotFoundError, StoreNotFoundError
@@ -176,6 +176,7 @@ class FileBackend:
         self, prefix: ResultId | None = None, namespace: str | None = None, *, with_data: bool = True
     ) -> list[dict[str, Any]]:
         """The stored results under a prefix as documents shaped like MongoDB's, sorted by id."""
+        namespace = optional_namespace(namespace)
         found = []
         for rid, path in sorted(self._result_files(canonical_prefix(prefix))):
             envelope = self._read(path)
@@ -214,6 +215,7 @@ class FileBackend:
         self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
     ) -> list[BaseModel]:
         """``get`` for many ids, in their order."""
+        namespace = optional_namespace(namespace)
         missing = [canonical_id(r) for r in result_ids if not self.exists(r)]
         if missing:
             raise not_found(missing)
@@ -227,6 +229,7 @@ class FileBackend:
         batch_size: int = 500,
     ) -> Iterator[tuple[str, BaseModel]]:
         """``(id, model)`` under a prefix, one file at a time (``batch_size`` is for the API's sake)."""
+        namespace = optional_namespace(namespace)
         for rid, path in sorted(self._result_files(canonical_prefix(prefix))):
             envelope = self._read(path)
             if envelope is not None and (namespace is None or envelope.get("namespace") == namespace):
@@ -239,6 +242,7 @@ class FileBackend:
         namespace: str | None = None,
     ) -> BaseModel:
         """The stored result; ``namespace`` overrides where its model type is looked up."""
+        namespace = optional_namespace(namespace)
         segs = segments(result_id)
         rid = "/".join(segs)
         envelope = self._read(self._path(segs))
@@ -252,6 +256,7 @@ class FileBackend:
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether a result file exists (in ``namespace``, when given)."""
+        namespace = optional_namespace(namespace)
         path = self._path(segments(result_id))
         if namespace is None:
             return path.is_file()
@@ -259,6 +264,7 @@ class FileBackend:
 
     def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
         """Sorted ids under ``prefix``, matched by whole segments."""
+        namespace = optional_namespace(namespace)
         found = {
             rid
             for rid, path in self._result_files(canonical_prefix(prefix))
@@ -268,6 +274,7 @@ class FileBackend:
 
     def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Delete the result file; whether there was one."""
+        namespace = optional_namespace(namespace)
         path = self._path(segments(result_id))
         with self._locked():
             if namespace is not None and self._namespace_of(path) != namespace:

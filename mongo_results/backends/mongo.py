@@ -129,7 +129,7 @@ class MongoBackend(MongoShell):
         if self._uri is None:
             return  # a client passed in stays open and in use
         if not self._mock and not self._stale():
-            _clients.release(self._client_key(), lambda client: client.close())
+            _clients.release(self._client_key())
         self._client = self._ops = None
 
     def set(

@@ -8,14 +8,17 @@ mongomock store runs those commands in-line: it is in memory, so nothing blocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import pymongo
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .._clients import CLOSE_TIMEOUT
 from .._core import Engine
 from .._operations import Command, Emit, Flow, Operation
 from .._targets import mock_client
@@ -123,7 +126,8 @@ class AsyncMongoBackend(MongoShell):
             return  # a client passed in stays open and in use
         client, self._client, self._ops = self._client, None, None
         if not self._mock and client is not None and self._loop is asyncio.get_running_loop():
-            await client.close()
+            with contextlib.suppress(Exception), pymongo.timeout(CLOSE_TIMEOUT):  # the server may be gone
+                await client.close()
 
     async def set(
         self,

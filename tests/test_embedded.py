@@ -1,0 +1,107 @@
+"""The embedded store gives a server's serial outcomes to threads and tasks (one lock per embedded client)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+
+import pytest
+
+from mongo_results import AsyncResultsManager, ResultExistsError, ResultsManager, SetBehavior
+
+from .models import Metrics
+
+THREADS, IDS, ROUNDS = 8, 300, 5
+
+
+@pytest.fixture(autouse=True)
+def _switch_threads_often() -> Iterator[None]:
+    """Hand the GIL over every few microseconds, so threads interleave inside mongomock's commands."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    yield
+    sys.setswitchinterval(before)
+
+
+def write_all(
+    rm: ResultsManager, behavior: SetBehavior, writer: int, start: threading.Barrier
+) -> list[tuple[str, str]]:
+    """One writer's outcome for every id: 'True', 'False' or 'exists'."""
+    model = Metrics(loss=0.5, accuracy=0.5, step=writer)  # each writer's content differs
+    start.wait()
+    out = []
+    for i in range(IDS):
+        try:
+            out.append((f"t/{i}", str(rm.set(f"t/{i}", model, behavior))))
+        except ResultExistsError:
+            out.append((f"t/{i}", "exists"))
+    return out
+
+
+@pytest.mark.parametrize("behavior", [SetBehavior.RAISE_IF_EXISTS, SetBehavior.SKIP_IF_EXISTS])
+def test_threads_with_managers_of_their_own_on_one_embedded_store(behavior: SetBehavior) -> None:
+    uri = f"mongomock://localhost/threads_{uuid.uuid4().hex[:8]}"
+    for _ in range(ROUNDS):
+        managers = [ResultsManager(uri) for _ in range(THREADS)]  # one store, separate backends
+        managers[0].clear()
+        start = threading.Barrier(THREADS)
+        results: list[list[tuple[str, str]]] = [[] for _ in range(THREADS)]
+
+        def run(t: int) -> None:
+            results[t] = write_all(managers[t], behavior, t, start)  # noqa: B023  # joined below
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        per_id: dict[str, Counter[str]] = defaultdict(Counter)
+        for rid, outcome in (pair for r in results for pair in r):
+            per_id[rid][outcome] += 1
+        assert len(per_id) == IDS
+        for rid, counts in per_id.items():
+            if behavior is SetBehavior.RAISE_IF_EXISTS:
+                assert counts == Counter({"True": 1, "exists": THREADS - 1}), (rid, counts)
+            else:  # different content every time: each call writes; "False" (same content) is impossible
+                assert counts == Counter({"True": THREADS}), (rid, counts)
+        if behavior is SetBehavior.RAISE_IF_EXISTS:  # what is stored is the one winner's
+            winners = {rid: t for t, r in enumerate(results) for rid, outcome in r if outcome == "True"}
+            assert all(managers[0].get(rid, Metrics).step == winners[rid] for rid in per_id)
+
+
+def test_a_sync_and_an_async_manager_on_one_embedded_store_under_threads_and_gather() -> None:
+    uri = f"mongomock://localhost/mixed_{uuid.uuid4().hex[:8]}"
+    sync = ResultsManager(uri)
+    start = threading.Barrier(3)
+    outcomes: list[tuple[str, str]] = []
+
+    def sync_writer(writer: int) -> None:
+        outcomes.extend(write_all(sync, SetBehavior.RAISE_IF_EXISTS, writer, start))
+
+    async def async_writers() -> None:
+        rm = AsyncResultsManager(uri)
+
+        async def one(i: int) -> tuple[str, str]:
+            try:
+                return f"t/{i}", str(await rm.set(f"t/{i}", Metrics(loss=0.5, accuracy=0.5, step=99)))
+            except ResultExistsError:
+                return f"t/{i}", "exists"
+
+        await asyncio.to_thread(start.wait)
+        outcomes.extend(await asyncio.gather(*(one(i) for i in range(IDS))))
+        await rm.close()
+
+    threads = [threading.Thread(target=sync_writer, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    asyncio.run(async_writers())
+    for t in threads:
+        t.join()
+    per_id = Counter(rid for rid, outcome in outcomes if outcome == "True")
+    assert per_id == Counter({f"t/{i}": 1 for i in range(IDS)})  # exactly one writer wins each id
+    assert len(outcomes) == 3 * IDS
+    sync.clear()
