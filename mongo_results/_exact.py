@@ -32,6 +32,20 @@ _LEAF_KEYS = {"type", "metadata", "ref"}
 _FIELD_KEYS = {"type", "schema", "metadata", "frozen", "validation_alias", "serialization_alias"}
 _MODEL_KEYS = {"type", "cls", "config", "custom_init", "metadata", "ref", "root_model", "schema", "generic_origin"}
 _FIELDS_KEYS = {"type", "fields", "computed_fields", "model_name"}
+# Model settings that cannot change how a value of exactly its declared type validates. Any
+# other (str_to_lower, str_max_length, allow_inf_nan, ...) may: such a class takes the verified path.
+_NEUTRAL_CONFIG = {
+    "title",
+    "extra_fields_behavior",
+    "validate_by_alias",
+    "validate_by_name",
+    "loc_by_alias",
+    "revalidate_instances",
+    "from_attributes",
+    "hide_input_in_errors",
+    "validation_error_cause",
+    "cache_strings",
+}
 
 
 class Compiled(NamedTuple):
@@ -188,6 +202,7 @@ def _model(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], see
         schema.get("custom_init")
         or schema.get("root_model")
         or schema.get("config", {}).get("extra_fields_behavior") == "allow"
+        or not set(schema.get("config", {})) <= _NEUTRAL_CONFIG
         or inner["type"] != "model-fields"
         or not set(inner) <= _FIELDS_KEYS
         or inner.get("computed_fields")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -365,3 +366,34 @@ def test_switching_backend_keeps_the_code(
     other.clear()
     if isinstance(other, SyncView):
         other.shutdown()
+
+
+class Lowered(BaseModel):
+    model_config = ConfigDict(str_to_lower=True)
+    name: str
+
+
+class Short(BaseModel):
+    model_config = ConfigDict(str_max_length=3)
+    code: str
+
+
+class FiniteOnly(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+    value: float
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "raw"),
+    [(Lowered, "name", "MiXeD"), (Short, "code", "toolong"), (FiniteOnly, "value", float("inf"))],
+    ids=["str_to_lower", "str_max_length", "allow_inf_nan"],
+)
+def test_model_level_rules_are_kept_or_refused(rm: ResultsManager, cls: type[BaseModel], field: str, raw: Any) -> None:
+    """A value assigned without validation reads back equal, or is refused before anything is written."""
+    model = cls.model_construct(**{field: raw})  # skips validation, as an assignment can
+    with pytest.raises(LossyValueError):
+        rm.set("cfg/1", model)
+    assert rm.list_ids() == []
+    valid = cls.model_validate({field: {"name": "MiXeD", "code": "abc", "value": 1.5}[field]})
+    assert rm.set("cfg/2", valid)
+    assert rm.get("cfg/2", cls) == valid
