@@ -35,6 +35,7 @@ from .registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, find_mode
 
 __all__ = [
     "DEFAULT_COLLECTION_PREFIX",
+    "OURS",
     "Engine",
     "MAX_DOCUMENT_BYTES",
     "SetPlan",
@@ -340,14 +341,19 @@ def prefix_filter(prefix: ResultId | None) -> dict[str, Any]:
     """
     p = canonical_prefix(prefix)
     if not p:
-        return {}
+        return {"_id": {"$gte": ""}}  # every string id, and only those: an ObjectId is not ours
     return {"_id": {"$gte": p, "$lt": p + "0"}, "$nor": [{"_id": {"$gt": p, "$lt": p + "/"}}]}
+
+
+# What every result document has; anything else in our collections (a document added in
+# Compass, with an ObjectId) is foreign: listing and reading skip it, clear() leaves it.
+OURS: dict[str, Any] = {"_id": {"$type": "string"}, "model_type": {"$type": "string"}, "path": {"$type": "array"}}
 
 
 def page_after(query: Mapping[str, Any], last: str) -> dict[str, Any]:
     """The part of a prefix filter after the id ``last``: still one ``_id`` bound."""
     bound = query.get("_id")
-    upper = {"$lt": bound["$lt"]} if isinstance(bound, Mapping) else {}
+    upper = {"$lt": bound["$lt"]} if isinstance(bound, Mapping) and "$lt" in bound else {}
     return {**query, "_id": {"$gt": last, **upper}}
 
 

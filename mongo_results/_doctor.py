@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from ._core import Engine, namespaces_in
+from ._core import OURS, Engine, namespaces_in
 from ._operations import indexes
 from .backends.file import FileBackend
 from .backends.mongo import MongoBackend
@@ -38,7 +38,13 @@ def diagnose(store: FileBackend | MongoBackend, *, fix: bool, out: TextIO) -> in
     problems = 0
     for ns in names:
         coll = db[store.collection_prefix + ns]
-        out.write(f"{coll.name}: {coll.count_documents({})} results\n")
+        foreign = coll.count_documents({"$nor": [OURS]})
+        out.write(f"{coll.name}: {coll.count_documents(OURS)} results\n")
+        if foreign:
+            out.write(
+                f"  note: {foreign} document(s) here are not results (written by another tool?); "
+                "listing, reading, export and clear() leave them alone\n"
+            )
         have = set(coll.index_information())
         for index in indexes(store.path_index):
             name = index.document["name"]

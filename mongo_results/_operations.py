@@ -25,6 +25,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ._core import (
     EMBEDDED,
+    OURS,
     Engine,
     SetPlan,
     choose_document,
@@ -246,7 +247,7 @@ class Operations:
 
     def documents(self, prefix: ResultId | None, namespace: str | None, *, with_data: bool) -> Operation[list[Any]]:
         """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
-        query = prefix_filter(prefix)
+        query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
         found: list[Any] = []
         for ns in (yield from self._namespaces(namespace)):
             found += yield Command(self.prefix + ns, "find", (query, None if with_data else {"data": 0}))
@@ -345,7 +346,7 @@ class Operations:
         self, prefix: ResultId | None, model_class: type[BaseModel] | None, namespace: str | None, batch_size: int
     ) -> Operation[None]:
         """Emit ``(id, model)`` pages under a prefix: keyset pages on ``_id``, so memory stays flat."""
-        query = prefix_filter(prefix)
+        query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
         options = {"sort": [("_id", 1)], "limit": batch_size}
         for ns in (yield from self._namespaces(namespace)):
             page = query
@@ -387,8 +388,12 @@ class Operations:
         return deleted
 
     def clear(self) -> Operation[None]:
-        """Drop this store's collections, and only those."""
+        """Delete this store's results: a collection is dropped only when nothing foreign is in it."""
         for ns in (yield from self._namespaces(None)):
-            yield Command(None, "drop_collection", (self.prefix + ns,))
+            collection = self.prefix + ns
+            if (yield Command(collection, "find_one", ({"$nor": [OURS]}, {"_id": 1}))) is None:
+                yield Command(None, "drop_collection", (collection,))
+            else:  # someone else's documents (or a collection that only shares our prefix)
+                yield Command(collection, "delete_many", (OURS,))
         self.indexed.clear()
         self._listed = None

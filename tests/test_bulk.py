@@ -79,3 +79,5 @@ def test_iter_results_pages_through_a_prefix(rm: ResultsManager) -> None:
     assert [rid for rid, _ in seen] == [f"it/{i:04d}" for i in range(250)]
     assert all(m.step == int(rid.split("/")[1]) for rid, m in seen)
     assert [rid for rid, _ in rm.iter_results("itx")] == ["itx/0"]
+    everything = [rid for rid, _ in rm.iter_results(batch_size=40)]  # no prefix: pages over every id
+    assert everything == [*(f"it/{i:04d}" for i in range(250)), "itx/0"]

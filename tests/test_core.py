@@ -102,7 +102,7 @@ def test_decision_table_matches_spec() -> None:
 
 
 def test_a_prefix_is_one_id_range_not_a_regex() -> None:
-    assert prefix_filter(None) == {} and prefix_filter("") == {}
+    assert prefix_filter(None) == prefix_filter("") == {"_id": {"$gte": ""}}  # string ids only
     assert prefix_filter("a/.*") == {
         "_id": {"$gte": "a/.*", "$lt": "a/.*0"},
         "$nor": [{"_id": {"$gt": "a/.*", "$lt": "a/.*/"}}],
@@ -113,7 +113,7 @@ def test_a_prefix_is_one_id_range_not_a_regex() -> None:
 def test_pages_after_an_id_keep_the_bounds() -> None:
     query = prefix_filter("a/b")
     assert page_after(query, "a/b/k") == {"_id": {"$gt": "a/b/k", "$lt": "a/b0"}, "$nor": query["$nor"]}
-    assert page_after({}, "z") == {"_id": {"$gt": "z"}}
+    assert page_after(prefix_filter(None), "z") == {"_id": {"$gt": "z"}}
 
 
 def test_canonical_forms() -> None:

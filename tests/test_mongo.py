@@ -157,3 +157,31 @@ def test_ferretdb1_refusals_come_before_sending(ferretdb1_db: tuple[str, str], v
     assert backend.list_ids() == []
     assert backend.set("fine", F(f=1.0))  # the connection survives
     backend.close()
+
+
+def test_foreign_documents_are_skipped_and_left_alone(backend: MongoBackend) -> None:
+    backend.set("a/1", Metrics(loss=1, accuracy=1))
+    backend.set("a/2", Metrics(loss=2, accuracy=1))
+    coll = raw_db(backend)["results.default"]
+    coll.insert_one({"name": "added in Compass"})  # an ObjectId _id
+    coll.insert_one({"_id": "a/3", "note": "no envelope"})
+    assert backend.list_ids() == ["a/1", "a/2", "a/3"]  # string ids only: no TypeError sorting an ObjectId
+    assert [rid for rid, _ in backend.iter_results("a", Metrics, batch_size=1)] == ["a/1", "a/2"]
+    assert [rid for rid, _ in backend.iter_results(None, Metrics, batch_size=1)] == ["a/1", "a/2"]
+    assert [d["_id"] for d in backend.documents()] == ["a/1", "a/2"]
+    backend.clear()
+    assert backend.list_ids() == ["a/3"]  # ours went, the foreign documents stayed
+    assert coll.count_documents({}) == 2
+
+
+def test_clear_leaves_a_foreign_collection_that_shares_the_prefix(backend: MongoBackend) -> None:
+    assert backend._uri is not None
+    short = MongoBackend(backend._uri, database=backend.database_name, collection_prefix="s")
+    db = raw_db(backend)
+    db["sessions"].insert_one({"_id": "abc", "user": "x"})
+    short.set("r", Metrics(loss=1, accuracy=1), namespace="runs")
+    short.clear()
+    assert sorted(db.list_collection_names()) == ["sessions"]
+    assert db["sessions"].find_one({"_id": "abc"}) == {"_id": "abc", "user": "x"}
+    db.drop_collection("sessions")
+    short.close()
