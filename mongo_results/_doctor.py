@@ -14,19 +14,26 @@ from .validation import validator_command
 __all__ = ["diagnose"]
 
 
-def _check_files(store: FileBackend, out: TextIO) -> int:
+def _check_files(store: FileBackend, fix: bool, out: TextIO) -> int:
     docs = store.documents(with_data=False)
     out.write(f"file store at {store.base_dir}: {len(docs)} results\n")
     broken = [d["_id"] for d in docs if not d.get("model_type")]
     for rid in broken:
         out.write(f"  problem: {rid} has no model_type: rewrite it with `mongo-results import` or delete it\n")
-    return len(broken)
+    leftovers = len(store.leftovers())
+    if leftovers and fix:
+        out.write(f"  fixed: removed {store.remove_leftovers()} temporary file(s) of writers killed mid-write\n")
+    elif leftovers:
+        out.write(
+            f"  problem: {leftovers} temporary file(s) of writers killed mid-write; run `mongo-results doctor --fix`\n"
+        )
+    return len(broken) + (leftovers if not fix else 0)
 
 
 def diagnose(store: FileBackend | MongoBackend, *, fix: bool, out: TextIO) -> int:
     """Write a report; return the number of problems left."""
     if isinstance(store, FileBackend):
-        return _check_files(store, out)
+        return _check_files(store, fix, out)
     engine = store.engine()  # connects, or raises StoreUnavailableError with the hosts
     db = store.database()
     out.write(f"connected to {store.hosts}, database {store.database_name!r}: {engine.label}\n")

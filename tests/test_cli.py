@@ -179,3 +179,14 @@ def test_module_and_console_script(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout) == []
+
+
+def test_doctor_finds_and_removes_a_killed_writers_temporary_files(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ResultsManager(store).set("a/b", Metrics(loss=1, accuracy=1))
+    (store / "a" / ".0123456789abcdef.tmp").write_text('{"torn')
+    code, out = run("--uri", str(store), "doctor")
+    assert code == 1 and "problem: 1 temporary file(s) of writers killed mid-write" in out
+    code, out = run("--uri", str(store), "doctor", "--fix")
+    assert code == 0 and "fixed: removed 1 temporary file(s)" in out
+    assert not (store / "a" / ".0123456789abcdef.tmp").exists()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +90,60 @@ def test_result_and_directory_with_one_name(tmp_path: Path) -> None:
 def test_segment_too_long_for_a_file_name(tmp_path: Path) -> None:
     with pytest.raises(InvalidIdError, match="too long for a file name"):
         FileBackend(tmp_path).set("x" * 252, Point(x=0, y=0))
+
+
+def test_listing_keeps_to_the_store_as_get_does(tmp_path: Path) -> None:
+    register_model(Metrics)
+    outside = tmp_path / "elsewhere"
+    write_seed_file(outside, "secret", Metrics(loss=9, accuracy=9))
+    store = tmp_path / "store"
+    rm = ResultsManager(store)
+    rm.set("mine/1", Metrics(loss=1, accuracy=1))
+    (store / "link").symlink_to(outside, target_is_directory=True)  # a directory link
+    (store / "mine" / "alias.json").symlink_to(outside / "secret.json")  # a file link
+    with pytest.raises(InvalidIdError, match="leads outside"):
+        rm.get("link/secret")
+    with pytest.raises(InvalidIdError, match="leads outside"):
+        rm.get("mine/alias")
+    assert rm.list_ids() == ["mine/1"]
+    assert rm.list_ids("link") == [] and list(rm.iter_results("link")) == []
+    assert [rid for rid, _ in rm.iter_results()] == ["mine/1"]
+    with pytest.raises(InvalidIdError, match="leads outside"):
+        rm.exists("link/secret")
+    rm.clear()
+    assert (outside / "secret.json").is_file()  # clear() never reaches through a link
+
+
+def test_temporary_files_of_killed_writers_are_removed_and_never_read(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    writer = (
+        "import sys\n"
+        "from pydantic import BaseModel\n"
+        "from mongo_results import ResultsManager, SetBehavior\n"
+        "class Big(BaseModel):\n"
+        "    values: list[float]\n"
+        f"rm = ResultsManager({str(store)!r})\n"
+        "big = Big(values=[float(i) for i in range(200_000)])\n"
+        "print('ready', flush=True)\n"
+        "i = 0\n"
+        "while True:\n"
+        "    rm.set(f'big/{i % 3}', big, SetBehavior.OVERWRITE)\n"
+        "    i += 1\n"
+    )
+    for _ in range(20):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", writer], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n", proc.communicate()
+        time.sleep(random.uniform(0.05, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()  # reaps it and closes its pipes
+    backend = FileBackend(store)
+    for rid in backend.list_ids():  # no torn result is ever visible
+        assert len(backend.documents(rid)[0]["data"]["values"]) == 200_000
+    leftovers = backend.leftovers()
+    (store / "big" / ".0123456789abcdef.tmp").write_text('{"torn')  # at least one, whatever the timing
+    assert len(backend.leftovers()) == len(leftovers) + 1
+    backend.clear()
+    assert backend.leftovers() == [] and backend.list_ids() == []

@@ -34,6 +34,7 @@ __all__ = ["FORMAT", "FileBackend"]
 FORMAT = "mongo_results/1"
 _LOCK_NAME = ".mongo_results.lock"
 _SUFFIX = ".json"
+_TMP = ".tmp"  # a file being written: ".<16 hex digits>.tmp" beside its final name
 
 
 class FileBackend:
@@ -61,10 +62,13 @@ class FileBackend:
                 f"Result id segment {segs[-1]!r} is too long for a file name (250 UTF-8 bytes at most)"
             )
         path = self._root.joinpath(*segs[:-1], name)
-        # A symlinked directory inside the store must not lead writes outside it.
-        if not path.parent.resolve().is_relative_to(self._root):
+        # A symbolic link inside the store (to a directory or to a file) must not lead outside it.
+        if not self._inside(path):
             raise InvalidIdError(f"Result id {'/'.join(segs)!r} leads outside {self._root}")
         return path
+
+    def _inside(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self._root)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -95,7 +99,7 @@ class FileBackend:
             path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
             raise InvalidIdError(f"{path.relative_to(self._root)} clashes with an existing result file") from exc
-        tmp = path.with_name(f".{secrets.token_hex(8)}.tmp")  # short: the final name may be 255 bytes
+        tmp = path.with_name(f".{secrets.token_hex(8)}{_TMP}")  # short: the final name may be 255 bytes
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -112,18 +116,44 @@ class FileBackend:
             directory.rmdir()
             directory = directory.parent
 
+    def _files(self, top: Path) -> Iterator[os.DirEntry[str]]:
+        """Every file under ``top``, never through a symbolic link (listing keeps to the store as ``get`` does)."""
+        try:
+            entries = list(os.scandir(top))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._files(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                yield entry
+
     def _result_files(self, prefix: str) -> Iterator[tuple[str, Path]]:
-        if prefix:
-            single = self._root.joinpath(*prefix.split("/")[:-1], prefix.split("/")[-1] + _SUFFIX)
-            if single.is_file():
-                yield prefix, single
         top = self._root.joinpath(*prefix.split("/")) if prefix else self._root
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames.sort()
-            for name in filenames:
-                if name.endswith(_SUFFIX):
-                    path = Path(dirpath, name)
-                    yield path.relative_to(self._root).as_posix()[: -len(_SUFFIX)], path
+        if prefix:
+            if not self._inside(top.parent):
+                return
+            single = top.with_name(top.name + _SUFFIX)
+            if single.is_file() and not single.is_symlink():
+                yield prefix, single
+            if top.is_symlink():
+                return
+        for entry in self._files(top):
+            if entry.name.endswith(_SUFFIX):
+                path = Path(entry.path)
+                yield path.relative_to(self._root).as_posix()[: -len(_SUFFIX)], path
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files of writers that were killed mid-write (never a visible result)."""
+        return [Path(e.path) for e in self._files(self._root) if e.name.startswith(".") and e.name.endswith(_TMP)]
+
+    def remove_leftovers(self) -> int:
+        """Remove the temporary files of killed writers; under the store's lock, so none is in use."""
+        with self._locked():
+            found = self.leftovers()
+            for path in found:
+                path.unlink(missing_ok=True)
+        return len(found)
 
     # -- operations -------------------------------------------------------------------
 
@@ -287,9 +317,11 @@ class FileBackend:
             return True
 
     def clear(self) -> None:
-        """Delete every result file (other files are left alone)."""
+        """Delete every result file, and killed writers' temporary files (other files are left alone)."""
         with self._locked():
             for _, path in list(self._result_files("")):
+                path.unlink(missing_ok=True)
+            for path in self.leftovers():
                 path.unlink(missing_ok=True)
             for dirpath, _, _ in sorted(os.walk(self._root), key=lambda w: -len(w[0])):
                 self._prune(Path(dirpath))
