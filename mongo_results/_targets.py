@@ -11,6 +11,8 @@ import weakref
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .errors import InvalidUriError
+
 __all__ = [
     "DEFAULT_DATABASE",
     "MOCK_SCHEME",
@@ -43,12 +45,21 @@ def is_uri(value: object) -> bool:
 
 
 def check_uri(uri: str) -> str:
-    """Return the scheme of a supported URI; ValueError otherwise."""
+    """Return the scheme of a supported URI; InvalidUriError (a ValueError) otherwise."""
     scheme = _scheme(uri)
     if scheme not in URI_SCHEMES:
-        raise ValueError(
+        raise InvalidUriError(
             f"Unsupported store URI scheme {scheme!r}: use a directory path or a "
             "mongodb://, mongodb+srv:// or mongomock:// URI"
+        )
+    rest = uri.split("://", 1)[1]
+    userinfo, at, _ = _authority(rest).rpartition("@")
+    # An unescaped "/", "?" or "#" in a password ends the host part early, and the password
+    # would then be taken for a host name: in messages, in repr(). Such a URI is refused.
+    if (not at and "@" in rest) or "@" in userinfo or userinfo.count(":") > 1:
+        raise InvalidUriError(
+            "The store URI's user name or password holds an unescaped '@', ':', '/', '?' or '#': "
+            "percent-escape them (urllib.parse.quote_plus). The URI is not repeated here."
         )
     return scheme
 
@@ -58,10 +69,10 @@ def is_mock_uri(uri: str) -> bool:
     return _scheme(uri) == MOCK_SCHEME
 
 
-def _netloc_hosts(uri: str) -> str:
-    rest = uri.split("://", 1)[1]
-    netloc = rest.split("/", 1)[0].split("?", 1)[0]
-    return netloc.rpartition("@")[2]  # drop user:password@
+def _authority(rest: str) -> str:
+    """``user:password@host1,host2`` of a URI after its ``scheme://``."""
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    return rest[: min(ends)] if ends else rest
 
 
 def database_from_uri(uri: str) -> str:
@@ -74,7 +85,7 @@ def database_from_uri(uri: str) -> str:
 
 def describe_hosts(uri: str) -> str:
     """The URI's hosts, for messages: never the user name or password."""
-    return _netloc_hosts(uri) or "localhost"
+    return _authority(uri.split("://", 1)[1]).rpartition("@")[2] or "localhost"
 
 
 def mock_client(uri: str) -> Any:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from pymongo.errors import ConnectionFailure, DocumentTooLarge, DuplicateKeyError, OperationFailure
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    InvalidURI,
+    OperationFailure,
+)
 
-from .errors import RejectedByServerError, StoreUnavailableError
+from .errors import InvalidUriError, RejectedByServerError, StoreUnavailableError
 
 __all__ = ["DriverErrors"]
 
@@ -36,6 +43,11 @@ class DriverErrors:
         if isinstance(exc, ConnectionFailure):
             within = f" within {self.timeout:g} s" if self.timeout is not None else ""
             raise StoreUnavailableError(f"Cannot reach MongoDB at {self.hosts}{within}: {_reason(exc)}") from exc
+        if isinstance(exc, ConfigurationError) and not isinstance(exc, InvalidURI) and "DNS" in str(exc):
+            # mongodb+srv:// names are looked up in DNS when the client opens.
+            raise StoreUnavailableError(f"Cannot reach MongoDB at {self.hosts}: {_reason(exc)}") from exc
+        if isinstance(exc, ConfigurationError):
+            raise InvalidUriError(f"Cannot use the MongoDB URI for {self.hosts}: {_reason(exc)}") from exc
         if isinstance(exc, DocumentTooLarge):
             raise RejectedByServerError(f"MongoDB at {self.hosts} refused an oversized document: {exc}") from exc
         if isinstance(exc, OperationFailure):

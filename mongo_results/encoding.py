@@ -240,6 +240,16 @@ def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: b
         UnsupportedTypeError: a value of a type that cannot be stored, or a secret without opt-in.
         LossyValueError: a value that would not come back equal.
     """
+    try:
+        return _encode_model(model, store_secrets, decimal128)
+    except UnicodeEncodeError as exc:  # BSON strings are UTF-8: a lone surrogate has no encoding
+        raise LossyValueError(
+            f"{type(model).__name__} cannot be stored: it holds a string that is not valid Unicode "
+            f"(a lone surrogate at {exc.start} of {exc.object[exc.start : exc.start + 8]!r})"
+        ) from None
+
+
+def _encode_model(model: BaseModel, store_secrets: bool, decimal128: bool) -> EncodedModel:
     dumped = model.model_dump()
     exact = exact_encoder(type(model))
     if exact is not None:

@@ -15,6 +15,7 @@ __all__ = [
     "DocumentTooLargeError",
     "InvalidIdError",
     "InvalidNamespaceError",
+    "InvalidUriError",
     "LossyValueError",
     "ModelNotRegisteredError",
     "MongoResultsError",
@@ -62,6 +63,10 @@ class InvalidIdError(MongoResultsError, ValueError):
 
 class InvalidNamespaceError(MongoResultsError, ValueError):
     """A namespace that cannot name a collection."""
+
+
+class InvalidUriError(MongoResultsError, ValueError):
+    """A store URI that cannot be used; the message never repeats its credentials."""
 
 
 class AmbiguousResultError(MongoResultsError, ValueError):

@@ -40,7 +40,11 @@ def _check(segs: tuple[str, ...], what: str, shown: object) -> None:
             raise InvalidIdError(f"{what} {shown!r} has a {seg!r} segment")
         if "\x00" in seg:
             raise InvalidIdError(f"{what} {shown!r} contains a NUL character")
-        if len(seg.encode("utf-8")) > MAX_SEGMENT_BYTES:
+        try:
+            size = len(seg.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidIdError(f"{what} {shown!r} is not valid Unicode (a lone surrogate)") from None
+        if size > MAX_SEGMENT_BYTES:
             raise InvalidIdError(f"{what} {shown!r} has a segment over {MAX_SEGMENT_BYTES} UTF-8 bytes")
     total = len("/".join(segs).encode("utf-8"))
     if total > MAX_ID_BYTES:

@@ -397,3 +397,16 @@ def test_model_level_rules_are_kept_or_refused(rm: ResultsManager, cls: type[Bas
     valid = cls.model_validate({field: {"name": "MiXeD", "code": "abc", "value": 1.5}[field]})
     assert rm.set("cfg/2", valid)
     assert rm.get("cfg/2", cls) == valid
+
+
+def test_a_lone_surrogate_is_refused_before_anything_is_written(rm: ResultsManager) -> None:
+    class Named(BaseModel):
+        name: str
+
+    with pytest.raises(InvalidIdError, match="lone surrogate"):
+        rm.set("a/\ud800", A)
+    with pytest.raises(LossyValueError, match="lone surrogate"):
+        rm.set("a/b", Named(name="x\udfff"))
+    with pytest.raises(InvalidIdError):
+        rm.list_ids("a/\ud800")
+    assert rm.list_ids() == []

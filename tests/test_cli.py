@@ -8,11 +8,12 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 from pydantic import BaseModel
 
-from mongo_results import ResultsManager, _doctor, register_model
+from mongo_results import InvalidUriError, MongoBackend, ResultsManager, StoreUnavailableError, _doctor, register_model
 from mongo_results._operations import indexes
 from mongo_results.cli import main
 
@@ -190,3 +191,38 @@ def test_doctor_finds_and_removes_a_killed_writers_temporary_files(tmp_path: Pat
     code, out = run("--uri", str(store), "doctor", "--fix")
     assert code == 0 and "fixed: removed 1 temporary file(s)" in out
     assert not (store / "a" / ".0123456789abcdef.tmp").exists()
+
+
+PASSWORDS = ["S3cret/PW", "p@ss", "pa:ss", "pa?ss", "pa#ss", "plain-Pw1"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_no_password_is_ever_shown(password: str, capsys: pytest.CaptureFixture[str]) -> None:
+    escaped = f"mongodb://alice:{quote_plus(password)}@127.0.0.1:9/db?serverSelectionTimeoutMS=200"
+    secrets = (password, quote_plus(password))
+    backend = MongoBackend(escaped)
+    shown = [repr(backend), backend.hosts, repr(ResultsManager(escaped).backend)]
+    with pytest.raises(StoreUnavailableError) as info:
+        backend.list_ids()
+    shown.append(str(info.value))
+    assert run("--uri", escaped, "ls")[0] == 1
+    raw = escaped.replace(quote_plus(password), password)
+    if raw != escaped:  # unescaped, the password would be read as part of the host
+        with pytest.raises(InvalidUriError) as refused:
+            MongoBackend(raw)
+        shown.append(str(refused.value))
+        assert run("--uri", raw, "ls")[0] == 2
+    captured = capsys.readouterr()
+    shown += [captured.out, captured.err]
+    assert not [text for text in shown for secret in secrets if secret in text], shown
+
+
+def test_an_srv_name_that_does_not_resolve_is_unavailable_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    uri = "mongodb+srv://alice:pw@cluster0.example.invalid/db"
+    with pytest.raises(StoreUnavailableError, match=r"cluster0\.example\.invalid"):
+        ResultsManager(uri).list_ids()
+    assert run("--uri", uri, "ls")[0] == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and ":pw@" not in err

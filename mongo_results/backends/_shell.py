@@ -119,7 +119,8 @@ class MongoShell:
     def _operations(self) -> Operations:
         """The operations over the current connection (opening it if needed)."""
         if self._ops is None or self._stale():
-            self._database()
+            with self._errors():  # opening a client can fail (a bad URI, an SRV name that does not resolve)
+                self._database()
             engine = EMBEDDED if self._mock else None
             self._ops = Operations(
                 self.collection_prefix, engine=engine, validation=self.validation, path_index=self.path_index

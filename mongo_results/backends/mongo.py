@@ -96,8 +96,8 @@ class MongoBackend(MongoShell):
         return _clients.acquire(self._client_key(), lambda: MongoClient(uri, **options))
 
     def _drive(self, flow: Flow[Any]) -> Iterator[Any]:
-        db = self._database()
-        with self._errors():
+        with self._errors():  # opening a client can fail too (a bad URI, an SRV name that does not resolve)
+            db = self._database()
             step = flow.start()
             while step is not None:
                 if isinstance(step, Emit):
@@ -114,7 +114,8 @@ class MongoBackend(MongoShell):
 
     def database(self) -> Database[Doc]:
         """The PyMongo database this backend stores in (for inspection and repairs)."""
-        db: Database[Doc] = self._database()
+        with self._errors():
+            db: Database[Doc] = self._database()
         return db
 
     def engine(self) -> Engine:

@@ -96,8 +96,8 @@ class AsyncMongoBackend(MongoShell):
             return None, exc
 
     async def _drive(self, flow: Flow[Any]) -> AsyncIterator[Any]:
-        db = self._database()
-        with self._errors():
+        with self._errors():  # opening a client can fail too (a bad URI, an SRV name that does not resolve)
+            db = self._database()
             step = flow.start()
             while step is not None:
                 if isinstance(step, Emit):
