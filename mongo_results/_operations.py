@@ -41,11 +41,11 @@ from ._core import (
 )
 from .behaviors import SetBehavior
 from .encoding import encode_stored
-from .errors import MongoResultsError, RejectedByServerError
+from .errors import MongoResultsError, RejectedByServerError, SetManyInterruptedError, StoreUnavailableError
 from .ids import ResultId, canonical_id
 from .validation import validator_command
 
-__all__ = ["Command", "Flow", "Operations", "indexes"]
+__all__ = ["Command", "Flow", "Operations", "Progress", "indexes"]
 
 R = TypeVar("R")
 log = logging.getLogger("mongo_results")
@@ -106,6 +106,25 @@ BATCH = 1000  # items per bulk write or $in query: bounded memory, few round tri
 # answering "not found"; everything that must see every namespace (list_ids, delete,
 # get_many, iter_results, clear) lists them every time.
 LISTING_TTL = 1.0
+
+
+@dataclass
+class Progress:
+    """How far a ``set_many`` got: each item's outcome once decided, and the items sent but undecided."""
+
+    outcomes: list[bool | BaseException | None] = field(default_factory=list)
+    sent: set[int] = field(default_factory=set)
+
+    def interrupted(self, exc: StoreUnavailableError) -> SetManyInterruptedError:
+        """The error for a ``set_many`` cut short by ``exc``, saying per item what is known."""
+        unknown = sorted(self.sent)
+        decided = sum(o is not None for o in self.outcomes)
+        return SetManyInterruptedError(
+            f"{exc} [set_many: {decided} of {len(self.outcomes)} items decided, {len(unknown)} sent with "
+            "an unknown outcome, the rest not sent; see .outcomes, .unknown and .not_sent]",
+            list(self.outcomes),
+            unknown,
+        )
 
 
 class Flow(Generic[R]):
@@ -260,11 +279,18 @@ class Operations:
         namespace: str | None,
         *,
         secrets: bool,
+        progress: Progress | None = None,
     ) -> Operation[list[bool | BaseException]]:
-        """``set`` for many items: one unordered bulk write per namespace and batch, same atomicity per item."""
+        """``set`` for many items: one unordered bulk write per namespace and batch, same atomicity per item.
+
+        ``progress`` is kept up to date as items are sent and decided, for the caller to report
+        if the store becomes unreachable part of the way.
+        """
         pairs = list(items.items() if isinstance(items, Mapping) else items)
+        progress = progress if progress is not None else Progress()
+        outcomes = progress.outcomes = [None] * len(pairs)
+        sent = progress.sent
         engine = yield from self._engine()
-        outcomes: list[bool | BaseException] = [False] * len(pairs)
         pending: dict[int, SetPlan] = {}
         at = now()  # one call, one time: the clock is read once
         resolved: dict[type, str] = {}  # a class's namespace, looked up in the registry once per call
@@ -280,10 +306,12 @@ class Operations:
         if not engine.bulk_updates:  # one atomic command per update, each read exactly as set reads it
             for i, plan in [(i, plan) for i, plan in pending.items() if plan.method != "insert_one"]:
                 del pending[i]
+                sent.add(i)
                 try:
                     outcomes[i] = yield from self._write(plan, engine)
                 except MongoResultsError as exc:
                     outcomes[i] = exc
+                sent.discard(i)
         attempt = 1
         while pending:
             again: dict[int, SetPlan] = {}
@@ -293,6 +321,7 @@ class Operations:
                 size = min(BATCH, engine.max_write_batch)
                 for start in range(0, len(group), size):
                     batch = group[start : start + size]
+                    sent.update(batch)  # until decided: a lost race awaiting its confirmation stays here
                     done = yield from self._bulk(ns, [pending[i] for i in batch])
                     for i, (duplicate, upserted, error) in zip(batch, done, strict=True):
                         plan = pending[i]
@@ -303,8 +332,11 @@ class Operations:
                             outcomes[i] = error or plan.outcome(duplicate=duplicate, upserted=upserted)
                         except MongoResultsError as exc:
                             outcomes[i] = exc
+                        sent.discard(i)
             pending, attempt = again, attempt + 1
-        return outcomes
+        decided = [outcome for outcome in outcomes if outcome is not None]
+        assert len(decided) == len(outcomes), "every item is decided"
+        return decided
 
     def _bulk(self, namespace: str, plans: list[SetPlan]) -> Operation[list[tuple[bool, bool, BaseException | None]]]:
         """One unordered bulk write; per plan: (duplicate key?, upserted?, other server error)."""

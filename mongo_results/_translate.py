@@ -11,9 +11,11 @@ from pymongo.errors import (
     DuplicateKeyError,
     InvalidURI,
     OperationFailure,
+    ServerSelectionTimeoutError,
+    WaitQueueTimeoutError,
 )
 
-from .errors import InvalidUriError, RejectedByServerError, StoreUnavailableError
+from .errors import InvalidUriError, OutcomeUnknownError, RejectedByServerError, StoreUnavailableError
 
 __all__ = ["DriverErrors"]
 
@@ -40,9 +42,14 @@ class DriverErrors:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc is None or isinstance(exc, DuplicateKeyError):
             return
-        if isinstance(exc, ConnectionFailure):
+        if isinstance(exc, (ServerSelectionTimeoutError, WaitQueueTimeoutError)):  # nothing was sent
             within = f" within {self.timeout:g} s" if self.timeout is not None else ""
             raise StoreUnavailableError(f"Cannot reach MongoDB at {self.hosts}{within}: {_reason(exc)}") from exc
+        if isinstance(exc, ConnectionFailure):  # a command may have been sent and even applied
+            raise OutcomeUnknownError(
+                f"Lost the connection to MongoDB at {self.hosts} during a command ({_reason(exc)}): a write "
+                "in it may have been applied; set again with SKIP_IF_EXISTS or RAISE_IF_DIFFERENT to be sure"
+            ) from exc
         if isinstance(exc, ConfigurationError) and not isinstance(exc, InvalidURI) and "DNS" in str(exc):
             # mongodb+srv:// names are looked up in DNS when the client opens.
             raise StoreUnavailableError(f"Cannot reach MongoDB at {self.hosts}: {_reason(exc)}") from exc

@@ -19,10 +19,12 @@ __all__ = [
     "LossyValueError",
     "ModelNotRegisteredError",
     "MongoResultsError",
+    "OutcomeUnknownError",
     "RejectedByServerError",
     "ResultExistsError",
     "ResultNotFoundError",
     "StoreNotFoundError",
+    "SetManyInterruptedError",
     "StoreUnavailableError",
     "UnsupportedTypeError",
 ]
@@ -113,3 +115,26 @@ class RejectedByServerError(MongoResultsError, ValueError):
 
 class StoreUnavailableError(MongoResultsError, ConnectionError):
     """The store could not be reached within the configured timeout."""
+
+
+class OutcomeUnknownError(StoreUnavailableError):
+    """The connection was lost after a command was sent: a write in it may or may not have been applied.
+
+    Retrying ``set`` with ``SKIP_IF_EXISTS`` or ``RAISE_IF_DIFFERENT`` is safe: the same content
+    already stored answers False or True instead of raising.
+    """
+
+
+class SetManyInterruptedError(StoreUnavailableError):
+    """The store became unreachable during ``set_many``; per item, what is known.
+
+    ``outcomes[i]`` is what ``set`` returned or raised for item ``i`` when that was decided, and
+    None otherwise; ``unknown`` lists the items sent whose outcome is not known (they may be
+    stored); ``not_sent`` the items never sent (they are not stored).
+    """
+
+    def __init__(self, message: str, outcomes: list[bool | BaseException | None], unknown: list[int]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
+        self.unknown = unknown
+        self.not_sent = [i for i, o in enumerate(outcomes) if o is None and i not in set(unknown)]

@@ -9,9 +9,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient, monitoring
 
-from mongo_results import AsyncMongoBackend, AsyncResultsManager, MongoBackend, ResultsManager, StoreUnavailableError
+from mongo_results import (
+    AsyncMongoBackend,
+    AsyncResultsManager,
+    MongoBackend,
+    ResultsManager,
+    SetBehavior,
+    SetManyInterruptedError,
+    StoreUnavailableError,
+    _operations,
+)
 
 from .conftest import _server_failed
 from .models import Metrics
@@ -109,3 +118,97 @@ def test_closing_after_the_server_went_away_does_not_wait_for_it(own_server: Ser
     assert not closer.is_alive(), "close() waited for the server"
     loop.run_until_complete(asyncio.wait_for(asynchronous.close(), 20))
     loop.close()
+
+
+class KillOnWrite(monitoring.CommandListener):
+    """Kills the server as the ``nth`` write command starts: that command is in flight when it dies."""
+
+    def __init__(self, server: Server, nth: int) -> None:
+        self.server, self.nth, self.writes = server, nth, 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("insert", "update"):
+            self.writes += 1
+            if self.writes == self.nth:
+                self.server.kill()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def interrupt_set_many(
+    uri: str, killer: KillOnWrite, items: list[tuple[str, Metrics]], behavior: SetBehavior, flavour: str
+) -> SetManyInterruptedError:
+    """Run set_many through a client whose listener kills the server; the error it ends with."""
+    if flavour == "sync":
+        client: Any = MongoClient(uri, event_listeners=[killer])
+        rm = ResultsManager(backend=MongoBackend(client, database="bulk"))
+        rm.set("warm/up", Metrics(loss=0, accuracy=0))  # the namespace's first write, before counting
+        killer.writes = 0
+        try:
+            rm.set_many(items, behavior)
+        except SetManyInterruptedError as exc:
+            return exc
+        finally:
+            client.close()
+        raise AssertionError("set_many went through a dead server")
+
+    async def run() -> SetManyInterruptedError:
+        aclient: Any = AsyncMongoClient(uri, event_listeners=[killer])
+        arm = AsyncResultsManager(backend=AsyncMongoBackend(aclient["bulk"]))
+        await arm.set("warm/up", Metrics(loss=0, accuracy=0))
+        killer.writes = 0
+        try:
+            await arm.set_many(items, behavior)
+        except SetManyInterruptedError as exc:
+            return exc
+        finally:
+            await aclient.close()
+        raise AssertionError("set_many went through a dead server")
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("behavior", list(SetBehavior))
+def test_server_killed_during_set_many(
+    own_server: Server, behavior: SetBehavior, flavour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FerretDB 1.x takes one command per upsert and scans its table for each: fewer items (and
+    # smaller insert batches, so that a third write command exists) there.
+    count = 5000
+    if isinstance(own_server, FerretDB):
+        count = 300
+        monkeypatch.setattr(_operations, "BATCH", 50)
+    items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(count)]
+    uri = own_server.uri + "?serverSelectionTimeoutMS=1500"
+    killer = KillOnWrite(own_server, nth=3)
+    error = interrupt_set_many(uri, killer, items, behavior, flavour)
+    assert isinstance(error, ConnectionError) and f"127.0.0.1:{own_server.port}" in str(error)
+    decided = [i for i, outcome in enumerate(error.outcomes) if outcome is not None]
+    assert error.unknown, "the command in flight is unknown"
+    assert sorted([*decided, *error.unknown, *error.not_sent]) == list(range(len(items)))
+    assert all(error.outcomes[i] is True for i in decided)  # a fresh store: every decided item was written
+
+    own_server.start()  # same port, same data
+    rm = ResultsManager(backend=MongoBackend(uri, database="bulk"))
+    stored = set(rm.list_ids("bulk"))
+    assert {items[i][0] for i in decided} <= stored  # nothing acknowledged was lost
+    assert not {items[i][0] for i in error.not_sent} & stored  # nothing unsent was written
+    retry = [items[i] for i in sorted([*error.unknown, *error.not_sent])]
+    outcomes = rm.set_many(retry, behavior)  # an exact retry: only what is not known to be stored
+    for (rid, _), outcome in zip(retry, outcomes, strict=True):
+        if rid in stored:  # an unknown item that had been applied
+            assert outcome in (True, False) or isinstance(outcome, FileExistsError), (rid, outcome)
+        else:
+            assert outcome is True, (rid, outcome)
+    assert rm.list_ids("bulk") == [rid for rid, _ in items]
+    assert rm.get_many([rid for rid, _ in items], Metrics) == [m for _, m in items]
+    rm.close()

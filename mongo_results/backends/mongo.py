@@ -19,9 +19,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .. import _clients
 from .._core import Engine
-from .._operations import Command, Emit, Flow, Operation
+from .._operations import Command, Emit, Flow, Operation, Progress
 from .._targets import mock_client
 from ..behaviors import SetBehavior
+from ..errors import StoreUnavailableError
 from ..ids import ResultId
 from ..registry import DEFAULT_NAMESPACE
 from ._shell import MongoShell
@@ -152,7 +153,14 @@ class MongoBackend(MongoShell):
         namespace: str | None = None,
     ) -> list[bool | BaseException]:
         """``set`` for many results; per item its return value or its exception."""
-        return self._run(self._operations().set_many(items, behavior, namespace, secrets=self.store_secrets))
+        progress = Progress()
+        operation = self._operations().set_many(
+            items, behavior, namespace, secrets=self.store_secrets, progress=progress
+        )
+        try:
+            return self._run(operation)
+        except StoreUnavailableError as exc:
+            raise progress.interrupted(exc) from exc
 
     def get_many(
         self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None

@@ -20,9 +20,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .._clients import CLOSE_TIMEOUT
 from .._core import Engine
-from .._operations import Command, Emit, Flow, Operation
+from .._operations import Command, Emit, Flow, Operation, Progress
 from .._targets import mock_client
 from ..behaviors import SetBehavior
+from ..errors import StoreUnavailableError
 from ..ids import ResultId
 from ._shell import MongoShell
 from .mongo import execute
@@ -148,7 +149,14 @@ class AsyncMongoBackend(MongoShell):
         namespace: str | None = None,
     ) -> list[bool | BaseException]:
         """``set`` for many results; per item its return value or its exception."""
-        return await self._run(self._operations().set_many(items, behavior, namespace, secrets=self.store_secrets))
+        progress = Progress()
+        operation = self._operations().set_many(
+            items, behavior, namespace, secrets=self.store_secrets, progress=progress
+        )
+        try:
+            return await self._run(operation)
+        except StoreUnavailableError as exc:
+            raise progress.interrupted(exc) from exc
 
     async def get_many(
         self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
