@@ -139,18 +139,28 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _records(source: Path) -> Iterator[dict[str, Any]]:
+def _records(source: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
+    """``(where, record)`` for each record, or ``(where, why it is not one)``: one bad line stops nothing."""
     if source.is_dir():
         for doc in FileBackend(source, create_if_missing=False).documents():
-            yield _export_record(doc)
+            yield f"{source}/{doc['_id']}", _export_record(doc)
         return
     with open(source, encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    yield json_util.loads(line, json_options=JSON_OPTIONS)
-                except ValueError as exc:
-                    raise MongoResultsError(f"{source}:{number}: not a JSON record ({exc})") from None
+            if not line.strip():
+                continue
+            where = f"{source}:{number}"
+            try:
+                record = json_util.loads(line, json_options=JSON_OPTIONS)
+            except (ValueError, RecursionError) as exc:
+                yield where, f"not a JSON record ({str(exc)[:200] or type(exc).__name__})"
+                continue
+            if not isinstance(record, dict):
+                yield where, f"not a JSON object but {type(record).__name__}"
+            elif not isinstance(record.get("id"), (str, list)):
+                yield where, "no id"
+            else:
+                yield where, record
 
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
@@ -162,8 +172,10 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     behavior = SetBehavior(args.behavior)
     written = skipped = failed = 0
     progress = Progress(len(records), "import", unit="results")
-    for record in records:
+    for where, record in records:
         try:
+            if isinstance(record, str):
+                raise MongoResultsError(record)
             namespace = args.namespace or record.get("namespace") or DEFAULT_NAMESPACE
             model_type: Any = record.get("model_type")  # checked by store(): a record may lack it
             data: Any = record.get("data")
@@ -171,9 +183,9 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
                 written += 1
             else:
                 skipped += 1
-        except (MongoResultsError, ValueError, TypeError, KeyError, FileExistsError) as exc:
+        except (MongoResultsError, ValueError, TypeError, KeyError, FileExistsError, RecursionError) as exc:
             failed += 1
-            sys.stderr.write(f"mongo-results: {record.get('id', '?')}: {exc}\n")
+            sys.stderr.write(f"mongo-results: {where}: {exc}\n")
         progress.advance()
     out.write(f"imported from {source}: {written} written, {skipped} skipped, {failed} failed\n")
     return 1 if failed else 0

@@ -27,6 +27,7 @@ import bson
 from bson.binary import Binary, UuidRepresentation
 from bson.codec_options import CodecOptions
 from bson.decimal128 import Decimal128
+from bson.errors import InvalidDocument
 from bson.int64 import Int64
 from bson.json_util import JSONMode, JSONOptions
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
@@ -303,8 +304,11 @@ def encode_stored(model_type: str, data: Mapping[str, Any], *, decimal128: bool 
         raise CorruptResultError(f"no model type: {model_type!r}")
     if not isinstance(data, Mapping):
         raise CorruptResultError(f"stored data of {model_type} is not a document")
-    normalized: dict[str, Any] = norm(dict(data))
-    raw = _canonical_bytes(model_type, normalized)
+    try:
+        normalized: dict[str, Any] = norm(dict(data))
+        raw = _canonical_bytes(model_type, normalized)
+    except (InvalidDocument, RecursionError, UnicodeEncodeError) as exc:  # a NUL in a key, nesting too deep, ...
+        raise CorruptResultError(f"stored data of {model_type} cannot be stored: {str(exc)[:200]}") from None
     return EncodedModel(model_type, normalized, hashlib.sha256(raw).hexdigest()[:32], len(raw))
 
 

@@ -226,3 +226,31 @@ def test_an_srv_name_that_does_not_resolve_is_unavailable_not_a_traceback(
     assert run("--uri", uri, "ls")[0] == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and ":pw@" not in err
+
+
+def test_import_reports_bad_records_by_line_and_imports_the_rest(
+    uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = {"id": "imp/{}", "namespace": "default", "model_type": "Metrics", "data": {"loss": 1.0, "accuracy": 0.5}}
+    deep = "[" * 100_000 + "]" * 100_000
+    lines = [
+        json.dumps({**good, "id": "imp/1"}),
+        "42",  # JSON, not an object
+        "[1, 2]",
+        '{"namespace": "default", "model_type": "Metrics", "data": {}}',  # no id
+        json.dumps({**good, "id": "imp/nul", "data": {"a\u0000b": 1.0}}),  # a NUL in a data key
+        deep,  # nesting too deep to parse
+        "{not json",
+        json.dumps({**good, "id": "imp/2"}),
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    code, out = run("--uri", uri, "import", str(source))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert out.strip().endswith("2 written, 0 skipped, 6 failed")
+    for number in (2, 3, 4, 5, 6, 7):
+        assert f"{source}:{number}: " in err, err
+    reported = [line for line in err.splitlines() if line.startswith("mongo-results: ")]
+    assert len(reported) == 6 and "Traceback" not in err, reported
+    assert ResultsManager(uri).list_ids("imp") == ["imp/1", "imp/2"]
