@@ -42,6 +42,8 @@ class Server(Protocol):
 
     def stop(self) -> None: ...
 
+    def freeze(self, frozen: bool) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -157,6 +159,11 @@ class FerretDB:
             self.process.wait()
         self.process = None
 
+    def freeze(self, frozen: bool) -> None:
+        """Suspend (SIGSTOP) or resume (SIGCONT) the server: it keeps its connections and answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop gracefully (SIGTERM); FerretDB serves open connections for ~3 s meanwhile."""
         if self.process is not None and self.process.poll() is None:
@@ -245,6 +252,10 @@ class DocumentDB:
     def kill(self) -> None:
         """Crash FerretDB (SIGKILL): no graceful shutdown."""
         self._signal(signal.SIGKILL)
+
+    def freeze(self, frozen: bool) -> None:
+        """Suspend (SIGSTOP) or resume (SIGCONT) FerretDB: it keeps its connections and answers nothing."""
+        os.kill(int((self.state / "ferretdb.pid").read_text()), signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop FerretDB gracefully (SIGTERM)."""

@@ -15,6 +15,7 @@ from mongo_results import (
     AsyncMongoBackend,
     AsyncResultsManager,
     MongoBackend,
+    OutcomeUnknownError,
     ResultsManager,
     SetBehavior,
     SetManyInterruptedError,
@@ -211,4 +212,21 @@ def test_server_killed_during_set_many(
             assert outcome is True, (rid, outcome)
     assert rm.list_ids("bulk") == [rid for rid, _ in items]
     assert rm.get_many([rid for rid, _ in items], Metrics) == [m for _, m in items]
+    rm.close()
+
+
+def test_a_write_whose_answer_never_came_is_outcome_unknown(own_server: Server) -> None:
+    uri = own_server.uri + "?socketTimeoutMS=1500&serverSelectionTimeoutMS=1500"
+    rm = ResultsManager(backend=MongoBackend(uri, database="frozen"))
+    rm.set("warm/up", Metrics(loss=0, accuracy=0))
+    own_server.freeze(True)  # the command is sent; no answer comes
+    try:
+        with pytest.raises(OutcomeUnknownError, match="may have been applied") as info:
+            rm.set("frozen/1", Metrics(loss=1, accuracy=1))
+    finally:
+        own_server.freeze(False)
+    assert isinstance(info.value, StoreUnavailableError) and isinstance(info.value, ConnectionError)
+    # The write may have been applied once the server resumed: the retry the message advises is safe.
+    assert rm.set("frozen/1", Metrics(loss=1, accuracy=1), SetBehavior.SKIP_IF_EXISTS) in (True, False)
+    assert rm.get("frozen/1", Metrics) == Metrics(loss=1, accuracy=1)
     rm.close()

@@ -140,13 +140,13 @@ def test_unpicklable_backends_say_why(server_uri: str) -> None:
         pickle.dumps(MongoBackend(client))
 
 
-@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [[1.0]]], ids=str)
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [1.0, float("inf")], [[1.0]]], ids=str)
 def test_ferretdb1_refusals_come_before_sending(ferretdb1_db: tuple[str, str], value: Any) -> None:
     """FerretDB 1.x refuses ±inf and nested arrays, and drops the connection on NaN: refused here first."""
     from pydantic import BaseModel
 
     class F(BaseModel):
-        f: float | list[list[float]]
+        f: float | list[float] | list[list[float]]
 
     uri, name = ferretdb1_db
     backend = MongoBackend(uri, database=name)
