@@ -71,9 +71,9 @@ class MongoShell:
         else:
             raise TypeError(f"{type(self).__name__} needs a URI, a client or a database, got {type(target).__name__}")
         # Each command on the embedded store runs under its client's one lock (see embedded_lock).
-        self._lock: AbstractContextManager[Any] = (
-            embedded_lock(self._client) if self._client and self._mock else nullcontext()
-        )
+        self._lock: AbstractContextManager[Any] = nullcontext()
+        if self._mock and self._client is not None:
+            self._lock = embedded_lock(self._client)
         self._open_lock = threading.Lock()
 
     def _connect(self) -> Any:
