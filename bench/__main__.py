@@ -25,7 +25,7 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from mongo_results._core import Engine
+from mongo_results.core.engine import Engine
 
 from .contenders import Contender, RawAsyncPyMongo, RawPyMongo, file_store, mongo_results_sync
 from .datasets import KINDS, dataset

@@ -14,14 +14,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import bson
 
 from mongo_results import SetBehavior
-from mongo_results._core import Engine
-from mongo_results._operations import Command, Emit, Flow, Operation, Operations
+from mongo_results.core.commands import BulkWrite, Command, Find, FindOne, Insert, ListCollections, Written
+from mongo_results.core.drive import run
+from mongo_results.core.engine import Engine
+from mongo_results.core.operations import Operation, Operations
 
 from .datasets import KINDS, Dataset, dataset
 from .measure import percentile
@@ -34,11 +35,7 @@ ENGINES = {
 
 
 def _drive(operation: Operation[Any], answer: Callable[[Command], Any]) -> Any:
-    flow = Flow(operation)
-    step = flow.start()
-    while step is not None:
-        step = flow.resume(None if isinstance(step, Emit) else answer(step))
-    return flow.result
+    return run(operation, answer)
 
 
 def _ops(engine: Engine) -> Operations:
@@ -53,17 +50,18 @@ def tasks(ds: Dataset, engine: Engine) -> dict[str, tuple[Callable[[], Any], Cal
     for rid, model in ds.pairs:
         _drive(_ops(engine).set(rid, model, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), _keep(stored))
     raw = {rid: bson.decode(bson.encode({"_id": rid, **m.model_dump()})) for rid, m in ds.pairs}
-    inserted = SimpleNamespace(upserted_ids={})
     names = ["results.default"]
 
     def answer(command: Command) -> Any:
-        if command.method == "list_collection_names":
+        if isinstance(command, ListCollections):
             return names
-        if command.method == "find_one":
-            return stored[command.args[0]["_id"]]
-        if command.method == "find":
-            return [stored[i] for i in command.args[0]["_id"]["$in"]]
-        return inserted
+        if isinstance(command, FindOne):
+            return stored[command.filter["_id"]]
+        if isinstance(command, Find):
+            return [stored[i] for i in command.filter["_id"]["$in"]]
+        if isinstance(command, BulkWrite):
+            return [Written(True)] * len(command.writes)
+        return Written(True)
 
     def set_one() -> list[Any]:
         ops = _ops(engine)
@@ -92,9 +90,9 @@ def tasks(ds: Dataset, engine: Engine) -> dict[str, tuple[Callable[[], Any], Cal
 
 def _keep(into: dict[str, Any]) -> Callable[[Command], Any]:
     def answer(command: Command) -> Any:
-        doc = command.args[0]
-        into[doc["_id"]] = bson.decode(bson.encode(doc))
-        return None
+        assert isinstance(command, Insert)
+        into[command.document["_id"]] = bson.decode(bson.encode(command.document))
+        return Written(True)
 
     return answer
 

@@ -5,83 +5,25 @@ The public API of ``results_manager`` (``ResultsManager``, ``SetBehavior``,
 or a directory of JSON files.
 """
 
-from .backends import (
-    AsyncFileBackend,
-    AsyncMongoBackend,
-    AsyncResultsBackend,
-    FileBackend,
-    MongoBackend,
-    ResultsBackend,
-)
+from . import errors, registry
 from .behaviors import SetBehavior
-from .errors import (
-    AmbiguousResultError,
-    CorruptResultError,
-    DocumentTooLargeError,
-    InvalidIdError,
-    InvalidNamespaceError,
-    InvalidUriError,
-    LossyValueError,
-    ModelNotRegisteredError,
-    MongoResultsError,
-    OutcomeUnknownError,
-    RejectedByServerError,
-    ResultExistsError,
-    ResultNotFoundError,
-    SetManyInterruptedError,
-    StoreNotFoundError,
-    StoreUnavailableError,
-    UnsupportedTypeError,
-)
+from .errors import *  # noqa: F403 (every error is public: errors.__all__)
+from .executors import AsyncFileBackend, AsyncMongoBackend, FileBackend, MongoBackend
 from .ids import canonical_id
 from .manager import AsyncResultsManager, ResultsManager
-from .registry import (
-    DEFAULT_NAMESPACE,
-    clear_registry,
-    find_model_in_all_namespaces,
-    find_model_namespace,
-    get_model_class,
-    get_models_in_namespace,
-    get_namespaces,
-    register_model,
-)
+from .registry import *  # noqa: F403 (the registry's functions: registry.__all__)
 
 __all__ = [
-    "DEFAULT_NAMESPACE",
-    "AmbiguousResultError",
     "AsyncFileBackend",
     "AsyncMongoBackend",
-    "AsyncResultsBackend",
     "AsyncResultsManager",
-    "CorruptResultError",
-    "DocumentTooLargeError",
     "FileBackend",
-    "InvalidIdError",
-    "InvalidNamespaceError",
-    "InvalidUriError",
-    "LossyValueError",
-    "ModelNotRegisteredError",
     "MongoBackend",
-    "MongoResultsError",
-    "OutcomeUnknownError",
-    "RejectedByServerError",
-    "ResultExistsError",
-    "ResultNotFoundError",
-    "ResultsBackend",
     "ResultsManager",
     "SetBehavior",
-    "StoreNotFoundError",
-    "SetManyInterruptedError",
-    "StoreUnavailableError",
-    "UnsupportedTypeError",
     "canonical_id",
-    "clear_registry",
-    "find_model_in_all_namespaces",
-    "find_model_namespace",
-    "get_model_class",
-    "get_models_in_namespace",
-    "get_namespaces",
-    "register_model",
+    *errors.__all__,
+    *registry.__all__,
 ]
 
 __version__ = "0.1.0"

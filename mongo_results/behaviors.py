@@ -1,4 +1,4 @@
-"""Set behaviours and the one table that decides every ``set`` (SPEC §2.2)."""
+"""Set behaviours and the one table that decides every ``set`` (the README's "Set behaviours")."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class SetBehavior(str, Enum):
     RAISE_IF_DIFFERENT = "raise_if_different"
     OVERWRITE = "overwrite"
     SKIP_IF_EXISTS = "skip_if_exists"
+    KEEP_EXISTING = "keep_existing"  # write only into an empty id; whatever is stored stays
 
 
 class Stored(Enum):
@@ -45,6 +46,12 @@ _TABLE: dict[SetBehavior, dict[Stored, tuple[bool, bool | None]]] = {
         Stored.NOTHING: (True, True),
         Stored.SAME: (False, False),
         Stored.DIFFERENT: (True, True),
+    },
+    SetBehavior.KEEP_EXISTING: {
+        Stored.NOTHING: (True, True),
+        Stored.SAME: (False, False),
+        Stored.DIFFERENT: (False, False),
+        Stored.EXISTING: (False, False),
     },
     SetBehavior.OVERWRITE: {
         Stored.NOTHING: (True, True),

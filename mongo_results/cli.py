@@ -19,19 +19,16 @@ from typing import Any, TextIO
 import bson
 from bson import json_util
 
-from ._targets import check_uri, is_uri
 from ._terminal import Progress, table
-from .backends.file import FileBackend
-from .backends.mongo import MongoBackend
 from .behaviors import SetBehavior
 from .encoding import JSON_OPTIONS, unescape_tree
-from .errors import MongoResultsError
-from .manager import open_backend
+from .errors import InvalidUriError, MongoResultsError
+from .executors import FileBackend, MongoBackend
+from .executors.targets import check_uri, is_uri
+from .manager import ResultsManager
 from .registry import DEFAULT_NAMESPACE
 
 __all__ = ["main"]
-
-Store = FileBackend | MongoBackend
 EXPORT_FIELDS = ("id", "namespace", "model_type", "created_at", "updated_at", "data")
 
 
@@ -43,22 +40,40 @@ def _when(value: object) -> str:
     return value.isoformat(timespec="seconds") if isinstance(value, datetime) else "-"
 
 
-def open_store(uri: str | None, *, create: bool = False) -> Store:
+def open_store(args: argparse.Namespace, *, create: bool = False) -> ResultsManager:
+    uri: str | None = args.uri
     if not uri:
         raise UsageError("no store: pass --uri or set MONGO_RESULTS_URI (a directory or a mongodb:// URI)")
-    if is_uri(uri):
-        try:
-            check_uri(uri)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    elif not create and not Path(uri).is_dir():
-        raise UsageError(f"no file store at {uri!r}")
-    store: Store = open_backend(uri, create_if_missing=create)
-    return store
+    if not is_uri(uri):
+        if not create and not Path(uri).is_dir():
+            raise UsageError(f"no file store at {uri!r}")
+        return ResultsManager(uri, create_if_missing=create)
+    try:
+        check_uri(uri)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    # A terminal should not wait 30 s in silence: the command line's own default, unless the URI sets one.
+    options: dict[str, Any] = {}
+    if "serverselectiontimeoutms=" not in uri.lower():
+        options["serverSelectionTimeoutMS"] = int(args.timeout * 1000)
+    backend = MongoBackend(uri, **options)
+    if sys.stderr.isatty() and not backend.embedded:
+        sys.stderr.write(f"mongo-results: {backend.where.replace('connected', 'connecting')} ...\n")
+    return ResultsManager(backend=backend)
+
+
+def _nothing(store: ResultsManager, args: argparse.Namespace) -> None:
+    under = f" under {args.prefix!r}" if args.prefix else ""
+    within = f" in namespace {args.namespace!r}" if getattr(args, "namespace", None) else ""
+    where = getattr(store.backend, "where", repr(store.backend))
+    sys.stderr.write(f"mongo-results: no results{under}{within} ({where})\n")
 
 
 def cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
-    docs = open_store(args.uri).documents(args.prefix, args.namespace, with_data=False)
+    store = open_store(args)
+    docs = store.documents(args.prefix, args.namespace, with_data=False)
+    if not docs:
+        _nothing(store, args)
     rows = [(d["_id"], str(d.get("model_type")), str(d.get("namespace")), _when(d.get("updated_at"))) for d in docs]
     if args.json:
         keys = ("id", "model_type", "namespace", "updated_at")
@@ -80,7 +95,7 @@ def _export_record(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
-    store = open_store(args.uri)
+    store = open_store(args)
     docs = [
         d for d in store.documents(args.id, args.namespace) if d["_id"] == "/".join(p for p in args.id.split("/") if p)
     ]
@@ -105,7 +120,7 @@ def _confirm(question: str) -> bool:
 def cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
     if bool(args.ids) == (args.prefix is not None):
         raise UsageError("rm takes result ids, or --prefix P, not both")
-    store = open_store(args.uri)
+    store = open_store(args)
     if args.prefix is not None:
         ids = sorted({d["_id"] for d in store.documents(args.prefix, args.namespace, with_data=False)})
         if not ids:
@@ -130,20 +145,29 @@ def cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
-    docs = open_store(args.uri).documents(args.prefix, args.namespace)
-    progress = Progress(len(docs), "export", unit="results")
-    for doc in docs:
+    store = open_store(args)
+    progress = Progress(len(store.list_ids(args.prefix, args.namespace)), "export", unit="results")
+    for doc in store.iter_documents(args.prefix, args.namespace):  # page by page: memory stays flat
         out.write(json_util.dumps(_export_record(doc), json_options=JSON_OPTIONS, ensure_ascii=False) + "\n")
         progress.advance()
-    sys.stderr.write(f"exported {len(docs)} results\n")
+    if not progress.done:
+        _nothing(store, args)
+    sys.stderr.write(f"exported {progress.done} results\n")
     return 0
 
 
 def _records(source: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
     """``(where, record)`` for each record, or ``(where, why it is not one)``: one bad line stops nothing."""
     if source.is_dir():
-        for doc in FileBackend(source, create_if_missing=False).documents():
-            yield f"{source}/{doc['_id']}", _export_record(doc)
+        tree = ResultsManager(source, create_if_missing=False)
+        results = tree.iter_documents()
+        found = next(results, None)
+        for rid in tree.list_ids():  # every .json file, in id order: those that are not results are reported
+            if found is not None and found["_id"] == rid:
+                yield f"{source}/{rid}.json", _export_record(found)
+                found = next(results, None)
+            else:
+                yield f"{source}/{rid}.json", "not a result (no model_type or data)"
         return
     with open(source, encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
@@ -163,16 +187,23 @@ def _records(source: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
                 yield where, record
 
 
+def _count(source: Path) -> int:
+    """How many records an import has, read ahead so the progress bar has a total."""
+    if source.is_dir():
+        return len(ResultsManager(source, create_if_missing=False).list_ids())
+    with open(source, "rb") as lines:
+        return sum(1 for line in lines if line.strip())
+
+
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     source = Path(args.source)
     if not source.exists():
         raise UsageError(f"no such file or directory: {source}")
-    store = open_store(args.uri, create=True)
-    records = list(_records(source))
+    store = open_store(args, create=True)
     behavior = SetBehavior(args.behavior)
     written = skipped = failed = 0
-    progress = Progress(len(records), "import", unit="results")
-    for where, record in records:
+    progress = Progress(_count(source), "import", unit="results")
+    for where, record in _records(source):
         try:
             if isinstance(record, str):
                 raise MongoResultsError(record)
@@ -192,29 +223,39 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
-    docs = open_store(args.uri).documents(args.prefix)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for doc in docs:
-        groups.setdefault((str(doc.get("namespace")), str(doc.get("model_type"))), []).append(doc)
-    rows = []
-    for (ns, model), members in sorted(groups.items()):
-        size = sum(len(bson.encode(d)) for d in members)
-        oldest = min((d["created_at"] for d in members if d.get("created_at")), default=None)
-        newest = max((d["updated_at"] for d in members if d.get("updated_at")), default=None)
-        rows.append((ns, model, str(len(members)), _when(oldest), _when(newest), f"{size:,}"))
+    groups: dict[tuple[str, str], list[Any]] = {}  # -> [count, oldest, newest, bytes]
+    for doc in open_store(args).iter_documents(args.prefix):  # page by page: memory stays flat
+        group = groups.setdefault((str(doc.get("namespace")), str(doc.get("model_type"))), [0, None, None, 0])
+        created, updated = doc.get("created_at"), doc.get("updated_at")
+        group[0] += 1
+        group[1] = created if group[1] is None or (created and created < group[1]) else group[1]
+        group[2] = updated if group[2] is None or (updated and updated > group[2]) else group[2]
+        group[3] += len(bson.encode(doc))
+    rows = [
+        (ns, m, str(n), _when(old), _when(new), f"{size:,}") for (ns, m), (n, old, new, size) in sorted(groups.items())
+    ]
     if rows:
         out.write("\n".join(table(rows, ("NAMESPACE", "MODEL", "RESULTS", "OLDEST", "NEWEST", "BYTES"))) + "\n")
-    total = sum(len(bson.encode(d)) for d in docs)
-    out.write(f"{len(docs)} results in {len(groups)} (namespace, model) groups, {total:,} bytes\n")
+    count, total = sum(g[0] for g in groups.values()), sum(g[3] for g in groups.values())
+    out.write(f"{count} results in {len(groups)} (namespace, model) groups, {total:,} bytes\n")
     return 0
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    from ._doctor import diagnose
-
-    problems = diagnose(open_store(args.uri), fix=args.fix, out=out)
-    out.write("no problems found\n" if not problems else f"{problems} problem(s) found\n")
-    return 1 if problems else 0
+    store = open_store(args)
+    report = store.doctor(fix=args.fix)
+    if isinstance(store.backend, FileBackend):  # files of writers killed mid-write: the file store's own repair
+        leftovers = len(store.backend.leftovers())
+        if leftovers and args.fix:
+            report.lines.append(
+                f"  fixed: removed {store.backend.remove_leftovers()} temporary file(s) of writers killed mid-write"
+            )
+        elif leftovers:
+            report.problems += leftovers
+            killed = f"{leftovers} temporary file(s) of writers killed mid-write"
+            report.lines.append(f"  problem: {killed}; run `mongo-results doctor --fix`")
+    out.write(f"{report}\n")
+    return 1 if report.problems else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -227,6 +268,14 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="MODULE",
         help="import a module that registers your models (for doctor's validators)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=float(os.environ.get("MONGO_RESULTS_TIMEOUT", "5")),
+        metavar="SECONDS",
+        help="how long to wait for a MongoDB server (default 5, or MONGO_RESULTS_TIMEOUT; a URI's "
+        "serverSelectionTimeoutMS wins)",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,11 +323,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser().parse_args(argv)
     out = out if out is not None else sys.stdout
     try:
+        if args.modules and "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as `python -m` does: your models' module is found where you are
         for module in args.modules:
             importlib.import_module(module)
         code: int = args.run(args, out)
+        out.flush()
         return code
-    except UsageError as exc:
+    except BrokenPipeError:  # the reader went away (`export | head -1`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UsageError, InvalidUriError) as exc:
         if args.debug:
             raise
         sys.stderr.write(f"mongo-results: error: {exc}\n")

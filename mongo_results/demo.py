@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
-from ._targets import is_mock_uri
 from ._terminal import Progress, table
 from .behaviors import SetBehavior
 from .manager import ResultsManager
@@ -133,8 +132,7 @@ def run_pass(rm: ResultsManager, configs: list[RunConfig], workers: int, label: 
 
 
 def _is_embedded(rm: ResultsManager) -> bool:
-    uri = getattr(rm.backend, "_uri", None)
-    return isinstance(uri, str) and is_mock_uri(uri)
+    return bool(getattr(rm.backend, "embedded", False))
 
 
 def summary(rm: ResultsManager) -> list[str]:

@@ -1,4 +1,4 @@
-"""Pydantic models to BSON-ready data and back (SPEC §4).
+"""Pydantic models to BSON-ready data and back (the README's "How each type is stored").
 
 The encoding is value-directed and lossless by construction: native BSON types
 where they are exact (Int64, double, Decimal128, Binary for bytes and UUID,

@@ -13,12 +13,16 @@ __all__ = [
     "AmbiguousResultError",
     "CorruptResultError",
     "DocumentTooLargeError",
+    "InvalidArgumentError",
     "InvalidIdError",
     "InvalidNamespaceError",
     "InvalidUriError",
     "LossyValueError",
+    "ModelConflictError",
     "ModelNotRegisteredError",
     "MongoResultsError",
+    "NotAStoreError",
+    "NotShareableError",
     "OutcomeUnknownError",
     "RejectedByServerError",
     "ResultExistsError",
@@ -27,6 +31,8 @@ __all__ = [
     "SetManyInterruptedError",
     "StoreUnavailableError",
     "UnsupportedTypeError",
+    "WrongProcessError",
+    "WrongTypeError",
 ]
 
 
@@ -53,6 +59,30 @@ class ResultNotFoundError(MongoResultsError, FileNotFoundError):
         self.namespace = namespace
         where = f" in namespace {namespace!r}" if namespace is not None else ""
         super().__init__(f"No result found for ID: {result_id!r}{where}")
+
+
+class InvalidArgumentError(MongoResultsError, ValueError):
+    """An argument the library cannot use (an option's value, a behaviour, a record)."""
+
+
+class WrongTypeError(MongoResultsError, TypeError):
+    """An argument of a type the call does not take (a dict where a model is expected)."""
+
+
+class ModelConflictError(MongoResultsError, ValueError):
+    """A model class that clashes with the one registered under its name, or is in several namespaces."""
+
+
+class NotShareableError(MongoResultsError, TypeError):
+    """A store that cannot be handed to another process (pickled)."""
+
+
+class WrongProcessError(MongoResultsError, RuntimeError):
+    """An embedded store used from a process other than the one it lives in: its results would be lost."""
+
+
+class NotAStoreError(MongoResultsError, NotADirectoryError):
+    """A file store's path that exists and is not a directory."""
 
 
 class StoreNotFoundError(MongoResultsError, FileNotFoundError):

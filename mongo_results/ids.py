@@ -1,4 +1,4 @@
-"""Result ids: canonical form and validation (SPEC §3).
+"""Result ids: canonical form and validation (the README's "Result ids").
 
 An id is a string ``"a/b/c"`` or a sequence of parts; every part is split on
 ``/`` and empty segments are dropped, so ``"a//b/"``, ``["a", "b"]`` and

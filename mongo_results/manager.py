@@ -1,72 +1,100 @@
-"""ResultsManager: the ``results_manager`` API over any backend."""
+"""The two managers: the ``results_manager`` API, written once, run synchronously or awaited.
+
+Each public method of :class:`ResultsManager` builds one of the core's
+operations and runs it with the store's executor. :class:`AsyncResultsManager`
+takes the very same methods and awaits their operations instead, so the two
+cannot drift apart.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, overload
+from typing import Any, Concatenate, Generic, ParamSpec, overload
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
-from ._targets import check_uri, is_uri
-from .backends.base import AsyncResultsBackend, ResultsBackend
-from .backends.file import FileBackend
-from .backends.file_async import AsyncFileBackend
-from .backends.mongo import MongoBackend
-from .backends.mongo_async import AsyncMongoBackend
 from .behaviors import SetBehavior
+from .core.drive import run, run_async, stream, stream_async
+from .core.engine import Engine
+from .core.inspection import Report, diagnose
+from .core.operations import Operation, Operations
+from .executors import AsyncExecutor, Executor, SeedBackend, open_backend
 from .ids import ResultId
+from .registry import DEFAULT_NAMESPACE
 
-__all__ = ["AsyncResultsManager", "ResultsManager", "open_backend"]
+__all__ = ["AsyncResultsManager", "ResultsManager"]
 
 T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
-def open_backend(
-    base_dir: str | Path | None, create_if_missing: bool = True, *, asynchronous: bool = False, **options: Any
-) -> Any:
-    """The backend a ``base_dir`` names: a URI gives a MongoDB backend, a path a file store."""
-    if is_uri(base_dir):
-        assert isinstance(base_dir, str)
-        check_uri(base_dir)
-        return (AsyncMongoBackend if asynchronous else MongoBackend)(base_dir, **options)
-    if isinstance(base_dir, (str, os.PathLike)):
-        return (AsyncFileBackend if asynchronous else FileBackend)(base_dir, create_if_missing, **options)
-    raise ValueError("Must provide either base_dir or backend")
+def _executor(backend: Any) -> Any:
+    """A store runs the core's commands itself; a ``results_manager``-style backend is adapted."""
+    return (
+        backend
+        if callable(getattr(backend, "execute", None)) and hasattr(backend, "operations")
+        else SeedBackend(backend)
+    )
 
 
-def _outcomes(outcomes: list[bool | BaseException], raise_errors: bool) -> list[bool | BaseException]:
-    if raise_errors:
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-    return outcomes
+class _Store(Generic[T]):
+    """What both managers hold: the store and its executor."""
 
-
-class ResultsManager(Generic[T]):
-    """Stores and retrieves pydantic results under path-like ids.
-
-    ``base_dir`` is a directory (the file store) or a ``mongodb://``,
-    ``mongodb+srv://`` or ``mongomock://`` URI; ``backend`` overrides both.
-    Assigning ``manager.backend`` switches storage without touching other code.
-    """
+    _asynchronous = False
+    _executor: Any
 
     def __init__(
         self,
         base_dir: str | Path | None = None,
         create_if_missing: bool = True,
-        backend: ResultsBackend | None = None,
+        backend: Any = None,
         *,
         store_secrets: bool = False,
     ) -> None:
-        if backend is not None:
-            self.backend: ResultsBackend = backend
-        else:
-            self.backend = open_backend(base_dir, create_if_missing, store_secrets=store_secrets)
+        if backend is None:
+            backend = open_backend(
+                base_dir, create_if_missing, asynchronous=self._asynchronous, store_secrets=store_secrets
+            )
+        self.backend = backend
+
+    @property
+    def backend(self) -> Any:
+        """The store (or ``results_manager``-style backend) results go to; assign to switch storage."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        self._backend = value
+        self._executor = _executor(value)
+
+    def _ops(self) -> Operations:
+        return self._executor.operations()  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.backend!r})"
+
+
+class ResultsManager(_Store[T]):
+    """Stores and retrieves pydantic results under path-like ids.
+
+    ``base_dir`` is a directory (the file store) or a ``mongodb://``,
+    ``mongodb+srv://`` or ``mongomock://`` URI; ``backend`` overrides both: a
+    store object (``MongoBackend(client)``) or a ``results_manager``-style backend.
+    """
+
+    _executor: Executor
+
+    def _run(self, operation: Operation[R]) -> R:
+        return run(operation, self._executor.execute)
+
+    def _stream(self, operation: Operation[Any]) -> Iterator[Any]:
+        return stream(operation, self._executor.execute)
 
     def set(
         self,
@@ -85,13 +113,13 @@ class ResultsManager(Generic[T]):
             FileExistsError: a result exists (RAISE_IF_EXISTS) or differs (RAISE_IF_DIFFERENT).
             ValueError: an invalid id or namespace, or a value that cannot be stored faithfully.
         """
-        return self.backend.set(result_id, data, behavior, namespace, strict_namespace)
+        secrets = self._executor.store_secrets
+        return self._run(self._ops().set(result_id, data, behavior, namespace, strict_namespace, secrets=secrets))
 
     @overload
     def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...
     @overload
     def get(self, result_id: ResultId, model_class: type[M], namespace: str | None = None) -> M: ...
-
     def get(self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None) -> Any:
         """The result stored under ``result_id``, validated into its model class.
 
@@ -100,7 +128,7 @@ class ResultsManager(Generic[T]):
             ValueError: the model type is not registered, or several namespaces hold the id.
             pydantic.ValidationError: the stored data no longer fits the model.
         """
-        return self.backend.get(result_id, model_class, namespace)
+        return self._run(self._ops().get(result_id, model_class, namespace))
 
     def set_many(
         self,
@@ -115,14 +143,36 @@ class ResultsManager(Generic[T]):
         Returns, per item, what ``set`` would return or the exception it would raise;
         ``raise_errors=True`` raises the first exception instead (the others are stored).
         """
-        return _outcomes(self.backend.set_many(items, behavior, namespace), raise_errors)
+        secrets = self._executor.store_secrets
+        operation = self._ops().set_many(items, behavior, namespace, secrets=secrets, raise_errors=raise_errors)
+        return self._run(operation)
 
+    @overload
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: None = None, namespace: str | None = None
+    ) -> list[T]: ...
+    @overload
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[M], namespace: str | None = None
+    ) -> list[M]: ...
     def get_many(
         self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
     ) -> list[Any]:
         """The results under ``result_ids``, in order; FileNotFoundError names the ids that are missing."""
-        return self.backend.get_many(result_ids, model_class, namespace)
+        return self._run(self._ops().get_many(list(result_ids), model_class, namespace))
 
+    @overload
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        model_class: None = None,
+        namespace: str | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[tuple[str, T]]: ...
+    @overload
+    def iter_results(
+        self, prefix: ResultId | None, model_class: type[M], namespace: str | None = None, batch_size: int = 500
+    ) -> Iterator[tuple[str, M]]: ...
     def iter_results(
         self,
         prefix: ResultId | None = None,
@@ -131,29 +181,64 @@ class ResultsManager(Generic[T]):
         batch_size: int = 500,
     ) -> Iterator[tuple[str, Any]]:
         """``(id, result)`` under ``prefix`` in id order, read in batches so memory stays flat."""
-        return self.backend.iter_results(prefix, model_class, namespace, batch_size)
+        return self._stream(self._ops().iter_results(prefix, model_class, namespace, batch_size))
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether a result is stored under ``result_id``."""
-        return self.backend.exists(result_id, namespace)
+        return self._run(self._ops().exists(result_id, namespace))
 
     def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
         """Sorted ids equal to or under ``prefix`` (whole segments); all ids when None."""
-        return self.backend.list_ids(prefix, namespace)
+        return self._run(self._ops().list_ids(prefix, namespace))
 
     def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Delete a result; True if one was deleted."""
-        return self.backend.delete(result_id, namespace)
+        return self._run(self._ops().delete(result_id, namespace))
 
     def clear(self) -> None:
-        """Delete every stored result."""
-        self.backend.clear()
+        """Delete every stored result (documents and files that are not results are left alone)."""
+        return self._run(self._ops().clear())
+
+    def documents(
+        self, prefix: ResultId | None = None, namespace: str | None = None, *, with_data: bool = True
+    ) -> list[dict[str, Any]]:
+        """The stored documents (envelope and encoded data) under a prefix, sorted by id: for inspection."""
+        return self._run(self._ops().documents(prefix, namespace, with_data=with_data))
+
+    def iter_documents(
+        self,
+        prefix: ResultId | None = None,
+        namespace: str | None = None,
+        *,
+        with_data: bool = True,
+        batch_size: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """:meth:`documents` read page by page, for stores too large to hold in memory."""
+        return self._stream(self._ops().iter_documents(prefix, namespace, batch_size, with_data=with_data))
+
+    def store(
+        self,
+        result_id: ResultId,
+        model_type: str,
+        data: Mapping[str, Any],
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> bool:
+        """Store data already in stored form (an export or a file tree) with ``set``'s semantics."""
+        return self._run(self._ops().store(result_id, model_type, data, behavior, namespace))
+
+    def engine(self) -> Engine:
+        """What the store is and can hold (asked of the server once per connection)."""
+        return self._run(self._ops().learn_engine())
+
+    def doctor(self, fix: bool = False) -> Report:
+        """Check the store's namespaces, indexes and validators; ``fix`` creates what is missing."""
+        where = getattr(self._executor, "where", repr(self.backend))
+        return self._run(diagnose(self._ops(), where, fix=fix))
 
     def close(self) -> None:
-        """Release the backend's connections, if it holds any."""
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        """Release the connections the store opened, if it holds any."""
+        self._executor.close()
 
     def __enter__(self) -> ResultsManager[T]:
         return self
@@ -161,11 +246,35 @@ class ResultsManager(Generic[T]):
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"ResultsManager({self.backend!r})"
+
+def _awaitable(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
+    """``method`` of ResultsManager, its operation awaited instead of run."""
+
+    async def call(self: AsyncResultsManager[Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        operation: Any = method(self, *args, **kwargs)  # AsyncResultsManager._run hands the operation back
+        result: R = await run_async(operation, self._executor.execute)
+        return result
+
+    functools.update_wrapper(call, method)
+    return call
 
 
-class AsyncResultsManager(Generic[T]):
+def _streaming(method: Callable[Concatenate[Any, P], Iterator[R]]) -> Callable[Concatenate[Any, P], AsyncIterator[R]]:
+    """A streaming ``method`` of ResultsManager as an async iterator."""
+
+    def call(self: AsyncResultsManager[Any], /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+        async def items() -> AsyncIterator[R]:
+            # Built on first iteration, inside the loop that iterates: it chooses the client.
+            async for item in stream_async(method(self, *args, **kwargs), self._executor.execute):  # type: ignore[arg-type]
+                yield item
+
+        return items()
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+class AsyncResultsManager(_Store[T]):
     """:class:`ResultsManager` for asyncio code: the same constructor, every method awaitable.
 
     A ``mongodb://`` URI uses PyMongo's ``AsyncMongoClient`` (one per event loop);
@@ -173,95 +282,44 @@ class AsyncResultsManager(Generic[T]):
     embedded store; a path is the file store, its disk I/O kept off the event loop.
     """
 
-    def __init__(
-        self,
-        base_dir: str | Path | None = None,
-        create_if_missing: bool = True,
-        backend: AsyncResultsBackend | None = None,
-        *,
-        store_secrets: bool = False,
-    ) -> None:
-        if backend is not None:
-            self.backend: AsyncResultsBackend = backend
-        else:
-            self.backend = open_backend(base_dir, create_if_missing, asynchronous=True, store_secrets=store_secrets)
+    _asynchronous = True
+    _executor: AsyncExecutor
 
-    async def set(
-        self,
-        result_id: ResultId,
-        data: BaseModel,
-        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
-        namespace: str | None = None,
-        strict_namespace: bool = False,
-    ) -> bool:
-        """See :meth:`ResultsManager.set`."""
-        return await self.backend.set(result_id, data, behavior, namespace, strict_namespace)
+    def _run(self, operation: Operation[R]) -> Operation[R]:
+        return operation  # awaited by the method's wrapper
+
+    _stream = _run
+
+    set = _awaitable(ResultsManager.set)
+    set_many = _awaitable(ResultsManager.set_many)
+    exists = _awaitable(ResultsManager.exists)
+    list_ids = _awaitable(ResultsManager.list_ids)
+    delete = _awaitable(ResultsManager.delete)
+    clear = _awaitable(ResultsManager.clear)
+    documents = _awaitable(ResultsManager.documents)
+    store = _awaitable(ResultsManager.store)
+    engine = _awaitable(ResultsManager.engine)
+    doctor = _awaitable(ResultsManager.doctor)
+    get_many = _awaitable(ResultsManager.get_many)
+    iter_results = _streaming(ResultsManager.iter_results)
+    iter_documents = _streaming(ResultsManager.iter_documents)
 
     @overload
     async def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...
     @overload
     async def get(self, result_id: ResultId, model_class: type[M], namespace: str | None = None) -> M: ...
-
     async def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
     ) -> Any:
         """See :meth:`ResultsManager.get`."""
-        return await self.backend.get(result_id, model_class, namespace)
-
-    async def set_many(
-        self,
-        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
-        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
-        namespace: str | None = None,
-        *,
-        raise_errors: bool = False,
-    ) -> list[bool | BaseException]:
-        """See :meth:`ResultsManager.set_many`."""
-        return _outcomes(await self.backend.set_many(items, behavior, namespace), raise_errors)
-
-    async def get_many(
-        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
-    ) -> list[Any]:
-        """See :meth:`ResultsManager.get_many`."""
-        return await self.backend.get_many(result_ids, model_class, namespace)
-
-    def iter_results(
-        self,
-        prefix: ResultId | None = None,
-        model_class: type[BaseModel] | None = None,
-        namespace: str | None = None,
-        batch_size: int = 500,
-    ) -> AsyncIterator[tuple[str, Any]]:
-        """See :meth:`ResultsManager.iter_results`; an async iterator."""
-        return self.backend.iter_results(prefix, model_class, namespace, batch_size)
-
-    async def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
-        """See :meth:`ResultsManager.exists`."""
-        return await self.backend.exists(result_id, namespace)
-
-    async def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
-        """See :meth:`ResultsManager.list_ids`."""
-        return await self.backend.list_ids(prefix, namespace)
-
-    async def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
-        """See :meth:`ResultsManager.delete`."""
-        return await self.backend.delete(result_id, namespace)
-
-    async def clear(self) -> None:
-        """See :meth:`ResultsManager.clear`."""
-        await self.backend.clear()
+        return await run_async(self._ops().get(result_id, model_class, namespace), self._executor.execute)
 
     async def close(self) -> None:
-        """Close the client the backend opened for this event loop, if any."""
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            await close()
+        """Close the clients the store opened (those of this event loop, and of loops that have ended)."""
+        await self._executor.close()
 
     async def __aenter__(self) -> AsyncResultsManager[T]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"AsyncResultsManager({self.backend!r})"

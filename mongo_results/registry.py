@@ -13,6 +13,8 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
+from .errors import ModelConflictError, WrongTypeError
+
 __all__ = [
     "DEFAULT_NAMESPACE",
     "clear_registry",
@@ -34,7 +36,7 @@ _REGISTRY: dict[str, dict[str, type[BaseModel]]] = {}
 
 def _register(model_class: M, namespace: str) -> M:
     if not (isinstance(model_class, type) and issubclass(model_class, BaseModel)):
-        raise TypeError("Registered model must be a subclass of pydantic.BaseModel")
+        raise WrongTypeError("Registered model must be a subclass of pydantic.BaseModel")
     cls: type[BaseModel] = model_class
     name = cls.__name__
     models = _REGISTRY.setdefault(namespace, {})
@@ -42,13 +44,13 @@ def _register(model_class: M, namespace: str) -> M:
     if existing is not None and existing is not model_class:
         old, new = existing.model_fields, cls.model_fields
         if set(old) != set(new):
-            raise ValueError(
+            raise ModelConflictError(
                 f"Model '{name}' is already registered in namespace '{namespace}' with different "
                 f"fields. Existing fields: {sorted(old)}, New fields: {sorted(new)}"
             )
         for field in old:
             if old[field].annotation != new[field].annotation:
-                raise ValueError(
+                raise ModelConflictError(
                     f"Model '{name}' is already registered in namespace '{namespace}' with a "
                     f"different type for field '{field}': {old[field].annotation} vs {new[field].annotation}"
                 )
@@ -101,7 +103,7 @@ def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> 
         return None
     non_default = [ns for ns in found if ns != DEFAULT_NAMESPACE]
     if strict and len(non_default) > 1:
-        raise ValueError(
+        raise ModelConflictError(
             f"Model '{name}' is registered in multiple non-default namespaces: "
             f"{', '.join(non_default)}. Specify a namespace explicitly."
         )

@@ -39,7 +39,7 @@ class Other(BaseModel):
 
 
 class KitchenSink(BaseModel):
-    """One field per type of SPEC §4 that every engine stores."""
+    """One field per type of the README's type table that every engine stores."""
 
     s: str = "héllo ✓"
     i: int = -(2**63)

@@ -1,4 +1,4 @@
-"""Hypothesis strategies: random pydantic models over the type list of SPEC §4."""
+"""Hypothesis strategies: random pydantic models over the README's type table."""
 
 from __future__ import annotations
 

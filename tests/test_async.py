@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from mongo_results import AsyncMongoBackend, AsyncResultsManager, SetBehavior
-from mongo_results.backends.file import FileBackend
+from mongo_results import AsyncMongoBackend, AsyncResultsManager, FileBackend, SetBehavior
 
 from .models import Metrics
 
@@ -42,6 +41,7 @@ CASES = [
     (SetBehavior.SKIP_IF_EXISTS, {"True": 1, "False": 19}),
     (SetBehavior.RAISE_IF_DIFFERENT, {"True": 20}),
     (SetBehavior.OVERWRITE, {"True": 20}),
+    (SetBehavior.KEEP_EXISTING, {"True": 1, "False": 19}),
 ]
 
 
@@ -166,13 +166,13 @@ async def _prime(rm: AsyncResultsManager) -> bool:
 
 def test_file_store_keeps_disk_io_off_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     threads: set[int] = set()
-    original = FileBackend.set
+    original = FileBackend.execute
 
-    def recording(self: FileBackend, *args: Any, **kwargs: Any) -> bool:
+    def recording(self: FileBackend, *args: Any, **kwargs: Any) -> Any:
         threads.add(threading.get_ident())
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(FileBackend, "set", recording)
+    monkeypatch.setattr(FileBackend, "execute", recording)
 
     async def main() -> int:
         rm = AsyncResultsManager(tmp_path)

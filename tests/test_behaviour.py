@@ -1,4 +1,4 @@
-"""The behavioural suite: every test runs against every backend (SPEC §7)."""
+"""The behavioural suite: every test runs against every backend."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ RID = "sweep-7/lr=0.1/seed=3/metrics"
 A = Metrics(loss=0.25, accuracy=0.9, step=1)
 B = Metrics(loss=0.5, accuracy=0.8, step=2)
 
-# SPEC §2.2: behaviour -> stored state -> (return value or exception, what is stored afterwards)
+# The README's set-behaviour table: behaviour -> stored state -> (return value or exception, what is stored afterwards)
 TABLE: dict[SetBehavior, dict[str, tuple[object, str]]] = {
     SetBehavior.RAISE_IF_EXISTS: {
         "nothing": (True, "new"),
@@ -45,6 +45,7 @@ TABLE: dict[SetBehavior, dict[str, tuple[object, str]]] = {
     },
     SetBehavior.SKIP_IF_EXISTS: {"nothing": (True, "new"), "same": (False, "old"), "different": (True, "new")},
     SetBehavior.OVERWRITE: {"nothing": (True, "new"), "same": (True, "new"), "different": (True, "new")},
+    SetBehavior.KEEP_EXISTING: {"nothing": (True, "new"), "same": (False, "old"), "different": (False, "old")},
 }
 
 
@@ -330,7 +331,7 @@ def test_secrets_need_opt_in(rm: ResultsManager) -> None:
     with pytest.raises(TypeError, match="store_secrets"):
         rm.set("creds/1", Creds(token=SecretStr("s3cret")))
     assert rm.list_ids() == []
-    rm.backend.store_secrets = True  # type: ignore[attr-defined]
+    rm.backend.store_secrets = True
     rm.set("creds/1", Creds(token=SecretStr("s3cret")))
     assert rm.get("creds/1", Creds).token.get_secret_value() == "s3cret"
 
@@ -410,3 +411,37 @@ def test_a_lone_surrogate_is_refused_before_anything_is_written(rm: ResultsManag
     with pytest.raises(InvalidIdError):
         rm.list_ids("a/\ud800")
     assert rm.list_ids() == []
+
+
+def test_a_named_namespace_is_the_only_one_read(rm: ResultsManager) -> None:
+    rm.set("n/1", A, namespace="one")
+    rm.set("n/2", B, namespace="two")
+    assert rm.get("n/1", namespace="one") == A
+    with pytest.raises(ResultNotFoundError):
+        rm.get("n/1", namespace="two")
+    assert rm.get_many(["n/2"], namespace="two") == [B]
+    with pytest.raises(FileNotFoundError, match="n/1"):
+        rm.get_many(["n/1", "n/2"], namespace="two")
+    assert not rm.exists("n/1", namespace="two") and rm.exists("n/1", namespace="one")
+    assert [rid for rid, _ in rm.iter_results("n", namespace="two")] == ["n/2"]
+    assert rm.delete("n/1", namespace="two") is False and rm.exists("n/1")
+
+
+def test_iter_results_is_in_id_order_across_namespaces(rm: ResultsManager) -> None:
+    for i in range(9):
+        rm.set(f"o/{i}", Metrics(loss=i, accuracy=0, step=i), namespace=("one", "two", "three")[i % 3])
+    listed = [rid for rid, _ in rm.iter_results("o", Metrics, batch_size=2)]
+    assert listed == [f"o/{i}" for i in range(9)]
+    assert [d["_id"] for d in rm.documents("o")] == listed
+
+
+def test_keep_existing_never_touches_what_is_stored(rm: ResultsManager, kind: str) -> None:
+    assert rm.set("k/1", A, SetBehavior.KEEP_EXISTING) is True
+    before = rm.documents("k/1")[0]
+    assert rm.set("k/1", B, SetBehavior.KEEP_EXISTING) is False  # different content: kept, no error
+    assert rm.set("k/1", A, SetBehavior.KEEP_EXISTING) is False
+    assert rm.get("k/1") == A and rm.documents("k/1")[0]["updated_at"] == before["updated_at"]
+    assert rm.set_many({"k/1": B, "k/2": B}, SetBehavior.KEEP_EXISTING) == [False, True]
+    assert rm.get("k/1") == A and rm.get("k/2") == B
+    if kind.endswith("file"):  # one result per id: another namespace's result is kept too
+        assert rm.set("k/1", B, SetBehavior.KEEP_EXISTING, namespace="other") is False

@@ -55,7 +55,11 @@ def test_bad_items_fail_alone(rm: ResultsManager) -> None:
 
 @pytest.mark.parametrize(
     ("behavior", "expected"),
-    [(SetBehavior.SKIP_IF_EXISTS, [True, False, False, False]), (SetBehavior.RAISE_IF_EXISTS, [True, "x", "x", "x"])],
+    [
+        (SetBehavior.SKIP_IF_EXISTS, [True, False, False, False]),
+        (SetBehavior.RAISE_IF_EXISTS, [True, "x", "x", "x"]),
+        (SetBehavior.KEEP_EXISTING, [True, False, False, False]),
+    ],
 )
 def test_one_id_many_times_in_one_call(rm: ResultsManager, behavior: SetBehavior, expected: list[object]) -> None:
     outcomes = rm.set_many([("same/id", A)] * 4, behavior)
@@ -66,7 +70,7 @@ def test_one_id_many_times_in_one_call(rm: ResultsManager, behavior: SetBehavior
 
 def test_get_many_in_order_and_missing(rm: ResultsManager) -> None:
     rm.set_many({f"g/{i}": Metrics(loss=i, accuracy=0, step=i) for i in range(30)})
-    got = rm.get_many([f"g/{i}" for i in reversed(range(30))])
+    got = rm.get_many([f"g/{i}" for i in reversed(range(30))], Metrics)
     assert [m.step for m in got] == list(reversed(range(30)))
     with pytest.raises(FileNotFoundError, match="g/99"):
         rm.get_many(["g/1", "g/99", "g/98"])

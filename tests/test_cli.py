@@ -13,9 +13,9 @@ from urllib.parse import quote_plus
 import pytest
 from pydantic import BaseModel
 
-from mongo_results import InvalidUriError, MongoBackend, ResultsManager, StoreUnavailableError, _doctor, register_model
-from mongo_results._operations import indexes
+from mongo_results import InvalidUriError, MongoBackend, ResultsManager, StoreUnavailableError, register_model
 from mongo_results.cli import main
+from mongo_results.core import operations
 
 from .models import Metrics
 
@@ -145,7 +145,8 @@ def test_doctor_on_the_server(server_db: tuple[str, str], server_engine: str, mo
     else:
         assert "ok: validator (warn)" in out
     # A store opened with path_index=True wants the path index, which this one lacks.
-    monkeypatch.setattr(_doctor, "indexes", lambda _: indexes(True))
+    every = operations.indexes(True)
+    monkeypatch.setattr(operations, "indexes", lambda _: every)
     code, out = run("--uri", uri, "doctor")
     assert code == 1 and "problem: index path_segments is missing; run `mongo-results doctor --fix`" in out
     code, out = run("--uri", uri, "doctor", "--fix")
@@ -203,7 +204,7 @@ def test_no_password_is_ever_shown(password: str, capsys: pytest.CaptureFixture[
     backend = MongoBackend(escaped)
     shown = [repr(backend), backend.hosts, repr(ResultsManager(escaped).backend)]
     with pytest.raises(StoreUnavailableError) as info:
-        backend.list_ids()
+        ResultsManager(backend=backend).list_ids()
     shown.append(str(info.value))
     assert run("--uri", escaped, "ls")[0] == 1
     raw = escaped.replace(quote_plus(password), password)
@@ -254,3 +255,95 @@ def test_import_reports_bad_records_by_line_and_imports_the_rest(
     reported = [line for line in err.splitlines() if line.startswith("mongo-results: ")]
     assert len(reported) == 6 and "Traceback" not in err, reported
     assert ResultsManager(uri).list_ids("imp") == ["imp/1", "imp/2"]
+
+
+CLI = [sys.executable, "-m", "mongo_results"]
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "says"),
+    [
+        ("mongodb://", 2, "Must provide at least one hostname"),
+        ("{server}/a.b", 1, "InvalidNamespaceError"),
+        ("{server}/my db", 2, "Bad database name"),
+    ],
+)
+def test_bad_uris_and_names_are_one_line(target: str, code: int, says: str, request: pytest.FixtureRequest) -> None:
+    if "{server}" in target:
+        base = str(request.getfixturevalue("server_uri")).rstrip("/")
+        target = target.format(server=base)
+    proc = subprocess.run([*CLI, "--uri", target, "ls"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1 and says in proc.stderr
+
+
+def test_import_reports_each_bad_line_by_number(tmp_path: Path) -> None:
+    register_model(Metrics, namespace="training")
+    good = json.dumps(
+        {
+            "id": "ok/1",
+            "namespace": "training",
+            "model_type": "Metrics",
+            "data": {"loss": 1.0, "accuracy": 1.0, "step": 0},
+        }
+    )
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(["42", "[1, 2]", good, '{"model_type": "Metrics"}']) + "\n")
+    proc = subprocess.run(
+        [*CLI, "--uri", str(tmp_path / "store"), "import", str(source)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{source}:1: not a JSON object but int" in proc.stderr
+    assert f"{source}:2: not a JSON object but list" in proc.stderr
+    assert f"{source}:4: no id" in proc.stderr
+    assert "1 written, 0 skipped, 3 failed" in proc.stdout
+
+
+def test_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    rm = ResultsManager(tmp_path)
+    rm.set_many({f"p/{i}": Metrics(loss=i, accuracy=0) for i in range(3000)})
+    proc = subprocess.run(
+        f"{sys.executable} -m mongo_results --uri {tmp_path} export | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(proc.stdout)["id"] == "p/0"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr and "Exception ignored" not in proc.stderr
+
+
+def test_models_are_imported_from_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "mymodels.py").write_text(
+        "from pydantic import BaseModel\nfrom mongo_results import register_model\n\n"
+        "@register_model(namespace='mine')\nclass Mine(BaseModel):\n    x: int\n"
+    )
+    proc = subprocess.run(
+        [*CLI, "--uri", str(tmp_path), "--import", "mymodels", "ls"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_an_empty_answer_says_there_is_nothing(uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    filled(uri).close()
+    capsys.readouterr()
+    assert run("--uri", uri, "ls", "--namespace", "nosuch") == (0, "")
+    assert "no results in namespace 'nosuch'" in capsys.readouterr().err
+    assert run("--uri", uri, "ls", "nothing/here")[0] == 0
+    assert "no results under 'nothing/here'" in capsys.readouterr().err
+
+
+def test_the_command_line_waits_its_own_shorter_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--uri", "mongodb://127.0.0.1:9/db", "--timeout", "0.4", "ls")[0] == 1
+    assert "within 0.4 s" in capsys.readouterr().err
+    assert run("--uri", "mongodb://127.0.0.1:9/db?serverSelectionTimeoutMS=300", "ls")[0] == 1  # the URI's own wins
+    assert "within 0.3 s" in capsys.readouterr().err
+
+
+def test_doctor_on_the_embedded_store_says_what_it_is() -> None:
+    code, out = run("--uri", "mongomock://localhost/doc", "doctor")
+    assert code == 0 and "embedded store lives in this process's memory" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -9,19 +10,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mongo_results import InvalidIdError, MongoResultsError, ResultExistsError, SetBehavior, canonical_id
-from mongo_results._core import Engine, namespaces_in, page_after, plan_set, prefix_filter
 from mongo_results.behaviors import Stored, outcome, writes
+from mongo_results.core.commands import DuplicateKey, Written
+from mongo_results.core.engine import Engine
+from mongo_results.core.filters import page_after, prefix_filter
+from mongo_results.core.names import namespaces_in
+from mongo_results.core.plans import SetPlan
+from mongo_results.core.plans import plan_set as _plan_set
 from mongo_results.ids import canonical_prefix, segments
 
 from .models import Metrics
 
 M = Metrics(loss=1.0, accuracy=0.5)
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def plan_set(*args: Any, **kwargs: Any) -> SetPlan:
+    return _plan_set(*args, at=T0, **kwargs)
+
+
+def reply(*, duplicate: bool, upserted: bool) -> Written | DuplicateKey:
+    return DuplicateKey() if duplicate else Written(upserted)
 
 
 def test_raise_if_exists_is_a_plain_insert() -> None:
     plan = plan_set("a/b", M, SetBehavior.RAISE_IF_EXISTS, None, False)
-    assert plan.method == "insert_one"
+    assert plan.insert
     doc = plan.document
+    assert doc["created_at"] == doc["updated_at"] == T0  # the clock is the caller's
     assert doc["_id"] == "a/b" and doc["path"] == ["a", "b"]
     assert doc["model_type"] == "Metrics" and doc["namespace"] == "default"
     assert set(doc) == {"_id", "path", "model_type", "namespace", "data", "digest", "created_at", "updated_at"}
@@ -47,7 +63,7 @@ def test_overwrite_keeps_created_at() -> None:
     assert plan.update is not None and "created_at" in plan.update["$setOnInsert"]
     assert plan.attempts == 3
     with pytest.raises(MongoResultsError, match="insert races"):
-        plan.outcome(duplicate=True, upserted=False)
+        plan.outcome(DuplicateKey())
 
 
 @pytest.mark.parametrize(
@@ -83,14 +99,14 @@ def test_server_answers_map_to_the_table(
     plan = plan_set("a", M, behavior, None, False)
     if expected is ResultExistsError:
         with pytest.raises(ResultExistsError):
-            plan.outcome(duplicate=duplicate, upserted=upserted)
+            plan.outcome(reply(duplicate=duplicate, upserted=upserted))
     else:
-        assert plan.outcome(duplicate=duplicate, upserted=upserted) is expected
+        assert plan.outcome(reply(duplicate=duplicate, upserted=upserted)) is expected
 
 
 def test_decision_table_matches_spec() -> None:
     b = SetBehavior
-    assert [writes(x, Stored.NOTHING) for x in b] == [True] * 4
+    assert [writes(x, Stored.NOTHING) for x in b] == [True] * 5
     assert outcome(b.SKIP_IF_EXISTS, Stored.SAME, "a", "n") is False
     assert not writes(b.SKIP_IF_EXISTS, Stored.SAME)
     assert writes(b.SKIP_IF_EXISTS, Stored.DIFFERENT)
@@ -98,7 +114,16 @@ def test_decision_table_matches_spec() -> None:
     assert not writes(b.RAISE_IF_DIFFERENT, Stored.SAME)
     with pytest.raises(FileExistsError):
         outcome(b.RAISE_IF_DIFFERENT, Stored.DIFFERENT, "a", "n")
-    assert [x.value for x in b] == ["raise_if_exists", "raise_if_different", "overwrite", "skip_if_exists"]
+    assert [x.value for x in b] == [
+        "raise_if_exists",
+        "raise_if_different",
+        "overwrite",
+        "skip_if_exists",
+        "keep_existing",
+    ]
+    assert (
+        not writes(b.KEEP_EXISTING, Stored.DIFFERENT) and outcome(b.KEEP_EXISTING, Stored.DIFFERENT, "a", "n") is False
+    )
 
 
 def test_a_prefix_is_one_id_range_not_a_regex() -> None:
@@ -131,10 +156,10 @@ def test_namespaces_from_collection_names() -> None:
 def test_writes_replace_whole_documents_where_set_is_not_faithful() -> None:
     ferret = Engine.from_build_info({"ferretdbVersion": "v1.24.2"})
     for behavior in (SetBehavior.SKIP_IF_EXISTS, SetBehavior.OVERWRITE):
-        assert plan_set("a", M, behavior, None, False).method == "update_one"
+        assert not plan_set("a", M, behavior, None, False).replace
         plan = plan_set("a", M, behavior, None, False, engine=ferret)
-        assert plan.method == "replace_one" and plan.update == plan.document
-    assert plan_set("a", M, SetBehavior.RAISE_IF_DIFFERENT, None, False, engine=ferret).method == "update_one"
+        assert plan.replace and plan.update == plan.document
+    assert not plan_set("a", M, SetBehavior.RAISE_IF_DIFFERENT, None, False, engine=ferret).replace
 
 
 def test_engine_profiles() -> None:

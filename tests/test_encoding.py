@@ -1,4 +1,4 @@
-"""The encoding (SPEC §4) without any database: BSON and Extended JSON round trips."""
+"""The encoding without any database: BSON and Extended JSON round trips."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_one_bson_type_per_field(name: str) -> None:
 
     collect()
     if name in ("i", "dec"):
-        seen.discard("str")  # beyond Int64 / Decimal128: exact as text, as SPEC §4 allows
+        seen.discard("str")  # beyond Int64 / Decimal128: exact as text, as the README's type table allows
     assert len(seen) == 1, f"field of type {annotation} stored as {seen}"
 
 

@@ -20,8 +20,8 @@ from mongo_results import (
     SetBehavior,
     SetManyInterruptedError,
     StoreUnavailableError,
-    _operations,
 )
+from mongo_results.core import operations
 
 from .conftest import _server_failed
 from .models import Metrics
@@ -187,7 +187,7 @@ def test_server_killed_during_set_many(
     count = 5000
     if isinstance(own_server, FerretDB):
         count = 300
-        monkeypatch.setattr(_operations, "BATCH", 50)
+        monkeypatch.setattr(operations, "BATCH", 50)
     items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(count)]
     uri = own_server.uri + "?serverSelectionTimeoutMS=1500"
     killer = KillOnWrite(own_server, nth=3)

@@ -1,18 +1,20 @@
-"""The file store (SPEC §6): the seed's layout, its trees, and its limits."""
+"""The file store: the seed's layout, its trees, and its limits."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mongo_results import FileBackend, InvalidIdError, ResultsManager, SetBehavior, register_model
+from mongo_results import CorruptResultError, FileBackend, InvalidIdError, ResultsManager, SetBehavior, register_model
 
 from .models import Metrics, Point
 
@@ -89,7 +91,7 @@ def test_result_and_directory_with_one_name(tmp_path: Path) -> None:
 
 def test_segment_too_long_for_a_file_name(tmp_path: Path) -> None:
     with pytest.raises(InvalidIdError, match="too long for a file name"):
-        FileBackend(tmp_path).set("x" * 252, Point(x=0, y=0))
+        ResultsManager(tmp_path).set("x" * 252, Point(x=0, y=0))
 
 
 def test_listing_keeps_to_the_store_as_get_does(tmp_path: Path) -> None:
@@ -140,10 +142,51 @@ def test_temporary_files_of_killed_writers_are_removed_and_never_read(tmp_path: 
         proc.send_signal(signal.SIGKILL)
         proc.communicate()  # reaps it and closes its pipes
     backend = FileBackend(store)
-    for rid in backend.list_ids():  # no torn result is ever visible
-        assert len(backend.documents(rid)[0]["data"]["values"]) == 200_000
+    rm = ResultsManager(backend=backend)
+    for rid in rm.list_ids():  # no torn result is ever visible
+        assert len(rm.documents(rid)[0]["data"]["values"]) == 200_000
     leftovers = backend.leftovers()
     (store / "big" / ".0123456789abcdef.tmp").write_text('{"torn')  # at least one, whatever the timing
     assert len(backend.leftovers()) == len(leftovers) + 1
-    backend.clear()
-    assert backend.leftovers() == [] and backend.list_ids() == []
+    rm.clear()
+    assert backend.leftovers() == [] and rm.list_ids() == []
+
+
+def test_a_corrupt_or_foreign_file_is_named_and_breaks_nothing_else(tmp_path: Path) -> None:
+    register_model(Metrics)
+    rm = ResultsManager(tmp_path)
+    rm.set("runs/1", Metrics(loss=1, accuracy=1))
+    rm.set("runs/3", Metrics(loss=3, accuracy=1))
+    (tmp_path / "runs" / "2.json").write_text('{"model_type": "Metrics", "data": {"lo')  # truncated
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "config.json").write_text('{"verbose": true}')  # someone else's file
+    with pytest.raises(CorruptResultError, match=r"^Stored data missing model type information: 'runs/2'") as info:
+        rm.get("runs/2")
+    assert "2.json" in str(info.value) and "not valid JSON" in str(info.value)
+    assert rm.list_ids("runs") == ["runs/1", "runs/2", "runs/3"]  # listed, like a foreign document
+    assert [rid for rid, _ in rm.iter_results()] == ["runs/1", "runs/3"]
+    assert [d["_id"] for d in rm.documents()] == ["runs/1", "runs/3"]
+    assert rm.get_many(["runs/1", "runs/3"], Metrics)[1].loss == 3
+    report = str(rm.doctor())
+    assert "2 .json file(s) are not results" in report and "runs/2" in report and "sub/config" in report
+    assert rm.set("runs/2", Metrics(loss=2, accuracy=1), SetBehavior.OVERWRITE)  # overwriting repairs it
+    assert rm.get("runs/2", Metrics).loss == 2
+    rm.clear()
+    assert rm.list_ids() == ["sub/config"] and (tmp_path / "sub" / "config.json").exists()
+
+
+def test_an_unreadable_directory_in_the_store_is_passed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rm = ResultsManager(tmp_path)
+    rm.set("a/1", Metrics(loss=1, accuracy=1))
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "x.json").write_text("{}")
+    scandir = os.scandir
+
+    def refusing(path: Any) -> Any:  # what a directory of another user gives (root reads everything)
+        if Path(path).name == "private":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    assert rm.list_ids() == ["a/1"]
+    assert [rid for rid, _ in rm.iter_results(None, Metrics)] == ["a/1"]

@@ -1,4 +1,4 @@
-"""MongoDB storage shape (SPEC §5), connections and errors, on mongomock and the real server."""
+"""MongoDB storage shape, connections and errors, on mongomock and the real server."""
 
 from __future__ import annotations
 
@@ -26,8 +26,13 @@ def backend(request: pytest.FixtureRequest) -> Iterator[MongoBackend]:
         uri, name = request.getfixturevalue("server_db" if request.param == "server" else "ferretdb1_db")
         b = MongoBackend(uri, database=name)
     yield b
-    b.clear()
+    ResultsManager(backend=b).clear()
     b.close()
+
+
+def api(backend: MongoBackend) -> ResultsManager:
+    """The manager over a store object (the API lives in the managers)."""
+    return ResultsManager(backend=backend)
 
 
 def raw_db(backend: MongoBackend) -> Database[dict[str, Any]]:
@@ -38,7 +43,7 @@ def raw_db(backend: MongoBackend) -> Database[dict[str, Any]]:
 def test_document_shape(backend: MongoBackend) -> None:
     register_model(Metrics, namespace="analytics")
     before = datetime.utcnow().replace(microsecond=0)
-    backend.set("sweep-7/lr=0.1/seed=3/metrics", Metrics(loss=0.5, accuracy=0.9, step=3))
+    api(backend).set("sweep-7/lr=0.1/seed=3/metrics", Metrics(loss=0.5, accuracy=0.9, step=3))
     db = raw_db(backend)
     assert db.list_collection_names() == ["results.analytics"]
     doc = db["results.analytics"].find_one({"_id": "sweep-7/lr=0.1/seed=3/metrics"})
@@ -52,23 +57,23 @@ def test_document_shape(backend: MongoBackend) -> None:
 
 
 def test_overwrite_keeps_created_at_and_moves_updated_at(backend: MongoBackend) -> None:
-    backend.set("r", Metrics(loss=1, accuracy=1))
+    api(backend).set("r", Metrics(loss=1, accuracy=1))
     time.sleep(0.01)
-    backend.set("r", Metrics(loss=2, accuracy=1), SetBehavior.OVERWRITE)
+    api(backend).set("r", Metrics(loss=2, accuracy=1), SetBehavior.OVERWRITE)
     doc = raw_db(backend)["results.default"].find_one({"_id": "r"})
     assert doc is not None and doc["data"]["loss"] == 2
-    if backend.engine().faithful_set:
+    if api(backend).engine().faithful_set:
         assert doc["updated_at"] > doc["created_at"]
     else:  # FerretDB 1.x: overwrites replace the document (README, engine compatibility)
         assert doc["updated_at"] == doc["created_at"]
 
 
 def test_the_path_index_only_when_asked_for(backend: MongoBackend) -> None:
-    backend.set("r", Metrics(loss=1, accuracy=1))
+    api(backend).set("r", Metrics(loss=1, accuracy=1))
     assert set(raw_db(backend)["results.default"].index_information()) == {"_id_"}  # each index slows writes
     assert backend._uri is not None
     opted = MongoBackend(backend._uri, database=backend.database_name, path_index=True)
-    opted.set("r2", Metrics(loss=1, accuracy=1))
+    api(opted).set("r2", Metrics(loss=1, accuracy=1))
     assert set(raw_db(backend)["results.default"].index_information()) == {"_id_", "path_segments"}
     opted.close()
 
@@ -77,9 +82,9 @@ def test_clear_touches_only_its_own_collections(backend: MongoBackend) -> None:
     db = raw_db(backend)
     db["notes"].insert_one({"x": 1})
     db["resultsx"].insert_one({"x": 1})
-    backend.set("r", Metrics(loss=1, accuracy=1), namespace="a")
-    backend.set("r", Metrics(loss=1, accuracy=1), namespace="b")
-    backend.clear()
+    api(backend).set("r", Metrics(loss=1, accuracy=1), namespace="a")
+    api(backend).set("r", Metrics(loss=1, accuracy=1), namespace="b")
+    api(backend).clear()
     assert sorted(db.list_collection_names()) == ["notes", "resultsx"]
     db.drop_collection("notes")
     db.drop_collection("resultsx")
@@ -87,10 +92,10 @@ def test_clear_touches_only_its_own_collections(backend: MongoBackend) -> None:
 
 def test_collection_prefix_is_configurable(backend: MongoBackend) -> None:
     other = MongoBackend(raw_db(backend).client, database=backend.database_name, collection_prefix="runs.")
-    other.set("r", Metrics(loss=1, accuracy=1))
+    api(other).set("r", Metrics(loss=1, accuracy=1))
     assert "runs.default" in raw_db(backend).list_collection_names()
-    assert backend.list_ids() == []
-    other.clear()
+    assert api(backend).list_ids() == []
+    api(other).clear()
 
 
 def test_uri_database_and_default() -> None:
@@ -104,10 +109,10 @@ def test_a_client_passed_in_is_used_and_not_closed(server_db: tuple[str, str]) -
     client: MongoClient[dict[str, Any]]
     with MongoClient(uri) as client:
         backend = MongoBackend(client, database=name)
-        backend.set("r", Metrics(loss=1, accuracy=1))
+        api(backend).set("r", Metrics(loss=1, accuracy=1))
         backend.close()
         assert client[name]["results.default"].count_documents({}) == 1  # still open
-        assert MongoBackend(client[name]).list_ids() == ["r"]
+        assert api(MongoBackend(client[name])).list_ids() == ["r"]
 
 
 def test_unreachable_server_fails_fast_without_the_password() -> None:
@@ -151,26 +156,26 @@ def test_ferretdb1_refusals_come_before_sending(ferretdb1_db: tuple[str, str], v
     uri, name = ferretdb1_db
     backend = MongoBackend(uri, database=name)
     with pytest.raises(ValueError, match=r"FerretDB v1\.24\.2 cannot store field f"):
-        backend.set("bad", F(f=value))
-    [refused] = backend.set_many([("bad", F(f=value))])
+        api(backend).set("bad", F(f=value))
+    [refused] = api(backend).set_many([("bad", F(f=value))])
     assert isinstance(refused, ValueError) and "cannot store field" in str(refused)
-    assert backend.list_ids() == []
-    assert backend.set("fine", F(f=1.0))  # the connection survives
+    assert api(backend).list_ids() == []
+    assert api(backend).set("fine", F(f=1.0))  # the connection survives
     backend.close()
 
 
 def test_foreign_documents_are_skipped_and_left_alone(backend: MongoBackend) -> None:
-    backend.set("a/1", Metrics(loss=1, accuracy=1))
-    backend.set("a/2", Metrics(loss=2, accuracy=1))
+    api(backend).set("a/1", Metrics(loss=1, accuracy=1))
+    api(backend).set("a/2", Metrics(loss=2, accuracy=1))
     coll = raw_db(backend)["results.default"]
     coll.insert_one({"name": "added in Compass"})  # an ObjectId _id
     coll.insert_one({"_id": "a/3", "note": "no envelope"})
-    assert backend.list_ids() == ["a/1", "a/2", "a/3"]  # string ids only: no TypeError sorting an ObjectId
-    assert [rid for rid, _ in backend.iter_results("a", Metrics, batch_size=1)] == ["a/1", "a/2"]
-    assert [rid for rid, _ in backend.iter_results(None, Metrics, batch_size=1)] == ["a/1", "a/2"]
-    assert [d["_id"] for d in backend.documents()] == ["a/1", "a/2"]
-    backend.clear()
-    assert backend.list_ids() == ["a/3"]  # ours went, the foreign documents stayed
+    assert api(backend).list_ids() == ["a/1", "a/2", "a/3"]  # string ids only: no TypeError sorting an ObjectId
+    assert [rid for rid, _ in api(backend).iter_results("a", Metrics, batch_size=1)] == ["a/1", "a/2"]
+    assert [rid for rid, _ in api(backend).iter_results(None, Metrics, batch_size=1)] == ["a/1", "a/2"]
+    assert [d["_id"] for d in api(backend).documents()] == ["a/1", "a/2"]
+    api(backend).clear()
+    assert api(backend).list_ids() == ["a/3"]  # ours went, the foreign documents stayed
     assert coll.count_documents({}) == 2
 
 
@@ -179,8 +184,8 @@ def test_clear_leaves_a_foreign_collection_that_shares_the_prefix(backend: Mongo
     short = MongoBackend(backend._uri, database=backend.database_name, collection_prefix="s")
     db = raw_db(backend)
     db["sessions"].insert_one({"_id": "abc", "user": "x"})
-    short.set("r", Metrics(loss=1, accuracy=1), namespace="runs")
-    short.clear()
+    api(short).set("r", Metrics(loss=1, accuracy=1), namespace="runs")
+    api(short).clear()
     assert sorted(db.list_collection_names()) == ["sessions"]
     assert db["sessions"].find_one({"_id": "abc"}) == {"_id": "abc", "user": "x"}
     db.drop_collection("sessions")

@@ -1,4 +1,4 @@
-"""Managers handed to worker processes (SPEC §2.1), under fork and spawn."""
+"""Managers handed to worker processes, under fork and spawn."""
 
 from __future__ import annotations
 
@@ -47,7 +47,66 @@ def test_one_client_per_process(server_db: tuple[str, str]) -> None:
     assert clone.backend._client is None
     assert clone.backend.validation == "error" and clone.backend.path_index
     assert clone.list_ids() == ["r"]
-    assert clone.backend._client is rm.backend._client  # type: ignore[attr-defined]
+    assert clone.backend._client is rm.backend._client
     clone.close()
     assert rm.list_ids() == ["r"]  # the other reference keeps the shared client open
     rm.close()
+
+
+def write_elsewhere(rm: ResultsManager) -> None:
+    """Runs in another process: a result in a namespace the parent has not seen yet."""
+    rm.set("late/1", Metrics(loss=0.25, accuracy=1, step=7), namespace="created-later")
+
+
+def test_a_namespace_another_process_just_created_is_found_at_once(shared_store: ResultsManager) -> None:
+    shared_store.set("early/1", Metrics(loss=0, accuracy=0), namespace="first")
+    assert not shared_store.exists("late/1")  # the parent's listing of namespaces is now fresh
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(write_elsewhere, shared_store).result()
+    # Within the listing's second: never a false "not found".
+    assert shared_store.exists("late/1")
+    assert shared_store.get("late/1", Metrics).step == 7
+    assert shared_store.get_many(["late/1"], Metrics)[0].step == 7
+    shared_store.close()
+
+
+def open_embedded_in_a_worker(uri: str) -> list[str]:
+    """Runs in a worker: opening an embedded store there."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ResultsManager(uri)
+    return [str(w.message) for w in caught]
+
+
+def use_inherited(rm: ResultsManager) -> str:
+    """Runs in a forked worker with the parent's manager: the embedded store is not there."""
+    try:
+        rm.set("lost", Metrics(loss=1, accuracy=1))
+    except RuntimeError as exc:
+        return type(exc).__name__
+    return "written"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_the_embedded_store_is_never_silently_lost_in_a_worker(method: str) -> None:
+    ctx = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        [warning] = pool.submit(open_embedded_in_a_worker, "mongomock://localhost/lost").result()
+    assert "worker" in warning and "directory path or a mongodb:// URI" in warning
+
+
+def test_a_forked_worker_cannot_write_into_its_parents_embedded_store() -> None:
+    global INHERITED
+    INHERITED = ResultsManager("mongomock://localhost/inherited")
+    INHERITED.set("here", Metrics(loss=1, accuracy=1))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(_use_module_level).result() == "WrongProcessError"
+    assert INHERITED.list_ids() == ["here"]
+
+
+INHERITED: ResultsManager | None = None
+
+
+def _use_module_level() -> str:
+    assert INHERITED is not None
+    return use_inherited(INHERITED)

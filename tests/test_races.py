@@ -1,4 +1,4 @@
-"""Concurrent writers on the same ids get the outcomes of some serial order (SPEC §2.2).
+"""Concurrent writers on the same ids get the outcomes of some serial order.
 
 8 worker processes with 4 threads each, 32 callers, start together and each calls
 ``set`` once on every id. The outcomes are then checked against what a serial
@@ -66,6 +66,8 @@ CASES = [
     (SetBehavior.RAISE_IF_DIFFERENT, False, {"True": 1, "exists": 31}),
     (SetBehavior.OVERWRITE, True, {"True": 32}),
     (SetBehavior.OVERWRITE, False, {"True": 32}),
+    (SetBehavior.KEEP_EXISTING, True, {"True": 1, "False": 31}),
+    (SetBehavior.KEEP_EXISTING, False, {"True": 1, "False": 31}),
 ]
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient, monitoring
 
-from mongo_results import MongoBackend, SetBehavior, _operations
+from mongo_results import MongoBackend, ResultsManager, SetBehavior
+from mongo_results.core import operations
 
 from .models import Metrics
 
@@ -37,11 +38,11 @@ class Recorder(monitoring.CommandListener):
 
 
 @pytest.fixture
-def watched(either_db: tuple[str, str]) -> Iterator[tuple[MongoBackend, Recorder, str]]:
+def watched(either_db: tuple[str, str]) -> Iterator[tuple[ResultsManager, Recorder, str]]:
     uri, name = either_db
     recorder = Recorder()
     client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[recorder])
-    backend = MongoBackend(client, database=name)
+    backend = ResultsManager(backend=MongoBackend(client, database=name))
     backend.set("warmup", Metrics(loss=0, accuracy=0))  # engine check and index creation happen once
     recorder.take()
     yield backend, recorder, backend.engine().name
@@ -54,7 +55,7 @@ B = Metrics(loss=2, accuracy=2)
 
 @pytest.mark.parametrize("behavior", list(SetBehavior))
 @pytest.mark.parametrize("state", ["nothing", "same", "different"])
-def test_set_is_one_command(watched: tuple[MongoBackend, Recorder, str], behavior: SetBehavior, state: str) -> None:
+def test_set_is_one_command(watched: tuple[ResultsManager, Recorder, str], behavior: SetBehavior, state: str) -> None:
     backend, recorder, _ = watched
     if state != "nothing":
         backend.set("r", A)
@@ -72,7 +73,7 @@ def test_set_is_one_command(watched: tuple[MongoBackend, Recorder, str], behavio
     assert names == expected * (2 if confirmed else 1)
 
 
-def test_reads_and_deletes_in_one_namespace_are_one_command(watched: tuple[MongoBackend, Recorder, str]) -> None:
+def test_reads_and_deletes_in_one_namespace_are_one_command(watched: tuple[ResultsManager, Recorder, str]) -> None:
     backend, recorder, _ = watched
     backend.set("r", A)
     recorder.take()
@@ -84,7 +85,7 @@ def test_reads_and_deletes_in_one_namespace_are_one_command(watched: tuple[Mongo
     assert recorder.take() == ["delete"]
 
 
-def test_without_a_namespace_one_command_per_namespace(watched: tuple[MongoBackend, Recorder, str]) -> None:
+def test_without_a_namespace_one_command_per_namespace(watched: tuple[ResultsManager, Recorder, str]) -> None:
     backend, recorder, _ = watched
     backend.set("r", A)
     backend.set("r", B, namespace="other")
@@ -97,7 +98,7 @@ def test_without_a_namespace_one_command_per_namespace(watched: tuple[MongoBacke
     assert recorder.take() == ["listCollections", "delete", "delete"]
 
 
-def test_get_and_exists_reuse_a_recent_listing_of_namespaces(watched: tuple[MongoBackend, Recorder, str]) -> None:
+def test_get_and_exists_reuse_a_recent_listing_of_namespaces(watched: tuple[ResultsManager, Recorder, str]) -> None:
     backend, recorder, _ = watched
     backend.set("r", A)
     assert backend.exists("r")
@@ -111,12 +112,12 @@ def test_get_and_exists_reuse_a_recent_listing_of_namespaces(watched: tuple[Mong
 
 
 def test_a_namespace_created_elsewhere_is_found_before_saying_not_found(
-    watched: tuple[MongoBackend, Recorder, str], either_db: tuple[str, str]
+    watched: tuple[ResultsManager, Recorder, str], either_db: tuple[str, str]
 ) -> None:
     backend, _, _ = watched
     assert not backend.exists("elsewhere/1")  # this connection has now listed the namespaces
     uri, name = either_db
-    other = MongoBackend(uri, database=name)
+    other = ResultsManager(backend=MongoBackend(uri, database=name))
     other.set("elsewhere/1", B, namespace="brand-new")
     other.close()
     assert backend.exists("elsewhere/1")
@@ -124,7 +125,7 @@ def test_a_namespace_created_elsewhere_is_found_before_saying_not_found(
     assert backend.list_ids("elsewhere") == ["elsewhere/1"]
 
 
-def test_list_ids_is_one_query_per_namespace(watched: tuple[MongoBackend, Recorder, str]) -> None:
+def test_list_ids_is_one_query_per_namespace(watched: tuple[ResultsManager, Recorder, str]) -> None:
     backend, recorder, _ = watched
     for i in range(250):  # more than one batch
         backend.set(f"many/{i:03d}", A)
@@ -140,10 +141,10 @@ def test_list_ids_is_one_query_per_namespace(watched: tuple[MongoBackend, Record
 
 
 def test_bulk_reads_and_writes_are_batched(
-    watched: tuple[MongoBackend, Recorder, str], monkeypatch: pytest.MonkeyPatch
+    watched: tuple[ResultsManager, Recorder, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend, recorder, _ = watched
-    monkeypatch.setattr(_operations, "BATCH", 100)  # three batches without thousands of documents
+    monkeypatch.setattr(operations, "BATCH", 100)  # three batches without thousands of documents
     items = [(f"bulk/{i:03d}", Metrics(loss=i, accuracy=0)) for i in range(250)]
     assert backend.set_many(items, SetBehavior.SKIP_IF_EXISTS) == [True] * 250
     names = recorder.take()
@@ -159,13 +160,13 @@ def test_bulk_reads_and_writes_are_batched(
 
 
 def test_bulk_writes_stay_under_the_servers_batch_cap(
-    watched: tuple[MongoBackend, Recorder, str], monkeypatch: pytest.MonkeyPatch
+    watched: tuple[ResultsManager, Recorder, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend, recorder, _ = watched
     cap = backend.engine().max_write_batch
     if cap >= 100_000:
         pytest.skip(f"no cap below the advertised 100,000 writes a command is known for {backend.engine().label}")
-    monkeypatch.setattr(_operations, "BATCH", 100_000)  # the engine's own cap is what limits a command
+    monkeypatch.setattr(operations, "BATCH", 100_000)  # the engine's own cap is what limits a command
     count = cap + 1_000
     items = [(f"cap/{i:06d}", Metrics(loss=i, accuracy=0)) for i in range(count)]
     assert backend.set_many(items) == [True] * count  # FerretDB 2.5 refuses a command of over 25,000

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, create_model
 from pymongo.errors import OperationFailure
 
-from mongo_results import MongoBackend, register_model
-from mongo_results._core import Engine, plan_set
+from mongo_results import MongoBackend, ResultsManager, register_model
 from mongo_results.behaviors import SetBehavior
-from mongo_results.validation import ENVELOPE, namespace_validator, validator_command
+from mongo_results.core.engine import Engine
+from mongo_results.core.plans import now, plan_set
+from mongo_results.core.validators import ENVELOPE, namespace_validator, validator_command
 
 from .models import KitchenSink, Metrics
 from .strategies import models, same
@@ -61,7 +62,7 @@ def matches(value: Any, schema: dict[str, Any]) -> bool:
 
 def stored(model: BaseModel, namespace: str = "default") -> dict[str, Any]:
     """A document as the server returns it."""
-    doc = plan_set("a/b", model, SetBehavior.OVERWRITE, namespace, False).document
+    doc = plan_set("a/b", model, SetBehavior.OVERWRITE, namespace, False, at=now()).document
     return bson.decode(bson.encode(doc))
 
 
@@ -164,15 +165,15 @@ def test_a_validator_over_the_engines_size_limit_checks_the_envelope_alone() -> 
 
 
 @pytest.fixture
-def validating(server_db: tuple[str, str], server_engine: str) -> Iterator[Callable[[str], MongoBackend]]:
+def validating(server_db: tuple[str, str], server_engine: str) -> Iterator[Callable[[str], ResultsManager]]:
     """Backends on the reference server with validators installed (``validation=`` as given)."""
     if server_engine == "ferretdb1":
         pytest.skip("the reference server fell back to FerretDB 1.x here, which does not enforce validators")
-    opened: list[MongoBackend] = []
+    opened: list[ResultsManager] = []
 
-    def make(action: str) -> MongoBackend:
+    def make(action: str) -> ResultsManager:
         uri, name = server_db
-        opened.append(MongoBackend(uri, database=name, validation=action))
+        opened.append(ResultsManager(backend=MongoBackend(uri, database=name, validation=action)))
         return opened[-1]
 
     yield make
@@ -182,7 +183,7 @@ def validating(server_db: tuple[str, str], server_engine: str) -> Iterator[Calla
 
 @pytest.mark.parametrize("action", ["error", "warn"])
 def test_the_server_enforces_the_validator_and_our_documents_pass_it(
-    validating: Callable[[str], MongoBackend], action: str, caplog: pytest.LogCaptureFixture
+    validating: Callable[[str], ResultsManager], action: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     ns = f"enforced-{action}"
     register_model(KitchenSink, namespace=ns)
@@ -194,7 +195,7 @@ def test_the_server_enforces_the_validator_and_our_documents_pass_it(
         items = [(f"m/{i}", Metrics(loss=i, accuracy=1)) for i in range(3)]
         assert backend.set_many(items, SetBehavior.OVERWRITE, namespace=ns) == [True] * 3
         assert backend.set("m", Metrics(loss=2, accuracy=1), SetBehavior.SKIP_IF_EXISTS, namespace=ns)
-    db = backend.database()
+    db = backend.backend.database()
     options = next(db.list_collections(filter={"name": f"results.{ns}"}))["options"]
     assert options["validationAction"] == action
     engine = backend.engine()
@@ -215,7 +216,7 @@ def test_the_server_enforces_the_validator_and_our_documents_pass_it(
 
 
 def test_a_model_whose_validator_is_over_the_limit_is_still_stored(
-    validating: Callable[[str], MongoBackend],
+    validating: Callable[[str], ResultsManager],
 ) -> None:
     wide = wide_model(400)
     register_model(wide, namespace="wide")
@@ -227,7 +228,7 @@ def test_a_model_whose_validator_is_over_the_limit_is_still_stored(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_generated_models_pass_the_servers_validator(
-    validating: Callable[[str], MongoBackend], data: st.DataObject
+    validating: Callable[[str], ResultsManager], data: st.DataObject
 ) -> None:
     model = data.draw(models())
     ns = f"gen{next(COUNTER)}"

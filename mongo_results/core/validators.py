@@ -16,8 +16,8 @@ from typing import Any, Union, get_args, get_origin
 import bson
 from pydantic import BaseModel, TypeAdapter
 
-from ._core import Engine
-from .registry import _REGISTRY
+from ..registry import _REGISTRY
+from .engine import Engine
 
 __all__ = ["ENVELOPE", "data_schema", "namespace_validator", "validator_command"]
 

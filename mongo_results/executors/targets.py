@@ -1,37 +1,28 @@
 """Where a store lives: URI schemes, database names, safe host descriptions.
 
-Shared by the sync and async shells; nothing here opens a connection except
-the embedded mongomock store, which lives in this process.
+Shared by every MongoDB executor; nothing here opens a connection.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from .errors import InvalidUriError
+from ..errors import InvalidUriError
 
 __all__ = [
     "DEFAULT_DATABASE",
     "MOCK_SCHEME",
     "URI_SCHEMES",
+    "check_uri",
     "database_from_uri",
     "describe_hosts",
-    "embedded_lock",
     "is_mock_uri",
     "is_uri",
-    "mock_client",
 ]
 
 DEFAULT_DATABASE = "mongo_results"
 MOCK_SCHEME = "mongomock"
 URI_SCHEMES = ("mongodb", "mongodb+srv", MOCK_SCHEME)
-
-_mock_clients: dict[str, Any] = {}
-_mock_lock = threading.Lock()
-_embedded_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def _scheme(value: str) -> str | None:
@@ -86,29 +77,3 @@ def database_from_uri(uri: str) -> str:
 def describe_hosts(uri: str) -> str:
     """The URI's hosts, for messages: never the user name or password."""
     return _authority(uri.split("://", 1)[1]).rpartition("@")[2] or "localhost"
-
-
-def mock_client(uri: str) -> Any:
-    """The embedded mongomock client for this URI's host, shared within the process."""
-    import mongomock  # imported here: only the embedded store needs it
-
-    key = urlsplit(uri).netloc.rpartition("@")[2] or "localhost"
-    with _mock_lock:
-        client = _mock_clients.get(key)
-        if client is None:
-            client = _mock_clients[key] = mongomock.MongoClient()
-        return client
-
-
-def embedded_lock(client: Any) -> threading.RLock:
-    """The one lock of an embedded client, shared by every backend and manager on it.
-
-    mongomock applies a command in several Python steps and does no locking, so
-    each command runs under this lock: the store then gives a server's serial
-    outcomes to threads, tasks, and sync and async managers on one store.
-    """
-    with _mock_lock:
-        lock = _embedded_locks.get(client)
-        if lock is None:
-            lock = _embedded_locks[client] = threading.RLock()
-        return lock

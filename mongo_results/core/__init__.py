@@ -1,0 +1,1 @@
+"""The decisions: commands and replies, plans, and every operation as a generator, with no I/O."""

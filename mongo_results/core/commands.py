@@ -1,0 +1,223 @@
+"""The core's own commands and replies: what an executor runs, and what it answers.
+
+Commands name a collection (``<collection prefix><namespace>``) and carry
+MongoDB filters and documents; they say nothing about the driver. Every
+executor (PyMongo, its async client, Motor, the embedded store, the file
+store) runs these same commands, so every store takes the same decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "EVERY",
+    "BuildInfo",
+    "BulkWrite",
+    "Command",
+    "CountDocuments",
+    "Delete",
+    "Drop",
+    "DuplicateKey",
+    "Emit",
+    "EnsureIndexes",
+    "Find",
+    "FindOne",
+    "Index",
+    "Insert",
+    "ListCollections",
+    "ListIndexes",
+    "ReadValidator",
+    "Refused",
+    "SetValidator",
+    "Upsert",
+    "Write",
+    "WriteReply",
+    "Written",
+]
+
+Filter = Mapping[str, Any]
+# A collection name that means every namespace at once, for stores that keep one result per
+# id whatever its namespace (the file store): one query instead of one per namespace.
+EVERY = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class _OnCollection:
+    """A command about one collection as a whole."""
+
+    collection: str
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """An ascending index on one field."""
+
+    name: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    """Insert ``document``; answered by Written or DuplicateKey."""
+
+    collection: str
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Update the document ``filter`` matches, or insert one: update operators, or a whole document if ``replace``.
+
+    Answered by Written (``upserted`` when it inserted) or DuplicateKey (the insert met
+    an id that ``filter`` did not match).
+    """
+
+    collection: str
+    filter: dict[str, Any]
+    update: dict[str, Any]
+    replace: bool = False
+
+
+Write = Insert | Upsert
+
+
+@dataclass(frozen=True, slots=True)
+class BulkWrite:
+    """Unordered writes to one collection; answered by one reply per write, in order."""
+
+    collection: str
+    writes: tuple[Write, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Find:
+    """The documents ``filter`` matches (sorted by ``_id`` when ``sorted``, at most ``limit``, 0 for all)."""
+
+    collection: str
+    filter: Filter
+    projection: Mapping[str, int] | None = None
+    sorted: bool = False
+    limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FindOne:
+    """One document ``filter`` matches, or None."""
+
+    collection: str
+    filter: Filter
+    projection: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountDocuments:
+    """How many documents ``filter`` matches."""
+
+    collection: str
+    filter: Filter
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete the document (or, with ``many``, every document) ``filter`` matches; answered by the count."""
+
+    collection: str
+    filter: Filter
+    many: bool = False
+
+
+class Drop(_OnCollection):
+    """Drop a collection."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListCollections:
+    """The names of the database's collections."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInfo:
+    """The server's ``buildInfo`` document (an empty one where there is no server)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureIndexes:
+    """Create the indexes that do not exist yet (and the collection with them)."""
+
+    collection: str
+    indexes: tuple[Index, ...]
+
+
+class ListIndexes(_OnCollection):
+    """The names of a collection's indexes."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetValidator:
+    """Install a collection validator: ``command`` is the whole ``collMod``."""
+
+    collection: str
+    command: Mapping[str, Any]
+
+
+class ReadValidator(_OnCollection):
+    """A collection's ``options`` (``validator``, ``validationAction``), empty when it has none."""
+
+    __slots__ = ()
+
+
+Command = (
+    Insert
+    | Upsert
+    | BulkWrite
+    | Find
+    | FindOne
+    | CountDocuments
+    | Delete
+    | Drop
+    | ListCollections
+    | BuildInfo
+    | EnsureIndexes
+    | ListIndexes
+    | SetValidator
+    | ReadValidator
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Not a command: items an operation hands to its caller as it streams."""
+
+    items: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write was applied; ``upserted`` when it created the document."""
+
+    upserted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """The write met the unique ``_id`` index; ``namespace``, when known, is where the id is held."""
+
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The server refused one write of a bulk for another reason."""
+
+    code: int | None
+    message: str
+
+
+WriteReply = Written | DuplicateKey | Refused

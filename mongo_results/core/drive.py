@@ -1,0 +1,94 @@
+"""Running an operation with an executor: send each command, feed back its reply or its error.
+
+The only code that differs between the sync and async managers is here, and it
+is the loop itself: one ``await`` apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, TypeVar
+
+from ..errors import MongoResultsError
+from .commands import Command, Emit
+from .operations import Operation
+
+__all__ = ["run", "run_async", "stream", "stream_async"]
+
+R = TypeVar("R")
+Execute = Callable[[Command], Any]
+AsyncExecute = Callable[[Command], Awaitable[Any]]
+
+
+class _Done(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _step(operation: Operation[Any], reply: Any, error: MongoResultsError | None) -> Command | Emit:
+    try:
+        return operation.throw(error) if error is not None else operation.send(reply)
+    except StopIteration as stop:
+        raise _Done(stop.value) from None
+
+
+def stream(operation: Operation[Any], execute: Execute) -> Generator[Any, None, Any]:
+    """Run ``operation``, yielding what it emits; its result is the StopIteration value."""
+    reply: Any = None
+    error: MongoResultsError | None = None
+    while True:
+        try:
+            step = _step(operation, reply, error)
+        except _Done as done:
+            return done.value
+        if isinstance(step, Emit):
+            yield from step.items
+            reply, error = None, None
+            continue
+        try:
+            reply, error = execute(step), None
+        except MongoResultsError as exc:  # the operation may know more (set_many's progress)
+            reply, error = None, exc
+
+
+def run(operation: Operation[R], execute: Execute) -> R:
+    """Run an operation that emits nothing; its result."""
+    items = stream(operation, execute)
+    while True:
+        try:
+            next(items)
+        except StopIteration as stop:
+            result: R = stop.value
+            return result
+
+
+async def stream_async(
+    operation: Operation[Any], execute: AsyncExecute, result: list[Any] | None = None
+) -> AsyncIterator[Any]:
+    """:func:`stream` with an awaitable executor; the operation's result is appended to ``result``."""
+    reply: Any = None
+    error: MongoResultsError | None = None
+    while True:
+        try:
+            step = _step(operation, reply, error)
+        except _Done as done:
+            if result is not None:
+                result.append(done.value)
+            return
+        if isinstance(step, Emit):
+            for item in step.items:
+                yield item
+            reply, error = None, None
+            continue
+        try:
+            reply, error = await execute(step), None
+        except MongoResultsError as exc:
+            reply, error = None, exc
+
+
+async def run_async(operation: Operation[R], execute: AsyncExecute) -> R:
+    """:func:`run` with an awaitable executor."""
+    result: list[R] = []
+    async for _ in stream_async(operation, execute, result):
+        pass
+    return result[0]

@@ -1,0 +1,108 @@
+"""What the store behind a manager can hold, and refusing what it cannot before sending."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..encoding import EncodedModel
+from ..errors import LossyValueError
+
+__all__ = ["EMBEDDED", "FILES", "Engine", "check_engine"]
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """What the server behind a store can hold, read once from ``buildInfo``.
+
+    The FerretDB profiles are what the suite measured on FerretDB 1.24 (SQLite)
+    and 2.5 (PostgreSQL + DocumentDB); see the README's engine table.
+    """
+
+    name: str = "mongodb"
+    version: str = ""
+    decimal128: bool = True
+    # FerretDB 1.x refuses ±inf and drops the connection on NaN; it refuses arrays in arrays.
+    non_finite: bool = True
+    nested_arrays: bool = True
+    # FerretDB 1.24's $set skips an embedded document whose values equal the old one's in
+    # order, whatever its keys ({"a": 1} -> {"b": 1} is "unchanged"); replace_one is exact.
+    faithful_set: bool = True
+    validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
+    # $jsonSchema keywords the engine evaluates (None: all of MongoDB's). DocumentDB accepts a
+    # validator with others, then refuses every write with "Unknown $jsonSchema keyword".
+    schema_keywords: frozenset[str] | None = None
+    max_validator_bytes: int | None = None  # DocumentDB refuses a validator over 10 KB
+    # FerretDB 1.24 answers a multi-statement update that meets any error without n, nModified
+    # or upserted, so per-item outcomes of bulk updates cannot be known there (inserts are fine).
+    bulk_updates: bool = True
+    max_write_batch: int = 100_000  # FerretDB 2.5 advertises 100,000 and refuses over 25,000
+    # The file store keeps one result per id, whatever its namespace: every namespace is
+    # read with one query (collection EVERY) and a write meets an id held in another one.
+    one_keyspace: bool = False
+
+    @property
+    def label(self) -> str:
+        """The engine for people: ``MongoDB 8.0.4``, ``FerretDB v2.5.0``."""
+        names = {"ferretdb": "FerretDB", "mongomock": "the embedded mongomock store", "files": "the file store"}
+        return names.get(self.name, "MongoDB") + (f" {self.version}" if self.version else "")
+
+    @classmethod
+    def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
+        """FerretDB 1.x adds ``ferretdbVersion`` to buildInfo, FerretDB 2.x ``ferretdb.version``."""
+        v1 = info.get("ferretdbVersion")
+        if v1:
+            return cls(
+                "ferretdb",
+                str(v1),
+                decimal128=False,
+                non_finite=False,
+                nested_arrays=False,
+                faithful_set=False,
+                validators=False,
+                bulk_updates=False,
+            )
+        v2 = info.get("ferretdb")
+        if isinstance(v2, Mapping):
+            return cls(
+                "ferretdb",
+                str(v2.get("version", "")),
+                schema_keywords=frozenset({"bsonType", "properties", "items"}),
+                max_validator_bytes=10 * 1024,
+                max_write_batch=25_000,
+            )
+        return cls("mongodb", str(info.get("version", "")))
+
+
+EMBEDDED = Engine("mongomock", validators=False)
+FILES = Engine("files", validators=False, one_keyspace=True)
+
+
+def _engine_refusal(value: Any, path: str, engine: Engine, in_array: bool = False) -> str | None:
+    """Why the engine would refuse (or drop the connection over) this encoded value, if it would."""
+    if isinstance(value, float):
+        return None if engine.non_finite or math.isfinite(value) else f"{path}: {value} (±inf and NaN)"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _engine_refusal(v, f"{path}.{k}" if path else k, engine)
+            if found:
+                return found
+    elif isinstance(value, list):
+        if in_array and not engine.nested_arrays:
+            return f"{path}: an array inside an array"
+        for i, v in enumerate(value):
+            found = _engine_refusal(v, f"{path}[{i}]", engine, True)
+            if found:
+                return found
+    return None
+
+
+def check_engine(result_id: str, encoded: EncodedModel, engine: Engine) -> None:
+    """Refuse, before sending, a value this engine cannot store (FerretDB 1.x)."""
+    if engine.non_finite and engine.nested_arrays:
+        return
+    found = _engine_refusal(encoded.data, "", engine)
+    if found:
+        raise LossyValueError(f"{engine.label} cannot store field {found} of {result_id!r}; MongoDB can")

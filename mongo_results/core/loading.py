@@ -1,0 +1,60 @@
+"""Stored documents back into models: which document a read means, and validating it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..encoding import validate_data
+from ..errors import AmbiguousResultError, CorruptResultError, ModelNotRegisteredError, ResultNotFoundError
+from ..registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, get_model_class
+
+__all__ = ["choose_document", "load_model", "not_found"]
+
+
+def not_found(missing: Sequence[str]) -> ResultNotFoundError:
+    """The error for ids a bulk read did not find, naming the first."""
+    return ResultNotFoundError(missing[0] if len(missing) == 1 else f"{missing[0]} and {len(missing) - 1} more")
+
+
+def choose_document(
+    result_id: str, found: Sequence[Mapping[str, Any]], model_class: type[BaseModel] | None
+) -> Mapping[str, Any]:
+    """Pick the one stored document a ``get`` means among those found in each namespace."""
+    if not found:
+        raise ResultNotFoundError(result_id)
+    if len(found) == 1:
+        return found[0]
+    if model_class is not None:
+        same_type = [doc for doc in found if doc.get("model_type") == model_class.__name__]
+        if len(same_type) == 1:
+            return same_type[0]
+    raise AmbiguousResultError(result_id, sorted(str(doc.get("namespace")) for doc in found))
+
+
+def load_model(
+    document: Mapping[str, Any], result_id: str, model_class: type[BaseModel] | None, namespace: str | None
+) -> BaseModel:
+    """Validate a stored envelope into its model class (resolved through the registry if not given)."""
+    model_type = document.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        where = f" ({document['source']})" if document.get("source") else ""
+        raise CorruptResultError(f"Stored data missing model type information: {result_id!r}{where}")
+    if model_class is None:
+        lookup = namespace if namespace is not None else str(document.get("namespace") or DEFAULT_NAMESPACE)
+        model_class = get_model_class(model_type, lookup)
+        if model_class is None:
+            matches = find_model_in_all_namespaces(model_type)
+            if not matches:
+                tried = [lookup] if lookup == DEFAULT_NAMESPACE else [lookup, DEFAULT_NAMESPACE]
+                raise ModelNotRegisteredError(
+                    f"Model type '{model_type}' is not registered in namespace '{lookup}' or any other "
+                    f"namespace. Tried namespaces: {', '.join(tried)}"
+                )
+            model_class = matches[0][1]
+    data = document.get("data")
+    if not isinstance(data, Mapping):
+        raise CorruptResultError(f"Stored result {result_id!r} has no data document")
+    return validate_data(model_class, data, result_id)

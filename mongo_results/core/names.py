@@ -1,0 +1,66 @@
+"""Namespaces and collection names: what is valid, and where a ``set`` writes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+
+from ..errors import InvalidNamespaceError
+from ..registry import DEFAULT_NAMESPACE, find_model_namespace
+
+__all__ = [
+    "DEFAULT_COLLECTION_PREFIX",
+    "namespaces_in",
+    "optional_namespace",
+    "resolve_namespace",
+    "validate_collection_prefix",
+    "validate_namespace",
+]
+
+DEFAULT_COLLECTION_PREFIX = "results."
+# No "." at the end either: "results.runs." is no collection name on MongoDB.
+_NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
+
+
+def validate_namespace(namespace: object) -> str:
+    """Check that a namespace can name a collection on every engine."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace) or ".." in namespace:
+        raise InvalidNamespaceError(
+            f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter, digit or '_', not ending with '.', with no '..'"
+        )
+    return namespace
+
+
+def optional_namespace(namespace: str | None) -> str | None:
+    """A read's namespace argument: None (every namespace) or a valid namespace."""
+    return None if namespace is None else validate_namespace(namespace)
+
+
+def validate_collection_prefix(prefix: str) -> str:
+    """Check a collection prefix such as ``results.``."""
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}", prefix):
+        raise InvalidNamespaceError(f"Invalid collection prefix {prefix!r}")
+    return prefix
+
+
+def resolve_namespace(model: BaseModel, namespace: str | None, strict: bool, result_id: str) -> str:
+    """The namespace a ``set`` writes to: the argument, else the model's registration, else the default."""
+    if namespace is not None:
+        return validate_namespace(namespace)
+    try:
+        found = find_model_namespace(type(model), strict=strict)
+    except ValueError as exc:
+        raise InvalidNamespaceError(
+            f"Cannot automatically determine namespace for {type(model).__name__} when saving to '{result_id}': {exc}"
+        ) from exc
+    return validate_namespace(found if found is not None else DEFAULT_NAMESPACE)
+
+
+def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
+    """The namespaces whose collections are among ``collection_names``."""
+    return sorted(
+        name[len(prefix) :] for name in collection_names if name.startswith(prefix) and len(name) > len(prefix)
+    )

@@ -1,0 +1,388 @@
+"""Every operation as a generator of commands, with no I/O.
+
+An operation yields :mod:`commands <mongo_results.core.commands>` and is sent
+each one's reply; an executor's error is thrown into it. The managers only
+carry commands to an executor, so every store runs the very same decisions
+(see :mod:`mongo_results.core.drive`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from ..behaviors import SetBehavior
+from ..encoding import encode_stored
+from ..errors import MongoResultsError, RejectedByServerError, StoreUnavailableError
+from ..ids import ResultId, canonical_id
+from .commands import (
+    EVERY,
+    BuildInfo,
+    BulkWrite,
+    Command,
+    Delete,
+    Drop,
+    DuplicateKey,
+    Emit,
+    EnsureIndexes,
+    Find,
+    FindOne,
+    Index,
+    ListCollections,
+    Refused,
+    SetValidator,
+    Written,
+)
+from .engine import Engine
+from .filters import FOREIGN, OURS, prefix_filter
+from .loading import choose_document, load_model, not_found
+from .names import namespaces_in, validate_namespace
+from .pages import Pages, in_order
+from .plans import SetPlan, now, plan_encoded, plan_set
+from .progress import Progress
+from .validators import validator_command
+
+__all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes", "say_once"]
+
+R = TypeVar("R")
+Operation = Generator["Command | Emit", Any, R]
+log = logging.getLogger("mongo_results")
+_said: set[str] = set()
+
+BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
+# get and exists search the namespaces listed up to this long ago, and list again before
+# answering "not found"; everything that must see every namespace (list_ids, delete,
+# get_many, iter_results, clear) lists them every time.
+LISTING_TTL = 1.0
+
+
+def say_once(message: str) -> None:
+    """Log a warning once per process."""
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)
+
+
+def indexes(path_index: bool) -> tuple[Index, ...]:
+    """The indexes of every namespace collection.
+
+    MongoDB's own unique ``_id`` index holds one result per id and namespace and serves
+    get, exists and list_ids; asking for it creates the collection (so a validator can be
+    installed). The multikey ``path`` index, for any-segment filters in Compass, is opt-in:
+    on DocumentDB it made bulk inserts about three times slower.
+    """
+    id_index = Index("_id_", "_id")
+    return (id_index, Index("path_segments", "path")) if path_index else (id_index,)
+
+
+class Operations:
+    """The operations of one store over one connection, and what that connection has learnt."""
+
+    def __init__(
+        self,
+        collection_prefix: str,
+        *,
+        engine: Engine | None = None,
+        validation: str = "warn",
+        path_index: bool = False,
+        clock: Callable[[], datetime] = now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.prefix = collection_prefix
+        self.indexes = indexes(path_index)
+        self.validation = validation  # validationAction: "warn", "error", or "off" for no validator
+        self.engine = engine  # asked of the server once per connection
+        self.clock, self.monotonic = clock, monotonic
+        self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
+        self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
+
+    def learn_engine(self) -> Operation[Engine]:
+        """The server's engine, asked once per connection."""
+        if self.engine is None:
+            self.engine = Engine.from_build_info((yield BuildInfo()))
+        return self.engine
+
+    def namespaces(self) -> Operation[list[str]]:
+        """The namespaces with a collection in the database."""
+        return namespaces_in((yield ListCollections()), self.prefix)
+
+    def _collections(self, namespace: str | None) -> Operation[list[str]]:
+        """The named namespace's collection, or every collection as listed now."""
+        if namespace is not None:
+            return [self.prefix + validate_namespace(namespace)]
+        if self.engine is not None and self.engine.one_keyspace:
+            return [EVERY]
+        names = [self.prefix + ns for ns in (yield from self.namespaces())]
+        self._listed = (self.monotonic(), tuple(names))
+        return names
+
+    def _lookup(self, rid: str, namespace: str | None, projection: Any) -> Operation[list[dict[str, Any]]]:
+        """The documents under the id in each namespace; never "none" from an old listing."""
+        listed = self._listed
+        if namespace is None and listed is not None and self.monotonic() - listed[0] < LISTING_TTL:
+            searched, fresh = list(listed[1]), False
+        else:
+            searched, fresh = (yield from self._collections(namespace)), True
+        found = yield from self._find_each(rid, searched, projection)
+        if not found and not fresh:  # a namespace created since that listing may hold it
+            known = set(searched)
+            found = yield from self._find_each(
+                rid, [c for c in (yield from self._collections(None)) if c not in known], projection
+            )
+        return found
+
+    def _find_each(self, rid: str, collections: list[str], projection: Any) -> Operation[list[dict[str, Any]]]:
+        found = []
+        for collection in collections:
+            doc = yield FindOne(collection, {"_id": rid}, projection)
+            if doc is not None:
+                found.append(doc)
+        return found
+
+    def _prepare(self, namespace: str, engine: Engine) -> Operation[None]:
+        """Indexes (and the validator, where the engine has them) once per namespace and connection."""
+        if namespace in self.indexed:
+            return
+        collection = self.prefix + namespace
+        yield EnsureIndexes(collection, self.indexes)
+        if self.validation != "off" and engine.validators:
+            command, note = validator_command(collection, namespace, self.validation, engine)
+            if note:
+                say_once(note)
+            yield SetValidator(collection, command)
+        elif self.validation != "off" and engine.name in ("mongodb", "ferretdb"):  # the others have none by design
+            say_once(f"{engine.label} does not enforce collection validators; {collection} has none")
+        self.indexed.add(namespace)
+        listed = self._listed
+        if listed is not None and collection not in listed[1]:  # this connection just created it
+            self._listed = (listed[0], tuple(sorted((*listed[1], collection))))
+
+    def _write(self, plan: SetPlan, engine: Engine) -> Operation[bool]:
+        yield from self._prepare(plan.namespace, engine)
+        command = plan.write(self.prefix + plan.namespace)
+        attempt = 1
+        reply = yield command
+        while plan.again(reply, attempt):
+            attempt += 1
+            reply = yield command
+        return plan.outcome(reply)
+
+    def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior,
+        namespace: str | None,
+        strict: bool,
+        *,
+        secrets: bool,
+    ) -> Operation[bool]:
+        """One atomic command per decision; see SetPlan for reading the answer."""
+        engine = yield from self.learn_engine()
+        at = self.clock()
+        plan = plan_set(result_id, data, behavior, namespace, strict, store_secrets=secrets, engine=engine, at=at)
+        return (yield from self._write(plan, engine))
+
+    def store(
+        self, result_id: ResultId, model_type: str, data: Mapping[str, Any], behavior: SetBehavior, namespace: str
+    ) -> Operation[bool]:
+        """Like ``set`` for data already in stored form (an import): no model class needed."""
+        engine = yield from self.learn_engine()
+        encoded = encode_stored(model_type, data, decimal128=engine.decimal128)
+        plan = plan_encoded(result_id, encoded, behavior, namespace, engine=engine, at=self.clock())
+        return (yield from self._write(plan, engine))
+
+    def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior,
+        namespace: str | None,
+        *,
+        secrets: bool,
+        raise_errors: bool = False,
+    ) -> Operation[list[bool | BaseException]]:
+        """``set`` for many items: one unordered bulk write per namespace and batch, same atomicity per item.
+
+        Per item, what ``set`` returns or raises (``raise_errors``: raise the first such error
+        once every item is decided). If the store becomes unreachable part of the way,
+        SetManyInterruptedError says per item what is known.
+        """
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        progress = Progress([None] * len(pairs))
+        try:
+            outcomes = yield from self._set_many(pairs, behavior, namespace, secrets, progress)
+        except StoreUnavailableError as exc:
+            raise progress.interrupted(exc) from exc
+        if raise_errors:
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        return outcomes
+
+    def _set_many(
+        self,
+        pairs: list[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior,
+        namespace: str | None,
+        secrets: bool,
+        progress: Progress,
+    ) -> Operation[list[bool | BaseException]]:
+        outcomes, sent = progress.outcomes, progress.sent
+        engine = yield from self.learn_engine()
+        pending: dict[int, SetPlan] = {}
+        at = self.clock()  # one call, one time: the clock is read once
+        resolved: dict[type, str] = {}  # a class's namespace, looked up in the registry once per call
+        for i, (rid, model) in enumerate(pairs):
+            ns = namespace if namespace is not None else resolved.get(type(model))
+            try:
+                plan = plan_set(rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at)
+            except (MongoResultsError, ValueError, TypeError) as exc:
+                outcomes[i] = exc  # refused before anything is sent
+                continue
+            pending[i] = plan
+            resolved.setdefault(type(model), plan.namespace)
+        if not engine.bulk_updates:  # one atomic command per update, each read exactly as set reads it
+            for i, plan in [(i, plan) for i, plan in pending.items() if not plan.insert]:
+                del pending[i]
+                sent.add(i)
+                try:
+                    outcomes[i] = yield from self._write(plan, engine)
+                except StoreUnavailableError:
+                    raise  # the whole call stops; set_many reports what is known
+                except (MongoResultsError, FileExistsError) as exc:
+                    outcomes[i] = exc
+                sent.discard(i)
+        attempt = 1
+        while pending:
+            again: dict[int, SetPlan] = {}
+            for ns in sorted({plan.namespace for plan in pending.values()}):
+                yield from self._prepare(ns, engine)
+                group = [i for i, plan in pending.items() if plan.namespace == ns]
+                size = min(BATCH, engine.max_write_batch)
+                for start in range(0, len(group), size):
+                    batch = group[start : start + size]
+                    sent.update(batch)  # until decided: a lost race awaiting its confirmation stays here
+                    collection = self.prefix + ns
+                    replies = yield BulkWrite(collection, tuple(pending[i].write(collection) for i in batch))
+                    for i, reply in zip(batch, replies, strict=True):
+                        plan = pending[i]
+                        if plan.again(reply, attempt):
+                            again[i] = plan
+                            continue
+                        outcomes[i] = _decide(plan, reply)
+                        sent.discard(i)
+            pending, attempt = again, attempt + 1
+        decided = [outcome for outcome in outcomes if outcome is not None]
+        assert len(decided) == len(outcomes), "every item is decided"
+        return decided
+
+    def documents(self, prefix: ResultId | None, namespace: str | None, *, with_data: bool) -> Operation[list[Any]]:
+        """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
+        query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
+        found: list[Any] = []
+        for collection in (yield from self._collections(namespace)):
+            found += yield Find(collection, query, None if with_data else {"data": 0})
+        return sorted(found, key=in_order)
+
+    def get_many(
+        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None, namespace: str | None
+    ) -> Operation[list[BaseModel]]:
+        """``get`` for many ids, in their order: one ``$in`` query per namespace and batch."""
+        rids = [canonical_id(r) for r in result_ids]
+        wanted = sorted(set(rids))
+        found: dict[str, list[dict[str, Any]]] = {}
+        for collection in (yield from self._collections(namespace)):
+            for start in range(0, len(wanted), BATCH):
+                for doc in (yield Find(collection, {"_id": {"$in": wanted[start : start + BATCH]}})):
+                    found.setdefault(doc["_id"], []).append(doc)
+        missing = [r for r in rids if r not in found]
+        if missing:
+            raise not_found(missing)
+        return [load_model(choose_document(r, found[r], model_class), r, model_class, namespace) for r in rids]
+
+    def iter_documents(
+        self, prefix: ResultId | None, namespace: str | None, batch_size: int, *, with_data: bool = True
+    ) -> Operation[None]:
+        """Emit the stored documents under a prefix in id order across namespaces: keyset pages, memory stays flat."""
+        query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
+        projection = None if with_data else {"data": 0}
+        pages = {c: Pages(c, query, batch_size, projection) for c in (yield from self._collections(namespace))}
+        while True:
+            for pager in pages.values():
+                if not pager.buffer and not pager.done:
+                    pager.take((yield pager.next_page()))
+            live = [p for p in pages.values() if p.buffer]
+            if not live:
+                return
+            # Whatever sorts at or before the smallest last id still to be continued is final.
+            frontier = min((p.buffer[-1]["_id"] for p in live if not p.done), default=None)
+            yield Emit(sorted((d for p in live for d in p.release(frontier)), key=in_order))
+
+    def iter_results(
+        self, prefix: ResultId | None, model_class: type[BaseModel] | None, namespace: str | None, batch_size: int
+    ) -> Operation[None]:
+        """Emit ``(id, model)`` under a prefix in id order across namespaces."""
+        documents = self.iter_documents(prefix, namespace, batch_size)
+        reply: Any = None
+        while True:
+            try:
+                step = documents.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, Emit):
+                reply = None
+                yield Emit([(d["_id"], load_model(d, d["_id"], model_class, namespace)) for d in step.items])
+            else:
+                reply = yield step
+
+    def get(
+        self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None
+    ) -> Operation[BaseModel]:
+        """The result, from every namespace unless one is named."""
+        rid = canonical_id(result_id)
+        found = yield from self._lookup(rid, namespace, None)
+        return load_model(choose_document(rid, found, model_class), rid, model_class, namespace)
+
+    def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
+        """Whether any namespace (or the named one) holds the id."""
+        return bool((yield from self._lookup(canonical_id(result_id), namespace, {"_id": 1})))
+
+    def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
+        """Sorted ids under a prefix: one index-backed query per namespace."""
+        query = prefix_filter(prefix)
+        ids: set[str] = set()
+        for collection in (yield from self._collections(namespace)):
+            ids.update(doc["_id"] for doc in (yield Find(collection, query, {"_id": 1})))
+        return sorted(ids)
+
+    def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
+        """Delete from every namespace (or the named one); whether anything was deleted."""
+        rid = canonical_id(result_id)
+        deleted = 0
+        for collection in (yield from self._collections(namespace)):
+            deleted += yield Delete(collection, {"_id": rid})
+        return deleted > 0
+
+    def clear(self) -> Operation[None]:
+        """Delete this store's results: a collection is dropped only when nothing foreign is in it."""
+        for collection in (yield from self._collections(None)):
+            if (yield FindOne(collection, FOREIGN, {"_id": 1})) is None:
+                yield Drop(collection)
+            else:  # someone else's documents (or a collection that only shares our prefix)
+                yield Delete(collection, OURS, many=True)
+        self.indexed.clear()
+        self._listed = None
+
+
+def _decide(plan: SetPlan, reply: Written | DuplicateKey | Refused) -> bool | BaseException:
+    if isinstance(reply, Refused):
+        return RejectedByServerError(f"server refused {plan.result_id!r} (code {reply.code}): {reply.message}")
+    try:
+        return plan.outcome(reply)
+    except (MongoResultsError, FileExistsError) as exc:
+        return exc

@@ -1,0 +1,169 @@
+"""Each ``set`` as one atomic write, and how to read the store's answer to it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import bson
+from pydantic import BaseModel
+
+from ..behaviors import SetBehavior, Stored, outcome
+from ..encoding import CODEC_OPTIONS, EncodedModel, encode_model
+from ..errors import DocumentTooLargeError, MongoResultsError, ResultExistsError, WrongTypeError
+from ..ids import ResultId, segments
+from .commands import DuplicateKey, Insert, Upsert, Write, Written
+from .engine import EMBEDDED, Engine, check_engine
+from .names import resolve_namespace, validate_namespace
+
+__all__ = ["MAX_DOCUMENT_BYTES", "SetPlan", "check_size", "now", "plan_encoded", "plan_set"]
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+def now() -> datetime:
+    """The current UTC time at BSON's millisecond precision."""
+    return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, timezone.utc)
+
+
+def check_size(result_id: str, encoded: EncodedModel, document: Mapping[str, Any]) -> None:
+    """Refuse a document over MongoDB's 16 MiB limit before it is sent."""
+    # The canonical data size is exact for the data; encode the whole document only near the limit.
+    if encoded.size + 8 * len(result_id) + 4096 < MAX_DOCUMENT_BYTES:
+        return
+    size = len(bson.encode(document, codec_options=CODEC_OPTIONS))
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLargeError(result_id, size, MAX_DOCUMENT_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class SetPlan:
+    """One ``set`` as a single write, and how to read its answer."""
+
+    result_id: str
+    namespace: str
+    behavior: SetBehavior
+    document: dict[str, Any]
+    insert: bool  # a plain insert of ``document``; else an upsert of ``filter`` with ``update``
+    filter: dict[str, Any]
+    update: dict[str, Any]  # update operators, or the whole document when ``replace``
+    replace: bool
+    attempts: int  # how often a duplicate key is met before it is read as an answer
+
+    def write(self, collection: str) -> Write:
+        """The command that carries this plan out."""
+        if self.insert:
+            return Insert(collection, self.document)
+        return Upsert(collection, self.filter, self.update, self.replace)
+
+    def again(self, reply: object, attempt: int) -> bool:
+        """Whether the reply to attempt ``attempt`` is a lost race, to send the write once more."""
+        if not isinstance(reply, DuplicateKey) or reply.namespace not in (None, self.namespace):
+            return False  # an answer; an id held in another namespace (one keyspace) is final too
+        return attempt < self.attempts
+
+    def outcome(self, reply: Written | DuplicateKey) -> bool:
+        """The value of ``set`` from the store's answer (raises ResultExistsError)."""
+        b = self.behavior
+        if isinstance(reply, DuplicateKey) and b is SetBehavior.KEEP_EXISTING:
+            return outcome(b, Stored.EXISTING, self.result_id, self.namespace)  # whatever is there stays
+        if isinstance(reply, DuplicateKey) and reply.namespace not in (None, self.namespace):
+            # One result per id (the file store): the id is taken in another namespace.
+            raise ResultExistsError(self.result_id, reply.namespace, different=None)
+        if isinstance(reply, DuplicateKey) and b is SetBehavior.OVERWRITE:
+            raise MongoResultsError(f"set of {self.result_id!r} kept losing insert races; nothing was decided")
+        if isinstance(reply, DuplicateKey):
+            # The filter did not match a document that does exist: for RAISE_IF_DIFFERENT it
+            # holds other content ({_id, digest: d} failed), for SKIP_IF_EXISTS the same
+            # ({_id, digest: {$ne: d}} failed).
+            stored = {
+                SetBehavior.RAISE_IF_EXISTS: Stored.EXISTING,
+                SetBehavior.RAISE_IF_DIFFERENT: Stored.DIFFERENT,
+                SetBehavior.SKIP_IF_EXISTS: Stored.SAME,
+            }[b]
+        elif reply.upserted or b in (SetBehavior.RAISE_IF_EXISTS, SetBehavior.KEEP_EXISTING):
+            stored = Stored.NOTHING
+        else:
+            stored = {SetBehavior.RAISE_IF_DIFFERENT: Stored.SAME, SetBehavior.SKIP_IF_EXISTS: Stored.DIFFERENT}.get(
+                b, Stored.SAME
+            )
+        return outcome(b, stored, self.result_id, self.namespace)
+
+
+def plan_set(
+    result_id: ResultId,
+    data: BaseModel,
+    behavior: SetBehavior,
+    namespace: str | None,
+    strict_namespace: bool,
+    *,
+    at: datetime,
+    store_secrets: bool = False,
+    engine: Engine = EMBEDDED,
+) -> SetPlan:
+    """Validate and encode one ``set`` at time ``at`` and choose its single atomic write."""
+    segs = segments(result_id)
+    if not isinstance(data, BaseModel):
+        raise WrongTypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
+    rid = "/".join(segs)
+    ns = resolve_namespace(data, namespace, strict_namespace, rid)
+    encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
+    return _plan(rid, segs, encoded, behavior, ns, engine, at)
+
+
+def plan_encoded(
+    result_id: ResultId,
+    encoded: EncodedModel,
+    behavior: SetBehavior,
+    namespace: str,
+    *,
+    at: datetime,
+    engine: Engine = EMBEDDED,
+) -> SetPlan:
+    """Choose the single atomic write that stores already-encoded data (a model, or an import)."""
+    segs = segments(result_id)
+    return _plan("/".join(segs), segs, encoded, behavior, validate_namespace(namespace), engine, at)
+
+
+def _plan(
+    rid: str, segs: tuple[str, ...], encoded: EncodedModel, behavior: SetBehavior, ns: str, engine: Engine, t: datetime
+) -> SetPlan:
+    if type(behavior) is not SetBehavior:
+        behavior = SetBehavior(behavior)
+    doc: dict[str, Any] = {
+        "_id": rid,
+        "path": list(segs),
+        "model_type": encoded.model_type,
+        "namespace": ns,
+        "data": encoded.data,
+        "digest": encoded.digest,
+        "created_at": t,
+        "updated_at": t,
+    }
+    check_size(rid, encoded, doc)
+    check_engine(rid, encoded, engine)
+    if behavior in (SetBehavior.RAISE_IF_EXISTS, SetBehavior.KEEP_EXISTING):
+        return SetPlan(rid, ns, behavior, doc, True, {}, {}, False, 1)  # an insert has no query phase
+    body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
+    # Keeps created_at; where $set is not faithful the whole document is replaced instead.
+    write, replace = {"$set": body, "$setOnInsert": {"created_at": t}}, False
+    if not engine.faithful_set:
+        write, replace = doc, True
+    # Two upserts of a missing id can both find nothing and both insert: the loser meets a
+    # duplicate key that says nothing about the content. MongoDB retries that by itself only
+    # when the filter is equality on the unique index's fields alone, and ours has the digest
+    # too; so on every engine the command is repeated once, when its query sees the winner.
+    confirm = 2
+    if behavior is SetBehavior.OVERWRITE:
+        return SetPlan(rid, ns, behavior, doc, False, {"_id": rid}, write, replace, 3)  # a duplicate is a lost race
+    if behavior is SetBehavior.SKIP_IF_EXISTS:
+        skip = {"_id": rid, "digest": {"$ne": encoded.digest}}
+        return SetPlan(rid, ns, behavior, doc, False, skip, write, replace, confirm)
+    # RAISE_IF_DIFFERENT: matching {_id, digest} is "same content", a no-op; otherwise the
+    # upsert's insert either creates the result or hits the _id index (different content).
+    insert_only = {k: v for k, v in doc.items() if k not in ("_id", "digest")}
+    filt = {"_id": rid, "digest": encoded.digest}
+    return SetPlan(rid, ns, behavior, doc, False, filt, {"$setOnInsert": insert_only}, False, confirm)

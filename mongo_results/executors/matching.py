@@ -1,0 +1,125 @@
+"""MongoDB filters, projections and updates evaluated in Python, for the file store.
+
+Only what the core sends: comparisons, ``$in``/``$nin``, ``$exists``, ``$type``
+and the logical operators, on top-level fields. Anything else is refused
+rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["apply_update", "matches", "project"]
+
+_MISSING = object()
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+    "bool": (bool,),
+    "date": (datetime,),
+    "double": (float,),
+    "long": (int,),
+    "int": (int,),
+}
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    return (isinstance(a, str) and isinstance(b, str)) or (
+        isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool)
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):  # True is not 1 in BSON
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _equal(value: Any, wanted: Any) -> bool:
+    if value is _MISSING:
+        return wanted is None  # {field: null} matches a document without the field
+    if isinstance(value, list) and not isinstance(wanted, list):
+        return any(_same(v, wanted) for v in value)  # an array matches when one of its elements does
+    return _same(value, wanted)
+
+
+def _compare(check: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    return lambda value, arg: _comparable(value, arg) and check(value, arg)
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "$eq": _equal,
+    "$ne": lambda value, arg: not _equal(value, arg),
+    "$gt": _compare(lambda a, b: a > b),
+    "$gte": _compare(lambda a, b: a >= b),
+    "$lt": _compare(lambda a, b: a < b),
+    "$lte": _compare(lambda a, b: a <= b),
+    "$in": lambda value, arg: any(_equal(value, a) for a in arg),
+    "$nin": lambda value, arg: not any(_equal(value, a) for a in arg),
+    "$exists": lambda value, arg: (value is not _MISSING) == bool(arg),
+    "$type": lambda value, arg: value is not _MISSING and isinstance(value, _TYPES[arg]) and _not_bool_int(value, arg),
+}
+
+
+def _not_bool_int(value: Any, kind: str) -> bool:
+    return not (isinstance(value, bool) and kind in ("int", "long"))
+
+
+def _condition(value: Any, condition: Any) -> bool:
+    if isinstance(condition, Mapping) and condition and all(str(k).startswith("$") for k in condition):
+        for op, arg in condition.items():
+            check = _OPERATORS.get(op)
+            if check is None or (op == "$type" and arg not in _TYPES):
+                raise InvalidArgumentError(f"the file store does not evaluate {op} {arg!r}")
+            if not check(value, arg):
+                return False
+        return True
+    return _equal(value, condition)
+
+
+def matches(document: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+    """Whether ``document`` matches the MongoDB filter ``query``."""
+    for key, condition in query.items():
+        if key == "$and":
+            ok = all(matches(document, q) for q in condition)
+        elif key == "$or":
+            ok = any(matches(document, q) for q in condition)
+        elif key == "$nor":
+            ok = not any(matches(document, q) for q in condition)
+        elif key.startswith("$") or "." in key:
+            raise InvalidArgumentError(f"the file store does not evaluate {key!r} in a filter")
+        else:
+            ok = _condition(document.get(key, _MISSING), condition)
+        if not ok:
+            return False
+    return True
+
+
+def project(document: Mapping[str, Any], projection: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The fields a projection keeps (inclusive, or exclusive when every value is false)."""
+    if not projection:
+        return dict(document)
+    if any(v for k, v in projection.items() if k != "_id"):
+        keep = {k for k, v in projection.items() if v} | ({"_id"} if projection.get("_id", 1) else set())
+        return {k: document[k] for k in keep if k in document}
+    if projection.get("_id", 1) and all(k == "_id" for k in projection):
+        return {"_id": document["_id"]}
+    drop = {k for k, v in projection.items() if not v}
+    return {k: v for k, v in document.items() if k not in drop}
+
+
+def apply_update(document: dict[str, Any], update: Mapping[str, Any], *, inserting: bool) -> dict[str, Any]:
+    """``document`` after ``$set`` (and, when inserting, ``$setOnInsert``) on top-level fields."""
+    out = dict(document)
+    for op, fields in update.items():
+        if op not in ("$set", "$setOnInsert") or any("." in k or k.startswith("$") for k in fields):
+            raise InvalidArgumentError(f"the file store does not apply the update {op} {sorted(fields)}")
+        if op == "$set" or inserting:
+            out.update(fields)
+    return out

@@ -1,0 +1,142 @@
+"""The package's shape: one API in two managers, optional dependencies loaded only when used."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mongo_results
+from mongo_results import AsyncMongoBackend, AsyncResultsManager, ResultsManager, SetBehavior
+
+from .models import Metrics
+
+PACKAGE = Path(mongo_results.__file__).parent
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name, _ in inspect.getmembers(cls) if not name.startswith("_")}
+
+
+def test_both_managers_have_the_same_methods_and_parameters() -> None:
+    assert _public(ResultsManager) == _public(AsyncResultsManager)
+    for name in _public(ResultsManager) - {"backend", "close"}:
+        sync, awaited = getattr(ResultsManager, name), getattr(AsyncResultsManager, name)
+        assert inspect.signature(sync).parameters == inspect.signature(awaited).parameters, name
+
+
+def test_no_module_is_over_400_lines() -> None:
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_the_core_does_no_io_and_speaks_no_driver() -> None:
+    for path in (PACKAGE / "core").glob("*.py"):
+        text = path.read_text()
+        for banned in ("import pymongo", "from pymongo", "import mongomock", "import motor", "open(", "socket"):
+            assert banned not in text, f"{path.name}: {banned}"
+
+
+def test_a_mongodb_store_loads_no_optional_dependency() -> None:
+    code = (
+        "import sys, asyncio\n"
+        "from mongo_results import ResultsManager, AsyncResultsManager, StoreUnavailableError\n"
+        "rm = ResultsManager('mongodb://127.0.0.1:9/x?serverSelectionTimeoutMS=100')\n"
+        "try:\n    rm.exists('a')\nexcept StoreUnavailableError:\n    pass\n"
+        "async def main():\n"
+        "    arm = AsyncResultsManager('mongodb://127.0.0.1:9/x?serverSelectionTimeoutMS=100')\n"
+        "    try:\n        await arm.exists('a')\n    except StoreUnavailableError:\n        pass\n"
+        "    await arm.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mongomock', 'motor', 'tqdm')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+class SeedStyleBackend:
+    """A backend as ``results_manager`` users wrote them: models in a dict."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Any] = {}
+
+    def set(self, result_id: str, data: Any, behavior: SetBehavior, namespace: Any, strict: bool) -> bool:
+        if result_id in self.stored and behavior is SetBehavior.RAISE_IF_EXISTS:
+            raise FileExistsError(result_id)
+        self.stored[result_id] = data
+        return True
+
+    def get(self, result_id: str, model_class: Any = None, namespace: Any = None) -> Any:
+        if result_id not in self.stored:
+            raise FileNotFoundError(result_id)
+        return self.stored[result_id]
+
+    def exists(self, result_id: str) -> bool:
+        return result_id in self.stored
+
+    def list_ids(self, prefix: str | None = None) -> list[str]:
+        return sorted(r for r in self.stored if prefix is None or r == prefix or r.startswith(prefix + "/"))
+
+    def delete(self, result_id: str) -> bool:
+        return self.stored.pop(result_id, None) is not None
+
+    def clear(self) -> None:
+        self.stored.clear()
+
+
+def test_a_seed_style_backend_works_through_the_adapter() -> None:
+    seed = SeedStyleBackend()
+    rm = ResultsManager(backend=seed)
+    assert rm.backend is seed
+    assert rm.set("a/1", Metrics(loss=1, accuracy=1)) and rm.exists("a/1")
+    with pytest.raises(FileExistsError):
+        rm.set("a/1", Metrics(loss=2, accuracy=1))
+    assert rm.set_many({"a/2": Metrics(loss=2, accuracy=1)}) == [True]
+    assert rm.get("a/2") == Metrics(loss=2, accuracy=1)
+    assert rm.list_ids("a") == ["a/1", "a/2"]
+    assert [rid for rid, _ in rm.iter_results("a", batch_size=1)] == ["a/1", "a/2"]
+    with pytest.raises(ValueError, match="takes no namespace"):
+        rm.list_ids("a", namespace="other")
+    assert rm.delete("a/1") and rm.list_ids() == ["a/2"]
+    rm.clear()
+    assert seed.stored == {}
+
+    async def awaited() -> list[str]:
+        arm = AsyncResultsManager(backend=seed)
+        await arm.set("b", Metrics(loss=1, accuracy=1))
+        return await arm.list_ids()
+
+    assert asyncio.run(awaited()) == ["b"]
+
+
+def test_an_object_that_is_no_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="lacks"):
+        ResultsManager(backend=object())
+
+
+def test_each_event_loops_client_is_closed_with_close_or_the_loop(server_db: tuple[str, str]) -> None:
+    uri, name = server_db
+    backend = AsyncMongoBackend(uri, database=name)
+    rm = AsyncResultsManager(backend=backend)
+    opened: list[Any] = []
+
+    async def use(step: int) -> None:
+        await rm.set(f"loop/{step}", Metrics(loss=step, accuracy=0))
+        opened.append(backend._client)
+
+    asyncio.run(use(1))  # the loop ends without close(): its shutdown closes the client
+    assert opened[0]._closed
+
+    async def use_and_close() -> None:
+        await use(2)
+        await rm.close()
+        assert opened[1]._closed
+
+    asyncio.run(use_and_close())
+    assert opened[0] is not opened[1]

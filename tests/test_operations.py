@@ -1,0 +1,255 @@
+"""The core's operations driven with canned replies: every decision, no server, no mongomock, no files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from mongo_results import (
+    AmbiguousResultError,
+    ResultExistsError,
+    ResultNotFoundError,
+    SetBehavior,
+    SetManyInterruptedError,
+    StoreUnavailableError,
+)
+from mongo_results.core.commands import (
+    EVERY,
+    BuildInfo,
+    BulkWrite,
+    Command,
+    Delete,
+    Drop,
+    DuplicateKey,
+    EnsureIndexes,
+    Find,
+    FindOne,
+    Insert,
+    ListCollections,
+    Refused,
+    SetValidator,
+    Upsert,
+    Written,
+)
+from mongo_results.core.drive import run, stream
+from mongo_results.core.engine import FILES, Engine
+from mongo_results.core.operations import Operations
+
+from .models import Metrics
+
+T0 = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
+A = Metrics(loss=1, accuracy=1)
+
+
+class Canned:
+    """An executor that records each command and answers it with ``answer``."""
+
+    def __init__(self, answer: Callable[[Command], Any]) -> None:
+        self.answer = answer
+        self.sent: list[Command] = []
+
+    def __call__(self, command: Command) -> Any:
+        self.sent.append(command)
+        return self.answer(command)
+
+    def kinds(self) -> list[str]:
+        return [type(c).__name__ for c in self.sent]
+
+
+MONGODB = Engine.from_build_info({"version": "8.0.4"})
+
+
+def ops(engine: Engine | None = MONGODB, **options: Any) -> Operations:
+    clock = options.pop("clock", lambda: T0)
+    return Operations("results.", engine=engine, clock=clock, **options)
+
+
+def doc(rid: str, ns: str = "default", loss: float = 1.0) -> dict[str, Any]:
+    return {
+        "_id": rid,
+        "path": rid.split("/"),
+        "model_type": "Metrics",
+        "namespace": ns,
+        "data": {"loss": loss, "accuracy": 1.0, "step": 0},
+    }
+
+
+def test_the_engine_is_asked_once_and_a_namespace_prepared_once() -> None:
+    core = ops(engine=None)
+    answers = Canned(lambda c: {"version": "8.0.4"} if isinstance(c, BuildInfo) else Written(True))
+    assert run(core.set("a", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+    assert run(core.set("b", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+    assert answers.kinds() == ["BuildInfo", "EnsureIndexes", "SetValidator", "Insert", "Insert"]
+    insert = answers.sent[-1]
+    assert isinstance(insert, Insert) and insert.collection == "results.default"
+    assert insert.document["created_at"] == insert.document["updated_at"] == T0  # the clock passed in
+
+
+def test_no_validator_where_the_engine_has_none_or_it_is_off() -> None:
+    for core in (ops(Engine.from_build_info({"ferretdbVersion": "v1.24.2"})), ops(validation="off")):
+        answers = Canned(lambda c: Written(True))
+        run(core.set("a", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+        assert not any(isinstance(c, SetValidator) for c in answers.sent)
+
+
+@pytest.mark.parametrize(
+    ("behavior", "replies", "expected", "sent"),
+    [
+        (SetBehavior.RAISE_IF_EXISTS, [DuplicateKey()], ResultExistsError, 1),
+        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), DuplicateKey()], False, 2),  # confirmed: same content
+        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), Written(False)], True, 2),  # a lost race, then written
+        (SetBehavior.RAISE_IF_DIFFERENT, [DuplicateKey(), DuplicateKey()], ResultExistsError, 2),
+        (SetBehavior.RAISE_IF_DIFFERENT, [Written(False)], True, 1),  # same content matched
+        (SetBehavior.OVERWRITE, [DuplicateKey(), DuplicateKey(), Written(True)], True, 3),
+    ],
+)
+def test_replies_decide_set(behavior: SetBehavior, replies: list[Any], expected: object, sent: int) -> None:
+    core = ops()
+    core.indexed.add("default")
+    queue = list(replies)
+    answers = Canned(lambda c: queue.pop(0))
+    operation = core.set("a", A, behavior, None, False, secrets=False)
+    if expected is ResultExistsError:
+        with pytest.raises(ResultExistsError):
+            run(operation, answers)
+    else:
+        assert run(operation, answers) is expected
+    assert len(answers.sent) == sent and all(isinstance(c, (Insert, Upsert)) for c in answers.sent)
+
+
+def test_an_id_held_by_another_namespace_in_one_keyspace_is_named() -> None:
+    core = ops(FILES)
+    answers = Canned(lambda c: DuplicateKey("other"))
+    with pytest.raises(ResultExistsError, match="namespace 'other'"):
+        run(core.set("a", A, SetBehavior.OVERWRITE, None, False, secrets=False), answers)
+    assert answers.kinds().count("Upsert") == 1  # not repeated as a lost race: the answer is final
+
+
+def test_set_many_reads_each_bulk_reply_per_item() -> None:
+    core = ops()
+    core.indexed.add("default")
+    answers = Canned(lambda c: [Written(True), DuplicateKey(), Refused(121, "bad document")])
+    items = [("a", A), ("b", A), ("c", A), ("d", "not a model")]
+    outcomes = run(core.set_many(items, SetBehavior.RAISE_IF_EXISTS, None, secrets=False), answers)  # type: ignore[arg-type]
+    assert outcomes[0] is True
+    assert isinstance(outcomes[1], ResultExistsError)
+    assert isinstance(outcomes[2], ValueError) and "code 121" in str(outcomes[2])
+    assert isinstance(outcomes[3], TypeError)  # refused before anything was sent
+    assert answers.kinds() == ["BulkWrite"]
+
+
+def test_set_many_interrupted_says_what_is_known() -> None:
+    core = ops(Engine(max_write_batch=2))
+    core.indexed.add("default")
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, BulkWrite) and command.writes[0].document["_id"] == "c":  # type: ignore[union-attr]
+            raise StoreUnavailableError("gone")
+        return [Written(True)] * 2
+
+    items = [(rid, A) for rid in "abcdef"]
+    with pytest.raises(SetManyInterruptedError) as info:
+        run(core.set_many(items, SetBehavior.RAISE_IF_EXISTS, None, secrets=False), Canned(answer))
+    assert info.value.outcomes[:2] == [True, True]
+    assert info.value.unknown == [2, 3] and info.value.not_sent == [4, 5]
+
+
+def test_get_reuses_a_recent_listing_and_lists_again_before_not_found() -> None:
+    clock = [0.0]
+    core = ops(monotonic=lambda: clock[0])
+    collections = ["results.default"]
+    stored: dict[str, dict[str, Any]] = {}
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, ListCollections):
+            return list(collections)
+        assert isinstance(command, FindOne)
+        return stored.get(command.collection + "/" + command.filter["_id"])
+
+    answers = Canned(answer)
+    assert not run(core.exists("a", None), answers)
+    assert answers.kinds() == ["ListCollections", "FindOne"]
+    collections.append("results.new")  # another process writes into a new namespace
+    stored["results.new/a"] = doc("a", "new")
+    answers.sent.clear()
+    assert run(core.get("a", Metrics, None), answers) == A
+    assert answers.kinds() == ["FindOne", "ListCollections", "FindOne"]  # the old listing said nothing
+    clock[0] = 5.0  # the listing is old: listed again first
+    answers.sent.clear()
+    run(core.exists("a", None), answers)
+    assert answers.kinds()[0] == "ListCollections"
+
+
+def test_get_in_several_namespaces_is_ambiguous_unless_the_class_says() -> None:
+    answers = Canned(lambda c: ["results.x", "results.y"] if isinstance(c, ListCollections) else doc("a"))
+    with pytest.raises(AmbiguousResultError):
+        run(ops().get("a", None, None), answers)
+    with pytest.raises(ResultNotFoundError):
+        run(ops().get("a", None, None), Canned(lambda c: [] if isinstance(c, ListCollections) else None))
+
+
+def test_iter_results_merges_namespaces_in_id_order_page_by_page() -> None:
+    stored = {
+        "results.x": [doc(f"r/{i}", "x") for i in (1, 4, 5, 8)],
+        "results.y": [doc(f"r/{i}", "y") for i in (2, 3, 6, 7, 9)],
+    }
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, ListCollections):
+            return list(stored)
+        assert isinstance(command, Find) and command.sorted and command.limit == 2
+        after = command.filter["_id"].get("$gt", "")
+        return [d for d in stored[command.collection] if d["_id"] > after][:2]
+
+    answers = Canned(answer)
+    ids = [rid for rid, _ in stream(ops().iter_results("r", Metrics, None, 2), answers)]
+    assert ids == [f"r/{i}" for i in range(1, 10)]
+    assert answers.kinds().count("Find") == 6  # two ids a page, one short page per namespace
+
+
+def test_one_keyspace_stores_are_read_with_one_query() -> None:
+    answers = Canned(lambda c: [doc("a/1", "x"), doc("a/2", "y")])
+    assert run(ops(FILES).list_ids("a", None), answers) == ["a/1", "a/2"]
+    assert [(type(c).__name__, getattr(c, "collection", None)) for c in answers.sent] == [("Find", EVERY)]
+
+
+def test_clear_drops_only_collections_with_nothing_foreign() -> None:
+    def answer(command: Command) -> Any:
+        if isinstance(command, ListCollections):
+            return ["results.mine", "results.shared", "other"]
+        if isinstance(command, FindOne):
+            return {"_id": 1} if command.collection == "results.shared" else None
+        return 0
+
+    answers = Canned(answer)
+    run(ops().clear(), answers)
+    done = [(type(c).__name__, getattr(c, "collection", None)) for c in answers.sent if isinstance(c, (Drop, Delete))]
+    assert done == [("Drop", "results.mine"), ("Delete", "results.shared")]
+
+
+def test_indexes_are_asked_for_once_per_namespace_and_path_index_on_request() -> None:
+    answers = Canned(lambda c: Written(True))
+    core = ops(path_index=True)
+    for rid in ("a", "b"):
+        run(core.set(rid, A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+    [ensure] = [c for c in answers.sent if isinstance(c, EnsureIndexes)]
+    assert [i.name for i in ensure.indexes] == ["_id_", "path_segments"]
+
+
+def test_set_many_one_command_per_update_stops_at_the_first_unreachable_store() -> None:
+    core = ops(Engine.from_build_info({"ferretdbVersion": "v1.24.2"}))  # no per-item bulk update replies
+    core.indexed.add("default")
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, Upsert) and command.filter["_id"] == "b":
+            raise StoreUnavailableError("gone")
+        return Written(True)
+
+    answers = Canned(answer)
+    with pytest.raises(SetManyInterruptedError) as info:
+        run(core.set_many([(r, A) for r in "abcd"], SetBehavior.OVERWRITE, None, secrets=False), answers)
+    assert info.value.outcomes[0] is True and info.value.unknown == [1] and info.value.not_sent == [2, 3]
+    assert len(answers.sent) == 2  # nothing more is sent to a store that is gone

@@ -1,0 +1,40 @@
+"""What a type checker sees of the managers (checked by mypy in ``make test``; the bodies never run)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+from pydantic import BaseModel
+from typing_extensions import assert_type
+
+from mongo_results import AsyncResultsManager, ResultsManager
+
+from .models import Metrics
+
+
+def _sync(rm: ResultsManager[BaseModel], typed: ResultsManager[Metrics]) -> None:
+    assert_type(rm.get("a", Metrics), Metrics)
+    assert_type(rm.get("a"), BaseModel)
+    assert_type(typed.get("a"), Metrics)
+    assert_type(rm.get_many(["a"], Metrics), list[Metrics])
+    assert_type(typed.get_many(["a"]), list[Metrics])
+    assert_type(rm.iter_results("a", Metrics), Iterator[tuple[str, Metrics]])
+    assert_type(typed.iter_results(), Iterator[tuple[str, Metrics]])
+    assert_type(rm.set("a", Metrics(loss=1, accuracy=1)), bool)
+
+
+async def _async(arm: AsyncResultsManager[BaseModel]) -> None:
+    assert_type(await arm.get("a", Metrics), Metrics)
+    assert_type(await arm.get_many(["a"], Metrics), list[Metrics])
+    assert_type(arm.iter_results("a", Metrics), AsyncIterator[tuple[str, Metrics]])
+    assert_type(await arm.set("a", Metrics(loss=1, accuracy=1)), bool)
+    assert_type(await arm.list_ids(), list[str])
+
+
+def test_mypy_agrees_with_these_types() -> None:
+    from mypy import api
+
+    root = Path(__file__).parent.parent
+    out, err, status = api.run(["--strict", "--config-file", str(root / "pyproject.toml"), __file__])
+    assert status == 0, out + err
