@@ -1,4 +1,4 @@
-"""The main job: a parallel hyper-parameter sweep stored with SKIP_IF_EXISTS.
+"""The main job: a parallel hyper-parameter sweep stored with KEEP_EXISTING.
 
     python -m mongo_results.demo                      # embedded store, no server
     python -m mongo_results.demo --uri mongodb://localhost:27017/demo
@@ -6,8 +6,8 @@
 Worker processes train a small logistic-regression model per configuration.
 With a server or a directory each worker stores its own result; the embedded
 mongomock store lives in this process, so there the workers hand results back
-and this process stores them. A second pass over the same sweep finds every
-result already stored and skips it.
+and this process stores them. A second pass over the same sweep, as a re-run
+after a crash would be, finds every result already stored and keeps it.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def train_and_store(rm: ResultsManager | None, cfg: RunConfig) -> tuple[RunResul
     result = train(cfg)
     if rm is None:
         return result, None
-    return None, rm.set(result_id(cfg), result, SetBehavior.SKIP_IF_EXISTS)
+    return None, rm.set(result_id(cfg), result, SetBehavior.KEEP_EXISTING)
 
 
 def run_pass(rm: ResultsManager, configs: list[RunConfig], workers: int, label: str) -> tuple[int, int, float]:
@@ -124,7 +124,7 @@ def run_pass(rm: ResultsManager, configs: list[RunConfig], workers: int, label: 
         for future in as_completed(futures):
             result, stored = future.result()
             if result is not None:  # embedded store: this process writes
-                stored = rm.set(result_id(futures[future]), result, SetBehavior.SKIP_IF_EXISTS)
+                stored = rm.set(result_id(futures[future]), result, SetBehavior.KEEP_EXISTING)
             written += bool(stored)
             skipped += not stored
             progress.advance()
@@ -179,12 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     written, skipped, secs = run_pass(rm, configs, args.workers, "pass 1")
     print(f"pass 1: {written} results written, {skipped} already stored ({secs:.1f} s)")
     written, skipped, secs = run_pass(rm, configs, args.workers, "pass 2")
-    print(f"pass 2: {written} results written, {skipped} skipped: identical results were already stored ({secs:.1f} s)")
+    print(f"pass 2: {written} results written, {skipped} kept: every run was already stored ({secs:.1f} s)")
 
     prefix = f"{SWEEP}/lr=0.1"
     print(f"\n{len(rm.list_ids(prefix))} results under {prefix!r}, {len(rm.list_ids(SWEEP))} under {SWEEP!r}\n")
     print("\n".join(summary(rm)))
     rm.close()
+    if _is_embedded(rm):
+        print(
+            "\nThese results lived in this process's memory and are gone now. To keep them, store them in a "
+            "directory\n(or a mongodb:// URI) and look at them with the command line:\n\n"
+            "    make demo ARGS=\"--uri ./results\"\n"
+            "    .venv/bin/mongo-results --uri ./results ls sweep-demo/lr=0.1\n"
+            "    .venv/bin/mongo-results --uri ./results stats"
+        )
     return 0
 
 

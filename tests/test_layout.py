@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,39 @@ def test_each_event_loops_client_is_closed_with_close_or_the_loop(server_db: tup
 
     asyncio.run(use_and_close())
     assert opened[0] is not opened[1]
+
+
+def test_the_wheel_holds_every_module_and_the_type_marker(tmp_path: Path) -> None:
+    """The README's install from a built wheel: every subpackage is in it."""
+    source = tmp_path / "source"  # a copy: building leaves build/ behind, and must not see an old one
+    shutil.copytree(PACKAGE, source / "mongo_results", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PACKAGE.parent / name, source / name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [wheel] = tmp_path.glob("mongo_results-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")} | {"mongo_results/py.typed"}
+    assert expected <= names, sorted(expected - names)
+
+
+def test_every_error_raised_on_purpose_is_a_library_error() -> None:
+    builtins = ("ValueError", "TypeError", "KeyError", "RuntimeError", "LookupError", "FileExistsError")
+    for path in PACKAGE.rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith("raise ") and "pragma: no cover" not in stripped:
+                name = stripped[len("raise ") :].split("(", 1)[0]
+                assert name not in builtins, f"{path.relative_to(PACKAGE)}:{number}: {stripped}"
+
+
+def test_a_dict_instead_of_a_model_is_a_library_type_error(tmp_path: Path) -> None:
+    rm = ResultsManager(tmp_path)
+    with pytest.raises(TypeError, match="pydantic model instance") as info:
+        rm.set("a", {"x": 1})  # type: ignore[arg-type]
+    assert isinstance(info.value, mongo_results.MongoResultsError) and not rm.list_ids()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import pickle
+import uuid
 import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -11,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from mongo_results import MongoBackend, ResultsManager, SetBehavior
+from mongo_results.notes import say_once
 
 from .models import Metrics
 
@@ -110,3 +113,31 @@ INHERITED: ResultsManager | None = None
 def _use_module_level() -> str:
     assert INHERITED is not None
     return use_inherited(INHERITED)
+
+
+def note_in_a_worker(message: str) -> list[tuple[int, str]]:
+    """Runs in a worker: which records a note gives there."""
+    records: list[tuple[int, str]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((record.levelno, record.getMessage()))
+
+    logger = logging.getLogger("mongo_results")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.DEBUG)
+    say_once(message)
+    return records
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_note_is_a_warning_once_per_run_not_once_per_worker(method: str, caplog: pytest.LogCaptureFixture) -> None:
+    said = f"parent note {uuid.uuid4().hex}"
+    with caplog.at_level(logging.WARNING, "mongo_results"):
+        say_once(said)
+        say_once(said)
+    assert [r.getMessage() for r in caplog.records] == [said]
+    fresh = f"worker note {uuid.uuid4().hex}"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool:
+        assert pool.submit(note_in_a_worker, said).result() == []  # the parent said it for the run
+        assert pool.submit(note_in_a_worker, fresh).result() == [(logging.INFO, fresh)]

@@ -28,28 +28,38 @@ def run_script(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_quickstart_runs(tmp_path: Path) -> None:
     blocks = python_blocks(needs_server=False)
-    assert len(blocks) >= 4
+    assert len(blocks) >= 3
     proc = run_script("\n\n".join(blocks), tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "sweep-7/lr=0.1/seed=3/metrics default" in proc.stdout
-    assert "8 results written" in proc.stdout
-    assert (tmp_path / "results-dir" / "sweep-8" / "seed=0" / "metrics.json").is_file()
+    assert "run 1: 8 results written" in proc.stdout and "run 2: 0 results written" in proc.stdout
+    assert (tmp_path / "results-dir" / "sweep-8" / "seed=0" / "trial.json").is_file()
+
+
+def test_each_block_runs_on_its_own(tmp_path: Path) -> None:
+    for number, block in enumerate(python_blocks(needs_server=False), 1):
+        where = tmp_path / str(number)
+        where.mkdir()
+        proc = run_script(block, where)
+        assert proc.returncode == 0, f"block {number} alone:\n{proc.stderr}"
 
 
 def test_async_quickstarts_run_against_the_server(server_uri: str, tmp_path: Path) -> None:
     blocks = python_blocks(needs_server=True)
     assert len(blocks) == 2  # AsyncMongoClient, then Motor
     base = server_uri.split("?")[0].rstrip("/")
-    code = "\n\n".join(blocks).replace("mongodb://localhost:27017", base)
+    out = ""
     try:
-        proc = run_script(code, tmp_path)
+        for block in blocks:  # each on its own
+            proc = run_script(block.replace("mongodb://localhost:27017", base), tmp_path)
+            assert proc.returncode == 0, proc.stderr
+            out += proc.stdout
     finally:
         client: MongoClient[dict[str, object]]
         with MongoClient(base) as client:
             client.drop_database("quickstart")
-    assert proc.returncode == 0, proc.stderr
-    assert "['svc/2026-11-28/latency']" in proc.stdout
-    assert "Latency 38.0" in proc.stdout
+    assert "['svc/2026-11-28/latency']" in out
+    assert "Throughput 812.5" in out
 
 
 def test_the_speed_tables_are_the_committed_bench_results() -> None:

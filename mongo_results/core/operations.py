@@ -8,7 +8,6 @@ carry commands to an executor, so every store runs the very same decisions
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -47,12 +46,10 @@ from .plans import SetPlan, now, plan_encoded, plan_set
 from .progress import Progress
 from .validators import validator_command
 
-__all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes", "say_once"]
+__all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes"]
 
 R = TypeVar("R")
 Operation = Generator["Command | Emit", Any, R]
-log = logging.getLogger("mongo_results")
-_said: set[str] = set()
 
 BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
 # get and exists search the namespaces listed up to this long ago, and list again before
@@ -61,11 +58,8 @@ BATCH = 1000  # items per bulk write or $in query: bounded memory, few round tri
 LISTING_TTL = 1.0
 
 
-def say_once(message: str) -> None:
-    """Log a warning once per process."""
-    if message not in _said:
-        _said.add(message)
-        log.warning(message)
+def ignore_note(message: str) -> None:
+    """The default for what the user should know: nothing (the stores pass their own)."""
 
 
 def indexes(path_index: bool) -> tuple[Index, ...]:
@@ -92,12 +86,14 @@ class Operations:
         path_index: bool = False,
         clock: Callable[[], datetime] = now,
         monotonic: Callable[[], float] = time.monotonic,
+        note: Callable[[str], None] = ignore_note,
     ) -> None:
         self.prefix = collection_prefix
         self.indexes = indexes(path_index)
         self.validation = validation  # validationAction: "warn", "error", or "off" for no validator
         self.engine = engine  # asked of the server once per connection
         self.clock, self.monotonic = clock, monotonic
+        self.note = note  # what the user should know once (an engine without validators)
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
         self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
 
@@ -153,10 +149,10 @@ class Operations:
         if self.validation != "off" and engine.validators:
             command, note = validator_command(collection, namespace, self.validation, engine)
             if note:
-                say_once(note)
+                self.note(note)
             yield SetValidator(collection, command)
         elif self.validation != "off" and engine.name in ("mongodb", "ferretdb"):  # the others have none by design
-            say_once(f"{engine.label} does not enforce collection validators; {collection} has none")
+            self.note(f"{engine.label} does not enforce collection validators; {collection} has none")
         self.indexed.add(namespace)
         listed = self._listed
         if listed is not None and collection not in listed[1]:  # this connection just created it

@@ -212,6 +212,12 @@ class FileBackend:
                 path.unlink(missing_ok=True)
         return len(found)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"base_dir": self.base_dir, "store_secrets": self.store_secrets}  # what a worker needs to open it
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["base_dir"], store_secrets=state["store_secrets"])  # type: ignore[misc]
+
     @property
     def where(self) -> str:
         """The store, for people."""

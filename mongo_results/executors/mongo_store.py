@@ -16,6 +16,7 @@ from ..core.engine import EMBEDDED
 from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
 from ..core.operations import Operations
 from ..errors import InvalidArgumentError, NotShareableError, WrongProcessError, WrongTypeError
+from ..notes import say_once
 from .driver import Call, error_reply, translate
 from .embedded import embedded_lock, is_embedded
 from .targets import check_uri, database_from_uri, describe_hosts, is_mock_uri
@@ -166,6 +167,7 @@ class MongoStore:
                 engine=EMBEDDED if self.embedded else None,
                 validation=self.validation,
                 path_index=self.path_index,
+                note=say_once,
             )
         return self._ops
 
