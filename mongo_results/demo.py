@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "\nThese results lived in this process's memory and are gone now. To keep them, store them in a "
             "directory\n(or a mongodb:// URI) and look at them with the command line:\n\n"
-            "    make demo ARGS=\"--uri ./results\"\n"
+            '    make demo ARGS="--uri ./results"\n'
             "    .venv/bin/mongo-results --uri ./results ls sweep-demo/lr=0.1\n"
             "    .venv/bin/mongo-results --uri ./results stats"
         )

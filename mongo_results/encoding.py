@@ -134,9 +134,11 @@ def _encode(value: Any, path: str, opts: _Options) -> Any:
         if not opts.decimal128:
             return str(value)
         try:
-            return Decimal128(value)
+            stored = Decimal128(value)
         except DecimalException:
             return str(value)  # beyond Decimal128's 34 digits: exact as text
+        # 35 digits whose last is a zero fit after rounding, but would come back without that zero.
+        return stored if stored.to_decimal().compare_total(value) == 0 else str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, UUID):

@@ -280,3 +280,15 @@ def test_a_value_not_of_its_declared_type_falls_back_to_verification() -> None:
     with pytest.warns(UserWarning, match="serializ"), pytest.raises(LossyValueError):
         encode_model(wrong)
     assert encode_model(Counted(n=2**70)).data == {"n": str(2**70)}  # beyond Int64: the verified path's text
+
+
+@pytest.mark.parametrize(
+    "value", ["760109680962781962794538908.58284790", "1.0000000000000000000000000000000000", "1E+40", "-0.00"]
+)
+def test_a_decimal_with_35_digits_ending_in_zero_is_kept_exactly(value: str) -> None:
+    class D(BaseModel):
+        dec: Decimal
+
+    stored = through_bson(encode_model(D(dec=Decimal(value))).data)["dec"]
+    back = D.model_validate({"dec": stored.to_decimal() if hasattr(stored, "to_decimal") else Decimal(stored)})
+    assert back.dec.compare_total(Decimal(value)) == 0  # the same digits, trailing zeros included
