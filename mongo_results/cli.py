@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any, TextIO
 
 import bson
 from bson import json_util
+from pydantic import ValidationError
 
 from ._terminal import Progress, table
 from .behaviors import SetBehavior
+from .core.loading import UNREADABLE, load_model
 from .encoding import JSON_OPTIONS, unescape_tree
 from .errors import InvalidUriError, MongoResultsError
 from .executors import FileBackend, MongoBackend
@@ -241,6 +244,29 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        error = exc.errors()[0]
+        return f"{'.'.join(map(str, error['loc'])) or '(model)'}: {error['msg']}"
+    return " ".join(str(exc).split())
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    store = open_store(args)
+    checked, failing = 0, Counter[str]()
+    for doc in store.iter_documents(args.prefix, args.namespace):  # page by page
+        checked += 1
+        try:
+            load_model(doc, doc["_id"], None, None)
+        except UNREADABLE as exc:
+            failing[str(doc.get("model_type"))] += 1
+            out.write(f"{doc['_id']}: {type(exc).__name__}: {_first_error(exc)}\n")
+    for model, count in sorted(failing.items()):
+        out.write(f"{model}: {count} failing\n")
+    out.write(f"{checked} results checked, {sum(failing.values())} failing\n")
+    return 1 if failing else 0
+
+
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
     report = store.doctor(fix=args.fix)
@@ -312,6 +338,11 @@ def parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="counts per namespace and model type, ages and size")
     stats.add_argument("prefix", nargs="?")
     stats.set_defaults(run=cmd_stats)
+
+    validate = sub.add_parser("validate", help="check every stored result against its registered model class")
+    validate.add_argument("--prefix")
+    validate.add_argument("--namespace")
+    validate.set_defaults(run=cmd_validate)
 
     doctor = sub.add_parser("doctor", help="check the connection, engine, indexes and validators")
     doctor.add_argument("--fix", action="store_true", help="create missing indexes and install validators")

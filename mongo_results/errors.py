@@ -29,6 +29,7 @@ __all__ = [
     "ResultNotFoundError",
     "StoreNotFoundError",
     "SetManyInterruptedError",
+    "SkippedResultsWarning",
     "StoreUnavailableError",
     "UnsupportedTypeError",
     "WrongProcessError",
@@ -141,6 +142,10 @@ class DocumentTooLargeError(MongoResultsError, ValueError):
 
 class RejectedByServerError(MongoResultsError, ValueError):
     """The server refused a document or command (for example a value its engine cannot hold)."""
+
+
+class SkippedResultsWarning(UserWarning):
+    """Reads with ``on_error="skip"`` left out stored results that no longer load."""
 
 
 class StoreUnavailableError(MongoResultsError, ConnectionError):

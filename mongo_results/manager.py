@@ -12,7 +12,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, overload
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
@@ -22,6 +22,8 @@ from .core.drive import run, run_async, stream, stream_async
 from .core.engine import Engine
 from .core.inspection import Report, diagnose
 from .core.operations import Operation, Operations
+from .core.upgrades import Upgraded, upgrade
+from .errors import InvalidArgumentError
 from .executors import AsyncExecutor, Executor, SeedBackend, open_backend
 from .ids import ResultId
 from .registry import DEFAULT_NAMESPACE
@@ -32,6 +34,19 @@ T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 P = ParamSpec("P")
+
+
+OnError = Literal["raise", "skip"]
+Skipped = list[tuple[str, Exception]]
+
+
+def _skipping(on_error: str, skipped: Skipped | None) -> Skipped | None:
+    """Where a read notes the results it leaves out: None to raise instead."""
+    if on_error not in ("raise", "skip"):
+        raise InvalidArgumentError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if on_error == "raise":
+        return None
+    return skipped if skipped is not None else []
 
 
 def _executor(backend: Any) -> Any:
@@ -149,17 +164,40 @@ class ResultsManager(_Store[T]):
 
     @overload
     def get_many(
-        self, result_ids: Sequence[ResultId], model_class: None = None, namespace: str | None = None
+        self,
+        result_ids: Sequence[ResultId],
+        model_class: None = None,
+        namespace: str | None = None,
+        *,
+        on_error: OnError = "raise",
+        skipped: Skipped | None = None,
     ) -> list[T]: ...
     @overload
     def get_many(
-        self, result_ids: Sequence[ResultId], model_class: type[M], namespace: str | None = None
+        self,
+        result_ids: Sequence[ResultId],
+        model_class: type[M],
+        namespace: str | None = None,
+        *,
+        on_error: OnError = "raise",
+        skipped: Skipped | None = None,
     ) -> list[M]: ...
     def get_many(
-        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None = None, namespace: str | None = None
+        self,
+        result_ids: Sequence[ResultId],
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        *,
+        on_error: OnError = "raise",
+        skipped: Skipped | None = None,
     ) -> list[Any]:
-        """The results under ``result_ids``, in order; FileNotFoundError names the ids that are missing."""
-        return self._run(self._ops().get_many(list(result_ids), model_class, namespace))
+        """The results under ``result_ids``, in order; FileNotFoundError names the ids that are missing.
+
+        ``on_error="skip"`` leaves out results that no longer load (the model changed, the type
+        is not registered), warns with their count, and appends ``(id, error)`` to ``skipped``.
+        """
+        missed = _skipping(on_error, skipped)
+        return self._run(self._ops().get_many(list(result_ids), model_class, namespace, missed))
 
     @overload
     def iter_results(
@@ -168,10 +206,20 @@ class ResultsManager(_Store[T]):
         model_class: None = None,
         namespace: str | None = None,
         batch_size: int = 500,
+        *,
+        on_error: OnError = "raise",
+        skipped: Skipped | None = None,
     ) -> Iterator[tuple[str, T]]: ...
     @overload
     def iter_results(
-        self, prefix: ResultId | None, model_class: type[M], namespace: str | None = None, batch_size: int = 500
+        self,
+        prefix: ResultId | None,
+        model_class: type[M],
+        namespace: str | None = None,
+        batch_size: int = 500,
+        *,
+        on_error: OnError = "raise",
+        skipped: Skipped | None = None,
     ) -> Iterator[tuple[str, M]]: ...
     def iter_results(
         self,
@@ -179,9 +227,16 @@ class ResultsManager(_Store[T]):
         model_class: type[BaseModel] | None = None,
         namespace: str | None = None,
         batch_size: int = 500,
+        *,
+        on_error: OnError = "raise",
+        skipped: Skipped | None = None,
     ) -> Iterator[tuple[str, Any]]:
-        """``(id, result)`` under ``prefix`` in id order, read in batches so memory stays flat."""
-        return self._stream(self._ops().iter_results(prefix, model_class, namespace, batch_size))
+        """``(id, result)`` under ``prefix`` in id order, read in batches so memory stays flat.
+
+        ``on_error`` and ``skipped`` as for :meth:`get_many`.
+        """
+        missed = _skipping(on_error, skipped)
+        return self._stream(self._ops().iter_results(prefix, model_class, namespace, batch_size, missed))
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether a result is stored under ``result_id``."""
@@ -226,6 +281,23 @@ class ResultsManager(_Store[T]):
     ) -> bool:
         """Store data already in stored form (an export or a file tree) with ``set``'s semantics."""
         return self._run(self._ops().store(result_id, model_type, data, behavior, namespace))
+
+    def upgrade(
+        self,
+        prefix: ResultId | None,
+        model_class: type[BaseModel],
+        convert: Callable[[dict[str, Any]], BaseModel],
+        namespace: str | None = None,
+        *,
+        batch_size: int = 500,
+    ) -> Upgraded:
+        """Rewrite the results under ``prefix`` that no longer load into ``model_class`` as ``convert(old data)``.
+
+        Results that load are left alone, so it can run again after an interruption; each
+        rewrite is atomic and skips a result written meanwhile (see the README's "When a model changes").
+        """
+        secrets = self._executor.store_secrets
+        return self._run(upgrade(self._ops(), prefix, model_class, convert, namespace, batch_size, secrets=secrets))
 
     def engine(self) -> Engine:
         """What the store is and can hold (asked of the server once per connection)."""
@@ -300,6 +372,7 @@ class AsyncResultsManager(_Store[T]):
     store = _awaitable(ResultsManager.store)
     engine = _awaitable(ResultsManager.engine)
     doctor = _awaitable(ResultsManager.doctor)
+    upgrade = _awaitable(ResultsManager.upgrade)
     get_many = _awaitable(ResultsManager.get_many)
     iter_results = _streaming(ResultsManager.iter_results)
     iter_documents = _streaming(ResultsManager.iter_documents)

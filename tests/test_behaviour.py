@@ -20,6 +20,7 @@ from mongo_results import (
     ResultNotFoundError,
     ResultsManager,
     SetBehavior,
+    SkippedResultsWarning,
     UnsupportedTypeError,
     register_model,
 )
@@ -445,3 +446,48 @@ def test_keep_existing_never_touches_what_is_stored(rm: ResultsManager, kind: st
     assert rm.get("k/1") == A and rm.get("k/2") == B
     if kind.endswith("file"):  # one result per id: another namespace's result is kept too
         assert rm.set("k/1", B, SetBehavior.KEEP_EXISTING, namespace="other") is False
+
+
+class Before(BaseModel):
+    x: int
+
+
+class After(BaseModel):
+    x: int
+    y: int  # a required field added after results were stored
+
+
+def test_results_that_no_longer_load_can_be_skipped_and_are_reported(rm: ResultsManager) -> None:
+    rm.set("c/1", Before(x=1))
+    rm.set("c/2", After(x=2, y=2))
+    rm.set("c/3", Before(x=3))
+    with pytest.raises(ValidationError):
+        list(rm.iter_results("c", After))
+    skipped: list[tuple[str, Exception]] = []
+    with pytest.warns(SkippedResultsWarning, match="2 stored result"):
+        assert list(rm.iter_results("c", After, on_error="skip", skipped=skipped)) == [("c/2", After(x=2, y=2))]
+    assert [rid for rid, _ in skipped] == ["c/1", "c/3"] and isinstance(skipped[0][1], ValidationError)
+    with pytest.warns(SkippedResultsWarning, match="1 stored result"):
+        assert rm.get_many(["c/3", "c/2"], After, on_error="skip") == [After(x=2, y=2)]
+    with pytest.raises(ValueError, match="on_error"):
+        rm.get_many(["c/2"], After, on_error="ignore")  # type: ignore[call-overload]
+
+
+def test_upgrade_rewrites_only_what_no_longer_loads_and_can_run_again(rm: ResultsManager) -> None:
+    rm.set("u/1", Before(x=1))
+    rm.set("u/2", After(x=2, y=20))
+    rm.set("u/3", Before(x=3))
+    rm.set("other/1", Before(x=9))
+
+    def convert(old: dict[str, Any]) -> After:
+        return After(x=old["x"], y=old["x"] * 10)
+
+    done = rm.upgrade("u", After, convert)
+    assert (done.upgraded, done.current, done.changed_meanwhile) == (2, 1, 0)
+    assert [m for _, m in rm.iter_results("u", After)] == [After(x=1, y=10), After(x=2, y=20), After(x=3, y=30)]
+    assert rm.documents("u/1")[0]["model_type"] == "After"
+    assert rm.get("other/1", Before) == Before(x=9)  # outside the prefix: untouched
+    again = rm.upgrade("u", After, convert)  # idempotent: an interrupted run is simply run again
+    assert (again.upgraded, again.current) == (0, 3)
+    with pytest.raises(TypeError, match="convert returned a Before"):
+        rm.upgrade("other", After, lambda old: Before(x=old["x"]))

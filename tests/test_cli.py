@@ -347,3 +347,16 @@ def test_the_command_line_waits_its_own_shorter_time(capsys: pytest.CaptureFixtu
 def test_doctor_on_the_embedded_store_says_what_it_is() -> None:
     code, out = run("--uri", "mongomock://localhost/doc", "doctor")
     assert code == 0 and "embedded store lives in this process's memory" in out
+
+
+def test_validate_names_each_result_that_no_longer_loads(uri: str) -> None:
+    filled(uri).close()
+    rm = ResultsManager(uri)
+    rm.store("old/1", "Metrics", {"loss": "not a number", "accuracy": 1.0}, namespace="training")
+    rm.close()
+    code, out = run("--uri", uri, "validate")
+    assert code == 1
+    assert "old/1: ValidationError: loss: Input should be a valid number" in out
+    assert "Metrics: 1 failing" in out and out.splitlines()[-1] == "5 results checked, 1 failing"
+    code, out = run("--uri", uri, "validate", "--prefix", "sweep")
+    assert code == 0 and out.splitlines()[-1] == "4 results checked, 0 failing"

@@ -253,3 +253,30 @@ def test_set_many_one_command_per_update_stops_at_the_first_unreachable_store() 
         run(core.set_many([(r, A) for r in "abcd"], SetBehavior.OVERWRITE, None, secrets=False), answers)
     assert info.value.outcomes[0] is True and info.value.unknown == [1] and info.value.not_sent == [2, 3]
     assert len(answers.sent) == 2  # nothing more is sent to a store that is gone
+
+
+def test_upgrade_leaves_a_result_written_meanwhile() -> None:
+    from pydantic import BaseModel
+
+    from mongo_results.core.commands import NoMatch, Update
+    from mongo_results.core.upgrades import upgrade
+
+    class New(BaseModel):
+        loss: float
+        epochs: int
+
+    stored = [doc("u/1") | {"digest": "d1"}, doc("u/2") | {"digest": "d2"}]
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, ListCollections):
+            return ["results.default"]
+        if isinstance(command, Find):
+            return stored if "$gte" in command.filter["_id"] else []
+        assert isinstance(command, Update) and command.filter["digest"] in ("d1", "d2")
+        return NoMatch() if command.filter["_id"] == "u/2" else Written(False)  # u/2 changed since it was read
+
+    answers = Canned(answer)
+    done = run(upgrade(ops(), "u", New, lambda old: New(loss=old["loss"], epochs=1), None, 10, secrets=False), answers)
+    assert (done.upgraded, done.current, done.changed_meanwhile) == (1, 0, 1)
+    [first, _] = [c for c in answers.sent if isinstance(c, Update)]
+    assert first.update["$set"]["model_type"] == "New" and first.update["$set"]["updated_at"] == T0

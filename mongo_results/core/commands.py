@@ -29,9 +29,11 @@ __all__ = [
     "Insert",
     "ListCollections",
     "ListIndexes",
+    "NoMatch",
     "ReadValidator",
     "Refused",
     "SetValidator",
+    "Update",
     "Upsert",
     "Write",
     "WriteReply",
@@ -82,6 +84,15 @@ class Upsert:
 
 
 Write = Insert | Upsert
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Apply ``$set`` to the one document ``filter`` matches, never inserting; answered by Written or NoMatch."""
+
+    collection: str
+    filter: dict[str, Any]
+    update: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +187,7 @@ class ReadValidator(_OnCollection):
 Command = (
     Insert
     | Upsert
+    | Update
     | BulkWrite
     | Find
     | FindOne
@@ -203,6 +215,11 @@ class Written:
     """A write was applied; ``upserted`` when it created the document."""
 
     upserted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NoMatch:
+    """An update found no document its filter matches."""
 
 
 @dataclass(frozen=True, slots=True)

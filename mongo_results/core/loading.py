@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ..encoding import validate_data
-from ..errors import AmbiguousResultError, CorruptResultError, ModelNotRegisteredError, ResultNotFoundError
+from ..errors import (
+    AmbiguousResultError,
+    CorruptResultError,
+    ModelNotRegisteredError,
+    ResultNotFoundError,
+    SkippedResultsWarning,
+)
 from ..registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, get_model_class
 
-__all__ = ["choose_document", "load_model", "not_found"]
+__all__ = ["UNREADABLE", "choose_document", "load", "load_model", "not_found", "report_skipped"]
 
 
 def not_found(missing: Sequence[str]) -> ResultNotFoundError:
@@ -58,3 +65,35 @@ def load_model(
     if not isinstance(data, Mapping):
         raise CorruptResultError(f"Stored result {result_id!r} has no data document")
     return validate_data(model_class, data, result_id)
+
+
+# What "no longer loads" means: the model changed, the type is not registered, the envelope is broken.
+UNREADABLE = (ValidationError, ModelNotRegisteredError, CorruptResultError)
+
+
+def load(
+    document: Mapping[str, Any],
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+    skipped: list[tuple[str, Exception]] | None,
+) -> BaseModel | None:
+    """The model, or None after noting the failure in ``skipped`` (when given: else it raises)."""
+    try:
+        return load_model(document, document["_id"], model_class, namespace)
+    except UNREADABLE as exc:
+        if skipped is None:
+            raise
+        skipped.append((document["_id"], exc))
+        return None
+
+
+def report_skipped(skipped: list[tuple[str, Exception]] | None) -> None:
+    """One warning for a read that left results out."""
+    if skipped:
+        # A warning rather than a log line: the caller asked to go on, and may want to stop it.
+        warnings.warn(
+            f"{len(skipped)} stored result(s) did not load and were skipped (first: {skipped[0][0]!r}: "
+            f"{type(skipped[0][1]).__name__}); pass skipped=[] to get them all",
+            SkippedResultsWarning,
+            stacklevel=4,
+        )

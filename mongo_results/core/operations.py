@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from ..behaviors import SetBehavior
 from ..encoding import encode_stored
-from ..errors import MongoResultsError, RejectedByServerError, StoreUnavailableError
+from ..errors import MongoResultsError, StoreUnavailableError
 from ..ids import ResultId, canonical_id
 from .commands import (
     EVERY,
@@ -26,20 +26,17 @@ from .commands import (
     Command,
     Delete,
     Drop,
-    DuplicateKey,
     Emit,
     EnsureIndexes,
     Find,
     FindOne,
     Index,
     ListCollections,
-    Refused,
     SetValidator,
-    Written,
 )
 from .engine import Engine
 from .filters import FOREIGN, OURS, prefix_filter
-from .loading import choose_document, load_model, not_found
+from .loading import choose_document, load, load_model, not_found, report_skipped
 from .names import namespaces_in, validate_namespace
 from .pages import Pages, in_order
 from .plans import SetPlan, now, plan_encoded, plan_set
@@ -270,7 +267,7 @@ class Operations:
                         if plan.again(reply, attempt):
                             again[i] = plan
                             continue
-                        outcomes[i] = _decide(plan, reply)
+                        outcomes[i] = plan.decide(reply)
                         sent.discard(i)
             pending, attempt = again, attempt + 1
         decided = [outcome for outcome in outcomes if outcome is not None]
@@ -286,9 +283,16 @@ class Operations:
         return sorted(found, key=in_order)
 
     def get_many(
-        self, result_ids: Sequence[ResultId], model_class: type[BaseModel] | None, namespace: str | None
+        self,
+        result_ids: Sequence[ResultId],
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[list[BaseModel]]:
-        """``get`` for many ids, in their order: one ``$in`` query per namespace and batch."""
+        """``get`` for many ids, in their order: one ``$in`` query per namespace and batch.
+
+        With a ``skipped`` list, results that no longer load are left out and listed there.
+        """
         rids = [canonical_id(r) for r in result_ids]
         wanted = sorted(set(rids))
         found: dict[str, list[dict[str, Any]]] = {}
@@ -299,7 +303,9 @@ class Operations:
         missing = [r for r in rids if r not in found]
         if missing:
             raise not_found(missing)
-        return [load_model(choose_document(r, found[r], model_class), r, model_class, namespace) for r in rids]
+        loaded = [load(choose_document(r, found[r], model_class), model_class, namespace, skipped) for r in rids]
+        report_skipped(skipped)
+        return [model for model in loaded if model is not None]
 
     def iter_documents(
         self, prefix: ResultId | None, namespace: str | None, batch_size: int, *, with_data: bool = True
@@ -320,19 +326,26 @@ class Operations:
             yield Emit(sorted((d for p in live for d in p.release(frontier)), key=in_order))
 
     def iter_results(
-        self, prefix: ResultId | None, model_class: type[BaseModel] | None, namespace: str | None, batch_size: int
+        self,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        batch_size: int,
+        skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
-        """Emit ``(id, model)`` under a prefix in id order across namespaces."""
+        """Emit ``(id, model)`` under a prefix in id order across namespaces (``skipped``: as for get_many)."""
         documents = self.iter_documents(prefix, namespace, batch_size)
         reply: Any = None
         while True:
             try:
                 step = documents.send(reply)
             except StopIteration:
+                report_skipped(skipped)
                 return
             if isinstance(step, Emit):
                 reply = None
-                yield Emit([(d["_id"], load_model(d, d["_id"], model_class, namespace)) for d in step.items])
+                loaded = [(d["_id"], load(d, model_class, namespace, skipped)) for d in step.items]
+                yield Emit([(rid, model) for rid, model in loaded if model is not None])
             else:
                 reply = yield step
 
@@ -373,12 +386,3 @@ class Operations:
                 yield Delete(collection, OURS, many=True)
         self.indexed.clear()
         self._listed = None
-
-
-def _decide(plan: SetPlan, reply: Written | DuplicateKey | Refused) -> bool | BaseException:
-    if isinstance(reply, Refused):
-        return RejectedByServerError(f"server refused {plan.result_id!r} (code {reply.code}): {reply.message}")
-    try:
-        return plan.outcome(reply)
-    except (MongoResultsError, FileExistsError) as exc:
-        return exc

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 
 from ..behaviors import SetBehavior, Stored, outcome
 from ..encoding import CODEC_OPTIONS, EncodedModel, encode_model
-from ..errors import DocumentTooLargeError, MongoResultsError, ResultExistsError, WrongTypeError
+from ..errors import DocumentTooLargeError, MongoResultsError, RejectedByServerError, ResultExistsError, WrongTypeError
 from ..ids import ResultId, segments
-from .commands import DuplicateKey, Insert, Upsert, Write, Written
+from .commands import DuplicateKey, Insert, Refused, Upsert, Write, Written
 from .engine import EMBEDDED, Engine, check_engine
 from .names import resolve_namespace, validate_namespace
 
@@ -64,6 +64,15 @@ class SetPlan:
         if not isinstance(reply, DuplicateKey) or reply.namespace not in (None, self.namespace):
             return False  # an answer; an id held in another namespace (one keyspace) is final too
         return attempt < self.attempts
+
+    def decide(self, reply: Written | DuplicateKey | Refused) -> bool | BaseException:
+        """One item of a bulk write: the value ``set`` would return, or the exception it would raise."""
+        if isinstance(reply, Refused):
+            return RejectedByServerError(f"server refused {self.result_id!r} (code {reply.code}): {reply.message}")
+        try:
+            return self.outcome(reply)
+        except (MongoResultsError, FileExistsError) as exc:
+            return exc
 
     def outcome(self, reply: Written | DuplicateKey) -> bool:
         """The value of ``set`` from the store's answer (raises ResultExistsError)."""

@@ -39,9 +39,11 @@ from ..core.commands import (
     Insert,
     ListCollections,
     ListIndexes,
+    NoMatch,
     ReadValidator,
     Refused,
     SetValidator,
+    Update,
     Upsert,
     Write,
     Written,
@@ -88,6 +90,10 @@ def _written(reply: Any) -> Written:
     return Written(upserted=reply.upserted_id is not None)
 
 
+def _matched(reply: Any) -> Written | NoMatch:
+    return Written(False) if reply.matched_count else NoMatch()
+
+
 def _first_options(reply: Any) -> dict[str, Any]:
     batch = reply.get("cursor", {}).get("firstBatch", [])
     return dict(batch[0].get("options", {})) if batch else {}
@@ -101,6 +107,8 @@ def call_for(command: Command) -> Call:
         case Upsert(collection, filt, update, replace):
             method = "replace_one" if replace else "update_one"
             return Call(collection, method, (filt, update), {"upsert": True}, _written, duplicates=True)
+        case Update(collection, filt, update):
+            return Call(collection, "update_one", (filt, update), finish=_matched)
         case Find(collection, filt, projection, by_id, limit):
             options = {"sort": [("_id", ASCENDING)]} if by_id else {}
             return Call(collection, "find", (filt, projection), {**options, "limit": limit}, cursor=True)

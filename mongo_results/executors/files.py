@@ -156,6 +156,14 @@ class FileBackend:
         self.tree.write(path, {k: new[k] for k in _ENVELOPE})
         return cmd.Written(True)
 
+    def _update(self, collection: str, query: Mapping[str, Any], update: Mapping[str, Any]) -> Any:
+        found = self._find(collection, query)
+        if not found:
+            return cmd.NoMatch()
+        new = apply_update(found[0], update, inserting=False)
+        self.tree.write(self.tree.path(found[0]["path"]), {k: new[k] for k in _ENVELOPE})
+        return cmd.Written(False)
+
     def _delete(self, collection: str, query: Mapping[str, Any], many: bool) -> int:
         found = self._find(collection, query)
         count = 0
@@ -177,6 +185,9 @@ class FileBackend:
             case cmd.Insert() | cmd.Upsert():
                 with self.tree.locked():
                     return self._write(command)
+            case cmd.Update(collection, query, update):
+                with self.tree.locked():
+                    return self._update(collection, query, update)
             case cmd.BulkWrite(_, writes):
                 with self.tree.locked():
                     return [self._write(w) for w in writes]

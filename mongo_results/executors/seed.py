@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.commands import Command, Emit
+from ..core.loading import UNREADABLE, report_skipped
 from ..core.operations import Operation, Operations
 from ..errors import InvalidArgumentError, MongoResultsError
 from ..ids import ResultId, canonical_id
@@ -54,15 +55,32 @@ class _SeedOperations(Operations):
         return self.backend.get(*args)
         yield
 
-    def get_many(self, result_ids: Sequence[ResultId], *args: Any) -> Operation[list[Any]]:
-        return [self.backend.get(r, *args) for r in result_ids]
+    def get_many(self, result_ids: Sequence[ResultId], *args: Any, skipped: Any = None) -> Operation[list[Any]]:
+        loaded = [self._get(rid, *args, skipped=skipped) for rid in result_ids]
+        report_skipped(skipped)
+        return [model for model in loaded if model is not None]
         yield
 
-    def iter_results(self, prefix: Any, model_class: Any, namespace: Any, batch_size: int) -> Operation[None]:
+    def iter_results(
+        self, prefix: Any, model_class: Any, namespace: Any, batch_size: int, skipped: Any = None
+    ) -> Operation[None]:
         ids = self._call("list_ids", prefix, namespace=namespace)
         for start in range(0, len(ids), batch_size):
-            page = ids[start : start + batch_size]
-            yield Emit([(rid, self.backend.get(rid, model_class, namespace)) for rid in page])
+            page = [
+                (rid, self._get(rid, model_class, namespace, skipped=skipped))
+                for rid in ids[start : start + batch_size]
+            ]
+            yield Emit([(rid, model) for rid, model in page if model is not None])
+        report_skipped(skipped)
+
+    def _get(self, result_id: ResultId, *args: Any, skipped: list[tuple[str, Exception]] | None) -> Any:
+        try:
+            return self.backend.get(result_id, *args)
+        except UNREADABLE as exc:
+            if skipped is None:
+                raise
+            skipped.append((canonical_id(result_id), exc))
+            return None
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         return bool(self._call("exists", canonical_id(result_id), namespace=namespace))

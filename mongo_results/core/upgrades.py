@@ -1,0 +1,87 @@
+"""Upgrading stored results in place after a model changed: idempotent, safe to interrupt and run again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..encoding import decode_data, encode_model
+from ..errors import WrongTypeError
+from ..ids import ResultId
+from .commands import Emit, NoMatch, Update
+from .engine import check_engine
+from .loading import UNREADABLE, load_model
+from .operations import Operation, Operations
+from .plans import check_size
+
+__all__ = ["Upgraded", "upgrade"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upgraded:
+    """What an upgrade did: results rewritten, results that already loaded, and results changed meanwhile."""
+
+    upgraded: int
+    current: int
+    changed_meanwhile: int
+
+
+def upgrade(
+    ops: Operations,
+    prefix: ResultId | None,
+    model_class: type[BaseModel],
+    convert: Callable[[dict[str, Any]], BaseModel],
+    namespace: str | None,
+    batch_size: int,
+    *,
+    secrets: bool,
+) -> Operation[Upgraded]:
+    """Rewrite each result under ``prefix`` that does not load into ``model_class`` as ``convert(old data)``.
+
+    A result that loads is left alone, so a second run does nothing. Each rewrite is one
+    update filtered on the digest the result had when read: a result written or deleted
+    meanwhile is not touched (counted in ``changed_meanwhile``; run again to take it).
+    """
+    engine = yield from ops.learn_engine()
+    upgraded = current = changed = 0
+    documents = ops.iter_documents(prefix, namespace, batch_size)
+    reply: Any = None
+    while True:
+        try:
+            step = documents.send(reply)
+        except StopIteration:
+            return Upgraded(upgraded, current, changed)
+        if not isinstance(step, Emit):
+            reply = yield step
+            continue
+        reply = None
+        for doc in step.items:
+            try:
+                load_model(doc, doc["_id"], model_class, namespace)
+                current += 1
+                continue
+            except UNREADABLE:
+                pass
+            new = convert(decode_data(doc["data"]))
+            if not isinstance(new, model_class):
+                raise WrongTypeError(
+                    f"convert returned a {type(new).__name__} for {doc['_id']!r}, not a {model_class.__name__}"
+                )
+            encoded = encode_model(new, store_secrets=secrets, decimal128=engine.decimal128)
+            check_engine(doc["_id"], encoded, engine)
+            body = {
+                "model_type": encoded.model_type,
+                "data": encoded.data,
+                "digest": encoded.digest,
+                "updated_at": ops.clock(),
+            }
+            check_size(doc["_id"], encoded, {**doc, **body})
+            collection = ops.prefix + str(doc.get("namespace"))
+            answer = yield Update(collection, {"_id": doc["_id"], "digest": doc["digest"]}, {"$set": body})
+            if isinstance(answer, NoMatch):
+                changed += 1
+            else:
+                upgraded += 1
