@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,motor,demo]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,motor]"
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)

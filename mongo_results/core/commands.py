@@ -21,7 +21,7 @@ __all__ = [
     "Delete",
     "Drop",
     "DuplicateKey",
-    "Emit",
+    "Batch",
     "EnsureIndexes",
     "Find",
     "FindOne",
@@ -204,7 +204,7 @@ Command = (
 
 
 @dataclass(frozen=True, slots=True)
-class Emit:
+class Batch:
     """Not a command: items an operation hands to its caller as it streams."""
 
     items: list[Any] = field(default_factory=list)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 from ..errors import MongoResultsError
-from .commands import Command, Emit
+from .commands import Batch, Command
 from .operations import Operation
 
 __all__ = ["run", "run_async", "stream", "stream_async"]
@@ -25,7 +25,7 @@ class _Done(Exception):
         self.value = value
 
 
-def _step(operation: Operation[Any], reply: Any, error: MongoResultsError | None) -> Command | Emit:
+def _step(operation: Operation[Any], reply: Any, error: MongoResultsError | None) -> Command | Batch:
     try:
         return operation.throw(error) if error is not None else operation.send(reply)
     except StopIteration as stop:
@@ -41,7 +41,7 @@ def stream(operation: Operation[Any], execute: Execute) -> Generator[Any, None, 
             step = _step(operation, reply, error)
         except _Done as done:
             return done.value
-        if isinstance(step, Emit):
+        if isinstance(step, Batch):
             yield from step.items
             reply, error = None, None
             continue
@@ -75,7 +75,7 @@ async def stream_async(
             if result is not None:
                 result.append(done.value)
             return
-        if isinstance(step, Emit):
+        if isinstance(step, Batch):
             for item in step.items:
                 yield item
             reply, error = None, None

@@ -21,12 +21,12 @@ from ..errors import MongoResultsError, StoreUnavailableError
 from ..ids import ResultId, canonical_id
 from .commands import (
     EVERY,
+    Batch,
     BuildInfo,
     BulkWrite,
     Command,
     Delete,
     Drop,
-    Emit,
     EnsureIndexes,
     Find,
     FindOne,
@@ -46,7 +46,7 @@ from .validators import validator_command
 __all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes"]
 
 R = TypeVar("R")
-Operation = Generator["Command | Emit", Any, R]
+Operation = Generator["Command | Batch", Any, R]
 
 BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
 # get and exists search the namespaces listed up to this long ago, and list again before
@@ -310,7 +310,7 @@ class Operations:
     def iter_documents(
         self, prefix: ResultId | None, namespace: str | None, batch_size: int, *, with_data: bool = True
     ) -> Operation[None]:
-        """Emit the stored documents under a prefix in id order across namespaces: keyset pages, memory stays flat."""
+        """Batch the stored documents under a prefix in id order across namespaces: keyset pages, memory stays flat."""
         query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
         projection = None if with_data else {"data": 0}
         pages = {c: Pages(c, query, batch_size, projection) for c in (yield from self._collections(namespace))}
@@ -323,7 +323,7 @@ class Operations:
                 return
             # Whatever sorts at or before the smallest last id still to be continued is final.
             frontier = min((p.buffer[-1]["_id"] for p in live if not p.done), default=None)
-            yield Emit(sorted((d for p in live for d in p.release(frontier)), key=in_order))
+            yield Batch(sorted((d for p in live for d in p.release(frontier)), key=in_order))
 
     def iter_results(
         self,
@@ -333,7 +333,7 @@ class Operations:
         batch_size: int,
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
-        """Emit ``(id, model)`` under a prefix in id order across namespaces (``skipped``: as for get_many)."""
+        """Batch ``(id, model)`` under a prefix in id order across namespaces (``skipped``: as for get_many)."""
         documents = self.iter_documents(prefix, namespace, batch_size)
         reply: Any = None
         while True:
@@ -342,10 +342,10 @@ class Operations:
             except StopIteration:
                 report_skipped(skipped)
                 return
-            if isinstance(step, Emit):
+            if isinstance(step, Batch):
                 reply = None
                 loaded = [(d["_id"], load(d, model_class, namespace, skipped)) for d in step.items]
-                yield Emit([(rid, model) for rid, model in loaded if model is not None])
+                yield Batch([(rid, model) for rid, model in loaded if model is not None])
             else:
                 reply = yield step
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ..encoding import decode_data, encode_model
 from ..errors import WrongTypeError
 from ..ids import ResultId
-from .commands import Emit, NoMatch, Update
+from .commands import Batch, NoMatch, Update
 from .engine import check_engine
 from .loading import UNREADABLE, load_model
 from .operations import Operation, Operations
@@ -54,7 +54,7 @@ def upgrade(
             step = documents.send(reply)
         except StopIteration:
             return Upgraded(upgraded, current, changed)
-        if not isinstance(step, Emit):
+        if not isinstance(step, Batch):
             reply = yield step
             continue
         reply = None

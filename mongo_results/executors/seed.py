@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core.commands import Command, Emit
+from ..core.commands import Batch, Command
 from ..core.loading import UNREADABLE, report_skipped
 from ..core.operations import Operation, Operations
 from ..errors import InvalidArgumentError, MongoResultsError
@@ -70,7 +70,7 @@ class _SeedOperations(Operations):
                 (rid, self._get(rid, model_class, namespace, skipped=skipped))
                 for rid in ids[start : start + batch_size]
             ]
-            yield Emit([(rid, model) for rid, model in page if model is not None])
+            yield Batch([(rid, model) for rid, model in page if model is not None])
         report_skipped(skipped)
 
     def _get(self, result_id: ResultId, *args: Any, skipped: list[tuple[str, Exception]] | None) -> Any:
