@@ -306,43 +306,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
-    ls = sub.add_parser("ls", help="ids under a prefix, with type, namespace and update time")
-    ls.add_argument("prefix", nargs="?")
-    ls.add_argument("--namespace")
-    ls.add_argument("--json", action="store_true", help="JSON for scripts")
-    ls.set_defaults(run=cmd_ls)
+    def command(name: str, run: Any, help: str, *, prefix: str | None = "?", namespace: bool = True) -> Any:
+        """A subcommand; ``prefix``: "?" an optional positional prefix, "--" a --prefix flag, None none."""
+        parser = sub.add_parser(name, help=help)
+        if prefix == "?":
+            parser.add_argument("prefix", nargs="?")
+        elif prefix == "--":
+            parser.add_argument("--prefix")
+        if namespace:
+            parser.add_argument("--namespace")
+        parser.set_defaults(run=run)
+        return parser
 
-    show = sub.add_parser("show", help="one result as JSON, with its envelope")
-    show.add_argument("id")
-    show.add_argument("--namespace")
-    show.set_defaults(run=cmd_show)
-
-    rm = sub.add_parser("rm", help="remove results (asks first unless --yes)")
+    command("ls", cmd_ls, "ids under a prefix, with type, namespace and update time").add_argument(
+        "--json", action="store_true", help="JSON for scripts"
+    )
+    command("show", cmd_show, "one result as JSON, with its envelope", prefix=None).add_argument("id")
+    rm = command("rm", cmd_rm, "remove results (asks first unless --yes)", prefix="--")
     rm.add_argument("ids", nargs="*")
-    rm.add_argument("--prefix")
-    rm.add_argument("--namespace")
     rm.add_argument("--yes", "-y", action="store_true")
-    rm.set_defaults(run=cmd_rm)
-
-    export = sub.add_parser("export", help="results as JSON lines on stdout")
-    export.add_argument("prefix", nargs="?")
-    export.add_argument("--namespace")
-    export.set_defaults(run=cmd_export)
-
-    imp = sub.add_parser("import", help="store an export file, or a results_manager / file-store directory")
+    command("export", cmd_export, "results as JSON lines on stdout")
+    imp = command(
+        "import", cmd_import, "store an export file, or a results_manager / file-store directory", prefix=None
+    )
     imp.add_argument("source")
     imp.add_argument("--behavior", choices=[b.value for b in SetBehavior], default=SetBehavior.SKIP_IF_EXISTS.value)
-    imp.add_argument("--namespace", help="store everything in this namespace instead of each record's")
-    imp.set_defaults(run=cmd_import)
-
-    stats = sub.add_parser("stats", help="counts per namespace and model type, ages and size")
-    stats.add_argument("prefix", nargs="?")
-    stats.set_defaults(run=cmd_stats)
-
-    validate = sub.add_parser("validate", help="check every stored result against its registered model class")
-    validate.add_argument("--prefix")
-    validate.add_argument("--namespace")
-    validate.set_defaults(run=cmd_validate)
+    command("stats", cmd_stats, "counts per namespace and model type, ages and size", namespace=False)
+    command("validate", cmd_validate, "check every stored result against its registered model class", prefix="--")
 
     doctor = sub.add_parser("doctor", help="check the connection, engine, indexes and validators")
     doctor.add_argument("--fix", action="store_true", help="create missing indexes and install validators")

@@ -45,6 +45,7 @@ __all__ = [
     "encode_stored",
     "map_keys",
     "encode_model",
+    "encode_value",
     "encode_verified",
     "unescape_tree",
     "validate_data",
@@ -232,6 +233,11 @@ def _difference(a: Any, b: Any, path: str) -> str | None:
     if isinstance(a, Decimal):
         return None if a.compare_total(b) == 0 else f"{path}: {a!r} would come back as {b!r}"
     return None if a == b else f"{path}: {a!r} would come back as {b!r}"
+
+
+def encode_value(value: Any, *, decimal128: bool = True) -> Any:
+    """One value as a field of that type is stored, so a filter on it matches the stored form."""
+    return _encode(value, "value", _Options(False, decimal128))
 
 
 def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: bool = True) -> EncodedModel:

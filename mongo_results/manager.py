@@ -8,23 +8,23 @@ cannot drift apart.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, overload
+from typing import Any, overload
 
 from pydantic import BaseModel
-from typing_extensions import TypeVar
+from typing_extensions import TypeVar, Unpack
 
+from ._awaiting import awaitable, streaming
+from ._base import ManagerBase, OnError, Query, Skipped, Where, skipping
 from .behaviors import SetBehavior
-from .core.drive import run, run_async, stream, stream_async
+from .core.drive import run, run_async, stream
 from .core.engine import Engine
 from .core.inspection import Report, diagnose
-from .core.operations import Operation, Operations
+from .core.operations import Operation
+from .core.queries import find
 from .core.upgrades import Upgraded, upgrade
-from .errors import InvalidArgumentError
-from .executors import AsyncExecutor, Executor, SeedBackend, open_backend
+from .executors import AsyncExecutor, Executor
 from .ids import ResultId
 from .registry import DEFAULT_NAMESPACE
 
@@ -33,69 +33,9 @@ __all__ = ["AsyncResultsManager", "ResultsManager"]
 T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
-P = ParamSpec("P")
 
 
-OnError = Literal["raise", "skip"]
-Skipped = list[tuple[str, Exception]]
-
-
-def _skipping(on_error: str, skipped: Skipped | None) -> Skipped | None:
-    """Where a read notes the results it leaves out: None to raise instead."""
-    if on_error not in ("raise", "skip"):
-        raise InvalidArgumentError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    if on_error == "raise":
-        return None
-    return skipped if skipped is not None else []
-
-
-def _executor(backend: Any) -> Any:
-    """A store runs the core's commands itself; a ``results_manager``-style backend is adapted."""
-    return (
-        backend
-        if callable(getattr(backend, "execute", None)) and hasattr(backend, "operations")
-        else SeedBackend(backend)
-    )
-
-
-class _Store(Generic[T]):
-    """What both managers hold: the store and its executor."""
-
-    _asynchronous = False
-    _executor: Any
-
-    def __init__(
-        self,
-        base_dir: str | Path | None = None,
-        create_if_missing: bool = True,
-        backend: Any = None,
-        *,
-        store_secrets: bool = False,
-    ) -> None:
-        if backend is None:
-            backend = open_backend(
-                base_dir, create_if_missing, asynchronous=self._asynchronous, store_secrets=store_secrets
-            )
-        self.backend = backend
-
-    @property
-    def backend(self) -> Any:
-        """The store (or ``results_manager``-style backend) results go to; assign to switch storage."""
-        return self._backend
-
-    @backend.setter
-    def backend(self, value: Any) -> None:
-        self._backend = value
-        self._executor = _executor(value)
-
-    def _ops(self) -> Operations:
-        return self._executor.operations()  # type: ignore[no-any-return]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.backend!r})"
-
-
-class ResultsManager(_Store[T]):
+class ResultsManager(ManagerBase[T]):
     """Stores and retrieves pydantic results under path-like ids.
 
     ``base_dir`` is a directory (the file store) or a ``mongodb://``,
@@ -196,7 +136,7 @@ class ResultsManager(_Store[T]):
         ``on_error="skip"`` leaves out results that no longer load (the model changed, the type
         is not registered), warns with their count, and appends ``(id, error)`` to ``skipped``.
         """
-        missed = _skipping(on_error, skipped)
+        missed = skipping(on_error, skipped)
         return self._run(self._ops().get_many(list(result_ids), model_class, namespace, missed))
 
     @overload
@@ -235,8 +175,32 @@ class ResultsManager(_Store[T]):
 
         ``on_error`` and ``skipped`` as for :meth:`get_many`.
         """
-        missed = _skipping(on_error, skipped)
+        missed = skipping(on_error, skipped)
         return self._stream(self._ops().iter_results(prefix, model_class, namespace, batch_size, missed))
+
+    @overload
+    def find(
+        self, where: Where = None, prefix: ResultId | None = None, model_class: None = None, **options: Unpack[Query]
+    ) -> Iterator[tuple[str, T]]: ...
+    @overload
+    def find(
+        self, where: Where, prefix: ResultId | None, model_class: type[M], **options: Unpack[Query]
+    ) -> Iterator[tuple[str, M]]: ...
+    def find(
+        self,
+        where: Where = None,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        **options: Unpack[Query],
+    ) -> Iterator[tuple[str, Any]]:
+        """``(id, result)`` of the results whose fields match ``where`` (MongoDB's query language).
+
+        ``where`` names the model's own fields (dotted into nested models and lists); values
+        are encoded as stored. In id order unless ``sort`` gives ``(field, 1 | -1)`` pairs.
+        """
+        missed = skipping(options.get("on_error", "raise"), options.get("skipped"))
+        namespace, sort, limit = options.get("namespace"), options.get("sort"), options.get("limit")
+        return self._stream(find(self._ops(), where, prefix, model_class, namespace, sort, limit, missed))
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether a result is stored under ``result_id``."""
@@ -319,34 +283,7 @@ class ResultsManager(_Store[T]):
         self.close()
 
 
-def _awaitable(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
-    """``method`` of ResultsManager, its operation awaited instead of run."""
-
-    async def call(self: AsyncResultsManager[Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        operation: Any = method(self, *args, **kwargs)  # AsyncResultsManager._run hands the operation back
-        result: R = await run_async(operation, self._executor.execute)
-        return result
-
-    functools.update_wrapper(call, method)
-    return call
-
-
-def _streaming(method: Callable[Concatenate[Any, P], Iterator[R]]) -> Callable[Concatenate[Any, P], AsyncIterator[R]]:
-    """A streaming ``method`` of ResultsManager as an async iterator."""
-
-    def call(self: AsyncResultsManager[Any], /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
-        async def items() -> AsyncIterator[R]:
-            # Built on first iteration, inside the loop that iterates: it chooses the client.
-            async for item in stream_async(method(self, *args, **kwargs), self._executor.execute):  # type: ignore[arg-type]
-                yield item
-
-        return items()
-
-    functools.update_wrapper(call, method)
-    return call
-
-
-class AsyncResultsManager(_Store[T]):
+class AsyncResultsManager(ManagerBase[T]):
     """:class:`ResultsManager` for asyncio code: the same constructor, every method awaitable.
 
     A ``mongodb://`` URI uses PyMongo's ``AsyncMongoClient`` (one per event loop);
@@ -362,20 +299,21 @@ class AsyncResultsManager(_Store[T]):
 
     _stream = _run
 
-    set = _awaitable(ResultsManager.set)
-    set_many = _awaitable(ResultsManager.set_many)
-    exists = _awaitable(ResultsManager.exists)
-    list_ids = _awaitable(ResultsManager.list_ids)
-    delete = _awaitable(ResultsManager.delete)
-    clear = _awaitable(ResultsManager.clear)
-    documents = _awaitable(ResultsManager.documents)
-    store = _awaitable(ResultsManager.store)
-    engine = _awaitable(ResultsManager.engine)
-    doctor = _awaitable(ResultsManager.doctor)
-    upgrade = _awaitable(ResultsManager.upgrade)
-    get_many = _awaitable(ResultsManager.get_many)
-    iter_results = _streaming(ResultsManager.iter_results)
-    iter_documents = _streaming(ResultsManager.iter_documents)
+    set = awaitable(ResultsManager.set)
+    set_many = awaitable(ResultsManager.set_many)
+    exists = awaitable(ResultsManager.exists)
+    list_ids = awaitable(ResultsManager.list_ids)
+    delete = awaitable(ResultsManager.delete)
+    clear = awaitable(ResultsManager.clear)
+    documents = awaitable(ResultsManager.documents)
+    store = awaitable(ResultsManager.store)
+    engine = awaitable(ResultsManager.engine)
+    doctor = awaitable(ResultsManager.doctor)
+    upgrade = awaitable(ResultsManager.upgrade)
+    get_many = awaitable(ResultsManager.get_many)
+    iter_results = streaming(ResultsManager.iter_results)
+    iter_documents = streaming(ResultsManager.iter_documents)
+    find = streaming(ResultsManager.find)
 
     @overload
     async def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...

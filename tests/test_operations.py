@@ -200,7 +200,7 @@ def test_iter_results_merges_namespaces_in_id_order_page_by_page() -> None:
     def answer(command: Command) -> Any:
         if isinstance(command, ListCollections):
             return list(stored)
-        assert isinstance(command, Find) and command.sorted and command.limit == 2
+        assert isinstance(command, Find) and command.sort == (("_id", 1),) and command.limit == 2
         after = command.filter["_id"].get("$gt", "")
         return [d for d in stored[command.collection] if d["_id"] > after][:2]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BY_ID",
     "EVERY",
     "BuildInfo",
     "BulkWrite",
@@ -105,13 +106,16 @@ class BulkWrite:
 
 @dataclass(frozen=True, slots=True)
 class Find:
-    """The documents ``filter`` matches (sorted by ``_id`` when ``sorted``, at most ``limit``, 0 for all)."""
+    """The documents ``filter`` matches, in ``sort`` order (``(field, 1 | -1)`` pairs), at most ``limit`` (0: all)."""
 
     collection: str
     filter: Filter
     projection: Mapping[str, int] | None = None
-    sorted: bool = False
+    sort: tuple[tuple[str, int], ...] = ()
     limit: int = 0
+
+
+BY_ID: tuple[tuple[str, int], ...] = (("_id", 1),)
 
 
 @dataclass(frozen=True, slots=True)

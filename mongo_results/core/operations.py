@@ -38,7 +38,7 @@ from .engine import Engine
 from .filters import FOREIGN, OURS, prefix_filter
 from .loading import choose_document, load, load_model, not_found, report_skipped
 from .names import namespaces_in, validate_namespace
-from .pages import Pages, in_order
+from .pages import Pages, each_batch, in_order
 from .plans import SetPlan, now, plan_encoded, plan_set
 from .progress import Progress
 from .validators import validator_command
@@ -104,7 +104,7 @@ class Operations:
         """The namespaces with a collection in the database."""
         return namespaces_in((yield ListCollections()), self.prefix)
 
-    def _collections(self, namespace: str | None) -> Operation[list[str]]:
+    def collections(self, namespace: str | None) -> Operation[list[str]]:
         """The named namespace's collection, or every collection as listed now."""
         if namespace is not None:
             return [self.prefix + validate_namespace(namespace)]
@@ -120,12 +120,12 @@ class Operations:
         if namespace is None and listed is not None and self.monotonic() - listed[0] < LISTING_TTL:
             searched, fresh = list(listed[1]), False
         else:
-            searched, fresh = (yield from self._collections(namespace)), True
+            searched, fresh = (yield from self.collections(namespace)), True
         found = yield from self._find_each(rid, searched, projection)
         if not found and not fresh:  # a namespace created since that listing may hold it
             known = set(searched)
             found = yield from self._find_each(
-                rid, [c for c in (yield from self._collections(None)) if c not in known], projection
+                rid, [c for c in (yield from self.collections(None)) if c not in known], projection
             )
         return found
 
@@ -278,7 +278,7 @@ class Operations:
         """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
         query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
         found: list[Any] = []
-        for collection in (yield from self._collections(namespace)):
+        for collection in (yield from self.collections(namespace)):
             found += yield Find(collection, query, None if with_data else {"data": 0})
         return sorted(found, key=in_order)
 
@@ -296,7 +296,7 @@ class Operations:
         rids = [canonical_id(r) for r in result_ids]
         wanted = sorted(set(rids))
         found: dict[str, list[dict[str, Any]]] = {}
-        for collection in (yield from self._collections(namespace)):
+        for collection in (yield from self.collections(namespace)):
             for start in range(0, len(wanted), BATCH):
                 for doc in (yield Find(collection, {"_id": {"$in": wanted[start : start + BATCH]}})):
                     found.setdefault(doc["_id"], []).append(doc)
@@ -313,7 +313,7 @@ class Operations:
         """Batch the stored documents under a prefix in id order across namespaces: keyset pages, memory stays flat."""
         query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
         projection = None if with_data else {"data": 0}
-        pages = {c: Pages(c, query, batch_size, projection) for c in (yield from self._collections(namespace))}
+        pages = {c: Pages(c, query, batch_size, projection) for c in (yield from self.collections(namespace))}
         while True:
             for pager in pages.values():
                 if not pager.buffer and not pager.done:
@@ -334,20 +334,14 @@ class Operations:
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
         """Batch ``(id, model)`` under a prefix in id order across namespaces (``skipped``: as for get_many)."""
-        documents = self.iter_documents(prefix, namespace, batch_size)
-        reply: Any = None
-        while True:
-            try:
-                step = documents.send(reply)
-            except StopIteration:
-                report_skipped(skipped)
-                return
-            if isinstance(step, Batch):
-                reply = None
-                loaded = [(d["_id"], load(d, model_class, namespace, skipped)) for d in step.items]
-                yield Batch([(rid, model) for rid, model in loaded if model is not None])
-            else:
-                reply = yield step
+
+        def loaded(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+            models = [(d["_id"], load(d, model_class, namespace, skipped)) for d in documents]
+            return [(rid, model) for rid, model in models if model is not None]
+            yield  # sends nothing
+
+        yield from each_batch(self.iter_documents(prefix, namespace, batch_size), loaded)
+        report_skipped(skipped)
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None
@@ -365,7 +359,7 @@ class Operations:
         """Sorted ids under a prefix: one index-backed query per namespace."""
         query = prefix_filter(prefix)
         ids: set[str] = set()
-        for collection in (yield from self._collections(namespace)):
+        for collection in (yield from self.collections(namespace)):
             ids.update(doc["_id"] for doc in (yield Find(collection, query, {"_id": 1})))
         return sorted(ids)
 
@@ -373,13 +367,13 @@ class Operations:
         """Delete from every namespace (or the named one); whether anything was deleted."""
         rid = canonical_id(result_id)
         deleted = 0
-        for collection in (yield from self._collections(namespace)):
+        for collection in (yield from self.collections(namespace)):
             deleted += yield Delete(collection, {"_id": rid})
         return deleted > 0
 
     def clear(self) -> Operation[None]:
         """Delete this store's results: a collection is dropped only when nothing foreign is in it."""
-        for collection in (yield from self._collections(None)):
+        for collection in (yield from self.collections(None)):
             if (yield FindOne(collection, FOREIGN, {"_id": 1})) is None:
                 yield Drop(collection)
             else:  # someone else's documents (or a collection that only shares our prefix)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
-from .commands import Find
+from .commands import BY_ID, Batch, Find
 from .filters import page_after
 
-__all__ = ["Pages", "in_order"]
+__all__ = ["Pages", "each_batch", "in_order"]
 
 
 def in_order(document: Mapping[str, Any]) -> tuple[str, str]:
@@ -27,7 +27,7 @@ class Pages:
 
     def next_page(self) -> Find:
         page = self.query if self._after is None else page_after(self.query, self._after)
-        return Find(self.collection, page, self.projection, sorted=True, limit=self.size)
+        return Find(self.collection, page, self.projection, BY_ID, self.size)
 
     def take(self, docs: list[dict[str, Any]]) -> None:
         self.buffer, self.done = list(docs), len(docs) < self.size
@@ -39,3 +39,25 @@ class Pages:
         cut = len(self.buffer) if frontier is None else sum(1 for d in self.buffer if d["_id"] <= frontier)
         out, self.buffer = self.buffer[:cut], self.buffer[cut:]
         return out
+
+
+def each_batch(
+    inner: Generator[Any, Any, Any], handle: Callable[[list[Any]], Generator[Any, Any, list[Any]]]
+) -> Generator[Any, Any, None]:
+    """Run ``inner``, passing its commands through and each batch it streams to ``handle``.
+
+    ``handle`` is itself an operation (it may send commands); what it returns is streamed on.
+    """
+    reply: Any = None
+    while True:
+        try:
+            step = inner.send(reply)
+        except StopIteration:
+            return
+        if isinstance(step, Batch):
+            reply = None
+            out = yield from handle(step.items)
+            if out:
+                yield Batch(out)
+        else:
+            reply = yield step

@@ -11,10 +11,11 @@ from pydantic import BaseModel
 from ..encoding import decode_data, encode_model
 from ..errors import WrongTypeError
 from ..ids import ResultId
-from .commands import Batch, NoMatch, Update
+from .commands import NoMatch, Update
 from .engine import check_engine
 from .loading import UNREADABLE, load_model
 from .operations import Operation, Operations
+from .pages import each_batch
 from .plans import check_size
 
 __all__ = ["Upgraded", "upgrade"]
@@ -46,30 +47,20 @@ def upgrade(
     meanwhile is not touched (counted in ``changed_meanwhile``; run again to take it).
     """
     engine = yield from ops.learn_engine()
-    upgraded = current = changed = 0
-    documents = ops.iter_documents(prefix, namespace, batch_size)
-    reply: Any = None
-    while True:
-        try:
-            step = documents.send(reply)
-        except StopIteration:
-            return Upgraded(upgraded, current, changed)
-        if not isinstance(step, Batch):
-            reply = yield step
-            continue
-        reply = None
-        for doc in step.items:
+    counts = {"upgraded": 0, "current": 0, "changed": 0}
+
+    def rewrite(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+        for doc in documents:
             try:
                 load_model(doc, doc["_id"], model_class, namespace)
-                current += 1
+                counts["current"] += 1
                 continue
             except UNREADABLE:
                 pass
             new = convert(decode_data(doc["data"]))
             if not isinstance(new, model_class):
-                raise WrongTypeError(
-                    f"convert returned a {type(new).__name__} for {doc['_id']!r}, not a {model_class.__name__}"
-                )
+                kind = type(new).__name__
+                raise WrongTypeError(f"convert returned a {kind} for {doc['_id']!r}, not a {model_class.__name__}")
             encoded = encode_model(new, store_secrets=secrets, decimal128=engine.decimal128)
             check_engine(doc["_id"], encoded, engine)
             body = {
@@ -81,7 +72,8 @@ def upgrade(
             check_size(doc["_id"], encoded, {**doc, **body})
             collection = ops.prefix + str(doc.get("namespace"))
             answer = yield Update(collection, {"_id": doc["_id"], "digest": doc["digest"]}, {"$set": body})
-            if isinstance(answer, NoMatch):
-                changed += 1
-            else:
-                upgraded += 1
+            counts["changed" if isinstance(answer, NoMatch) else "upgraded"] += 1
+        return []
+
+    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size), rewrite)
+    return Upgraded(counts["upgraded"], counts["current"], counts["changed"])

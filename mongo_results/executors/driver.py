@@ -109,8 +109,8 @@ def call_for(command: Command) -> Call:
             return Call(collection, method, (filt, update), {"upsert": True}, _written, duplicates=True)
         case Update(collection, filt, update):
             return Call(collection, "update_one", (filt, update), finish=_matched)
-        case Find(collection, filt, projection, by_id, limit):
-            options = {"sort": [("_id", ASCENDING)]} if by_id else {}
+        case Find(collection, filt, projection, sort, limit):
+            options = {"sort": list(sort)} if sort else {}
             return Call(collection, "find", (filt, projection), {**options, "limit": limit}, cursor=True)
         case FindOne(collection, filt, projection):
             return Call(collection, "find_one", (filt, projection))

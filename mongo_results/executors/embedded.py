@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ..core.commands import BulkWrite, Command, DuplicateKey, Insert, Written
+from ..core.commands import BulkWrite, Command, DuplicateKey, Find, Insert, Written
 from .driver import call_for, driver_reply, error_reply
+from .matching import evaluate, ordered, project, touches_data
 
 __all__ = ["embedded_lock", "execute_embedded", "is_embedded", "mock_client"]
 
@@ -60,6 +61,8 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
         target = db if call.collection is None else db[call.collection]
         if isinstance(command, BulkWrite):
             return _bulk_one_by_one(target, command)
+        if isinstance(command, Find) and touches_data(command.filter):
+            return _find_in_python(target, command)
         try:
             raw = getattr(target, call.method)(*call.args, **(call.kwargs or {}))
             return driver_reply(command, call, list(raw) if call.cursor else raw)
@@ -68,6 +71,14 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
             if reply is None:
                 raise
             return reply
+
+
+def _find_in_python(collection: Any, command: Find) -> list[dict[str, Any]]:
+    """A find over results' data: mongomock's own find cannot compare BSON decimals, its evaluator can."""
+    bound = {"_id": command.filter["_id"]} if "_id" in command.filter else {}
+    docs = [d for d in collection.find(bound) if evaluate(command.filter, d)]
+    docs = ordered(docs, command.sort or (("_id", 1),))
+    return [project(d, command.projection) for d in (docs[: command.limit] if command.limit else docs)]
 
 
 def _bulk_one_by_one(collection: Any, command: BulkWrite) -> list[Any]:

@@ -23,7 +23,7 @@ from ..encoding import content_digest
 from ..errors import NotAStoreError, StoreNotFoundError
 from ..registry import DEFAULT_NAMESPACE
 from .file_tree import FileTree, Unreadable
-from .matching import apply_update, matches, project
+from .matching import apply_update, evaluate, matches, ordered, project, touches_data
 
 __all__ = ["AsyncFileBackend", "FileBackend"]
 
@@ -110,6 +110,7 @@ class FileBackend:
         by_id = {"_id": query["_id"]} if "_id" in query else {}
         # Ids alone across every namespace (list_ids) are answered from file names.
         by_name = namespace is None and _about_ids(query) and set(projection or {"data": 0}) <= {"_id"}
+        full = touches_data(query)  # a find(): any filter over the data
         found = []
         for rid, path in sorted(self._candidates(query)):
             if not matches({"_id": rid}, query if by_name else by_id):
@@ -121,7 +122,7 @@ class FileBackend:
             # A file without a namespace (not a result) is in every collection, as on a server
             # a foreign document is in the collection it was put in.
             in_scope = namespace is None or (doc is not None and doc.get("namespace", namespace) == namespace)
-            if doc is not None and in_scope and matches(doc, query):
+            if doc is not None and in_scope and (evaluate(query, doc) if full else matches(doc, query)):
                 found.append(doc)
         return found
 
@@ -174,8 +175,9 @@ class FileBackend:
     def execute(self, command: cmd.Command) -> Any:
         """Run one command; its reply."""
         match command:
-            case cmd.Find(collection, query, projection, _, limit):
+            case cmd.Find(collection, query, projection, sort, limit):
                 docs = self._find(collection, query, projection)
+                docs = ordered(docs, sort) if sort and sort != cmd.BY_ID else docs  # files come in id order
                 return [project(d, projection) for d in (docs[:limit] if limit else docs)]
             case cmd.FindOne(collection, query, projection):
                 docs = self._find(collection, query)

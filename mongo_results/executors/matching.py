@@ -1,8 +1,10 @@
-"""MongoDB filters, projections and updates evaluated in Python, for the file store.
+"""MongoDB filters, projections, updates and sort orders evaluated in Python, for stores without a server.
 
-Only what the core sends: comparisons, ``$in``/``$nin``, ``$exists``, ``$type``
-and the logical operators, on top-level fields. Anything else is refused
-rather than guessed.
+``matches`` evaluates the core's own filters on the envelope (comparisons,
+``$in``/``$nin``, ``$exists``, ``$type``, the logical operators) quickly and
+without dependencies; a ``find`` over results' data goes to mongomock's
+maintained evaluator (``evaluate``, ``ordered``), which the embedded store
+uses too, so both answer alike.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from bson.decimal128 import Decimal128
+
 from ..errors import InvalidArgumentError
 
-__all__ = ["apply_update", "matches", "project"]
+__all__ = ["apply_update", "evaluate", "matches", "ordered", "project", "touches_data"]
 
 _MISSING = object()
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -122,4 +126,45 @@ def apply_update(document: dict[str, Any], update: Mapping[str, Any], *, inserti
             raise InvalidArgumentError(f"the file store does not apply the update {op} {sorted(fields)}")
         if op == "$set" or inserting:
             out.update(fields)
+    return out
+
+
+def touches_data(query: Mapping[str, Any]) -> bool:
+    """Whether a filter looks inside results' data (a ``find``), beyond the envelope the core filters on."""
+    for key, value in query.items():
+        if key in ("$and", "$or", "$nor") and any(touches_data(q) for q in value):
+            return True
+        if key == "data" or key.startswith("data."):
+            return True
+    return False
+
+
+def _plain(value: Any) -> Any:
+    """Decimal128 as Decimal: mongomock's evaluator compares Python numbers, not BSON decimals."""
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def evaluate(query: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
+    """Whether ``document`` matches any MongoDB filter, by mongomock's maintained evaluator."""
+    from mongomock.filtering import filter_applies  # imported here: only find() on these stores needs it
+
+    try:
+        return bool(filter_applies(_plain(query), _plain(document)))  # type: ignore[no-untyped-call]
+    except (NotImplementedError, TypeError) as exc:
+        raise InvalidArgumentError(f"this store cannot evaluate the filter {dict(query)!r}: {exc}") from exc
+
+
+def ordered(documents: list[dict[str, Any]], sort: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
+    """``documents`` in MongoDB's order for ``sort`` (type brackets, then values), by mongomock's sort keys."""
+    from mongomock.filtering import resolve_sort_key
+
+    out = list(documents)
+    for field, direction in reversed(sort):  # stable: the first key decides last
+        out.sort(key=lambda d: resolve_sort_key(field, _plain(d)), reverse=direction < 0)  # type: ignore[no-untyped-call]
     return out

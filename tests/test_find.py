@@ -1,0 +1,179 @@
+"""find(where=...): every store gives the same answers, checked on generated data and filters."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from mongo_results import MongoBackend, ResultsManager, register_model
+
+
+class Color(str, Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Sub(BaseModel):
+    a: int
+    label: str
+
+
+class Row(BaseModel):
+    i: int
+    f: float
+    d: Decimal
+    s: str
+    c: Color
+    when: datetime
+    opt: int | None
+    tags: list[int]
+    sub: Sub
+    subs: list[Sub]
+
+
+INTS = st.integers(0, 4)
+DECIMALS = st.sampled_from([Decimal("0"), Decimal("0.5"), Decimal("1.50"), Decimal("2.5"), Decimal("-1")])
+STRINGS = st.sampled_from(["a", "b", "ab", "B", ""])
+TIMES = st.sampled_from([datetime(2026, 1, d, tzinfo=timezone.utc) for d in (1, 2, 3)])
+SUBS = st.builds(Sub, a=INTS, label=STRINGS)
+ROWS = st.builds(
+    Row,
+    i=INTS,
+    f=st.sampled_from([0.0, 0.5, 1.0, -2.0]),
+    d=DECIMALS,
+    s=STRINGS,
+    c=st.sampled_from(list(Color)),
+    when=TIMES,
+    opt=st.none() | INTS,
+    tags=st.lists(INTS, max_size=3),
+    sub=SUBS,
+    subs=st.lists(SUBS, max_size=2),
+)
+SCALARS: dict[str, st.SearchStrategy[Any]] = {
+    "i": INTS,
+    "f": st.sampled_from([0.0, 0.5, 1, -2.0]),
+    "d": DECIMALS,
+    "s": STRINGS,
+    "c": st.sampled_from(list(Color)),
+    "when": TIMES,
+    "opt": st.none() | INTS,
+    "sub.a": INTS,
+    "sub.label": STRINGS,
+    "tags": INTS,
+    "subs.a": INTS,
+}
+COMPARE = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]
+
+
+@st.composite
+def leaves(draw: st.DrawFn) -> dict[str, Any]:
+    field = draw(st.sampled_from(sorted(SCALARS)))
+    values = SCALARS[field]
+    kind = draw(st.sampled_from(["plain", "compare", "in", "nin", "exists", "not", "elem", "size", "all"]))
+    if kind == "plain":
+        return {field: draw(values)}
+    if kind == "compare":
+        return {field: {draw(st.sampled_from(COMPARE)): draw(values)}}
+    if kind in ("in", "nin"):
+        return {field: {f"${kind}": draw(st.lists(values, min_size=1, max_size=3))}}
+    if kind == "exists":
+        return {field: {"$exists": draw(st.booleans())}}
+    if kind == "not":
+        return {field: {"$not": {draw(st.sampled_from(COMPARE[2:])): draw(values)}}}
+    if kind == "elem":
+        return {"subs": {"$elemMatch": {"a": {"$gte": draw(INTS)}, "label": draw(STRINGS)}}}
+    if kind == "size":
+        return {"tags": {"$size": draw(st.integers(0, 3))}}
+    return {"tags": {"$all": draw(st.lists(INTS, min_size=1, max_size=2))}}
+
+
+FILTERS = st.recursive(
+    leaves(),
+    lambda inner: st.builds(
+        lambda op, parts: {op: parts}, st.sampled_from(["$and", "$or", "$nor"]), st.lists(inner, min_size=1, max_size=3)
+    ),
+    max_leaves=4,
+)
+SORTS = st.lists(st.tuples(st.sampled_from(["i", "d", "s", "sub.a", "when"]), st.sampled_from([1, -1])), max_size=2)
+counter = itertools.count()
+
+
+@pytest.fixture
+def stores(server_db: tuple[str, str], tmp_path: Path) -> Iterator[dict[str, ResultsManager]]:
+    uri, name = server_db
+    found = {
+        "file": ResultsManager(tmp_path / "files"),
+        "embedded": ResultsManager(f"mongomock://localhost/find_{name}"),
+        "server": ResultsManager(backend=MongoBackend(uri, database=name)),
+    }
+    yield found
+    for rm in found.values():
+        rm.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(ROWS, min_size=1, max_size=10), where=FILTERS, sort=SORTS, limit=st.none() | st.integers(1, 4))
+def test_every_store_gives_the_same_answer(
+    stores: dict[str, ResultsManager],
+    rows: list[Row],
+    where: dict[str, Any],
+    sort: list[tuple[str, int]],
+    limit: int | None,
+) -> None:
+    register_model(Row)
+    prefix = f"ex{next(counter)}"
+    answers = {}
+    for kind, rm in stores.items():
+        rm.set_many({f"{prefix}/{n:02d}": row for n, row in enumerate(rows)})
+        answers[kind] = [rid for rid, _ in rm.find(where, prefix, Row)]
+        ordered = [rid for rid, _ in rm.find(where, prefix, Row, sort=sort, limit=limit)]
+        answers[f"{kind} sorted"] = ordered
+    assert answers["file"] == answers["embedded"] == answers["server"], (where, answers)
+    expected_sorted = answers["server sorted"]
+    assert answers["file sorted"] == answers["embedded sorted"] == expected_sorted, (where, sort, limit, answers)
+
+
+@pytest.fixture(autouse=True)
+def _rows() -> None:
+    register_model(Row)
+
+
+def test_find_on_every_manager_kind(rm: ResultsManager) -> None:
+    for n in range(6):
+        sub = Sub(a=n % 3, label="x")
+        rm.set(
+            f"q/{n}",
+            Row(
+                i=n,
+                f=n / 2,
+                d=Decimal(n) / 4,
+                s="s",
+                c=Color.RED,
+                when=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                opt=None,
+                tags=[n],
+                sub=sub,
+                subs=[],
+            ),
+        )
+    assert [rid for rid, _ in rm.find({"i": {"$gte": 3}}, "q", Row)] == ["q/3", "q/4", "q/5"]
+    assert [rid for rid, _ in rm.find({"d": {"$lt": Decimal("0.5")}}, "q", Row)] == ["q/0", "q/1"]
+    top = [(rid, m.sub.a) for rid, m in rm.find(None, "q", Row, sort=[("sub.a", -1), ("i", 1)], limit=3)]
+    assert top == [("q/2", 2), ("q/5", 2), ("q/1", 1)]
+    assert [rid for rid, _ in rm.find({"tags": 4}, None, Row)] == ["q/4"]
+    with pytest.raises(ValueError, match="Row has no field 'loss'"):
+        list(rm.find({"loss": 1}, None, Row))
+    with pytest.raises(ValueError, match="unknown operator '\\$regex'"):
+        list(rm.find({"s": {"$regex": "s"}}, None, Row))
+    with pytest.raises(ValueError, match="sort takes"):
+        list(rm.find(None, "q", Row, sort=[("i", 2)]))
