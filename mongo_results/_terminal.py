@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-__all__ = ["Progress", "table"]
+__all__ = ["Progress", "ProgressBar", "table"]
 
 
 class Progress:
@@ -29,6 +29,23 @@ class Progress:
         if self.tty and self.done == self.total:
             self.out.write("\n")
         self.out.flush()
+
+
+class ProgressBar:
+    """A ``progress(done, total)`` callback that draws a bar on a terminal once a read is large."""
+
+    LARGE = 2000  # results: below this a read is quick enough to need no bar
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if total < self.LARGE or not sys.stderr.isatty():
+                return
+            self.bar = Progress(total, self.label, unit="results")
+        self.bar.advance(done - self.bar.done)
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str], *, numbers_right: bool = False) -> list[str]:

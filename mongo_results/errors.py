@@ -18,6 +18,7 @@ __all__ = [
     "InvalidNamespaceError",
     "InvalidUriError",
     "LossyValueError",
+    "MissingExtraError",
     "ModelConflictError",
     "ModelNotRegisteredError",
     "MongoResultsError",
@@ -142,6 +143,10 @@ class DocumentTooLargeError(MongoResultsError, ValueError):
 
 class RejectedByServerError(MongoResultsError, ValueError):
     """The server refused a document or command (for example a value its engine cannot hold)."""
+
+
+class MissingExtraError(MongoResultsError, ImportError):
+    """A feature needs an optional dependency that is not installed (pandas for DataFrames)."""
 
 
 class SkippedResultsWarning(UserWarning):

@@ -17,9 +17,11 @@ from typing_extensions import TypeVar, Unpack
 
 from ._awaiting import awaitable, streaming
 from ._base import ManagerBase, OnError, Query, Skipped, Where, skipping
+from ._terminal import ProgressBar
 from .behaviors import SetBehavior
 from .core.drive import run, run_async, stream
 from .core.engine import Engine
+from .core.frames import frame
 from .core.inspection import Report, diagnose
 from .core.operations import Operation
 from .core.queries import find
@@ -202,6 +204,23 @@ class ResultsManager(ManagerBase[T]):
         namespace, sort, limit = options.get("namespace"), options.get("sort"), options.get("limit")
         return self._stream(find(self._ops(), where, prefix, model_class, namespace, sort, limit, missed))
 
+    def to_dataframe(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        where: Where = None,
+        *,
+        batch_size: int = 500,
+    ) -> Any:
+        """A pandas DataFrame: one row per result, indexed by id, with the model's fields as columns.
+
+        Nested models become dotted columns (``config.lr``), as ``pandas.json_normalize`` makes them;
+        read page by page, with a progress bar on a terminal for large reads.
+        """
+        operation = frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"))
+        return self._run(operation)
+
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether a result is stored under ``result_id``."""
         return self._run(self._ops().exists(result_id, namespace))
@@ -314,6 +333,7 @@ class AsyncResultsManager(ManagerBase[T]):
     iter_results = streaming(ResultsManager.iter_results)
     iter_documents = streaming(ResultsManager.iter_documents)
     find = streaming(ResultsManager.find)
+    to_dataframe = awaitable(ResultsManager.to_dataframe)
 
     @overload
     async def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...

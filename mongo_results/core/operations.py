@@ -55,6 +55,14 @@ BATCH = 1000  # items per bulk write or $in query: bounded memory, few round tri
 LISTING_TTL = 1.0
 
 
+def scoped(prefix: ResultId | None, where: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Our documents under ``prefix`` that match ``where``: one ``_id`` range, the rest beside it."""
+    query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
+    if where:
+        query["$and"] = [dict(where)]  # its own $nor or $or cannot replace the prefix's
+    return query
+
+
 def ignore_note(message: str) -> None:
     """The default for what the user should know: nothing (the stores pass their own)."""
 
@@ -308,10 +316,17 @@ class Operations:
         return [model for model in loaded if model is not None]
 
     def iter_documents(
-        self, prefix: ResultId | None, namespace: str | None, batch_size: int, *, with_data: bool = True
+        self,
+        prefix: ResultId | None,
+        namespace: str | None,
+        batch_size: int,
+        *,
+        with_data: bool = True,
+        where: dict[str, Any] | None = None,
     ) -> Operation[None]:
-        """Batch the stored documents under a prefix in id order across namespaces: keyset pages, memory stays flat."""
-        query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
+        """Batch the stored documents under a prefix (matching a stored-document filter ``where``) in id
+        order across namespaces: keyset pages, memory stays flat."""
+        query = scoped(prefix, where)
         projection = None if with_data else {"data": 0}
         pages = {c: Pages(c, query, batch_size, projection) for c in (yield from self.collections(namespace))}
         while True:

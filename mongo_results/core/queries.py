@@ -9,7 +9,7 @@ of that type is stored, and puts the path under ``data.``.
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -18,10 +18,10 @@ from ..encoding import encode_value, escape_key
 from ..errors import InvalidArgumentError
 from ..ids import ResultId
 from .commands import BY_ID, Batch, Find
-from .filters import OURS, prefix_filter
 from .loading import load, report_skipped
-from .operations import Operation, Operations
+from .operations import Operation, Operations, scoped
 from .ordering import bson_order
+from .pages import each_batch
 
 __all__ = ["OPERATORS", "find", "translate"]
 
@@ -122,11 +122,13 @@ def _field(model: Any, path: str) -> Any:
 
 
 def _sort(sort: Iterable[tuple[str, int]] | None, model: Any) -> tuple[tuple[str, int], ...]:
-    spec = []
+    spec: list[tuple[str, int]] = []
     for item in sort or ():
         if not (isinstance(item, tuple) and len(item) == 2 and item[1] in (1, -1) and isinstance(item[0], str)):
             raise InvalidArgumentError(f"sort takes (field, 1 | -1) pairs, not {item!r}")
         _field(model, item[0])
+        if any(field == "data." + item[0] for field, _ in spec):
+            raise InvalidArgumentError(f"sort names {item[0]!r} twice")
         spec.append(("data." + ".".join(escape_key(p) for p in item[0].split(".")), item[1]))
     return tuple(spec)
 
@@ -143,20 +145,36 @@ def find(
 ) -> Operation[None]:
     """Batch ``(id, model)`` of the results ``where`` matches, in id order unless ``sort`` says otherwise."""
     engine = yield from ops.learn_engine()
-    query = {**OURS, **prefix_filter(prefix), **translate(where or {}, model_class, decimal128=engine.decimal128)}
+    translated = translate(where or {}, model_class, decimal128=engine.decimal128)
     spec = _sort(sort, model_class)
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise InvalidArgumentError(f"limit is a count of results, not {limit!r}")
+    if not spec and limit is None:  # in id order: keyset pages, memory stays flat
+        yield from each_batch(
+            ops.iter_documents(prefix, namespace, 500, where=translated), _loader(model_class, namespace, skipped)
+        )
+        report_skipped(skipped)
+        return
     found: list[dict[str, Any]] = []
     for collection in (yield from ops.collections(namespace)):
-        found += yield Find(collection, query, None, spec + BY_ID if spec else BY_ID, limit or 0)
+        found += yield Find(collection, scoped(prefix, translated), None, spec + BY_ID, limit or 0)
     # One query per namespace, each in order; merged here the way the server orders them.
-    for field, direction in reversed(spec + BY_ID if spec else BY_ID):
+    for field, direction in reversed(spec + BY_ID):
         found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)
     found = found[:limit] if limit is not None else found
-    models = [(d["_id"], load(d, model_class, namespace, skipped)) for d in found]
-    yield Batch([(rid, model) for rid, model in models if model is not None])
+    yield Batch((yield from _loader(model_class, namespace, skipped)(found)))
     report_skipped(skipped)
+
+
+def _loader(
+    model_class: type[BaseModel] | None, namespace: str | None, skipped: list[tuple[str, Exception]] | None
+) -> Callable[[list[dict[str, Any]]], Operation[list[Any]]]:
+    def loaded(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+        models = [(d["_id"], load(d, model_class, namespace, skipped)) for d in documents]
+        return [(rid, model) for rid, model in models if model is not None]
+        yield  # sends nothing
+
+    return loaded
 
 
 def _at(document: Mapping[str, Any], path: str) -> Any:

@@ -1,0 +1,59 @@
+"""``to_dataframe``: results as a pandas DataFrame, read page by page (pandas is an optional extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..errors import MissingExtraError
+from ..ids import ResultId
+from .commands import CountDocuments
+from .loading import load
+from .operations import Operation, Operations, scoped
+from .pages import each_batch
+from .queries import translate
+
+__all__ = ["frame"]
+
+
+def frame(
+    ops: Operations,
+    prefix: ResultId | None,
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+    where: Mapping[str, Any] | None,
+    batch_size: int,
+    progress: Callable[[int, int], None],
+) -> Operation[Any]:
+    """The results as a DataFrame: the result id as index, the model's fields as columns (nested ones dotted).
+
+    ``progress(done, total)`` is called after each page.
+    """
+    try:
+        import pandas
+    except ImportError as exc:
+        raise MissingExtraError('to_dataframe needs pandas: pip install "mongo-results[dataframe]"') from exc
+    engine = yield from ops.learn_engine()
+    translated = translate(where or {}, model_class, decimal128=engine.decimal128)
+    total = 0
+    for collection in (yield from ops.collections(namespace)):
+        total += yield CountDocuments(collection, scoped(prefix, translated))
+    ids: list[str] = []
+    rows: list[dict[str, Any]] = []
+
+    def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+        for doc in documents:
+            model = load(doc, model_class, namespace, None)
+            assert model is not None  # no skipped list: a result that does not load raises
+            ids.append(doc["_id"])
+            rows.append(model.model_dump(mode="python"))
+        progress(len(ids), total)
+        return []
+        yield  # sends nothing
+
+    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=translated), take)
+    table = pandas.json_normalize(rows) if rows else pandas.DataFrame()
+    table.index = pandas.Index(ids, name="id", dtype=object)
+    return table
