@@ -8,12 +8,12 @@ namespaces, a non-default namespace wins when a model is in several, and
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from .errors import ModelConflictError, WrongTypeError
+from .errors import InvalidArgumentError, ModelConflictError, WrongTypeError
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -21,6 +21,7 @@ __all__ = [
     "find_model_in_all_namespaces",
     "find_model_namespace",
     "get_model_class",
+    "get_indexes",
     "get_models_in_namespace",
     "get_namespaces",
     "register_model",
@@ -32,6 +33,8 @@ M = TypeVar("M", bound=type[BaseModel])
 
 # {namespace: {model name: model class}}
 _REGISTRY: dict[str, dict[str, type[BaseModel]]] = {}
+# {(namespace, model name): ((field, direction), ...)}: indexes on result fields, for find()
+_INDEXES: dict[tuple[str, str], tuple[tuple[str, int], ...]] = {}
 
 
 def _register(model_class: M, namespace: str) -> M:
@@ -64,26 +67,58 @@ def _register(model_class: M, namespace: str) -> M:
     return model_class
 
 
-@overload
-def register_model(model_class_or_namespace: M, *, namespace: str = ...) -> M: ...
-@overload
-def register_model(model_class_or_namespace: str | None = None, *, namespace: str = ...) -> Callable[[M], M]: ...
+Indexes = Sequence[str | tuple[str, int]]
 
 
-def register_model(model_class_or_namespace: Any = None, *, namespace: str = DEFAULT_NAMESPACE) -> Any:
+@overload
+def register_model(model_class_or_namespace: M, *, namespace: str = ..., indexes: Indexes = ...) -> M: ...
+@overload
+def register_model(
+    model_class_or_namespace: str | None = None, *, namespace: str = ..., indexes: Indexes = ...
+) -> Callable[[M], M]: ...
+
+
+def register_model(
+    model_class_or_namespace: Any = None, *, namespace: str = DEFAULT_NAMESPACE, indexes: Indexes = ()
+) -> Any:
     """Register a model class, as a decorator (with or without a namespace) or directly.
 
     ``@register_model``, ``@register_model(namespace="ns")``, ``@register_model("ns")``
-    and ``register_model(Model, namespace="ns")`` all work.
+    and ``register_model(Model, namespace="ns")`` all work. ``indexes`` names fields of the
+    model (dotted into nested ones; ``("field", -1)`` for descending) that get an index in
+    the namespace's collection, for ``find``.
     """
+    wanted = _index_spec(indexes)
     if isinstance(model_class_or_namespace, type):
-        return _register(model_class_or_namespace, namespace)
+        return _indexed(_register(model_class_or_namespace, namespace), namespace, wanted)
     ns = model_class_or_namespace if isinstance(model_class_or_namespace, str) else namespace
 
     def decorator(model_class: M) -> M:
-        return _register(model_class, ns)
+        return _indexed(_register(model_class, ns), ns, wanted)
 
     return decorator
+
+
+def _index_spec(indexes: Indexes) -> tuple[tuple[str, int], ...]:
+    spec = []
+    for item in indexes:
+        field, direction = (item, 1) if isinstance(item, str) else item
+        if not isinstance(field, str) or not field or direction not in (1, -1):
+            raise InvalidArgumentError(f"an index is a field name or a (field, 1 | -1) pair, not {item!r}")
+        spec.append((field, direction))
+    return tuple(spec)
+
+
+def _indexed(model_class: M, namespace: str, spec: tuple[tuple[str, int], ...]) -> M:
+    if spec:
+        _INDEXES[(namespace, model_class.__name__)] = spec
+    return model_class
+
+
+def get_indexes(namespace: str = DEFAULT_NAMESPACE) -> list[tuple[str, int]]:
+    """The result fields indexed in ``namespace``, from its registered models, in a stable order."""
+    found = {pair for (ns, _), spec in _INDEXES.items() if ns == namespace for pair in spec}
+    return sorted(found)
 
 
 def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BaseModel] | None:
@@ -119,8 +154,11 @@ def clear_registry(namespace: str | None = None) -> None:
     """Forget every registration, or only those of one namespace."""
     if namespace is None:
         _REGISTRY.clear()
+        _INDEXES.clear()
     elif namespace in _REGISTRY:
         _REGISTRY[namespace].clear()
+        for key in [k for k in _INDEXES if k[0] == namespace]:
+            del _INDEXES[key]
 
 
 def get_namespaces() -> list[str]:

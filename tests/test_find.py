@@ -212,3 +212,27 @@ def test_to_dataframe_on_every_manager_kind(rm: ResultsManager) -> None:
     picked = rm.to_dataframe("df", Row, where={"i": {"$gte": 2}}, batch_size=1)
     assert list(picked.index) == ["df/2", "df/3"]
     assert rm.to_dataframe("nothing", Row).empty
+
+
+def test_declared_field_indexes_are_created_and_used_by_find(server_db: tuple[str, str]) -> None:
+    from pydantic import BaseModel as Base
+
+    uri, name = server_db
+
+    class Scored(Base):
+        loss: float
+        sub: Sub
+
+    register_model(Scored, namespace="scored", indexes=["loss", ("sub.a", -1)])
+    rm = ResultsManager(backend=MongoBackend(uri, database=name))
+    rm.set_many({f"s/{n:03d}": Scored(loss=n / 100, sub=Sub(a=n % 7, label="x")) for n in range(300)})
+    db = rm.backend.database()
+    assert {"data.loss_1", "data.sub.a_-1"} <= set(db["results.scored"].index_information())
+    assert [rid for rid, _ in rm.find({"loss": {"$lt": 0.02}}, "s", Scored)] == ["s/000", "s/001"]
+    plan = str(db["results.scored"].find({"data.loss": {"$lt": 0.02}}).explain())
+    assert "data.loss_1" in plan  # the server's plan names the index
+    report = str(rm.doctor())
+    assert "ok: index data.loss_1" in report and "ok: index data.sub.a_-1" in report
+    rm.close()
+    with pytest.raises(ValueError, match="an index is a field name"):
+        register_model(Scored, namespace="bad", indexes=[("loss", 2)])

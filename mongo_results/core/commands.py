@@ -56,10 +56,11 @@ class _OnCollection:
 
 @dataclass(frozen=True, slots=True)
 class Index:
-    """An ascending index on one field."""
+    """An index on one field (``direction`` 1 ascending, -1 descending)."""
 
     name: str
     field: str
+    direction: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..ids import ResultId, canonical_prefix
 
-__all__ = ["FOREIGN", "OURS", "page_after", "prefix_filter"]
+__all__ = ["FOREIGN", "OURS", "page_after", "prefix_filter", "scoped"]
 
 # What every result document has; anything else in our collections (a document added in
 # Compass, with an ObjectId) is foreign: listing and reading skip it, clear() leaves it.
@@ -36,3 +36,11 @@ def page_after(query: Mapping[str, Any], last: str) -> dict[str, Any]:
     bound = query.get("_id")
     upper = {"$lt": bound["$lt"]} if isinstance(bound, Mapping) and "$lt" in bound else {}
     return {**query, "_id": {"$gt": last, **upper}}
+
+
+def scoped(prefix: ResultId | None, where: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Our documents under ``prefix`` that match ``where``: one ``_id`` range, the rest beside it."""
+    query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
+    if where:
+        query["$and"] = [dict(where)]  # its own $nor or $or cannot replace the prefix's
+    return query

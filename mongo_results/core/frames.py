@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from ..errors import MissingExtraError
 from ..ids import ResultId
 from .commands import CountDocuments
+from .filters import scoped
 from .loading import load
-from .operations import Operation, Operations, scoped
+from .operations import Operation, Operations
 from .pages import each_batch
 from .queries import translate
 

@@ -74,7 +74,7 @@ def _list_foreign(report: Report) -> Operation[None]:
 
 def _check_indexes(ops: Operations, collection: str, fix: bool, report: Report) -> Operation[None]:
     have = set((yield ListIndexes(collection)))
-    for index in ops.indexes:
+    for index in ops.indexes_of(collection[len(ops.prefix) :]):
         if index.name in have:
             report.lines.append(f"  ok: index {index.name}")
         elif fix:

@@ -19,6 +19,7 @@ from ..behaviors import SetBehavior
 from ..encoding import encode_stored
 from ..errors import MongoResultsError, StoreUnavailableError
 from ..ids import ResultId, canonical_id
+from ..registry import get_indexes
 from .commands import (
     EVERY,
     Batch,
@@ -35,7 +36,7 @@ from .commands import (
     SetValidator,
 )
 from .engine import Engine
-from .filters import FOREIGN, OURS, prefix_filter
+from .filters import FOREIGN, OURS, prefix_filter, scoped
 from .loading import choose_document, load, load_model, not_found, report_skipped
 from .names import namespaces_in, validate_namespace
 from .pages import Pages, each_batch, in_order
@@ -53,14 +54,6 @@ BATCH = 1000  # items per bulk write or $in query: bounded memory, few round tri
 # answering "not found"; everything that must see every namespace (list_ids, delete,
 # get_many, iter_results, clear) lists them every time.
 LISTING_TTL = 1.0
-
-
-def scoped(prefix: ResultId | None, where: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Our documents under ``prefix`` that match ``where``: one ``_id`` range, the rest beside it."""
-    query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
-    if where:
-        query["$and"] = [dict(where)]  # its own $nor or $or cannot replace the prefix's
-    return query
 
 
 def ignore_note(message: str) -> None:
@@ -101,6 +94,14 @@ class Operations:
         self.note = note  # what the user should know once (an engine without validators)
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
         self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
+
+    def indexes_of(self, namespace: str) -> tuple[Index, ...]:
+        """The store's own indexes and those its registered models ask for on result fields."""
+        wanted = [
+            Index(f"data.{field}_{direction}", f"data.{field}", direction)
+            for field, direction in get_indexes(namespace)
+        ]
+        return (*self.indexes, *wanted)
 
     def learn_engine(self) -> Operation[Engine]:
         """The server's engine, asked once per connection."""
@@ -150,7 +151,7 @@ class Operations:
         if namespace in self.indexed:
             return
         collection = self.prefix + namespace
-        yield EnsureIndexes(collection, self.indexes)
+        yield EnsureIndexes(collection, self.indexes_of(namespace))
         if self.validation != "off" and engine.validators:
             command, note = validator_command(collection, namespace, self.validation, engine)
             if note:

@@ -18,8 +18,9 @@ from ..encoding import encode_value, escape_key
 from ..errors import InvalidArgumentError
 from ..ids import ResultId
 from .commands import BY_ID, Batch, Find
+from .filters import scoped
 from .loading import load, report_skipped
-from .operations import Operation, Operations, scoped
+from .operations import Operation, Operations
 from .ordering import bson_order
 from .pages import each_batch
 

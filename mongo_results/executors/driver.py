@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, InsertOne, ReplaceOne, UpdateOne
+from pymongo import IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -125,7 +125,7 @@ def call_for(command: Command) -> Call:
         case BuildInfo():
             return Call(None, "command", ("buildInfo",))
         case EnsureIndexes(collection, indexes):
-            models = [IndexModel([(i.field, ASCENDING)], name=i.name) for i in indexes]
+            models = [IndexModel([(i.field, i.direction)], name=i.name) for i in indexes]
             return Call(collection, "create_indexes", (models,), finish=lambda _: None)
         case ListIndexes(collection):
             return Call(collection, "index_information", finish=lambda info: sorted(info))
