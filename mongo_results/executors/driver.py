@@ -25,29 +25,7 @@ from pymongo.errors import (
     WaitQueueTimeoutError,
 )
 
-from ..core.commands import (
-    BuildInfo,
-    BulkWrite,
-    Command,
-    CountDocuments,
-    Delete,
-    Drop,
-    DuplicateKey,
-    EnsureIndexes,
-    Find,
-    FindOne,
-    Insert,
-    ListCollections,
-    ListIndexes,
-    NoMatch,
-    ReadValidator,
-    Refused,
-    SetValidator,
-    Update,
-    Upsert,
-    Write,
-    Written,
-)
+from ..core import commands as cmd
 from ..errors import (
     InvalidNamespaceError,
     InvalidUriError,
@@ -77,21 +55,21 @@ class Call:
     duplicates: bool = False  # a DuplicateKeyError is the answer DuplicateKey
 
 
-def write_request(write: Write) -> Any:
+def write_request(write: cmd.Write) -> Any:
     """A write as a PyMongo bulk request object."""
-    if isinstance(write, Insert):
+    if isinstance(write, cmd.Insert):
         return InsertOne(write.document)
     if write.replace:
         return ReplaceOne(write.filter, write.update, upsert=True)
     return UpdateOne(write.filter, write.update, upsert=True)
 
 
-def _written(reply: Any) -> Written:
-    return Written(upserted=reply.upserted_id is not None)
+def _written(reply: Any) -> cmd.Written:
+    return cmd.Written(upserted=reply.upserted_id is not None)
 
 
-def _matched(reply: Any) -> Written | NoMatch:
-    return Written(False) if reply.matched_count else NoMatch()
+def _matched(reply: Any) -> cmd.Written | cmd.NoMatch:
+    return cmd.Written(False) if reply.matched_count else cmd.NoMatch()
 
 
 def _first_options(reply: Any) -> dict[str, Any]:
@@ -99,75 +77,77 @@ def _first_options(reply: Any) -> dict[str, Any]:
     return dict(batch[0].get("options", {})) if batch else {}
 
 
-def call_for(command: Command) -> Call:
+def call_for(command: cmd.Command) -> Call:
     """The driver call that runs ``command``."""
     match command:
-        case Insert(collection, document):
-            return Call(collection, "insert_one", (document,), finish=lambda _: Written(True), duplicates=True)
-        case Upsert(collection, filt, update, replace):
+        case cmd.Insert(collection, document):
+            return Call(collection, "insert_one", (document,), finish=lambda _: cmd.Written(True), duplicates=True)
+        case cmd.Upsert(collection, filt, update, replace):
             method = "replace_one" if replace else "update_one"
             return Call(collection, method, (filt, update), {"upsert": True}, _written, duplicates=True)
-        case Update(collection, filt, update):
+        case cmd.Update(collection, filt, update):
             return Call(collection, "update_one", (filt, update), finish=_matched)
-        case Find(collection, filt, projection, sort, limit):
+        case cmd.Find(collection, filt, projection, sort, limit):
             options = {"sort": list(sort)} if sort else {}
             return Call(collection, "find", (filt, projection), {**options, "limit": limit}, cursor=True)
-        case FindOne(collection, filt, projection):
+        case cmd.FindOne(collection, filt, projection):
             return Call(collection, "find_one", (filt, projection))
-        case CountDocuments(collection, filt):
+        case cmd.CountDocuments(collection, filt):
             return Call(collection, "count_documents", (filt,))
-        case Delete(collection, filt, many):
+        case cmd.Delete(collection, filt, many):
             return Call(collection, "delete_many" if many else "delete_one", (filt,), finish=lambda r: r.deleted_count)
-        case Drop(collection):
+        case cmd.Drop(collection):
             return Call(None, "drop_collection", (collection,), finish=lambda _: None)
-        case ListCollections():
+        case cmd.ListCollections():
             return Call(None, "list_collection_names", finish=list)
-        case BuildInfo():
+        case cmd.BuildInfo():
             return Call(None, "command", ("buildInfo",))
-        case EnsureIndexes(collection, indexes):
+        case cmd.EnsureIndexes(collection, indexes):
             models = [IndexModel([(i.field, i.direction)], name=i.name) for i in indexes]
             return Call(collection, "create_indexes", (models,), finish=lambda _: None)
-        case ListIndexes(collection):
+        case cmd.ListIndexes(collection):
             return Call(collection, "index_information", finish=lambda info: sorted(info))
-        case SetValidator(_, command_document):
+        case cmd.SetValidator(_, command_document):
             return Call(None, "command", (dict(command_document),), finish=lambda _: None)
-        case ReadValidator(collection):
+        case cmd.ReadValidator(collection):
             return Call(None, "command", ("listCollections",), {"filter": {"name": collection}}, _first_options)
-        case BulkWrite(collection, writes):
+        case cmd.BulkWrite(collection, writes):
             requests = [write_request(w) for w in writes]
             return Call(collection, "bulk_write", (requests,), {"ordered": False})
     raise TypeError(f"not a command: {command!r}")  # pragma: no cover
 
 
-def bulk_replies(writes: tuple[Write, ...], upserted: set[int], errors: Mapping[int, Mapping[str, Any]]) -> list[Any]:
+def bulk_replies(
+    writes: tuple[cmd.Write, ...], upserted: set[int], errors: Mapping[int, Mapping[str, Any]]
+) -> list[Any]:
     """One reply per write of a bulk, from the indexes the server upserted and its per-write errors."""
     out: list[Any] = []
     for i, write in enumerate(writes):
         error = errors.get(i)
         if error is None:
-            out.append(Written(isinstance(write, Insert) or i in upserted))
+            out.append(cmd.Written(isinstance(write, cmd.Insert) or i in upserted))
         elif error.get("code") == 11000:
-            out.append(DuplicateKey())
+            out.append(cmd.DuplicateKey())
         else:
-            out.append(Refused(error.get("code"), str(error.get("errmsg"))))
+            out.append(cmd.Refused(error.get("code"), str(error.get("errmsg"))))
     return out
 
 
-def driver_reply(command: Command, call: Call, raw: Any) -> Any:
+def driver_reply(command: cmd.Command, call: Call, raw: Any) -> Any:
     """The core's reply from what the driver answered."""
-    if isinstance(command, BulkWrite):
+    if isinstance(command, cmd.BulkWrite):
         return bulk_replies(command.writes, set(raw.upserted_ids or {}), {})
     return call.finish(raw)
 
 
-def error_reply(command: Command, call: Call, exc: PyMongoError) -> Any:
+def error_reply(command: cmd.Command, call: Call, exc: PyMongoError) -> Any:
     """The reply an error stands for (a duplicate key, a bulk's per-write errors), or None for a failure."""
-    if isinstance(command, BulkWrite) and isinstance(exc, BulkWriteError):
+    if isinstance(command, cmd.BulkWrite) and isinstance(exc, BulkWriteError):
         upserted = {u["index"] for u in exc.details.get("upserted", [])}
         errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
         return bulk_replies(command.writes, upserted, errors)
     if call.duplicates and isinstance(exc, DuplicateKeyError):
-        return DuplicateKey()
+        return cmd.DuplicateKey()
     return None
 
 
