@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,7 +18,7 @@ from ..errors import (
 )
 from ..registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, get_model_class
 
-__all__ = ["UNREADABLE", "choose_document", "load", "load_model", "not_found", "report_skipped"]
+__all__ = ["UNREADABLE", "choose_document", "load", "load_model", "loader", "not_found", "report_skipped"]
 
 
 def not_found(missing: Sequence[str]) -> ResultNotFoundError:
@@ -97,3 +97,16 @@ def report_skipped(skipped: list[tuple[str, Exception]] | None) -> None:
             SkippedResultsWarning,
             stacklevel=4,
         )
+
+
+def loader(
+    model_class: type[BaseModel] | None, namespace: str | None, skipped: list[tuple[str, Exception]] | None
+) -> Callable[[list[dict[str, Any]]], Generator[Any, Any, list[tuple[str, BaseModel]]]]:
+    """A batch handler (see ``pages.each_batch``) that turns documents into ``(id, model)`` pairs."""
+
+    def loaded(documents: list[dict[str, Any]]) -> Generator[Any, Any, list[tuple[str, BaseModel]]]:
+        models = [(d["_id"], load(d, model_class, namespace, skipped)) for d in documents]
+        return [(rid, model) for rid, model in models if model is not None]
+        yield  # sends nothing
+
+    return loaded

@@ -37,7 +37,7 @@ from .commands import (
 )
 from .engine import Engine
 from .filters import FOREIGN, OURS, prefix_filter, scoped
-from .loading import choose_document, load, load_model, not_found, report_skipped
+from .loading import choose_document, load, load_model, loader, not_found, report_skipped
 from .names import namespaces_in, validate_namespace
 from .pages import Pages, each_batch, in_order
 from .plans import SetPlan, now, plan_encoded, plan_set
@@ -350,13 +350,8 @@ class Operations:
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
         """Batch ``(id, model)`` under a prefix in id order across namespaces (``skipped``: as for get_many)."""
-
-        def loaded(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
-            models = [(d["_id"], load(d, model_class, namespace, skipped)) for d in documents]
-            return [(rid, model) for rid, model in models if model is not None]
-            yield  # sends nothing
-
-        yield from each_batch(self.iter_documents(prefix, namespace, batch_size), loaded)
+        pages = self.iter_documents(prefix, namespace, batch_size)
+        yield from each_batch(pages, loader(model_class, namespace, skipped))
         report_skipped(skipped)
 
     def get(

@@ -9,7 +9,7 @@ of that type is stored, and puts the path under ``data.``.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -19,7 +19,7 @@ from ..errors import InvalidArgumentError
 from ..ids import ResultId
 from .commands import BY_ID, Batch, Find
 from .filters import scoped
-from .loading import load, report_skipped
+from .loading import loader, report_skipped
 from .operations import Operation, Operations
 from .ordering import bson_order
 from .pages import each_batch
@@ -152,7 +152,7 @@ def find(
         raise InvalidArgumentError(f"limit is a count of results, not {limit!r}")
     if not spec and limit is None:  # in id order: keyset pages, memory stays flat
         yield from each_batch(
-            ops.iter_documents(prefix, namespace, 500, where=translated), _loader(model_class, namespace, skipped)
+            ops.iter_documents(prefix, namespace, 500, where=translated), loader(model_class, namespace, skipped)
         )
         report_skipped(skipped)
         return
@@ -163,19 +163,8 @@ def find(
     for field, direction in reversed(spec + BY_ID):
         found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)
     found = found[:limit] if limit is not None else found
-    yield Batch((yield from _loader(model_class, namespace, skipped)(found)))
+    yield Batch((yield from loader(model_class, namespace, skipped)(found)))
     report_skipped(skipped)
-
-
-def _loader(
-    model_class: type[BaseModel] | None, namespace: str | None, skipped: list[tuple[str, Exception]] | None
-) -> Callable[[list[dict[str, Any]]], Operation[list[Any]]]:
-    def loaded(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
-        models = [(d["_id"], load(d, model_class, namespace, skipped)) for d in documents]
-        return [(rid, model) for rid, model in models if model is not None]
-        yield  # sends nothing
-
-    return loaded
 
 
 def _at(document: Mapping[str, Any], path: str) -> Any:
