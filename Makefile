@@ -31,6 +31,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench scale $(SCALE_ARGS)
 	$(BIN)/python -m bench overhead
+	$(BIN)/python -m bench large
 
 lint: $(BENCH_STAMP)
 	$(BIN)/ruff check mongo_results tests bench scripts/test-server

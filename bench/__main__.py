@@ -5,6 +5,7 @@ python -m bench --ops 10000 --iterations 100 --min-seconds 60   # the specificat
 MONGODB_URI=mongodb://host/ python -m bench
 python -m bench scale                # list_ids: 10,000 vs 1,000,000 documents, same 100 matches
 python -m bench overhead             # the library's own CPU per call, with no server
+python -m bench large                # results over 16 MiB, set and got on every store
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     extra.add_argument("--rounds", type=int, default=20)
     extra.add_argument("--engine", choices=["mongodb", "ferretdb2", "ferretdb1"], default="mongodb")
     extra.add_argument("--out", type=Path, default=OUT)
+    big = sub.add_parser("large", help="results over 16 MiB, set and got back on every store")
+    big.add_argument("--sizes", default="20,256,1024", help="MiB per result")
+    big.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -165,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         from .overhead import overhead
 
         return overhead(args.count, args.rounds, args.engine, args.out)
+    if args.command == "large":
+        from .large import large
+
+        with server(args.uri) as uri:
+            label = describe(uri, {})["server"]
+            return large(uri, DATABASE, [int(s) for s in args.sizes.split(",")], label, args.out)
     if args.command == "scale":
         from .scale import scale as run_scale
 

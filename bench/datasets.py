@@ -69,8 +69,14 @@ LargeFlat = create_model(  # type: ignore[call-overload]
     "LargeFlat", **{f"field{i}": (str if i <= 125 else int, ...) for i in range(1, 251)}
 )
 
-for _model in (SmallFlat, LargeFlat, Nested):
-    register_model(_model)
+# "find by field": a range on one indexed field that about a tenth of each dataset matches.
+FIELDS: dict[str, tuple[str, float]] = {
+    "small": ("step", 100_000),
+    "large": ("field126", 100),
+    "nested": ("config.optimizer.lr", 0.001),
+}
+for _kind, _model in (("small", SmallFlat), ("large", LargeFlat), ("nested", Nested)):
+    register_model(_model, indexes=[FIELDS[_kind][0]])
 
 
 def _text(rng: random.Random, n: int) -> str:
@@ -127,6 +133,28 @@ class Dataset:
     @property
     def ids(self) -> list[str]:
         return [rid for rid, _ in self.pairs]
+
+    @property
+    def field(self) -> str:
+        """The indexed field "find by field" asks about."""
+        return FIELDS[self.kind][0]
+
+    @property
+    def where(self) -> dict[str, Any]:
+        """The "find by field" query, over the model's fields."""
+        field, below = FIELDS[self.kind]
+        return {field: {"$lt": below}}
+
+    def matching(self) -> list[tuple[str, BaseModel]]:
+        """The pairs the "find by field" query matches."""
+        field, below = FIELDS[self.kind]
+
+        def value(model: Any) -> Any:
+            for part in field.split("."):
+                model = getattr(model, part)
+            return model
+
+        return [(rid, m) for rid, m in self.pairs if value(m) < below]
 
 
 KINDS = {"small": (SmallFlat, _small), "large": (LargeFlat, _large), "nested": (Nested, _nested)}

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import odmantic
+import pymongo
 from beanie import Document, init_beanie
 from beanie.operators import In
 from motor.motor_asyncio import AsyncIOMotorClient
@@ -36,6 +37,7 @@ class BeanieContender(AsyncContender):
 
             class Settings:
                 name = f"beanie_{ds.kind}"
+                indexes = [ds.field]  # noqa: RUF012 - Beanie reads a plain list
 
         self.classes[ds.kind] = cls = Doc
         self.loop.run_until_complete(init_beanie(database=self.client[self.database], document_models=[cls]))
@@ -64,6 +66,9 @@ class BeanieContender(AsyncContender):
         cls = self.classes[ds.kind]
         return [d.id for p in ds.groups for d in await cls.find(_range(p)).project(_IdOnly).to_list()]
 
+    async def find_by_field(self, ds: Dataset) -> list[Any]:
+        return await self.classes[ds.kind].find(ds.where).sort("_id").to_list()  # type: ignore[no-any-return]
+
     async def aclose(self) -> None:
         for cls in self.classes.values():
             await cls.get_pymongo_collection().drop()
@@ -88,10 +93,14 @@ class ODManticContender(AsyncContender):
             "__module__": __name__,
             "__annotations__": {"id": str, **fields},
             "id": odmantic.Field(primary_field=True),
-            "model_config": {"collection": f"odmantic_{ds.kind}"},
+            "model_config": {
+                "collection": f"odmantic_{ds.kind}",
+                "indexes": lambda: [pymongo.IndexModel(ds.field)],
+            },
         }
         cls: Any = type(f"ODMantic_{ds.kind}", (odmantic.Model,), namespace)
         self.classes[ds.kind] = cls
+        self.loop.run_until_complete(self.engine.configure_database([cls]))
 
     async def areset(self, ds: Dataset) -> None:
         cls = self.classes[ds.kind]
@@ -118,6 +127,10 @@ class ODManticContender(AsyncContender):
     async def list_by_prefix(self, ds: Dataset) -> list[str]:
         cls = self.classes[ds.kind]
         return [d.id for p in ds.groups for d in await self.engine.find(cls, _range(p))]
+
+    async def find_by_field(self, ds: Dataset) -> list[Any]:
+        cls = self.classes[ds.kind]
+        return list(await self.engine.find(cls, ds.where, sort=cls.id))
 
     async def aclose(self) -> None:
         for cls in self.classes.values():

@@ -163,6 +163,17 @@ class ResultsManager(ManagerBase[T]):
         on_error: OnError = "raise",
         skipped: Skipped | None = None,
     ) -> Iterator[tuple[str, M]]: ...
+    @overload
+    def iter_results(
+        self,
+        prefix: ResultId | None = None,
+        *,
+        model_class: type[M],
+        namespace: str | None = None,
+        batch_size: int = 500,
+        on_error: OnError = "raise",
+        skipped: Skipped | None = None,
+    ) -> Iterator[tuple[str, M]]: ...
     def iter_results(
         self,
         prefix: ResultId | None = None,
@@ -187,6 +198,10 @@ class ResultsManager(ManagerBase[T]):
     @overload
     def find(
         self, where: Where, prefix: ResultId | None, model_class: type[M], **options: Unpack[Query]
+    ) -> Iterator[tuple[str, M]]: ...
+    @overload
+    def find(
+        self, where: Where = None, prefix: ResultId | None = None, *, model_class: type[M], **options: Unpack[Query]
     ) -> Iterator[tuple[str, M]]: ...
     def find(
         self,

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from mongo_results import (
     AmbiguousResultError,
-    DocumentTooLargeError,
     InvalidIdError,
     InvalidNamespaceError,
     LossyValueError,
@@ -335,17 +334,6 @@ def test_secrets_need_opt_in(rm: ResultsManager) -> None:
     rm.backend.store_secrets = True
     rm.set("creds/1", Creds(token=SecretStr("s3cret")))
     assert rm.get("creds/1", Creds).token.get_secret_value() == "s3cret"
-
-
-def test_document_over_16_mib_is_refused(rm: ResultsManager) -> None:
-    class Big(BaseModel):
-        blob: bytes
-
-    with pytest.raises(ValueError, match=r"encodes to 17,\d{3},\d{3} bytes") as info:
-        rm.set("big/1", Big(blob=b"\x00" * (17 * 1024 * 1024)))
-    assert isinstance(info.value, DocumentTooLargeError)
-    assert info.value.size > 17 * 1024 * 1024
-    assert rm.list_ids() == []
 
 
 def test_not_a_model(rm: ResultsManager) -> None:

@@ -12,6 +12,7 @@ from bench import report
 from bench.__main__ import contenders
 from bench.contenders import TASKS, RawPyMongo
 from bench.datasets import KINDS, Dataset, dataset
+from bench.large import large
 from bench.measure import percentile, run
 from bench.overhead import ENGINES, overhead, tasks
 from bench.scale import scale
@@ -89,3 +90,12 @@ def test_a_contender_that_writes_nothing_fails_the_run(server_db: tuple[str, str
             run([lazy], [dataset("small", 4, 2)], iterations=1, min_seconds=0)
     finally:
         lazy.close()
+
+
+@pytest.mark.real_server
+def test_large_round_trips_a_result_over_16_mib_on_every_store(server_db: tuple[str, str], tmp_path: Path) -> None:
+    uri, name = server_db
+    assert large(uri, name, [17], "server", tmp_path) == 0
+    table = (tmp_path / "large.md").read_text()
+    for store in ("file store", "embedded", "server (MongoClient)", "server (AsyncMongoClient)"):
+        assert f"| {store} | 17 MiB |" in table

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import bson
 import pytest
+from pydantic import BaseModel
 
 from mongo_results import (
     AmbiguousResultError,
@@ -22,6 +25,7 @@ from mongo_results.core.commands import (
     BulkWrite,
     Command,
     Delete,
+    DeleteFile,
     Drop,
     DuplicateKey,
     EnsureIndexes,
@@ -29,14 +33,18 @@ from mongo_results.core.commands import (
     FindOne,
     Insert,
     ListCollections,
+    NoMatch,
+    PutFile,
     Refused,
     SetValidator,
+    Update,
     Upsert,
     Written,
 )
 from mongo_results.core.drive import run, stream
 from mongo_results.core.engine import FILES, Engine
 from mongo_results.core.operations import Operations
+from mongo_results.encoding import encode_model
 
 from .models import Metrics
 
@@ -95,29 +103,73 @@ def test_no_validator_where_the_engine_has_none_or_it_is_off() -> None:
         assert not any(isinstance(c, SetValidator) for c in answers.sent)
 
 
-@pytest.mark.parametrize(
-    ("behavior", "replies", "expected", "sent"),
-    [
-        (SetBehavior.RAISE_IF_EXISTS, [DuplicateKey()], ResultExistsError, 1),
-        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), DuplicateKey()], False, 2),  # confirmed: same content
-        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), Written(False)], True, 2),  # a lost race, then written
-        (SetBehavior.RAISE_IF_DIFFERENT, [DuplicateKey(), DuplicateKey()], ResultExistsError, 2),
-        (SetBehavior.RAISE_IF_DIFFERENT, [Written(False)], True, 1),  # same content matched
-        (SetBehavior.OVERWRITE, [DuplicateKey(), DuplicateKey(), Written(True)], True, 3),
-    ],
-)
-def test_replies_decide_set(behavior: SetBehavior, replies: list[Any], expected: object, sent: int) -> None:
-    core = ops()
+def decide(
+    core: Operations, rid: str, model: BaseModel, behavior: SetBehavior, replies: list[Any], expected: object
+) -> Canned:
+    """Run one set against these replies, check what it returned or raised; the commands it sent."""
     core.indexed.add("default")
     queue = list(replies)
     answers = Canned(lambda c: queue.pop(0))
-    operation = core.set("a", A, behavior, None, False, secrets=False)
+    operation = core.set(rid, model, behavior, None, False, secrets=False)
     if expected is ResultExistsError:
         with pytest.raises(ResultExistsError):
             run(operation, answers)
     else:
         assert run(operation, answers) is expected
-    assert len(answers.sent) == sent and all(isinstance(c, (Insert, Upsert)) for c in answers.sent)
+    assert not queue, "every reply was asked for"
+    return answers
+
+
+SAME = {"_id": "a", "digest": encode_model(A).digest}  # what a swap reads: the stored digest (and file)
+OTHER = {"_id": "a", "digest": "0" * 32}
+LARGE = {"_id": "a", "digest": "0" * 32, "gridfs": {"file_id": "F"}}
+
+
+@pytest.mark.parametrize(
+    ("behavior", "replies", "expected", "sent"),
+    [
+        (SetBehavior.RAISE_IF_EXISTS, [DuplicateKey()], ResultExistsError, "Insert"),
+        (SetBehavior.KEEP_EXISTING, [DuplicateKey()], False, "Insert"),
+        # A guarded write that meets the id reads what is there and swaps exactly that.
+        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), SAME], False, "Upsert FindOne"),
+        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), OTHER, Written(False)], True, "Upsert FindOne Update"),
+        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), None, Written(True)], True, "Upsert FindOne Insert"),
+        (SetBehavior.RAISE_IF_DIFFERENT, [DuplicateKey(), DuplicateKey()], ResultExistsError, "Upsert Upsert"),
+        (SetBehavior.RAISE_IF_DIFFERENT, [Written(False)], True, "Upsert"),  # same content matched
+        (SetBehavior.OVERWRITE, [Written(False)], True, "Upsert"),
+        # A result with a file in the way: replaced, then its file removed.
+        (
+            SetBehavior.OVERWRITE,
+            [DuplicateKey(), LARGE, Written(False), True],
+            True,
+            "Upsert FindOne Update DeleteFile",
+        ),
+        # Changed between the read and the swap: read again.
+        (
+            SetBehavior.OVERWRITE,
+            [DuplicateKey(), OTHER, NoMatch(), None, Written(True)],
+            True,
+            "Upsert FindOne Update FindOne Insert",
+        ),
+    ],
+)
+def test_replies_decide_set(behavior: SetBehavior, replies: list[Any], expected: object, sent: str) -> None:
+    answers = decide(ops(), "a", A, behavior, replies, expected)
+    assert answers.kinds() == sent.split()
+
+
+def test_a_swap_pins_the_digest_and_file_it_read() -> None:
+    core = ops()
+    core.indexed.add("default")
+    queue: list[Any] = [DuplicateKey(), LARGE, Written(False), True]
+    answers = Canned(lambda c: queue.pop(0))
+    run(core.set("a", A, SetBehavior.OVERWRITE, None, False, secrets=False), answers)
+    update = answers.sent[2]
+    assert isinstance(update, Update)
+    assert update.filter == {"_id": "a", "digest": "0" * 32, "gridfs.file_id": "F"}
+    assert update.update["$unset"] == {"gridfs": ""}  # the new result is small: no file named
+    removed = answers.sent[3]
+    assert isinstance(removed, DeleteFile) and removed.file_id == "F"
 
 
 def test_an_id_held_by_another_namespace_in_one_keyspace_is_named() -> None:
@@ -280,3 +332,98 @@ def test_upgrade_leaves_a_result_written_meanwhile() -> None:
     assert (done.upgraded, done.current, done.changed_meanwhile) == (1, 0, 1)
     [first, _] = [c for c in answers.sent if isinstance(c, Update)]
     assert first.update["$set"]["model_type"] == "New" and first.update["$set"]["updated_at"] == T0
+
+
+# -- results over the engine's document limit (lowered here to 4 KiB) -------------------------
+
+
+class Trace(BaseModel):
+    name: str
+    points: list[float]
+
+
+LIMITED = dataclasses.replace(MONGODB, max_document=4096)
+TRACE = Trace(name="t", points=[float(i) for i in range(2000)])
+
+
+@pytest.mark.parametrize(
+    ("behavior", "replies", "expected", "sent"),
+    [
+        (SetBehavior.RAISE_IF_EXISTS, [Written(True), Written(True)], True, "PutFile Insert"),
+        # Nothing stored: the file just written goes.
+        (
+            SetBehavior.RAISE_IF_EXISTS,
+            [Written(True), DuplicateKey(), True],
+            ResultExistsError,
+            "PutFile Insert DeleteFile",
+        ),
+        (SetBehavior.KEEP_EXISTING, [Written(True), DuplicateKey(), True], False, "PutFile Insert DeleteFile"),
+        (SetBehavior.RAISE_IF_DIFFERENT, [Written(True), Written(False), True], True, "PutFile Upsert DeleteFile"),
+        # A write that may replace a result reads which file it has first.
+        (SetBehavior.OVERWRITE, [Written(True), None, Written(True)], True, "PutFile FindOne Insert"),
+        (
+            SetBehavior.OVERWRITE,
+            [Written(True), LARGE, Written(False), True],
+            True,
+            "PutFile FindOne Update DeleteFile",
+        ),
+    ],
+)
+def test_a_large_result_is_written_file_first(
+    behavior: SetBehavior, replies: list[Any], expected: object, sent: str
+) -> None:
+    answers = decide(ops(LIMITED), "t", TRACE, behavior, replies, expected)
+    assert answers.kinds() == sent.split()
+    put = answers.sent[0]
+    assert isinstance(put, PutFile) and bson.decode(put.content) == {"points": TRACE.points}
+    write = answers.sent[-1] if "DeleteFile" not in sent else answers.sent[-2]
+    document = getattr(write, "document", None) or getattr(write, "update", {})
+    if isinstance(write, Insert):
+        assert document["data"] == {"name": "t"} and document["gridfs"]["file_id"] == put.file_id
+    deleted = [c.file_id for c in answers.sent if isinstance(c, DeleteFile)]
+    assert deleted == (
+        [] if "DeleteFile" not in sent else ["F"] if behavior is SetBehavior.OVERWRITE else [put.file_id]
+    )
+
+
+def test_a_large_result_is_read_with_its_file_and_again_if_it_was_replaced() -> None:
+    core = ops(LIMITED)
+    stored = {"_id": "t", "path": ["t"], "model_type": "Trace", "namespace": "default", "data": {"name": "t"}}
+    first = {**stored, "gridfs": {"file_id": "F1", "fields": ["points"]}}
+    second = {**stored, "gridfs": {"file_id": "F2", "fields": ["points"]}}
+    content = bson.encode({"points": TRACE.points})
+    queue: list[Any] = [["results.default"], first, NoMatch(), second, content]
+    answers = Canned(lambda c: queue.pop(0))
+    assert run(core.get("t", Trace, None), answers) == TRACE
+    assert answers.kinds() == ["ListCollections", "FindOne", "GetFile", "FindOne", "GetFile"]
+
+
+def test_delete_removes_the_file_of_the_version_it_deleted() -> None:
+    core = ops(LIMITED)
+    queue: list[Any] = [["results.default"], 0, LARGE, 1, True]
+    answers = Canned(lambda c: queue.pop(0))
+    assert run(core.delete("a", None), answers) is True
+    assert answers.kinds() == ["ListCollections", "Delete", "FindOne", "Delete", "DeleteFile"]
+    pinned = answers.sent[3]
+    assert isinstance(pinned, Delete) and pinned.filter == {"_id": "a", "gridfs.file_id": "F"}
+
+
+def test_set_many_writes_large_results_alone_and_small_ones_in_bulk() -> None:
+    core = ops(LIMITED)
+    core.indexed.add("default")
+    answers = Canned(lambda c: [Written(True)] if isinstance(c, BulkWrite) else Written(True))
+    small = Trace(name="s", points=[1.0])
+    assert run(core.set_many({"t": TRACE, "s": small}, SetBehavior.RAISE_IF_EXISTS, None, secrets=False), answers) == [
+        True,
+        True,
+    ]
+    assert answers.kinds() == ["PutFile", "Insert", "BulkWrite"]
+
+
+def test_stores_without_a_limit_keep_large_results_whole() -> None:
+    core = ops(FILES)
+    answers = Canned(lambda c: Written(True))
+    run(core.set("t", TRACE, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+    assert answers.kinds() == ["EnsureIndexes", "Insert"]
+    insert = answers.sent[-1]
+    assert isinstance(insert, Insert) and insert.document["data"]["points"] == TRACE.points

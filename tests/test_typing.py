@@ -24,6 +24,8 @@ def _sync(rm: ResultsManager[BaseModel], typed: ResultsManager[Metrics]) -> None
     assert_type(rm.set("a", Metrics(loss=1, accuracy=1)), bool)
     assert_type(rm.find({"loss": {"$lt": 1}}, None, Metrics), Iterator[tuple[str, Metrics]])
     assert_type(typed.find(), Iterator[tuple[str, Metrics]])
+    assert_type(rm.iter_results(model_class=Metrics), Iterator[tuple[str, Metrics]])  # by keyword alone
+    assert_type(rm.find({"loss": 1}, model_class=Metrics), Iterator[tuple[str, Metrics]])
 
 
 async def _async(arm: AsyncResultsManager[BaseModel]) -> None:
@@ -33,6 +35,7 @@ async def _async(arm: AsyncResultsManager[BaseModel]) -> None:
     assert_type(await arm.set("a", Metrics(loss=1, accuracy=1)), bool)
     assert_type(await arm.list_ids(), list[str])
     assert_type(arm.find({"loss": 1}, "a", Metrics), AsyncIterator[tuple[str, Metrics]])
+    assert_type(arm.iter_results(model_class=Metrics), AsyncIterator[tuple[str, Metrics]])
 
 
 def test_mypy_agrees_with_these_types() -> None:

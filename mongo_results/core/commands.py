@@ -20,17 +20,20 @@ __all__ = [
     "Command",
     "CountDocuments",
     "Delete",
+    "DeleteFile",
     "Drop",
     "DuplicateKey",
     "Batch",
     "EnsureIndexes",
     "Find",
     "FindOne",
+    "GetFile",
     "Index",
     "Insert",
     "ListCollections",
     "ListIndexes",
     "NoMatch",
+    "PutFile",
     "ReadValidator",
     "Refused",
     "SetValidator",
@@ -90,11 +93,15 @@ Write = Insert | Upsert
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """Apply ``$set`` to the one document ``filter`` matches, never inserting; answered by Written or NoMatch."""
+    """Update (or, with ``replace``, replace) the one document ``filter`` matches, never inserting.
+
+    Answered by Written or NoMatch.
+    """
 
     collection: str
     filter: dict[str, Any]
     update: dict[str, Any]
+    replace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +196,37 @@ class ReadValidator(_OnCollection):
     __slots__ = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PutFile:
+    """Write ``content`` as the GridFS file ``file_id`` of ``bucket`` (chunks first, its files document last)."""
+
+    bucket: str
+    file_id: Any
+    filename: str
+    content: bytes
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _OnFile:
+    """A command about one GridFS file."""
+
+    bucket: str
+    file_id: Any
+
+
+class GetFile(_OnFile):
+    """The content of a GridFS file; NoMatch when it is missing or incomplete (being deleted)."""
+
+    __slots__ = ()
+
+
+class DeleteFile(_OnFile):
+    """Delete a GridFS file and its chunks; answered by whether it was there."""
+
+    __slots__ = ()
+
+
 Command = (
     Insert
     | Upsert
@@ -205,6 +243,9 @@ Command = (
     | ListIndexes
     | SetValidator
     | ReadValidator
+    | PutFile
+    | GetFile
+    | DeleteFile
 )
 
 

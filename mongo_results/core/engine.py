@@ -42,6 +42,8 @@ class Engine:
     # The file store keeps one result per id, whatever its namespace: every namespace is
     # read with one query (collection EVERY) and a write meets an id held in another one.
     one_keyspace: bool = False
+    # A server refuses documents over 16 MiB: larger results keep their largest fields in GridFS.
+    max_document: int | None = 16 * 1024 * 1024
 
     @property
     def label(self) -> str:
@@ -76,8 +78,8 @@ class Engine:
         return cls("mongodb", str(info.get("version", "")))
 
 
-EMBEDDED = Engine("mongomock", validators=False)
-FILES = Engine("files", validators=False, one_keyspace=True)
+EMBEDDED = Engine("mongomock", validators=False, max_document=None)
+FILES = Engine("files", validators=False, one_keyspace=True, max_document=None)
 
 
 def _engine_refusal(value: Any, path: str, engine: Engine, in_array: bool = False) -> str | None:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ..registry import get_models_in_namespace
-from .commands import EVERY, CountDocuments, EnsureIndexes, Find, ListIndexes, ReadValidator, SetValidator
+from .commands import (
+    EVERY,
+    CountDocuments,
+    Delete,
+    DeleteFile,
+    EnsureIndexes,
+    Find,
+    ListCollections,
+    ListIndexes,
+    ReadValidator,
+    SetValidator,
+)
 from .engine import Engine
 from .filters import FOREIGN, OURS
+from .large import bucket, file_of, orphaned
 from .operations import Operation, Operations
 from .validators import validator_command
 
@@ -57,6 +70,8 @@ def diagnose(ops: Operations, where: str, *, fix: bool) -> Operation[Report]:
         yield from _check_indexes(ops, collection, fix, report)
         if engine.validators and ops.validation != "off":
             yield from _check_validator(ops, ns, engine, fix, report)
+    if engine.max_document is not None:
+        yield from _check_files(ops.prefix, names, ops.clock(), fix, report)
     return report
 
 
@@ -106,3 +121,40 @@ def _check_validator(ops: Operations, namespace: str, engine: Engine, fix: bool,
     hint = "" if models else " (pass --import your.models so the models are registered)"
     report.problems += 1
     report.lines.append(f"  problem: validator {what}; run `mongo-results --import your.models doctor --fix`{hint}")
+
+
+def _check_files(prefix: str, names: list[str], now: datetime, fix: bool, report: Report) -> Operation[None]:
+    """GridFS files of results over 16 MiB: every result's file is there, and no file is left unnamed."""
+    name = bucket(prefix)
+    if not {name + ".files", name + ".chunks"} & set((yield ListCollections())):
+        return
+    files = {doc["_id"] for doc in (yield Find(name + ".files", {}, {"_id": 1}))}
+    chunked = {doc.get("files_id") for doc in (yield Find(name + ".chunks", {}, {"files_id": 1}))}
+    named: dict[object, str] = {}
+    for ns in names:
+        for doc in (yield Find(prefix + ns, {"gridfs": {"$exists": True}}, {"gridfs.file_id": 1})):
+            named[file_of(doc)] = doc["_id"]
+    report.lines.append(f"{name}: {len(files)} file(s) holding the large fields of results over 16 MiB")
+    lost = sorted(rid for file_id, rid in named.items() if file_id not in files)
+    if lost:
+        report.problems += len(lost)
+        report.lines.append(f"  problem: {len(lost)} result(s) lost their file; get raises CorruptResultError:")
+        report.lines += [f"    {rid}" for rid in lost[:20]]
+    unnamed, young = orphaned(files, set(named), now)
+    partial, young_chunks = orphaned({f for f in chunked if f not in files}, set(), now)
+    if young or young_chunks:
+        report.lines.append(
+            f"  note: {young + young_chunks} file(s) no result names yet: writes in progress, left alone"
+        )
+    if not unnamed and not partial:
+        return
+    what = f"{len(unnamed)} file(s) no result names and {len(partial)} incomplete upload(s)"
+    if fix:
+        for file_id in unnamed:
+            yield DeleteFile(name, file_id)
+        if partial:
+            yield Delete(name + ".chunks", {"files_id": {"$in": partial}}, many=True)
+        report.lines.append(f"  fixed: removed {what}")
+    else:
+        report.problems += len(unnamed) + len(partial)
+        report.lines.append(f"  problem: {what} (left by interrupted writes); run `mongo-results doctor --fix`")

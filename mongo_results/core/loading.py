@@ -62,6 +62,9 @@ def load_model(
                 )
             model_class = matches[0][1]
     data = document.get("data")
+    if not isinstance(data, Mapping) and isinstance(document.get("gridfs"), Mapping):
+        fields = ", ".join(map(str, document["gridfs"].get("fields", [])))
+        raise CorruptResultError(f"Stored result {result_id!r} lost the GridFS file that holds its fields {fields}")
     if not isinstance(data, Mapping):
         raise CorruptResultError(f"Stored result {result_id!r} has no data document")
     return validate_data(model_class, data, result_id)

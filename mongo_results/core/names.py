@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 DEFAULT_COLLECTION_PREFIX = "results."
+RESERVED = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
 # No "." at the end either: "results.runs." is no collection name on MongoDB.
 _NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
 
@@ -31,6 +32,8 @@ def validate_namespace(namespace: object) -> str:
             f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter, digit or '_', not ending with '.', with no '..'"
         )
+    if namespace.split(".", 1)[0] == RESERVED:
+        raise InvalidNamespaceError(f"Invalid namespace {namespace!r}: {RESERVED!r} holds results over 16 MiB")
     return namespace
 
 
@@ -62,5 +65,7 @@ def resolve_namespace(model: BaseModel, namespace: str | None, strict: bool, res
 def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
     """The namespaces whose collections are among ``collection_names``."""
     return sorted(
-        name[len(prefix) :] for name in collection_names if name.startswith(prefix) and len(name) > len(prefix)
+        name[len(prefix) :]
+        for name in collection_names
+        if name.startswith(prefix) and len(name) > len(prefix) and name[len(prefix) :].split(".", 1)[0] != RESERVED
     )

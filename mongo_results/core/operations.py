@@ -24,7 +24,6 @@ from .commands import (
     EVERY,
     Batch,
     BuildInfo,
-    BulkWrite,
     Command,
     Delete,
     Drop,
@@ -37,12 +36,14 @@ from .commands import (
 )
 from .engine import Engine
 from .filters import FOREIGN, OURS, prefix_filter, scoped
+from .large import by_file, delete_one, drop_bucket, filled
 from .loading import choose_document, load, load_model, loader, not_found, report_skipped
 from .names import namespaces_in, validate_namespace
 from .pages import Pages, each_batch, in_order
 from .plans import SetPlan, now, plan_encoded, plan_set
 from .progress import Progress
 from .validators import validator_command
+from .writing import write_bulk, write_set
 
 __all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes"]
 
@@ -166,13 +167,7 @@ class Operations:
 
     def _write(self, plan: SetPlan, engine: Engine) -> Operation[bool]:
         yield from self._prepare(plan.namespace, engine)
-        command = plan.write(self.prefix + plan.namespace)
-        attempt = 1
-        reply = yield command
-        while plan.again(reply, attempt):
-            attempt += 1
-            reply = yield command
-        return plan.outcome(reply)
+        return (yield from write_set(self.prefix, plan))
 
     def set(
         self,
@@ -234,7 +229,6 @@ class Operations:
         secrets: bool,
         progress: Progress,
     ) -> Operation[list[bool | BaseException]]:
-        outcomes, sent = progress.outcomes, progress.sent
         engine = yield from self.learn_engine()
         pending: dict[int, SetPlan] = {}
         at = self.clock()  # one call, one time: the clock is read once
@@ -244,43 +238,13 @@ class Operations:
             try:
                 plan = plan_set(rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at)
             except (MongoResultsError, ValueError, TypeError) as exc:
-                outcomes[i] = exc  # refused before anything is sent
+                progress.outcomes[i] = exc  # refused before anything is sent
                 continue
             pending[i] = plan
             resolved.setdefault(type(model), plan.namespace)
-        if not engine.bulk_updates:  # one atomic command per update, each read exactly as set reads it
-            for i, plan in [(i, plan) for i, plan in pending.items() if not plan.insert]:
-                del pending[i]
-                sent.add(i)
-                try:
-                    outcomes[i] = yield from self._write(plan, engine)
-                except StoreUnavailableError:
-                    raise  # the whole call stops; set_many reports what is known
-                except (MongoResultsError, FileExistsError) as exc:
-                    outcomes[i] = exc
-                sent.discard(i)
-        attempt = 1
-        while pending:
-            again: dict[int, SetPlan] = {}
-            for ns in sorted({plan.namespace for plan in pending.values()}):
-                yield from self._prepare(ns, engine)
-                group = [i for i, plan in pending.items() if plan.namespace == ns]
-                size = min(BATCH, engine.max_write_batch)
-                for start in range(0, len(group), size):
-                    batch = group[start : start + size]
-                    sent.update(batch)  # until decided: a lost race awaiting its confirmation stays here
-                    collection = self.prefix + ns
-                    replies = yield BulkWrite(collection, tuple(pending[i].write(collection) for i in batch))
-                    for i, reply in zip(batch, replies, strict=True):
-                        plan = pending[i]
-                        if plan.again(reply, attempt):
-                            again[i] = plan
-                            continue
-                        outcomes[i] = plan.decide(reply)
-                        sent.discard(i)
-            pending, attempt = again, attempt + 1
-        decided = [outcome for outcome in outcomes if outcome is not None]
-        assert len(decided) == len(outcomes), "every item is decided"
+        yield from write_bulk(self.prefix, engine, pending, progress, lambda ns: self._prepare(ns, engine), BATCH)
+        decided = [outcome for outcome in progress.outcomes if outcome is not None]
+        assert len(decided) == len(progress.outcomes), "every item is decided"
         return decided
 
     def documents(self, prefix: ResultId | None, namespace: str | None, *, with_data: bool) -> Operation[list[Any]]:
@@ -289,7 +253,8 @@ class Operations:
         found: list[Any] = []
         for collection in (yield from self.collections(namespace)):
             found += yield Find(collection, query, None if with_data else {"data": 0})
-        return sorted(found, key=in_order)
+        found.sort(key=in_order)
+        return (yield from filled(self.prefix, found)) if with_data else found
 
     def get_many(
         self,
@@ -312,7 +277,12 @@ class Operations:
         missing = [r for r in rids if r not in found]
         if missing:
             raise not_found(missing)
-        loaded = [load(choose_document(r, found[r], model_class), model_class, namespace, skipped) for r in rids]
+        chosen = {r: dict(choose_document(r, found[r], model_class)) for r in wanted if r in found}
+        complete = {doc["_id"]: doc for doc in (yield from filled(self.prefix, list(chosen.values())))}
+        missing = [r for r in rids if r not in complete]  # deleted while their files were read
+        if missing:
+            raise not_found(missing)
+        loaded = [load(complete[r], model_class, namespace, skipped) for r in rids]
         report_skipped(skipped)
         return [model for model in loaded if model is not None]
 
@@ -339,7 +309,12 @@ class Operations:
                 return
             # Whatever sorts at or before the smallest last id still to be continued is final.
             frontier = min((p.buffer[-1]["_id"] for p in live if not p.done), default=None)
-            yield Batch(sorted((d for p in live for d in p.release(frontier)), key=in_order))
+            released = sorted((d for p in live for d in p.release(frontier)), key=in_order)
+            if not with_data:
+                yield Batch(released)
+                continue
+            for part in by_file(released):  # memory holds one large result at a time
+                yield Batch((yield from filled(self.prefix, part)))
 
     def iter_results(
         self,
@@ -359,8 +334,12 @@ class Operations:
     ) -> Operation[BaseModel]:
         """The result, from every namespace unless one is named."""
         rid = canonical_id(result_id)
-        found = yield from self._lookup(rid, namespace, None)
-        return load_model(choose_document(rid, found, model_class), rid, model_class, namespace)
+        for _ in range(2):  # once more if it was deleted while its file was read
+            found = yield from self._lookup(rid, namespace, None)
+            chosen = yield from filled(self.prefix, [dict(choose_document(rid, found, model_class))])
+            if chosen:
+                return load_model(chosen[0], rid, model_class, namespace)
+        raise not_found([rid])
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         """Whether any namespace (or the named one) holds the id."""
@@ -378,8 +357,9 @@ class Operations:
         """Delete from every namespace (or the named one); whether anything was deleted."""
         rid = canonical_id(result_id)
         deleted = 0
+        limited = (yield from self.learn_engine()).max_document is not None
         for collection in (yield from self.collections(namespace)):
-            deleted += yield Delete(collection, {"_id": rid})
+            deleted += yield from delete_one(self.prefix, collection, rid, limited)
         return deleted > 0
 
     def clear(self) -> Operation[None]:
@@ -389,5 +369,6 @@ class Operations:
                 yield Drop(collection)
             else:  # someone else's documents (or a collection that only shares our prefix)
                 yield Delete(collection, OURS, many=True)
+        yield from drop_bucket(self.prefix, (yield ListCollections()))
         self.indexed.clear()
         self._listed = None

@@ -8,35 +8,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import bson
 from pydantic import BaseModel
 
 from ..behaviors import SetBehavior, Stored, outcome
-from ..encoding import CODEC_OPTIONS, EncodedModel, encode_model
-from ..errors import DocumentTooLargeError, MongoResultsError, RejectedByServerError, ResultExistsError, WrongTypeError
+from ..encoding import EncodedModel, encode_model
+from ..errors import MongoResultsError, RejectedByServerError, ResultExistsError, WrongTypeError
 from ..ids import ResultId, segments
-from .commands import DuplicateKey, Insert, Refused, Upsert, Write, Written
+from .commands import DuplicateKey, Insert, Refused, Update, Upsert, Write, Written
 from .engine import EMBEDDED, Engine, check_engine
+from .large import Spill, file_state, spill
 from .names import resolve_namespace, validate_namespace
 
-__all__ = ["MAX_DOCUMENT_BYTES", "SetPlan", "check_size", "now", "plan_encoded", "plan_set"]
-
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+__all__ = ["SetPlan", "now", "plan_encoded", "plan_set"]
 
 
 def now() -> datetime:
     """The current UTC time at BSON's millisecond precision."""
     return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, timezone.utc)
-
-
-def check_size(result_id: str, encoded: EncodedModel, document: Mapping[str, Any]) -> None:
-    """Refuse a document over MongoDB's 16 MiB limit before it is sent."""
-    # The canonical data size is exact for the data; encode the whole document only near the limit.
-    if encoded.size + 8 * len(result_id) + 4096 < MAX_DOCUMENT_BYTES:
-        return
-    size = len(bson.encode(document, codec_options=CODEC_OPTIONS))
-    if size > MAX_DOCUMENT_BYTES:
-        raise DocumentTooLargeError(result_id, size, MAX_DOCUMENT_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +40,28 @@ class SetPlan:
     update: dict[str, Any]  # update operators, or the whole document when ``replace``
     replace: bool
     attempts: int  # how often a duplicate key is met before it is read as an answer
+    spilled: Spill | None = None  # the fields of a result over 16 MiB, for a GridFS file
+    # The filter skips a stored result that has a GridFS file, which only a swap may replace.
+    guarded: bool = False
+
+    @property
+    def replaces(self) -> bool:
+        """Whether this write may replace a stored result (else it only ever creates one)."""
+        return self.behavior in (SetBehavior.OVERWRITE, SetBehavior.SKIP_IF_EXISTS)
+
+    def stored(self, reply: object) -> bool:
+        """Whether, after this reply, ``document`` is the stored result."""
+        return isinstance(reply, Written) and (reply.upserted or self.replaces)
+
+    def swap(self, collection: str, current: Mapping[str, Any] | None) -> Write | Update:
+        """The write that replaces exactly ``current`` (read just before), or creates the result if None."""
+        if current is None:
+            return Insert(collection, self.document)
+        update = self.update
+        if not self.replace and self.spilled is None and "gridfs" in current:
+            update = {**update, "$unset": {"gridfs": ""}}
+        pinned = {"_id": self.result_id, "digest": current.get("digest"), **file_state(current)}
+        return Update(collection, pinned, update, self.replace)
 
     def write(self, collection: str) -> Write:
         """The command that carries this plan out."""
@@ -152,10 +162,10 @@ def _plan(
         "created_at": t,
         "updated_at": t,
     }
-    check_size(rid, encoded, doc)
     check_engine(rid, encoded, engine)
+    spilled = spill(rid, doc, encoded, engine.max_document)
     if behavior in (SetBehavior.RAISE_IF_EXISTS, SetBehavior.KEEP_EXISTING):
-        return SetPlan(rid, ns, behavior, doc, True, {}, {}, False, 1)  # an insert has no query phase
+        return SetPlan(rid, ns, behavior, doc, True, {}, {}, False, 1, spilled)  # an insert has no query phase
     body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
     # Keeps created_at; where $set is not faithful the whole document is replaced instead.
     write, replace = {"$set": body, "$setOnInsert": {"created_at": t}}, False
@@ -166,13 +176,16 @@ def _plan(
     # when the filter is equality on the unique index's fields alone, and ours has the digest
     # too; so on every engine the command is repeated once, when its query sees the winner.
     confirm = 2
-    if behavior is SetBehavior.OVERWRITE:
-        return SetPlan(rid, ns, behavior, doc, False, {"_id": rid}, write, replace, 3)  # a duplicate is a lost race
+    # Where results can have GridFS files, a write that replaces one must know which file it
+    # replaced: the plain write passes over such a result and a swap takes it (see writing.py).
+    guard = {"gridfs": {"$exists": False}} if engine.max_document is not None else {}
+    if behavior is SetBehavior.OVERWRITE:  # a duplicate is a lost race
+        return SetPlan(rid, ns, behavior, doc, False, {"_id": rid, **guard}, write, replace, 3, spilled, bool(guard))
     if behavior is SetBehavior.SKIP_IF_EXISTS:
-        skip = {"_id": rid, "digest": {"$ne": encoded.digest}}
-        return SetPlan(rid, ns, behavior, doc, False, skip, write, replace, confirm)
+        skip = {"_id": rid, "digest": {"$ne": encoded.digest}, **guard}
+        return SetPlan(rid, ns, behavior, doc, False, skip, write, replace, confirm, spilled, bool(guard))
     # RAISE_IF_DIFFERENT: matching {_id, digest} is "same content", a no-op; otherwise the
     # upsert's insert either creates the result or hits the _id index (different content).
     insert_only = {k: v for k, v in doc.items() if k not in ("_id", "digest")}
     filt = {"_id": rid, "digest": encoded.digest}
-    return SetPlan(rid, ns, behavior, doc, False, filt, {"$setOnInsert": insert_only}, False, confirm)
+    return SetPlan(rid, ns, behavior, doc, False, filt, {"$setOnInsert": insert_only}, False, confirm, spilled)

@@ -13,10 +13,10 @@ from ..errors import WrongTypeError
 from ..ids import ResultId
 from .commands import NoMatch, Update
 from .engine import check_engine
+from .large import discard, file_of, file_state, put, spill
 from .loading import UNREADABLE, load_model
 from .operations import Operation, Operations
 from .pages import each_batch
-from .plans import check_size
 
 __all__ = ["Upgraded", "upgrade"]
 
@@ -63,15 +63,25 @@ def upgrade(
                 raise WrongTypeError(f"convert returned a {kind} for {doc['_id']!r}, not a {model_class.__name__}")
             encoded = encode_model(new, store_secrets=secrets, decimal128=engine.decimal128)
             check_engine(doc["_id"], encoded, engine)
-            body = {
-                "model_type": encoded.model_type,
-                "data": encoded.data,
-                "digest": encoded.digest,
-                "updated_at": ops.clock(),
-            }
-            check_size(doc["_id"], encoded, {**doc, **body})
+            now = ops.clock()
+            fresh = {k: v for k, v in doc.items() if k != "gridfs"}
+            fresh.update(model_type=encoded.model_type, data=encoded.data, digest=encoded.digest, updated_at=now)
+            spilled = spill(doc["_id"], fresh, encoded, engine.max_document)
+            if spilled is not None:
+                yield put(ops.prefix, doc["_id"], str(doc.get("namespace")), encoded.digest, spilled)
             collection = ops.prefix + str(doc.get("namespace"))
-            answer = yield Update(collection, {"_id": doc["_id"], "digest": doc["digest"]}, {"$set": body})
+            # Filtered on what was read: a result rewritten meanwhile (its digest or its file) stays.
+            read = {"_id": doc["_id"], "digest": doc["digest"], **file_state(doc)}
+            if engine.faithful_set:
+                body = {k: fresh[k] for k in ("model_type", "data", "digest", "updated_at", "gridfs") if k in fresh}
+                unset = {"$unset": {"gridfs": ""}} if "gridfs" in doc and spilled is None else {}
+                answer = yield Update(collection, read, {"$set": body, **unset})
+            else:
+                answer = yield Update(collection, read, fresh, replace=True)
+            if isinstance(answer, NoMatch):
+                yield from discard(ops.prefix, spilled.file_id if spilled else None)
+            else:
+                yield from discard(ops.prefix, file_of(doc))
             counts["changed" if isinstance(answer, NoMatch) else "upgraded"] += 1
         return []
 

@@ -105,13 +105,23 @@ def namespace_validator(namespace: str) -> dict[str, Any]:
         "required": list(ENVELOPE),
         "properties": {**ENVELOPE, "namespace": {"bsonType": "string", "enum": [namespace]}},
     }
+    schema["properties"]["gridfs"] = {"bsonType": "object"}  # a result over 16 MiB: see core/large.py
     models = _REGISTRY.get(namespace, {})
     if models:
-        schema["oneOf"] = [
-            {"properties": {"model_type": {"enum": [name]}, "data": data_schema(model)}}
-            for name, model in sorted(models.items())
-        ] + [{"properties": {"model_type": {"not": {"enum": sorted(models)}}}}]
+        schema["oneOf"] = [_model_branch(name, model) for name, model in sorted(models.items())] + [
+            {"properties": {"model_type": {"not": {"enum": sorted(models)}}}}
+        ]
     return {"$jsonSchema": schema}
+
+
+def _model_branch(name: str, model: type[BaseModel]) -> dict[str, Any]:
+    """The checks of one model type; a result with a GridFS file has only some of its fields in ``data``."""
+    data = data_schema(model)
+    required = data.pop("required", None)
+    branch: dict[str, Any] = {"properties": {"model_type": {"enum": [name]}, "data": data}}
+    if required:
+        branch["anyOf"] = [{"required": ["gridfs"]}, {"properties": {"data": {"required": required}}}]
+    return branch
 
 
 def _restrict(schema: Any, keywords: frozenset[str], dropped: set[str]) -> Any:

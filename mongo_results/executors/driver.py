@@ -6,10 +6,12 @@ Shared by every executor that speaks PyMongo's API: ``MongoClient``,
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gridfs.errors import CorruptGridFile, NoFile
 from pymongo import IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
@@ -53,6 +55,7 @@ class Call:
     finish: Callable[[Any], Any] = _same
     cursor: bool = False  # the method returns a cursor, read to the end
     duplicates: bool = False  # a DuplicateKeyError is the answer DuplicateKey
+    bucket: bool = False  # ``collection`` names a GridFS bucket, and ``method`` is the bucket's
 
 
 def write_request(write: cmd.Write) -> Any:
@@ -85,8 +88,8 @@ def call_for(command: cmd.Command) -> Call:
         case cmd.Upsert(collection, filt, update, replace):
             method = "replace_one" if replace else "update_one"
             return Call(collection, method, (filt, update), {"upsert": True}, _written, duplicates=True)
-        case cmd.Update(collection, filt, update):
-            return Call(collection, "update_one", (filt, update), finish=_matched)
+        case cmd.Update(collection, filt, update, replace):
+            return Call(collection, "replace_one" if replace else "update_one", (filt, update), finish=_matched)
         case cmd.Find(collection, filt, projection, sort, limit):
             options = {"sort": list(sort)} if sort else {}
             return Call(collection, "find", (filt, projection), {**options, "limit": limit}, cursor=True)
@@ -111,6 +114,15 @@ def call_for(command: cmd.Command) -> Call:
             return Call(None, "command", (dict(command_document),), finish=lambda _: None)
         case cmd.ReadValidator(collection):
             return Call(None, "command", ("listCollections",), {"filter": {"name": collection}}, _first_options)
+        case cmd.PutFile(bucket, file_id, filename, content, metadata):
+            args = (file_id, filename, content)
+            kwargs = {"metadata": dict(metadata)}
+            return Call(bucket, "upload_from_stream_with_id", args, kwargs, lambda _: cmd.Written(True), bucket=True)
+        case cmd.GetFile(bucket, file_id):
+            sink = io.BytesIO()
+            return Call(bucket, "download_to_stream", (file_id, sink), finish=lambda _: sink.getvalue(), bucket=True)
+        case cmd.DeleteFile(bucket, file_id):
+            return Call(bucket, "delete", (file_id,), finish=lambda _: True, bucket=True)
         case cmd.BulkWrite(collection, writes):
             requests = [write_request(w) for w in writes]
             return Call(collection, "bulk_write", (requests,), {"ordered": False})
@@ -148,6 +160,10 @@ def error_reply(command: cmd.Command, call: Call, exc: PyMongoError) -> Any:
         return bulk_replies(command.writes, upserted, errors)
     if call.duplicates and isinstance(exc, DuplicateKeyError):
         return cmd.DuplicateKey()
+    if isinstance(command, cmd.GetFile) and isinstance(exc, (NoFile, CorruptGridFile)):
+        return cmd.NoMatch()  # deleted, or being deleted: its chunks go after its files document
+    if isinstance(command, cmd.DeleteFile) and isinstance(exc, NoFile):
+        return False
     return None
 
 

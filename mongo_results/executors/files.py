@@ -157,11 +157,11 @@ class FileBackend:
         self.tree.write(path, {k: new[k] for k in _ENVELOPE})
         return cmd.Written(True)
 
-    def _update(self, collection: str, query: Mapping[str, Any], update: Mapping[str, Any]) -> Any:
+    def _update(self, collection: str, query: Mapping[str, Any], update: Mapping[str, Any], replace: bool) -> Any:
         found = self._find(collection, query)
         if not found:
             return cmd.NoMatch()
-        new = apply_update(found[0], update, inserting=False)
+        new = update if replace else apply_update(found[0], update, inserting=False)
         self.tree.write(self.tree.path(found[0]["path"]), {k: new[k] for k in _ENVELOPE})
         return cmd.Written(False)
 
@@ -187,9 +187,9 @@ class FileBackend:
             case cmd.Insert() | cmd.Upsert():
                 with self.tree.locked():
                     return self._write(command)
-            case cmd.Update(collection, query, update):
+            case cmd.Update(collection, query, update, replace):
                 with self.tree.locked():
-                    return self._update(collection, query, update)
+                    return self._update(collection, query, update, replace)
             case cmd.BulkWrite(_, writes):
                 with self.tree.locked():
                     return [self._write(w) for w in writes]

@@ -9,6 +9,7 @@ import warnings
 from contextlib import nullcontext
 from typing import Any
 
+from gridfs import AsyncGridFSBucket, GridFSBucket
 from pymongo.errors import ConfigurationError, PyMongoError
 
 from ..core.commands import Command
@@ -142,9 +143,10 @@ class MongoStore:
         """Start a driver call on the database or one of its collections (handles are cached: each costs µs)."""
         target = db
         if call.collection is not None:
-            target = self._handles.get(call.collection)
+            key = f"gridfs:{call.collection}" if call.bucket else call.collection
+            target = self._handles.get(key)
             if target is None:
-                target = self._handles[call.collection] = db[call.collection]
+                target = self._handles[key] = _bucket(db, call.collection) if call.bucket else db[call.collection]
         return getattr(target, call.method)(*call.args, **(call.kwargs or {}))
 
     def _failed(self, command: Command, call: Call, exc: PyMongoError) -> Any:
@@ -220,6 +222,16 @@ class MongoStore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(hosts={self.hosts!r}, database={self.database_name!r})"
+
+
+def _bucket(db: Any, name: str) -> Any:
+    """The driver's GridFS bucket for this database's flavour: PyMongo's sync or async one, or Motor's."""
+    kind = type(db).__name__
+    if kind == "AsyncIOMotorDatabase":
+        from motor.motor_asyncio import AsyncIOMotorGridFSBucket
+
+        return AsyncIOMotorGridFSBucket(db, name)
+    return AsyncGridFSBucket(db, name) if kind == "AsyncDatabase" else GridFSBucket(db, name)
 
 
 def _default_database(client: Any) -> str:
