@@ -154,7 +154,7 @@ class Dataset:
                 model = getattr(model, part)
             return model
 
-        return [(rid, m) for rid, m in self.pairs if value(m) < below]
+        return sorted(((rid, m) for rid, m in self.pairs if value(m) < below), key=lambda pair: pair[0])  # id order
 
 
 KINDS = {"small": (SmallFlat, _small), "large": (LargeFlat, _large), "nested": (Nested, _nested)}

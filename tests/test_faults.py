@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from mongo_results import (
     AsyncResultsManager,
     MongoBackend,
     OutcomeUnknownError,
+    ResultNotFoundError,
     ResultsManager,
     SetBehavior,
     SetManyInterruptedError,
@@ -230,3 +232,37 @@ def test_a_write_whose_answer_never_came_is_outcome_unknown(own_server: Server) 
     assert rm.set("frozen/1", Metrics(loss=1, accuracy=1), SetBehavior.SKIP_IF_EXISTS) in (True, False)
     assert rm.get("frozen/1", Metrics) == Metrics(loss=1, accuracy=1)
     rm.close()
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3])  # its chunks, its files document, the result's document
+def test_server_killed_while_a_large_result_is_written(own_server: Server, nth: int) -> None:
+    from .test_large import Scan, _after_grace, sized
+
+    uri = own_server.uri + "?serverSelectionTimeoutMS=1500"
+    killer = KillOnWrite(own_server, nth=0)  # armed after the warm-up
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[killer])
+    rm = ResultsManager(backend=MongoBackend(client, database="large"))
+    rm.set("warm/up", Metrics(loss=0, accuracy=0))
+    ops = rm.backend.operations()
+    ops.engine = dataclasses.replace(rm.engine(), max_document=64 * 1024)  # GridFS for 300 kB
+    killer.writes, killer.nth = 0, nth
+    big = sized("s", b"k" * 300_000)
+    with pytest.raises(StoreUnavailableError):
+        rm.set("s", big)
+    client.close()
+
+    own_server.start()  # same port, same data
+    again = ResultsManager(backend=MongoBackend(uri, database="large"))
+    if again.exists("s"):  # the last write was applied before the server died
+        assert again.get("s", Scan) == big
+    else:
+        with pytest.raises(ResultNotFoundError):
+            again.get("s", Scan)
+    _after_grace(again)
+    again.doctor(fix=True)
+    files = again.backend.database()["results._gridfs.files"].count_documents({})
+    assert files == int(again.exists("s")) and "problem:" not in str(again.doctor())
+    # The write the error advises is safe to repeat.
+    assert again.set("s", big, SetBehavior.SKIP_IF_EXISTS) in (True, False)
+    assert again.get("s", Scan) == big
+    again.close()

@@ -36,7 +36,7 @@ from .commands import (
 )
 from .engine import Engine
 from .filters import FOREIGN, OURS, prefix_filter, scoped
-from .large import by_file, delete_one, drop_bucket, filled
+from .large import by_file, delete_one, drop_bucket, file_of, filled
 from .loading import choose_document, load, load_model, loader, not_found, report_skipped
 from .names import namespaces_in, validate_namespace
 from .pages import Pages, each_batch, in_order
@@ -334,12 +334,13 @@ class Operations:
     ) -> Operation[BaseModel]:
         """The result, from every namespace unless one is named."""
         rid = canonical_id(result_id)
-        for _ in range(2):  # once more if it was deleted while its file was read
-            found = yield from self._lookup(rid, namespace, None)
-            chosen = yield from filled(self.prefix, [dict(choose_document(rid, found, model_class))])
-            if chosen:
-                return load_model(chosen[0], rid, model_class, namespace)
-        raise not_found([rid])
+        doc = choose_document(rid, (yield from self._lookup(rid, namespace, None)), model_class)
+        if file_of(doc) is not None:
+            complete = yield from filled(self.prefix, [dict(doc)])
+            if not complete:  # deleted while its file was read
+                raise not_found([rid])
+            doc = complete[0]
+        return load_model(doc, rid, model_class, namespace)
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         """Whether any namespace (or the named one) holds the id."""
