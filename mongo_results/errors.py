@@ -120,7 +120,7 @@ class ModelNotRegisteredError(MongoResultsError, ValueError):
 
 
 class CorruptResultError(MongoResultsError, ValueError):
-    """A stored result lacks its envelope (model type or data)."""
+    """A stored result lacks its envelope (model type or data), or the GridFS file that holds its large fields."""
 
 
 class UnsupportedTypeError(MongoResultsError, TypeError):

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from mongo_results import (
     AmbiguousResultError,
+    MongoResultsError,
     ResultExistsError,
     ResultNotFoundError,
     SetBehavior,
@@ -158,7 +159,7 @@ def test_replies_decide_set(behavior: SetBehavior, replies: list[Any], expected:
     assert answers.kinds() == sent.split()
 
 
-def test_a_swap_pins_the_digest_and_file_it_read() -> None:
+def test_a_swap_pins_the_file_it_read() -> None:
     core = ops()
     core.indexed.add("default")
     queue: list[Any] = [DuplicateKey(), LARGE, Written(False), True]
@@ -166,7 +167,7 @@ def test_a_swap_pins_the_digest_and_file_it_read() -> None:
     run(core.set("a", A, SetBehavior.OVERWRITE, None, False, secrets=False), answers)
     update = answers.sent[2]
     assert isinstance(update, Update)
-    assert update.filter == {"_id": "a", "digest": "0" * 32, "gridfs.file_id": "F"}
+    assert update.filter == {"_id": "a", "gridfs.file_id": "F"}  # OVERWRITE: whatever the content
     assert update.update["$unset"] == {"gridfs": ""}  # the new result is small: no file named
     removed = answers.sent[3]
     assert isinstance(removed, DeleteFile) and removed.file_id == "F"
@@ -427,3 +428,17 @@ def test_stores_without_a_limit_keep_large_results_whole() -> None:
     assert answers.kinds() == ["EnsureIndexes", "Insert"]
     insert = answers.sent[-1]
     assert isinstance(insert, Insert) and insert.document["data"]["points"] == TRACE.points
+
+
+def test_a_large_result_that_loses_every_race_removes_its_file() -> None:
+    core = ops(LIMITED)
+    core.indexed.add("default")
+    # Each swap reads a version that another writer replaces before the update lands.
+    answers = Canned(
+        lambda c: LARGE if isinstance(c, FindOne) else NoMatch() if isinstance(c, Update) else Written(True)
+    )
+    with pytest.raises(MongoResultsError, match="kept losing races"):
+        run(core.set("t", TRACE, SetBehavior.OVERWRITE, None, False, secrets=False), answers)
+    put = answers.sent[0]
+    assert isinstance(put, PutFile)
+    assert answers.kinds()[-1] == "DeleteFile" and answers.sent[-1].file_id == put.file_id  # type: ignore[union-attr]

@@ -30,10 +30,14 @@ __all__ = [
     "INLINE_SHARE",
     "Spill",
     "bucket",
+    "by_file",
+    "delete_one",
     "discard",
+    "drop_bucket",
     "file_of",
     "file_state",
     "filled",
+    "orphaned",
     "put",
     "spill",
 ]
@@ -41,8 +45,8 @@ __all__ = [
 BUCKET = RESERVED  # one bucket per store, never a namespace
 INLINE_SHARE = 16  # a large result's document keeps its smaller fields, up to 1/16 of the limit (1 MiB)
 GRACE = timedelta(minutes=10)  # an unnamed file younger than this may be a write in progress
-_READS = 3
-Steps = Generator[Command, Any, Any]  # a file replaced while being read: read the document again, this many times
+_READS = 3  # a file replaced (or a result rewritten) while being read: read the document again, this many times
+Steps = Generator[Command, Any, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,10 @@ class SetPlan:
         update = self.update
         if not self.replace and self.spilled is None and "gridfs" in current:
             update = {**update, "$unset": {"gridfs": ""}}
-        pinned = {"_id": self.result_id, "digest": current.get("digest"), **file_state(current)}
+        # Pinned to the file it read (the one to remove after); SKIP_IF_EXISTS also to other content.
+        pinned = {"_id": self.result_id, **file_state(current)}
+        if self.behavior is SetBehavior.SKIP_IF_EXISTS:
+            pinned["digest"] = {"$ne": self.document["digest"]}
         return Update(collection, pinned, update, self.replace)
 
     def write(self, collection: str) -> Write:

@@ -29,10 +29,17 @@ def write_set(prefix: str, plan: SetPlan, *, swap: bool = False) -> Write:
     if spilled is not None:
         yield put(prefix, plan.result_id, plan.namespace, plan.document["digest"], spilled)
     collection = prefix + plan.namespace
-    if swap or (spilled is not None and plan.replaces):
-        reply, replaced = yield from _swap(plan, collection)
-    else:
-        reply, replaced = yield from _send(plan, collection)
+    try:
+        if swap or (spilled is not None and plan.replaces):
+            reply, replaced = yield from _swap(plan, collection)
+        else:
+            reply, replaced = yield from _send(plan, collection)
+    except StoreUnavailableError:
+        raise  # the store is out of reach: its file, if written, waits for doctor --fix
+    except MongoResultsError:  # refused, or lost every race: nothing was stored
+        if spilled is not None:
+            yield from discard(prefix, spilled.file_id)
+        raise
     stored = plan.stored(reply)
     if spilled is not None and not stored:
         yield from discard(prefix, spilled.file_id)
