@@ -11,7 +11,7 @@ write in progress could be.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,7 +113,7 @@ def discard(prefix: str, file_id: Any) -> Steps:
         yield DeleteFile(bucket(prefix), file_id)
 
 
-def filled(prefix: str, documents: list[dict[str, Any]]) -> Steps:
+def filled(prefix: str, documents: Sequence[Mapping[str, Any]]) -> Steps:
     """An operation: the documents with the fields kept in files put back into ``data``.
 
     A document deleted while it was read is left out; one whose file is gone
@@ -129,7 +129,7 @@ def filled(prefix: str, documents: list[dict[str, Any]]) -> Steps:
     return out
 
 
-def _with_file(prefix: str, doc: dict[str, Any]) -> Steps:
+def _with_file(prefix: str, doc: Mapping[str, Any]) -> Steps:
     for _ in range(_READS):
         file_id = file_of(doc)
         if file_id is None:

@@ -32,7 +32,7 @@ def validate_namespace(namespace: object) -> str:
             f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter, digit or '_', not ending with '.', with no '..'"
         )
-    if namespace.split(".", 1)[0] == RESERVED:
+    if _reserved(namespace):
         raise InvalidNamespaceError(f"Invalid namespace {namespace!r}: {RESERVED!r} holds results over 16 MiB")
     return namespace
 
@@ -67,5 +67,10 @@ def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
     return sorted(
         name[len(prefix) :]
         for name in collection_names
-        if name.startswith(prefix) and len(name) > len(prefix) and name[len(prefix) :].split(".", 1)[0] != RESERVED
+        if name.startswith(prefix) and len(name) > len(prefix) and not _reserved(name[len(prefix) :])
     )
+
+
+def _reserved(namespace: str) -> bool:
+    """Whether a name is the GridFS bucket's (``_gridfs``, ``_gridfs.files``, ...), never a namespace."""
+    return namespace.split(".", 1)[0] == RESERVED

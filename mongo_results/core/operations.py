@@ -274,12 +274,9 @@ class Operations:
             for start in range(0, len(wanted), BATCH):
                 for doc in (yield Find(collection, {"_id": {"$in": wanted[start : start + BATCH]}})):
                     found.setdefault(doc["_id"], []).append(doc)
-        missing = [r for r in rids if r not in found]
-        if missing:
-            raise not_found(missing)
-        chosen = {r: dict(choose_document(r, found[r], model_class)) for r in wanted if r in found}
-        complete = {doc["_id"]: doc for doc in (yield from filled(self.prefix, list(chosen.values())))}
-        missing = [r for r in rids if r not in complete]  # deleted while their files were read
+        chosen = [choose_document(r, found[r], model_class) for r in wanted if r in found]
+        complete = {doc["_id"]: doc for doc in (yield from filled(self.prefix, chosen))}
+        missing = [r for r in rids if r not in complete]  # not stored, or deleted while their files were read
         if missing:
             raise not_found(missing)
         loaded = [load(complete[r], model_class, namespace, skipped) for r in rids]
@@ -336,7 +333,7 @@ class Operations:
         rid = canonical_id(result_id)
         doc = choose_document(rid, (yield from self._lookup(rid, namespace, None)), model_class)
         if file_of(doc) is not None:
-            complete = yield from filled(self.prefix, [dict(doc)])
+            complete = yield from filled(self.prefix, [doc])
             if not complete:  # deleted while its file was read
                 raise not_found([rid])
             doc = complete[0]

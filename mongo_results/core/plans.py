@@ -16,7 +16,7 @@ from ..errors import MongoResultsError, RejectedByServerError, ResultExistsError
 from ..ids import ResultId, segments
 from .commands import DuplicateKey, Insert, Refused, Update, Upsert, Write, Written
 from .engine import EMBEDDED, Engine, check_engine
-from .large import Spill, file_state, spill
+from .large import Spill, file_of, file_state, spill
 from .names import resolve_namespace, validate_namespace
 
 __all__ = ["SetPlan", "now", "plan_encoded", "plan_set"]
@@ -58,7 +58,7 @@ class SetPlan:
         if current is None:
             return Insert(collection, self.document)
         update = self.update
-        if not self.replace and self.spilled is None and "gridfs" in current:
+        if not self.replace and self.spilled is None and file_of(current) is not None:
             update = {**update, "$unset": {"gridfs": ""}}
         # Pinned to the file it read (the one to remove after); SKIP_IF_EXISTS also to other content.
         pinned = {"_id": self.result_id, **file_state(current)}

@@ -74,7 +74,7 @@ def upgrade(
             read = {"_id": doc["_id"], "digest": doc["digest"], **file_state(doc)}
             if engine.faithful_set:
                 body = {k: fresh[k] for k in ("model_type", "data", "digest", "updated_at", "gridfs") if k in fresh}
-                unset = {"$unset": {"gridfs": ""}} if "gridfs" in doc and spilled is None else {}
+                unset = {"$unset": {"gridfs": ""}} if file_of(doc) is not None and spilled is None else {}
                 answer = yield Update(collection, read, {"$set": body, **unset})
             else:
                 answer = yield Update(collection, read, fresh, replace=True)
