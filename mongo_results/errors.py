@@ -33,6 +33,7 @@ __all__ = [
     "SkippedResultsWarning",
     "StoreUnavailableError",
     "UnsupportedTypeError",
+    "UpgradeFailedError",
     "WrongProcessError",
     "WrongTypeError",
 ]
@@ -178,3 +179,18 @@ class SetManyInterruptedError(StoreUnavailableError):
         self.outcomes = outcomes
         self.unknown = unknown
         self.not_sent = [i for i, o in enumerate(outcomes) if o is None and i not in set(unknown)]
+
+
+class UpgradeFailedError(MongoResultsError, ValueError):
+    """``upgrade``'s ``convert`` raised: the result it was converting, and how many were rewritten before.
+
+    The results rewritten before it stay rewritten; fix ``convert`` and run ``upgrade`` again.
+    """
+
+    def __init__(self, result_id: str, upgraded: int, cause: BaseException) -> None:
+        self.result_id = result_id
+        self.upgraded = upgraded
+        super().__init__(
+            f"convert failed for {result_id!r} ({type(cause).__name__}: {cause}); "
+            f"{upgraded} result(s) were upgraded before it. Fix convert and run upgrade again."
+        )

@@ -288,14 +288,25 @@ class ResultsManager(ManagerBase[T]):
         namespace: str | None = None,
         *,
         batch_size: int = 500,
+        old_types: Iterable[str] = (),
     ) -> Upgraded:
-        """Rewrite the results under ``prefix`` that no longer load into ``model_class`` as ``convert(old data)``.
+        """Rewrite results under ``prefix`` into ``model_class`` as ``convert(old data)``.
 
-        Results that load are left alone, so it can run again after an interruption; each
-        rewrite is atomic and skips a result written meanwhile (see the README's "When a model changes").
+        Only results stored as ``model_class`` (by its name) that no longer load into it, and
+        results stored as one of ``old_types``, are rewritten; results of other model types
+        are left alone and counted in ``other_types``. Results that load are left alone, so it
+        can run again after an interruption; each rewrite is atomic and skips a result written
+        meanwhile (see the README's "When a model changes").
+
+        Raises:
+            UpgradeFailedError: ``convert`` raised (a ValueError naming the result and the count done).
+            WrongTypeError: ``convert`` returned something other than a ``model_class``.
         """
         secrets = self._executor.store_secrets
-        return self._run(upgrade(self._ops(), prefix, model_class, convert, namespace, batch_size, secrets=secrets))
+        operation = upgrade(
+            self._ops(), prefix, model_class, convert, namespace, batch_size, secrets=secrets, old_types=old_types
+        )
+        return self._run(operation)
 
     def engine(self) -> Engine:
         """What the store is and can hold (asked of the server once per connection)."""

@@ -16,6 +16,7 @@ from mongo_results import (
     LossyValueError,
     MongoResultsError,
     ResultExistsError,
+    UpgradeFailedError,
     ResultNotFoundError,
     ResultsManager,
     SetBehavior,
@@ -470,12 +471,57 @@ def test_upgrade_rewrites_only_what_no_longer_loads_and_can_run_again(rm: Result
     def convert(old: dict[str, Any]) -> After:
         return After(x=old["x"], y=old["x"] * 10)
 
-    done = rm.upgrade("u", After, convert)
-    assert (done.upgraded, done.current, done.changed_meanwhile) == (2, 1, 0)
+    done = rm.upgrade("u", After, convert, old_types=["Before"])
+    assert (done.upgraded, done.current, done.changed_meanwhile, done.other_types) == (2, 1, 0, 0)
     assert [m for _, m in rm.iter_results("u", After)] == [After(x=1, y=10), After(x=2, y=20), After(x=3, y=30)]
     assert rm.documents("u/1")[0]["model_type"] == "After"
     assert rm.get("other/1", Before) == Before(x=9)  # outside the prefix: untouched
-    again = rm.upgrade("u", After, convert)  # idempotent: an interrupted run is simply run again
+    again = rm.upgrade("u", After, convert, old_types=["Before"])  # idempotent: an interrupted run is run again
     assert (again.upgraded, again.current) == (0, 3)
     with pytest.raises(TypeError, match="convert returned a Before"):
-        rm.upgrade("other", After, lambda old: Before(x=old["x"]))
+        rm.upgrade("other", After, lambda old: Before(x=old["x"]), old_types=["Before"])
+
+
+class Config(BaseModel):
+    lr: float
+
+
+def test_upgrade_leaves_other_model_types_under_the_prefix_alone(rm: ResultsManager) -> None:
+    # A sweep's usual layout: several model types under one prefix.
+    rm.set("exp/1/config", Config(lr=0.1))
+    rm.set("exp/1/metrics", Before(x=1))
+    rm.set("exp/2/config", Config(lr=0.2))
+    rm.set("exp/2/metrics", After(x=5, y=50))  # stored as After and loads: current
+
+    def convert(old: dict[str, Any]) -> After:
+        return After(x=old["x"], y=-1)
+
+    untouched = rm.upgrade("exp", After, convert)  # no old type named: only results stored as After
+    assert (untouched.upgraded, untouched.current, untouched.other_types) == (0, 1, 3)
+    done = rm.upgrade("exp", After, convert, old_types=["Before"])
+    assert (done.upgraded, done.current, done.changed_meanwhile, done.other_types) == (1, 1, 0, 2)
+    assert rm.get("exp/1/config", Config) == Config(lr=0.1) and rm.get("exp/2/config", Config) == Config(lr=0.2)
+    assert [d["model_type"] for d in rm.documents("exp")] == ["Config", "After", "Config", "After"]
+    assert rm.get("exp/1/metrics", After) == After(x=1, y=-1)
+    with pytest.raises(ValueError, match="old_types takes a list"):
+        rm.upgrade("exp", After, convert, old_types="Before")
+
+
+def test_upgrade_whose_convert_fails_names_the_result_and_what_was_done(rm: ResultsManager) -> None:
+    for i in range(1, 4):
+        rm.set(f"f/{i}", Before(x=i))
+
+    def convert(old: dict[str, Any]) -> After:
+        if old["x"] == 3:
+            raise KeyError("y")
+        return After(x=old["x"], y=0)
+
+    with pytest.raises(UpgradeFailedError, match=r"'f/3'.*KeyError.*2 result\(s\) were upgraded") as info:
+        rm.upgrade("f", After, convert, old_types=["Before"], batch_size=2)
+    assert isinstance(info.value, ValueError) and info.value.result_id == "f/3" and info.value.upgraded == 2
+    assert isinstance(info.value.__cause__, KeyError)
+    assert [d["model_type"] for d in rm.documents("f")] == ["After", "After", "Before"]  # the first two stay done
+    done = rm.upgrade("f", After, lambda old: After(x=old["x"], y=1), old_types=["Before"])
+    assert (done.upgraded, done.current) == (1, 2)
+
+

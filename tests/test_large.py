@@ -299,7 +299,7 @@ def test_upgrade_rewrites_a_large_result_and_removes_its_old_file(server_db: tup
         units: str  # a required field added after results were stored
 
     register_model(Scan2)
-    done = rm.upgrade(None, Scan2, lambda old: Scan2(**old, units="mm"))
+    done = rm.upgrade(None, Scan2, lambda old: Scan2(**old, units="mm"), old_types=["Scan"])
     assert done.upgraded == 1
     assert rm.get("a", Scan2).units == "mm" and rm.get("a", Scan2).pixels == b"a" * 300_000
     assert _files(uri, name) == (1, 2)  # the new file only

@@ -2,32 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..encoding import decode_data, encode_model
-from ..errors import WrongTypeError
+from ..errors import InvalidArgumentError, UpgradeFailedError, WrongTypeError
 from ..ids import ResultId
-from .commands import NoMatch, Update
+from .commands import CountDocuments, NoMatch, Update
 from .engine import check_engine
+from .filters import scoped
 from .large import discard, file_of, file_state, put, spill
 from .loading import UNREADABLE, load_model
 from .operations import Operation, Operations
 from .pages import each_batch
 
-__all__ = ["Upgraded", "upgrade"]
+__all__ = ["Upgraded", "upgrade", "upgraded_types"]
 
 
 @dataclass(frozen=True, slots=True)
 class Upgraded:
-    """What an upgrade did: results rewritten, results that already loaded, and results changed meanwhile."""
+    """What an upgrade did.
+
+    Attributes:
+        upgraded: results rewritten.
+        current: results of the model's own type that already loaded, left alone.
+        changed_meanwhile: results written or deleted by someone else between read and rewrite.
+        other_types: results under the prefix stored as other model types, left alone.
+    """
 
     upgraded: int
     current: int
     changed_meanwhile: int
+    other_types: int = 0
+
+
+def upgraded_types(model_class: type[BaseModel], old_types: Iterable[str]) -> tuple[str, ...]:
+    """The model types an upgrade may touch: the class's own name and the old names given."""
+    if isinstance(old_types, str) or not all(isinstance(t, str) and t for t in old_types):
+        raise InvalidArgumentError(f"old_types takes a list of model type names (e.g. ['RunV1']), not {old_types!r}")
+    return tuple(sorted({model_class.__name__, *old_types}))
 
 
 def upgrade(
@@ -39,28 +55,33 @@ def upgrade(
     batch_size: int,
     *,
     secrets: bool,
+    old_types: Iterable[str] = (),
 ) -> Operation[Upgraded]:
-    """Rewrite each result under ``prefix`` that does not load into ``model_class`` as ``convert(old data)``.
+    """Rewrite the results under ``prefix`` stored as ``model_class`` that no longer load, and every
+    result stored as one of ``old_types``, as ``convert(old data)``.
 
-    A result that loads is left alone, so a second run does nothing. Each rewrite is one
-    update filtered on the digest the result had when read: a result written or deleted
-    meanwhile is not touched (counted in ``changed_meanwhile``; run again to take it).
+    Results of other model types are left alone and counted. A result that loads is left
+    alone, so a second run does nothing. Each rewrite is one update filtered on the digest
+    the result had when read: a result written or deleted meanwhile is not touched (counted
+    in ``changed_meanwhile``; run again to take it).
     """
+    types = upgraded_types(model_class, old_types)
+    old = set(types) - {model_class.__name__}
     engine = yield from ops.learn_engine()
-    counts = {"upgraded": 0, "current": 0, "changed": 0}
+    counts = {"upgraded": 0, "current": 0, "changed": 0, "other": 0}
+    for collection in (yield from ops.collections(namespace)):
+        counts["other"] += yield CountDocuments(collection, scoped(prefix, {"model_type": {"$nin": list(types)}}))
 
     def rewrite(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
         for doc in documents:
-            try:
-                load_model(doc, doc["_id"], model_class, namespace)
-                counts["current"] += 1
-                continue
-            except UNREADABLE:
-                pass
-            new = convert(decode_data(doc["data"]))
-            if not isinstance(new, model_class):
-                kind = type(new).__name__
-                raise WrongTypeError(f"convert returned a {kind} for {doc['_id']!r}, not a {model_class.__name__}")
+            if doc["model_type"] not in old:
+                try:
+                    load_model(doc, doc["_id"], model_class, namespace)
+                    counts["current"] += 1
+                    continue
+                except UNREADABLE:
+                    pass
+            new = _converted(convert, doc, model_class, counts)
             encoded = encode_model(new, store_secrets=secrets, decimal128=engine.decimal128)
             check_engine(doc["_id"], encoded, engine)
             now = ops.clock()
@@ -85,5 +106,27 @@ def upgrade(
             counts["changed" if isinstance(answer, NoMatch) else "upgraded"] += 1
         return []
 
-    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size), rewrite)
-    return Upgraded(counts["upgraded"], counts["current"], counts["changed"])
+    pages = ops.iter_documents(prefix, namespace, batch_size, where={"model_type": {"$in": list(types)}})
+    yield from each_batch(pages, rewrite)
+    return Upgraded(counts["upgraded"], counts["current"], counts["changed"], counts["other"])
+
+
+def _converted(
+    convert: Callable[[dict[str, Any]], BaseModel],
+    doc: dict[str, Any],
+    model_class: type[BaseModel],
+    counts: dict[str, int],
+) -> BaseModel:
+    """``convert(old data)``, checked; a failure names the result and what was already rewritten."""
+    rid = doc["_id"]
+    try:
+        new = convert(decode_data(doc["data"]))
+    except Exception as exc:
+        raise UpgradeFailedError(rid, counts["upgraded"], exc) from exc
+    if not isinstance(new, model_class):
+        kind = type(new).__name__
+        raise WrongTypeError(
+            f"convert returned a {kind} for {rid!r}, not a {model_class.__name__} "
+            f"({counts['upgraded']} result(s) upgraded before it)"
+        )
+    return new
