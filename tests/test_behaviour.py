@@ -16,12 +16,12 @@ from mongo_results import (
     LossyValueError,
     MongoResultsError,
     ResultExistsError,
-    UpgradeFailedError,
     ResultNotFoundError,
     ResultsManager,
     SetBehavior,
     SkippedResultsWarning,
     UnsupportedTypeError,
+    UpgradeFailedError,
     register_model,
 )
 
@@ -523,5 +523,3 @@ def test_upgrade_whose_convert_fails_names_the_result_and_what_was_done(rm: Resu
     assert [d["model_type"] for d in rm.documents("f")] == ["After", "After", "Before"]  # the first two stay done
     done = rm.upgrade("f", After, lambda old: After(x=old["x"], y=1), old_types=["Before"])
     assert (done.upgraded, done.current) == (1, 2)
-
-

@@ -175,7 +175,7 @@ def test_foreign_documents_are_skipped_and_left_alone(backend: MongoBackend) -> 
     assert [rid for rid, _ in api(backend).iter_results(None, Metrics, batch_size=1)] == ["a/1", "a/2"]
     assert [d["_id"] for d in api(backend).documents()] == ["a/1", "a/2"]
     api(backend).clear()
-    assert api(backend).list_ids() == ["a/3"]  # ours went, the foreign documents stayed
+    assert api(backend).list_ids() == []  # ours went; the collection, with no result left, is not a namespace
     assert coll.count_documents({}) == 2
 
 
@@ -190,3 +190,58 @@ def test_clear_leaves_a_foreign_collection_that_shares_the_prefix(backend: Mongo
     assert db["sessions"].find_one({"_id": "abc"}) == {"_id": "abc", "user": "x"}
     db.drop_collection("sessions")
     short.close()
+
+
+def test_stores_whose_prefixes_nest_never_see_each_other(backend: MongoBackend) -> None:
+    assert backend._uri is not None
+    inner = MongoBackend(backend._uri, database=backend.database_name, collection_prefix="results.v2.")
+    outer, nested = api(backend), api(inner)
+    nested.set("n/1", Metrics(loss=1, accuracy=1))
+    nested.set("n/2", Metrics(loss=2, accuracy=1), namespace="runs")
+    outer.set("o/1", Metrics(loss=3, accuracy=1))
+    assert outer.list_ids() == ["o/1"] and nested.list_ids() == ["n/1", "n/2"]
+    assert not outer.exists("n/1") and [rid for rid, _ in outer.iter_results(None, Metrics)] == ["o/1"]
+    assert outer.list_ids(namespace="v2.default") == []  # by name: still not its own
+    with pytest.raises(FileNotFoundError):
+        outer.get("n/1", Metrics, namespace="v2.default")
+    assert not outer.delete("n/1", namespace="v2.default")
+    # Writing into the other store's collection is refused before anything is written.
+    with pytest.raises(ValueError, match="another store whose collection prefix overlaps"):
+        outer.set("x", Metrics(loss=0, accuracy=0), namespace="v2.default")
+    outer.clear()
+    assert outer.list_ids() == [] and nested.list_ids() == ["n/1", "n/2"]
+    assert nested.get("n/2", Metrics) == Metrics(loss=2, accuracy=1)
+    nested.clear()
+    assert nested.list_ids() == []
+    inner.close()
+
+
+def test_a_collection_that_only_shares_the_prefix_is_not_a_namespace(backend: MongoBackend) -> None:
+    assert backend._uri is not None
+    short = MongoBackend(backend._uri, database=backend.database_name, collection_prefix="s")
+    db = raw_db(backend)
+    db["settings"].insert_many([{"_id": "theme", "value": "dark"}, {"_id": "lang", "value": "en"}])
+    db["sessions"].create_index("at")  # an empty collection of another tool's
+    api(short).set("r", Metrics(loss=1, accuracy=1), namespace="runs")
+    assert api(short).list_ids() == ["r"]  # not "lang" and "theme" from namespace "ettings"
+    assert [rid for rid, _ in api(short).iter_results(None, Metrics)] == ["r"]
+    assert not api(short).exists("theme")
+    api(short).clear()
+    assert sorted(db.list_collection_names()) == ["sessions", "settings"]
+    assert db["settings"].count_documents({}) == 2
+    assert "at_1" in db["sessions"].index_information()
+    db.drop_collection("settings")
+    db.drop_collection("sessions")
+    short.close()
+
+
+def test_a_view_that_shares_the_prefix_is_left_alone(server_db: tuple[str, str]) -> None:
+    uri, name = server_db
+    backend = MongoBackend(uri, database=name)
+    db = raw_db(backend)
+    api(backend).set("r", Metrics(loss=1, accuracy=1))
+    db.command("create", "results.view", viewOn="results.default", pipeline=[])
+    assert api(backend).list_ids() == ["r"]  # once, not again through the view
+    api(backend).clear()
+    assert "results.view" in db.list_collection_names()
+    backend.close()

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from mongo_results import (
     AmbiguousResultError,
+    InvalidNamespaceError,
     MongoResultsError,
     ResultExistsError,
     ResultNotFoundError,
@@ -54,14 +55,28 @@ T0 = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
 A = Metrics(loss=1, accuracy=1)
 
 
-class Canned:
-    """An executor that records each command and answers it with ``answer``."""
+def is_probe(command: Command) -> bool:
+    """The query that proves a collection holds this store's results (or another store's)."""
+    return isinstance(command, FindOne) and "namespace" in command.filter and "model_type" in command.filter
 
-    def __init__(self, answer: Callable[[Command], Any]) -> None:
+
+class Canned:
+    """An executor that records each command and answers it with ``answer``.
+
+    Ownership probes are answered "ours, and no other store's" and not recorded, unless
+    ``probes`` is set: most tests are about what follows them.
+    """
+
+    def __init__(self, answer: Callable[[Command], Any], *, probes: bool = False) -> None:
         self.answer = answer
+        self.probes = probes
         self.sent: list[Command] = []
 
     def __call__(self, command: Command) -> Any:
+        if is_probe(command) and not self.probes:
+            assert isinstance(command, FindOne)
+            mine = command.filter["namespace"] == command.collection.removeprefix("results.")
+            return {"_id": "x"} if mine else None
         self.sent.append(command)
         return self.answer(command)
 
@@ -446,3 +461,28 @@ def test_a_large_result_that_loses_every_race_removes_its_file() -> None:
     put = answers.sent[0]
     assert isinstance(put, PutFile)
     assert answers.kinds()[-1] == "DeleteFile" and answers.sent[-1].file_id == put.file_id  # type: ignore[union-attr]
+
+
+def test_a_collection_is_a_namespace_only_once_one_of_its_results_names_it() -> None:
+    holds = {"results.runs": "runs", "results.v2.default": "default"}  # the second: a nested store's
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, ListCollections):
+            return ["results.runs", "results.v2.default", "results.empty"]
+        if isinstance(command, FindOne) and is_probe(command):
+            held, named = holds.get(command.collection), command.filter["namespace"]
+            other = isinstance(named, dict)  # {"$ne": ns}: a result of another namespace, before a first write
+            found = held is not None and (held != named["$ne"] if other else held == named)
+            return {"_id": "r", "namespace": held} if found else None
+        return []
+
+    core = ops()
+    answers = Canned(answer, probes=True)
+    assert run(core.namespaces(), answers) == ["runs"]
+    assert sum(map(is_probe, answers.sent)) == 3
+    answers.sent.clear()
+    assert run(core.namespaces(), answers) == ["runs"]
+    assert sum(map(is_probe, answers.sent)) == 2  # "runs" is proven for this connection; the others are asked again
+    with pytest.raises(InvalidNamespaceError, match="another store"):
+        run(core.set("a", A, SetBehavior.OVERWRITE, "v2.default", False, secrets=False), answers)
+    assert not any(isinstance(c, (Upsert, EnsureIndexes)) for c in answers.sent)  # nothing written

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from ..behaviors import SetBehavior
 from ..encoding import encode_stored
-from ..errors import MongoResultsError, StoreUnavailableError
+from ..errors import InvalidNamespaceError, MongoResultsError, StoreUnavailableError
 from ..ids import ResultId, canonical_id
 from ..registry import get_indexes
 from .commands import (
@@ -94,6 +94,7 @@ class Operations:
         self.clock, self.monotonic = clock, monotonic
         self.note = note  # what the user should know once (an engine without validators)
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
+        self.owned: set[str] = set()  # collections proven this store's on this connection
         self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
 
     def indexes_of(self, namespace: str) -> tuple[Index, ...]:
@@ -111,13 +112,33 @@ class Operations:
         return self.engine
 
     def namespaces(self) -> Operation[list[str]]:
-        """The namespaces with a collection in the database."""
-        return namespaces_in((yield ListCollections()), self.prefix)
+        """The namespaces whose collections this store can prove are its own."""
+        found = []
+        for namespace in namespaces_in((yield ListCollections()), self.prefix):
+            if (yield from self._owns(namespace)):
+                found.append(namespace)
+        return found
+
+    def _owns(self, namespace: str) -> Operation[bool]:
+        """Whether ``<prefix><namespace>`` holds a result of this store's (proven once per connection).
+
+        A name proves nothing: ``results.`` begins ``results.v2.``, another store's prefix, and a
+        foreign collection may start with the prefix. One of our documents that names this
+        namespace does: the other store's documents name theirs (``default``, not ``v2.default``).
+        """
+        collection = self.prefix + namespace
+        if collection in self.owned or (self.engine is not None and self.engine.one_keyspace):
+            return True
+        if (yield FindOne(collection, {**OURS, "namespace": namespace}, {"_id": 1})) is None:
+            return False
+        self.owned.add(collection)
+        return True
 
     def collections(self, namespace: str | None) -> Operation[list[str]]:
-        """The named namespace's collection, or every collection as listed now."""
+        """The named namespace's collection (if it is this store's), or every collection as listed now."""
         if namespace is not None:
-            return [self.prefix + validate_namespace(namespace)]
+            owned = yield from self._owns(validate_namespace(namespace))
+            return [self.prefix + namespace] if owned else []
         if self.engine is not None and self.engine.one_keyspace:
             return [EVERY]
         names = [self.prefix + ns for ns in (yield from self.namespaces())]
@@ -152,6 +173,8 @@ class Operations:
         if namespace in self.indexed:
             return
         collection = self.prefix + namespace
+        if not engine.one_keyspace:
+            yield from self._claim_collection(namespace)
         yield EnsureIndexes(collection, self.indexes_of(namespace))
         if self.validation != "off" and engine.validators:
             command, note = validator_command(collection, namespace, self.validation, engine)
@@ -164,6 +187,20 @@ class Operations:
         listed = self._listed
         if listed is not None and collection not in listed[1]:  # this connection just created it
             self._listed = (listed[0], tuple(sorted((*listed[1], collection))))
+
+    def _claim_collection(self, namespace: str) -> Operation[None]:
+        """Refuse to write into a collection that holds another store's results (nested prefixes)."""
+        collection = self.prefix + namespace
+        if collection in self.owned:
+            return
+        other = yield FindOne(collection, {**OURS, "namespace": {"$ne": namespace}}, {"_id": 1, "namespace": 1})
+        if other is not None:
+            raise InvalidNamespaceError(
+                f"Collection {collection!r} holds results of namespace {other.get('namespace')!r}: it belongs to "
+                f"another store whose collection prefix overlaps {self.prefix!r}. Give each store a collection "
+                "prefix that is not the start of another's (e.g. 'results.' and 'results_v2.')"
+            )
+        self.owned.add(collection)
 
     def _write(self, plan: SetPlan, engine: Engine) -> Operation[bool]:
         yield from self._prepare(plan.namespace, engine)
@@ -369,4 +406,5 @@ class Operations:
                 yield Delete(collection, OURS, many=True)
         yield from drop_bucket(self.prefix, (yield ListCollections()))
         self.indexed.clear()
+        self.owned.clear()
         self._listed = None

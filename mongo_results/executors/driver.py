@@ -102,7 +102,8 @@ def call_for(command: cmd.Command) -> Call:
         case cmd.Drop(collection):
             return Call(None, "drop_collection", (collection,), finish=lambda _: None)
         case cmd.ListCollections():
-            return Call(None, "list_collection_names", finish=list)
+            # Views and time series are never a store's: only plain collections are listed.
+            return Call(None, "list_collection_names", (), {"filter": {"type": "collection"}}, finish=list)
         case cmd.BuildInfo():
             return Call(None, "command", ("buildInfo",))
         case cmd.EnsureIndexes(collection, indexes):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ..core.commands import BulkWrite, Command, DuplicateKey, Find, Insert, Written
+from ..core.commands import BulkWrite, Command, DuplicateKey, Find, Insert, ListCollections, Written
 from .driver import call_for, driver_reply, error_reply
 from .matching import evaluate, ordered, project, touches_data
 
@@ -63,6 +63,8 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
             return _bulk_one_by_one(target, command)
         if isinstance(command, Find) and touches_data(command.filter):
             return _find_in_python(target, command)
+        if isinstance(command, ListCollections):  # mongomock has no views, nor a filter on the type
+            return sorted(db.list_collection_names())
         try:
             raw = getattr(target, call.method)(*call.args, **(call.kwargs or {}))
             return driver_reply(command, call, list(raw) if call.cursor else raw)
