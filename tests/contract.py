@@ -1,0 +1,126 @@
+"""The contract of a store in plain Python: what every store must show, whatever the engine.
+
+A result is a model under ``(id, namespace)``. The rules:
+
+- ``set`` resolves the namespace (the argument, else the class's registration, else
+  ``default``) and decides by the table of set behaviours, atomically per id and namespace.
+- On a store with one keyspace (the file store: one file per id) an id held by another
+  namespace is taken: every behaviour raises ``FileExistsError`` but KEEP_EXISTING (False).
+- ``get`` looks in the named namespace or in all; several holders need ``model_class`` to
+  pick one of its type, else ``ValueError``; none is ``FileNotFoundError``.
+- ``exists``, ``list_ids`` (sorted, whole segments) and ``iter_results`` (by id, then
+  namespace) see every namespace; ``delete`` removes the id from the named namespace or all.
+- ``upgrade`` rewrites results stored as the new type that no longer load and those stored
+  as the old types named; everything else is left alone and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mongo_results import SetBehavior, canonical_id
+
+Outcome = Any  # a value, or the exception class the store must raise
+
+
+@dataclass
+class Contract:
+    """The results one store holds, and what each call must answer."""
+
+    one_keyspace: bool
+    results: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # (id, namespace) -> model
+
+    def held(self, rid: str) -> dict[str, BaseModel]:
+        return {ns: model for (i, ns), model in self.results.items() if i == rid}
+
+    def set(self, rid: str, model: BaseModel, behavior: SetBehavior, namespace: str) -> Outcome:
+        held = self.held(rid)
+        if self.one_keyspace and held and namespace not in held:
+            return False if behavior is SetBehavior.KEEP_EXISTING else FileExistsError
+        old = held.get(namespace)
+        same = old is not None and type(old) is type(model) and old == model
+        if old is None or behavior is SetBehavior.OVERWRITE:
+            written = True
+        elif behavior is SetBehavior.RAISE_IF_EXISTS:
+            return FileExistsError
+        elif behavior is SetBehavior.RAISE_IF_DIFFERENT:
+            return True if same else FileExistsError
+        elif behavior is SetBehavior.SKIP_IF_EXISTS:
+            written = not same
+        else:  # KEEP_EXISTING
+            return False
+        if written:
+            self.results[rid, namespace] = model
+        return written
+
+    def get(self, rid: str, model_class: type[BaseModel] | None, namespace: str | None) -> Outcome:
+        held = {ns: m for ns, m in self.held(rid).items() if namespace is None or ns == namespace}
+        if not held:
+            return FileNotFoundError
+        if len(held) > 1:
+            same = [m for m in held.values() if model_class is not None and type(m) is model_class]
+            if len(same) != 1:
+                return ValueError
+            held = {"": same[0]}
+        [model] = held.values()
+        if model_class is None or type(model) is model_class:
+            return model
+        try:
+            return model_class.model_validate(model.model_dump())
+        except ValidationError:
+            return ValidationError
+
+    def exists(self, rid: str) -> bool:
+        return bool(self.held(rid))
+
+    def under(self, prefix: str | None) -> list[tuple[str, str]]:
+        """``(id, namespace)`` under a prefix by whole segments, by id then namespace."""
+        p = canonical_id(prefix) if prefix else ""
+        return sorted(k for k in self.results if not p or k[0] == p or k[0].startswith(p + "/"))
+
+    def list_ids(self, prefix: str | None) -> list[str]:
+        return sorted({rid for rid, _ in self.under(prefix)})
+
+    def iter_results(self, prefix: str | None) -> list[tuple[str, BaseModel]]:
+        return [(rid, self.results[rid, ns]) for rid, ns in self.under(prefix)]
+
+    def find(self, prefix: str | None, at_least: int) -> list[tuple[str, BaseModel]]:
+        """``find({"x": {"$gte": at_least}}, prefix)``: results whose ``x`` field is at least that."""
+        return [
+            (rid, m) for rid, m in self.iter_results(prefix) if getattr(m, "x", None) is not None and m.x >= at_least
+        ]  # type: ignore[attr-defined]
+
+    def delete(self, rid: str, namespace: str | None) -> bool:
+        gone = [k for k in self.results if k[0] == rid and (namespace is None or k[1] == namespace)]
+        for key in gone:
+            del self.results[key]
+        return bool(gone)
+
+    def clear(self) -> None:
+        self.results.clear()
+
+    def upgrade(
+        self,
+        prefix: str | None,
+        new: type[BaseModel],
+        convert: Callable[[dict[str, Any]], BaseModel],
+        old_types: Iterable[str],
+    ) -> tuple[int, int, int, int]:
+        """(upgraded, current, changed meanwhile, other types): nothing changes meanwhile here."""
+        upgraded = current = other = 0
+        old = set(old_types) - {new.__name__}
+        for key in self.under(prefix):
+            model = self.results[key]
+            name = type(model).__name__
+            if name in old:
+                self.results[key] = convert(model.model_dump())
+                upgraded += 1
+            elif name == new.__name__:
+                current += 1  # the machine stores only models that load into their own class
+            else:
+                other += 1
+        return upgraded, current, 0, other

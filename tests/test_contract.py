@@ -1,0 +1,304 @@
+"""Every store held to the contract (tests/contract.py) through random sequences of every call.
+
+Several managers at once on one store: two connections to the same results, and on
+MongoDB a second store whose collection prefix nests in the first's. After every step,
+everything a manager can observe equals the contract. Budget per store: ``CONTRACT_EXAMPLES``
+sequences of up to ``CONTRACT_STEPS`` steps (``make soak`` runs ten times more).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from pydantic import BaseModel, ValidationError
+
+from mongo_results import (
+    AsyncFileBackend,
+    AsyncMongoBackend,
+    AsyncResultsManager,
+    FileBackend,
+    MongoBackend,
+    ResultsManager,
+    SetBehavior,
+    register_model,
+)
+
+from .conftest import SyncView
+from .contract import Contract, Outcome
+
+EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "12"))
+STEPS = int(os.environ.get("CONTRACT_STEPS", "30"))
+LIMIT = 4096  # the document limit on the servers, lowered so a Big result goes through GridFS
+
+
+class M1(BaseModel):
+    x: int
+
+
+class M2(BaseModel):
+    y: str
+
+
+class New(BaseModel):
+    x: int
+    z: int
+
+
+class Big(BaseModel):
+    x: int
+    blob: bytes
+
+    def __repr__(self) -> str:  # failures stay readable
+        return f"Big(x={self.x}, blob={self.blob[:1]!r}*{len(self.blob)})"
+
+
+def register() -> None:
+    register_model(M1)
+    register_model(New)
+    register_model(Big)
+    register_model(M2, namespace="other")
+
+
+SEGMENTS = os.environ.get("CONTRACT_SEGMENTS", "a,b,a-1,.w").split(",")
+ids = st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=3).map("/".join)
+prefixes = st.one_of(st.none(), st.just(""), ids)
+namespaces = st.sampled_from([None, "default", "other", "n.x"])
+behaviors = st.sampled_from(list(SetBehavior))
+models = st.one_of(
+    st.builds(M1, x=st.integers(0, 3)),
+    st.builds(M2, y=st.sampled_from(["p", "q"])),
+    st.builds(New, x=st.integers(0, 3), z=st.integers(0, 1)),
+    st.builds(Big, x=st.integers(0, 3), blob=st.sampled_from([1, 2]).map(lambda k: bytes([k]) * 6000)),
+)
+
+
+def namespace_of(model: BaseModel, namespace: str | None) -> str:
+    return namespace if namespace is not None else ("other" if isinstance(model, M2) else "default")
+
+
+def outcome(call: Callable[[], Any]) -> Outcome:
+    try:
+        return call()
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        return exc
+
+
+def same(actual: Outcome, expected: Outcome, what: str) -> None:
+    if isinstance(expected, type) and issubclass(expected, BaseException):
+        assert isinstance(actual, expected), f"{what}: expected {expected.__name__}, got {actual!r}"
+        if expected is ValueError:
+            assert not isinstance(actual, ValidationError), f"{what}: {actual!r}"
+    else:
+        assert actual == expected, f"{what}: expected {expected!r}, got {actual!r}"
+
+
+@dataclasses.dataclass
+class Handle:
+    """One manager, and the contract of the store it reaches."""
+
+    name: str
+    manager: ResultsManager
+    contract: Contract
+
+
+class StoreMachine(RuleBasedStateMachine):
+    handles: list[Handle]  # set by the factory below
+
+    def __init__(self) -> None:
+        super().__init__()
+        register()
+        for handle in self.handles:
+            handle.manager.clear()
+            handle.contract.clear()
+
+    def pick(self, index: int) -> Handle:
+        return self.handles[index % len(self.handles)]
+
+    @rule(h=st.integers(0, 2), rid=ids, model=models, behavior=behaviors, namespace=namespaces)
+    def set(self, h: int, rid: str, model: BaseModel, behavior: SetBehavior, namespace: str | None) -> None:
+        handle = self.pick(h)
+        expected = handle.contract.set(rid, model, behavior, namespace_of(model, namespace))
+        actual = outcome(lambda: handle.manager.set(rid, model, behavior, namespace=namespace))
+        same(actual, expected, f"{handle.name}.set({rid!r}, {model!r}, {behavior.name}, {namespace!r})")
+
+    @rule(
+        h=st.integers(0, 2),
+        items=st.dictionaries(ids, models, max_size=4),
+        bad=st.sampled_from([None, ("a/../b", M1(x=0)), ("c", {"x": 1})]),
+        behavior=behaviors,
+        namespace=namespaces,
+    )
+    def set_many(
+        self, h: int, items: dict[str, BaseModel], bad: Any, behavior: SetBehavior, namespace: str | None
+    ) -> None:
+        handle = self.pick(h)
+        pairs: list[tuple[str, Any]] = list(items.items())
+        if bad is not None:
+            pairs.insert(len(pairs) // 2, bad)
+        actual = handle.manager.set_many(pairs, behavior, namespace)
+        assert len(actual) == len(pairs)
+        for (rid, model), got in zip(pairs, actual):
+            if (rid, model) == bad:
+                assert isinstance(got, (ValueError, TypeError)), f"{handle.name}.set_many: {rid!r} gave {got!r}"
+                continue
+            expected = handle.contract.set(rid, model, behavior, namespace_of(model, namespace))
+            same(got, expected, f"{handle.name}.set_many item {rid!r} {behavior.name} {namespace!r}")
+
+    @rule(h=st.integers(0, 2), rid=ids, cls=st.sampled_from([None, M1, M2, New]), namespace=namespaces)
+    def get(self, h: int, rid: str, cls: type[BaseModel] | None, namespace: str | None) -> None:
+        handle = self.pick(h)
+        expected = handle.contract.get(rid, cls, namespace)
+        same(outcome(lambda: handle.manager.get(rid, cls, namespace)), expected, f"{handle.name}.get({rid!r})")
+
+    @rule(h=st.integers(0, 2), rids=st.lists(ids, min_size=1, max_size=3))
+    def get_many(self, h: int, rids: list[str]) -> None:
+        handle = self.pick(h)
+        expected = [handle.contract.get(rid, None, None) for rid in rids]
+        failure = next((e for e in expected if isinstance(e, type)), None)
+        actual = outcome(lambda: handle.manager.get_many(rids))
+        if failure is FileNotFoundError:
+            same(actual, FileNotFoundError, f"{handle.name}.get_many({rids!r})")
+        elif failure is None:
+            same(actual, expected, f"{handle.name}.get_many({rids!r})")
+        else:  # several namespaces hold an id: ambiguous, unless an id is also missing
+            assert isinstance(actual, (ValueError, FileNotFoundError)), actual
+
+    @rule(h=st.integers(0, 2), rid=ids)
+    def exists(self, h: int, rid: str) -> None:
+        handle = self.pick(h)
+        same(handle.manager.exists(rid), handle.contract.exists(rid), f"{handle.name}.exists({rid!r})")
+
+    @rule(h=st.integers(0, 2), prefix=prefixes)
+    def list_ids(self, h: int, prefix: str | None) -> None:
+        handle = self.pick(h)
+        same(handle.manager.list_ids(prefix), handle.contract.list_ids(prefix), f"{handle.name}.list_ids({prefix!r})")
+
+    @rule(h=st.integers(0, 2), prefix=prefixes, batch=st.sampled_from([1, 2, 500]))
+    def iter_results(self, h: int, prefix: str | None, batch: int) -> None:
+        handle = self.pick(h)
+        actual = list(handle.manager.iter_results(prefix, batch_size=batch))
+        same(actual, handle.contract.iter_results(prefix), f"{handle.name}.iter_results({prefix!r}, {batch})")
+
+    @rule(h=st.integers(0, 2), prefix=prefixes, at_least=st.integers(0, 4))
+    def find(self, h: int, prefix: str | None, at_least: int) -> None:
+        handle = self.pick(h)
+        actual = list(handle.manager.find({"x": {"$gte": at_least}}, prefix))
+        same(actual, handle.contract.find(prefix, at_least), f"{handle.name}.find(x >= {at_least}, {prefix!r})")
+
+    @rule(h=st.integers(0, 2), rid=ids, namespace=namespaces)
+    def delete(self, h: int, rid: str, namespace: str | None) -> None:
+        handle = self.pick(h)
+        expected = handle.contract.delete(rid, namespace)
+        same(handle.manager.delete(rid, namespace), expected, f"{handle.name}.delete({rid!r}, {namespace!r})")
+
+    @rule(h=st.integers(0, 2))
+    def clear(self, h: int) -> None:
+        handle = self.pick(h)
+        handle.manager.clear()
+        handle.contract.clear()
+
+    @rule(h=st.integers(0, 2), prefix=prefixes)
+    def upgrade(self, h: int, prefix: str | None) -> None:
+        handle = self.pick(h)
+
+        def convert(old: dict[str, Any]) -> New:
+            return New(x=old["x"], z=0)
+
+        expected = handle.contract.upgrade(prefix, New, convert, ["M1"])
+        done = handle.manager.upgrade(prefix, New, convert, old_types=["M1"])
+        actual = (done.upgraded, done.current, done.changed_meanwhile, done.other_types)
+        same(actual, expected, f"{handle.name}.upgrade({prefix!r})")
+
+    @invariant()
+    def everything_observable_matches(self) -> None:
+        for handle in self.handles:
+            same(handle.manager.list_ids(), handle.contract.list_ids(None), f"{handle.name}.list_ids()")
+        seen: set[int] = set()
+        for handle in self.handles:  # the whole content, once per store
+            if id(handle.contract) not in seen:
+                seen.add(id(handle.contract))
+                actual = list(handle.manager.iter_results())
+                same(actual, handle.contract.iter_results(None), f"{handle.name}.iter_results()")
+
+
+def limited(manager: ResultsManager) -> ResultsManager:
+    """The manager with the servers' document limit lowered, so Big results go through GridFS."""
+    ops = manager.backend.operations()
+    ops.engine = dataclasses.replace(manager.engine(), max_document=LIMIT)
+    return manager
+
+
+def handles_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Handle]]:
+    """Two managers on one store (two connections), and on MongoDB a store whose prefix nests in it."""
+    if kind in ("file", "async-file"):
+        contract = Contract(one_keyspace=True)
+        if kind == "file":
+            made = [ResultsManager(tmp_path), ResultsManager(backend=FileBackend(tmp_path))]
+        else:
+            made = [
+                _async(lambda: AsyncResultsManager(tmp_path)),
+                _async(lambda: AsyncResultsManager(backend=AsyncFileBackend(tmp_path))),
+            ]
+        yield [Handle("files", made[0], contract), Handle("files2", made[1], contract)]
+        return
+    if kind.endswith("mongomock"):
+        uri, name = f"mongomock://localhost/c_{uuid.uuid4().hex[:8]}", None
+    else:
+        uri, name = request.getfixturevalue("ferretdb1_db" if kind.endswith("ferretdb1") else "server_db")
+    outer, nested = Contract(one_keyspace=False), Contract(one_keyspace=False)
+    made = [
+        _manager(kind, uri, name, "results."),
+        _manager(kind, uri, name, "results."),
+        _manager(kind, uri, name, "results.v2."),
+    ]
+    handles = [Handle("outer", made[0], outer), Handle("outer2", made[1], outer), Handle("nested", made[2], nested)]
+    yield handles
+    for handle in handles:
+        handle.manager.clear()
+        close = getattr(handle.manager, "shutdown", None) or handle.manager.close
+        close()
+
+
+def _manager(kind: str, uri: str, database: str | None, prefix: str) -> ResultsManager:
+    if not kind.startswith("async"):
+        manager = ResultsManager(backend=MongoBackend(uri, database=database, collection_prefix=prefix))
+        return manager if kind == "mongomock" else limited(manager)
+    return _async(
+        lambda: AsyncResultsManager(backend=AsyncMongoBackend(uri, database=database, collection_prefix=prefix))
+    )
+
+
+def _async(make: Callable[[], AsyncResultsManager]) -> ResultsManager:
+    async def opened() -> AsyncResultsManager:
+        return make()
+
+    view: Any = SyncView(opened)
+    return view  # type: ignore[no-any-return]
+
+
+KINDS = ["file", "mongomock", "server", "ferretdb1", "async-file", "async-mongomock", "async-server", "async-ferretdb1"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_store_keeps_the_contract(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    for handles in handles_for(kind, request, tmp_path):
+        machine = type(f"StoreMachine[{kind}]", (StoreMachine,), {"handles": handles})
+        run_state_machine_as_test(
+            machine,  # type: ignore[arg-type]
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            ),
+        )
