@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from mongo_results import (
+    AsyncMongoBackend,
+    AsyncResultsBackend,
     AsyncResultsManager,
+    MongoBackend,
     MongoResultsError,
+    ResultsBackend,
     ResultsManager,
     SetBehavior,
     SkippedResultsWarning,
@@ -215,3 +220,124 @@ def test_get_many_and_iter_results_call_get_with_the_seeds_signature(tmp_path: P
         found = list(rm.iter_results("g", batch_size=2, on_error="skip", skipped=skipped))
     assert found == [("g/1", A), ("g/2", B)]
     assert [rid for rid, _ in skipped] == ["g/3"]
+
+
+# -- writing a backend: the seed's base classes ----------------------------------------------
+
+
+class DictBackend(ResultsBackend[BaseModel]):
+    def __init__(self) -> None:
+        self.stored: dict[str, BaseModel] = {}
+
+    def set(
+        self,
+        result_id: Any,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool:
+        if result_id in self.stored:
+            if behavior == SetBehavior.RAISE_IF_EXISTS:
+                raise FileExistsError(result_id)
+            if behavior == SetBehavior.SKIP_IF_EXISTS and self.stored[result_id] == data:
+                return False
+        self.stored[result_id] = data
+        return True
+
+    def get(self, result_id: Any, model_class: Any = None, namespace: str | None = None) -> BaseModel:
+        if result_id not in self.stored:
+            raise FileNotFoundError(result_id)
+        return self.stored[result_id]
+
+    def exists(self, result_id: Any) -> bool:
+        return result_id in self.stored
+
+    def list_ids(self, prefix: Any = None) -> list[str]:
+        return [r for r in self.stored if prefix is None or r.startswith(f"{prefix}/")]
+
+    def delete(self, result_id: Any) -> bool:
+        return self.stored.pop(result_id, None) is not None
+
+    def clear(self) -> None:
+        self.stored.clear()
+
+
+class AsyncDictBackend(AsyncResultsBackend[BaseModel]):
+    def __init__(self) -> None:
+        self.sync = DictBackend()
+
+    async def set(
+        self,
+        result_id: Any,
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: str | None = None,
+        strict_namespace: bool = False,
+    ) -> bool:
+        return self.sync.set(result_id, data, behavior, namespace, strict_namespace)
+
+    async def get(self, result_id: Any, model_class: Any = None, namespace: str | None = None) -> BaseModel:
+        return self.sync.get(result_id, model_class, namespace)
+
+    async def exists(self, result_id: Any) -> bool:
+        return self.sync.exists(result_id)
+
+    async def list_ids(self, prefix: Any = None) -> list[str]:
+        return self.sync.list_ids(prefix)
+
+    async def delete(self, result_id: Any) -> bool:
+        return self.sync.delete(result_id)
+
+    async def clear(self) -> None:
+        self.sync.clear()
+
+
+def test_a_subclass_of_results_backend_works_through_backend() -> None:
+    import mongo_results.backends
+
+    assert mongo_results.backends.ResultsBackend is ResultsBackend
+    with pytest.raises(TypeError, match="abstract"):
+        ResultsBackend()  # type: ignore[abstract]
+    backend = DictBackend()
+    rm = ResultsManager(backend=backend)
+    assert rm.set("d/1", A) and rm.set("d/1", A, SetBehavior.SKIP_IF_EXISTS) is False
+    with pytest.raises(FileExistsError):
+        rm.set("d/1", B)
+    # KEEP_EXISTING reaches the backend as RAISE_IF_EXISTS: a backend knows the seed's four only
+    assert rm.set("d/1", B, SetBehavior.KEEP_EXISTING) is False and backend.stored["d/1"] == A
+    assert rm.get_many(["d/1"]) == [A] and rm.list_ids("d") == ["d/1"]
+    assert rm.delete("d/1") and not rm.exists("d/1")
+
+    async def scenario() -> list[str]:
+        arm = AsyncResultsManager(backend=AsyncDictBackend())
+        assert await arm.set("e/1", A)
+        assert await arm.set("e/1", B, SetBehavior.KEEP_EXISTING) is False
+        assert await arm.get("e/1") == A
+        return await arm.list_ids("e")
+
+    assert asyncio.run(scenario()) == ["e/1"]
+
+
+# -- from_uri --------------------------------------------------------------------------------
+
+
+def test_from_uri_builds_the_stores() -> None:
+    backend = MongoBackend.from_uri("mongomock://localhost/from_uri_db", collection_prefix="fu_")
+    assert isinstance(backend, MongoBackend) and backend.database_name == "from_uri_db"
+    rm = ResultsManager(backend=backend)
+    assert rm.set("u/1", A) and rm.get("u/1", Metrics) == A
+    rm.close()
+
+    async def scenario() -> Metrics:
+        arm = AsyncResultsManager(backend=AsyncMongoBackend.from_uri("mongomock://localhost/from_uri_async"))
+        await arm.set("u/1", B)
+        found = await arm.get("u/1", Metrics)
+        await arm.close()
+        return found
+
+    assert asyncio.run(scenario()) == B
+    with pytest.raises(ValueError, match="Unsupported"):
+        MongoBackend.from_uri("/not/a/uri")
+    with pytest.raises(TypeError, match="URI string"):
+        AsyncMongoBackend.from_uri(42)  # type: ignore[arg-type]
