@@ -181,6 +181,14 @@ def test_a_sync_method_that_returns_an_awaitable_is_refused_when_called() -> Non
         ResultsManager(backend=Sneaky()).exists("a")
 
 
+def test_calls_that_need_a_store_are_refused_with_a_library_error() -> None:
+    rm = ResultsManager(backend=seed.MemoryBackend())
+    for call in (lambda: list(rm.find({"loss": 1})), rm.documents, rm.engine, rm.to_dataframe):
+        with pytest.raises(TypeError, match="needs a store") as info:
+            call()
+        assert isinstance(info.value, MongoResultsError)
+
+
 def test_a_sync_seed_backend_under_the_async_manager(tmp_path: Path) -> None:
     register_model(Metrics)
 

@@ -251,7 +251,10 @@ class _Adapter:
 
     def _check(self, command: Command | CallBackend) -> CallBackend:
         if not isinstance(command, CallBackend):  # find, documents, upgrade...: the core's commands need a store
-            raise MongoResultsError(f"{type(self.backend).__name__} runs no commands: {command!r}")
+            raise WrongTypeError(
+                f"{type(self.backend).__name__} has only results_manager's methods; this call needs a store "
+                f"(FileBackend, MongoBackend...), not {type(command).__name__}"
+            )
         return command
 
     def _call(self, command: CallBackend) -> Any:
