@@ -6,6 +6,7 @@ or a directory of JSON files.
 """
 
 from . import errors, registry
+from .backends import AsyncResultsBackend, ResultsBackend
 from .behaviors import SetBehavior
 from .errors import *  # noqa: F403 (every error is public: errors.__all__)
 from .executors import AsyncFileBackend, AsyncMongoBackend, FileBackend, MongoBackend
@@ -16,9 +17,11 @@ from .registry import *  # noqa: F403 (the registry's functions: registry.__all_
 __all__ = [
     "AsyncFileBackend",
     "AsyncMongoBackend",
+    "AsyncResultsBackend",
     "AsyncResultsManager",
     "FileBackend",
     "MongoBackend",
+    "ResultsBackend",
     "ResultsManager",
     "SetBehavior",
     "canonical_id",

@@ -11,7 +11,7 @@ from typing_extensions import TypeVar
 
 from .core.operations import Operations
 from .errors import InvalidArgumentError
-from .executors import SeedBackend, open_backend
+from .executors import AsyncSeedBackend, SeedBackend, open_backend
 
 __all__ = ["ManagerBase", "OnError", "Query", "Skipped", "Where", "skipping"]
 
@@ -42,13 +42,11 @@ def skipping(on_error: str, skipped: Skipped | None) -> Skipped | None:
     return skipped if skipped is not None else []
 
 
-def _executor(backend: Any) -> Any:
+def _executor(backend: Any, asynchronous: bool) -> Any:
     """A store runs the core's commands itself; a ``results_manager``-style backend is adapted."""
-    return (
-        backend
-        if callable(getattr(backend, "execute", None)) and hasattr(backend, "operations")
-        else SeedBackend(backend)
-    )
+    if callable(getattr(backend, "execute", None)) and hasattr(backend, "operations"):
+        return backend
+    return AsyncSeedBackend(backend) if asynchronous else SeedBackend(backend)
 
 
 class ManagerBase(Generic[T]):
@@ -79,7 +77,7 @@ class ManagerBase(Generic[T]):
     @backend.setter
     def backend(self, value: Any) -> None:
         self._backend = value
-        self._executor = _executor(value)
+        self._executor = _executor(value, self._asynchronous)
 
     def _ops(self) -> Operations:
         return self._executor.operations()  # type: ignore[no-any-return]

@@ -11,13 +11,14 @@ from .base import AsyncExecutor, Executor
 from .files import AsyncFileBackend, FileBackend
 from .mongo import MongoBackend
 from .mongo_async import AsyncMongoBackend
-from .seed import SeedBackend
+from .seed import AsyncSeedBackend, SeedBackend
 from .targets import check_uri, is_uri
 
 __all__ = [
     "AsyncExecutor",
     "AsyncFileBackend",
     "AsyncMongoBackend",
+    "AsyncSeedBackend",
     "Executor",
     "FileBackend",
     "MongoBackend",

@@ -11,6 +11,7 @@ from typing import Any
 
 from gridfs import AsyncGridFSBucket, GridFSBucket
 from pymongo.errors import ConfigurationError, PyMongoError
+from typing_extensions import Self
 
 from ..core.commands import Command
 from ..core.engine import EMBEDDED
@@ -94,6 +95,23 @@ class MongoStore:
             )
         self._lock = embedded_lock(self._client) if self.embedded and self._client is not None else None
         self._open_lock = threading.Lock()
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> Self:
+        """A backend for a ``mongodb://``, ``mongodb+srv://`` or ``mongomock://`` URI.
+
+        Args:
+            uri: the store's URI; its path names the database (default ``mongo_results``).
+            **options: the constructor's keyword options (``database``, ``collection_prefix``,
+                ``validation``...) and the client's options.
+
+        Raises:
+            TypeError: ``uri`` is not a string.
+            ValueError: ``uri`` is not a supported store URI.
+        """
+        if not isinstance(uri, str):
+            raise WrongTypeError(f"{cls.__name__}.from_uri needs a URI string, got {type(uri).__name__}")
+        return cls(uri, **options)
 
     def _check_client(self) -> None:
         """Refuse a client of the other flavour (an async one given to the sync executor, and the reverse)."""

@@ -1,114 +1,235 @@
 """A backend written for ``results_manager`` (``set``, ``get``, ``exists``, ``list_ids``, ``delete``,
-``clear``) under the managers: each operation becomes calls to its methods.
+``clear``) under the managers: each operation becomes calls of its methods.
+
+The operations yield :class:`CallBackend` commands instead of the core's, so the one
+difference between a backend with plain methods and one with coroutines lives in the
+two executors: :class:`SeedBackend` calls, :class:`AsyncSeedBackend` calls and awaits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+import typing
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
+from pydantic import BaseModel
+
+from ..behaviors import SetBehavior
 from ..core.commands import Batch, Command
 from ..core.loading import UNREADABLE, report_skipped
 from ..core.operations import Operation, Operations
-from ..errors import InvalidArgumentError, MongoResultsError
+from ..errors import InvalidArgumentError, MongoResultsError, WrongTypeError
 from ..ids import ResultId, canonical_id
 
-__all__ = ["SeedBackend"]
+__all__ = ["AsyncSeedBackend", "CallBackend", "Raised", "SeedBackend", "behavior_enum"]
+
+_METHODS = ("set", "get", "exists", "list_ids", "delete", "clear")
+# The seed's backends say "this result does not load" with ValueError (an unregistered type)
+# or pydantic's ValidationError (a ValueError too); reads with on_error="skip" leave those out.
+_UNREADABLE = (*UNREADABLE, ValueError)
+_SEED_BEHAVIORS = ("RAISE_IF_EXISTS", "RAISE_IF_DIFFERENT", "OVERWRITE", "SKIP_IF_EXISTS")
+
+
+@dataclass(frozen=True, slots=True)
+class CallBackend:
+    """Not one of the core's commands: call the backend's method ``name``; answered by its value or Raised."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """The reply when the backend's method raised: the operation decides (set_many collects, skips, re-raises)."""
+
+    error: Exception
+
+
+def behavior_enum(backend: Any) -> type[Enum]:
+    """The enum the backend's ``set`` compares ``behavior`` with.
+
+    Enum members of two classes never compare equal, even with the same values, so the
+    backend must get members of its own class: the one its ``set`` defaults to or is
+    annotated with, else a ``SetBehavior`` in the module of its class (or of a base
+    class); this library's SetBehavior when it names none.
+    """
+    method = getattr(type(backend), "set", None) or backend.set
+    parameter = _parameter(method, "behavior")
+    if parameter is not None:
+        if isinstance(parameter.default, Enum):
+            return type(parameter.default)
+        try:
+            hint = typing.get_type_hints(method).get("behavior")
+        except Exception:  # an annotation that does not resolve: the module's name is the next guess
+            hint = None
+        if isinstance(hint, type) and issubclass(hint, Enum):
+            return hint
+    for cls in type(backend).__mro__:
+        found = getattr(inspect.getmodule(cls), "SetBehavior", None)
+        if isinstance(found, type) and issubclass(found, Enum):
+            return found
+    return SetBehavior
+
+
+def _parameter(method: Any, name: str) -> inspect.Parameter | None:
+    try:
+        return inspect.signature(method).parameters.get(name)
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return None
+
+
+def _called(name: str, *args: Any, namespace: str | None = None, **kwargs: Any) -> Generator[Any, Any, Any]:
+    """Call the backend's ``name`` through the executor; its value, or what it raised, raised here."""
+    if namespace is not None:
+        kwargs["namespace"] = namespace
+    reply = yield CallBackend(name, args, kwargs)
+    if not isinstance(reply, Raised):
+        return reply
+    error = reply.error
+    if namespace is not None and isinstance(error, TypeError) and "namespace" in str(error):
+        raise InvalidArgumentError(f"the backend's {name} takes no namespace") from error
+    raise error
 
 
 class _SeedOperations(Operations):
-    """The core's operations, answered by the seed backend's own methods (no commands)."""
+    """The core's operations, answered by the seed backend's own methods."""
 
     def __init__(self, backend: Any) -> None:
         super().__init__("")
-        self.backend = backend
+        self._behaviors = behavior_enum(backend)
 
-    def _call(self, name: str, *args: Any, namespace: str | None = None, **kwargs: Any) -> Any:
-        if namespace is not None:
-            kwargs["namespace"] = namespace
+    def _their(self, behavior: SetBehavior) -> Any:
+        """``behavior`` as a member of the backend's own enum."""
+        theirs = self._behaviors.__members__.get(behavior.name)
+        if theirs is None:
+            raise InvalidArgumentError(f"the backend's {self._behaviors.__qualname__} has no {behavior.name}")
+        return theirs
+
+    def _set(
+        self, result_id: ResultId, data: BaseModel, behavior: Any, namespace: str | None, strict: bool
+    ) -> Generator[Any, Any, bool]:
         try:
-            return getattr(self.backend, name)(*args, **kwargs)
-        except TypeError as exc:
-            if namespace is not None and "namespace" in str(exc):
-                raise InvalidArgumentError(f"{type(self.backend).__name__}.{name} takes no namespace") from exc
-            raise
+            ours = SetBehavior(getattr(behavior, "value", behavior))
+        except ValueError:
+            raise InvalidArgumentError(f"not a SetBehavior: {behavior!r}") from None
+        if ours is not SetBehavior.KEEP_EXISTING:
+            return bool((yield from _called("set", result_id, data, self._their(ours), namespace, strict)))
+        # The seed's backends know only four behaviours (a ResultsBackend subclass too); RAISE_IF_EXISTS
+        # is the one that writes only into an empty id, as atomically as the backend takes it.
+        try:
+            yield from _called("set", result_id, data, self._their(SetBehavior.RAISE_IF_EXISTS), namespace, strict)
+        except FileExistsError:
+            return False
+        return True
 
-    # Arguments arrive as the managers pass them to the core's operations; each becomes one
-    # call (or a loop of calls) of the backend's own methods, and sends no command.
-    def set(self, *args: Any, secrets: bool = False) -> Operation[bool]:
-        return bool(self.backend.set(*args))
-        yield
+    def set(
+        self,
+        result_id: ResultId,
+        data: BaseModel,
+        behavior: SetBehavior,
+        namespace: str | None,
+        strict: bool,
+        *,
+        secrets: bool,
+    ) -> Operation[bool]:
+        return (yield from self._set(result_id, data, behavior, namespace, strict))
 
-    def set_many(self, items: Any, *args: Any, secrets: bool = False, raise_errors: bool = False) -> Operation[Any]:
+    def set_many(
+        self,
+        items: Mapping[str, BaseModel] | Iterable[tuple[ResultId, BaseModel]],
+        behavior: SetBehavior,
+        namespace: str | None,
+        *,
+        secrets: bool,
+        raise_errors: bool = False,
+    ) -> Operation[list[bool | BaseException]]:
         outcomes: list[bool | BaseException] = []
         for rid, model in items.items() if isinstance(items, Mapping) else items:
             try:
-                outcomes.append(bool(self.backend.set(rid, model, *args, False)))
+                outcomes.append((yield from self._set(rid, model, behavior, namespace, False)))
             except (MongoResultsError, ValueError, TypeError, FileExistsError) as exc:
                 if raise_errors:
                     raise
                 outcomes.append(exc)
         return outcomes
-        yield
 
-    def get(self, *args: Any) -> Operation[Any]:
-        return self.backend.get(*args)
-        yield
+    def get(
+        self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None
+    ) -> Operation[BaseModel]:
+        model: BaseModel = yield from self._get(result_id, model_class, namespace, None)
+        return model
 
-    def get_many(self, result_ids: Sequence[ResultId], *args: Any, skipped: Any = None) -> Operation[list[Any]]:
-        loaded = [self._get(rid, *args, skipped=skipped) for rid in result_ids]
+    def get_many(
+        self,
+        result_ids: Sequence[ResultId],
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        skipped: list[tuple[str, Exception]] | None = None,
+    ) -> Operation[list[BaseModel]]:
+        loaded = []
+        for rid in result_ids:
+            model = yield from self._get(rid, model_class, namespace, skipped)
+            if model is not None:
+                loaded.append(model)
         report_skipped(skipped)
-        return [model for model in loaded if model is not None]
-        yield
+        return loaded
 
     def iter_results(
-        self, prefix: Any, model_class: Any, namespace: Any, batch_size: int, skipped: Any = None
+        self,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        batch_size: int,
+        skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
-        ids = self._call("list_ids", prefix, namespace=namespace)
+        ids = yield from self.list_ids(prefix, namespace)
         for start in range(0, len(ids), batch_size):
-            page = [
-                (rid, self._get(rid, model_class, namespace, skipped=skipped))
-                for rid in ids[start : start + batch_size]
-            ]
-            yield Batch([(rid, model) for rid, model in page if model is not None])
+            page = []
+            for rid in ids[start : start + batch_size]:
+                model = yield from self._get(rid, model_class, namespace, skipped)
+                if model is not None:
+                    page.append((rid, model))
+            yield Batch(page)
         report_skipped(skipped)
 
-    def _get(self, result_id: ResultId, *args: Any, skipped: list[tuple[str, Exception]] | None) -> Any:
+    def _get(
+        self,
+        result_id: ResultId,
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        skipped: list[tuple[str, Exception]] | None,
+    ) -> Generator[Any, Any, Any]:
+        # The seed's get takes the namespace as its third argument: always passed, by name.
         try:
-            return self.backend.get(result_id, *args)
-        except UNREADABLE as exc:
+            return (yield from _called("get", result_id, model_class=model_class, namespace=namespace))
+        except _UNREADABLE as exc:
             if skipped is None:
                 raise
             skipped.append((canonical_id(result_id), exc))
             return None
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
-        return bool(self._call("exists", canonical_id(result_id), namespace=namespace))
-        yield
+        return bool((yield from _called("exists", canonical_id(result_id), namespace=namespace)))
 
-    def list_ids(self, prefix: Any, namespace: str | None) -> Operation[list[str]]:
-        return sorted(self._call("list_ids", prefix, namespace=namespace))
-        yield
+    def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
+        return sorted((yield from _called("list_ids", prefix, namespace=namespace)))
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
-        return bool(self._call("delete", canonical_id(result_id), namespace=namespace))
-        yield
+        return bool((yield from _called("delete", canonical_id(result_id), namespace=namespace)))
 
     def clear(self) -> Operation[None]:
-        self.backend.clear()
-        return
-        yield
+        yield from _called("clear")
 
 
-class SeedBackend:
-    """Adapts a ``results_manager``-style backend object to the managers."""
+class _Adapter:
+    """What both flavours of the adapter share: the checks, the operations, the options."""
 
     def __init__(self, backend: Any) -> None:
-        missing = [
-            m
-            for m in ("set", "get", "exists", "list_ids", "delete", "clear")
-            if not callable(getattr(backend, m, None))
-        ]
+        missing = [m for m in _METHODS if not callable(getattr(backend, m, None))]
         if missing:
             raise InvalidArgumentError(
                 f"backend= needs a store (FileBackend, MongoBackend, ...) or an object with the methods of "
@@ -128,13 +249,68 @@ class SeedBackend:
     def operations(self) -> Operations:
         return self._ops
 
-    def execute(self, command: Command) -> Any:
-        raise MongoResultsError(f"{type(self.backend).__name__} runs no commands: {command!r}")  # pragma: no cover
+    def _check(self, command: Command | CallBackend) -> CallBackend:
+        if not isinstance(command, CallBackend):  # find, documents, upgrade...: the core's commands need a store
+            raise WrongTypeError(
+                f"{type(self.backend).__name__} has only results_manager's methods; this call needs a store "
+                f"(FileBackend, MongoBackend...), not {type(command).__name__}"
+            )
+        return command
+
+    def _call(self, command: CallBackend) -> Any:
+        """The backend method's value (an awaitable for a coroutine method), or Raised."""
+        try:
+            return getattr(self.backend, command.name)(*command.args, **command.kwargs)
+        except Exception as exc:  # the operation sees it: set_many collects it, reads may skip it
+            return Raised(exc)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.backend!r})"
+
+
+class SeedBackend(_Adapter):
+    """Adapts a ``results_manager``-style backend with plain methods to :class:`ResultsManager`."""
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__(backend)
+        coroutines = [m for m in _METHODS if inspect.iscoroutinefunction(getattr(backend, m))]
+        if coroutines:
+            raise WrongTypeError(
+                f"{type(backend).__name__}'s {', '.join(coroutines)} are coroutines: use AsyncResultsManager"
+            )
+
+    def execute(self, command: Command | CallBackend) -> Any:
+        call = self._check(command)
+        reply = self._call(call)
+        if inspect.isawaitable(reply):
+            if inspect.iscoroutine(reply):
+                reply.close()  # never to be awaited: no "was never awaited" warning
+            raise WrongTypeError(
+                f"{type(self.backend).__name__}.{call.name} returned an awaitable: use AsyncResultsManager"
+            )
+        return reply
 
     def close(self) -> None:
         close = getattr(self.backend, "close", None)
         if callable(close):
             close()
 
-    def __repr__(self) -> str:
-        return f"SeedBackend({self.backend!r})"
+
+class AsyncSeedBackend(_Adapter):
+    """Adapts a ``results_manager``-style backend to :class:`AsyncResultsManager`: coroutine methods awaited."""
+
+    async def execute(self, command: Command | CallBackend) -> Any:
+        reply = self._call(self._check(command))
+        if not inspect.isawaitable(reply):
+            return reply
+        try:
+            return await reply
+        except Exception as exc:
+            return Raised(exc)
+
+    async def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            result = close()
+            if inspect.isawaitable(result):
+                await result
