@@ -153,7 +153,7 @@ class MongoStore:
         """The reply a driver error stands for (a duplicate key), or the library error it translates to."""
         reply = error_reply(command, call, exc)
         if reply is None:
-            raise translate(exc, self.hosts, self._timeout()) from exc
+            raise translate(exc, self.hosts, self._timeout(), command) from exc
         return reply
 
     def database(self) -> Any:
