@@ -243,7 +243,7 @@ def translate(
     if isinstance(exc, ConfigurationError) and not isinstance(exc, InvalidURI) and "DNS" in str(exc):
         # mongodb+srv:// names are looked up in DNS when the client opens.
         return StoreUnavailableError(f"Cannot reach MongoDB at {hosts}: {_reason(exc)}")
-    if isinstance(exc, (ConfigurationError, InvalidURI)):
+    if isinstance(exc, (ConfigurationError, InvalidURI, ValueError)):  # PyMongo refuses a bad port with ValueError
         return InvalidUriError(f"Cannot use the MongoDB URI for {hosts}: {_reason(exc)}")
     if isinstance(exc, InvalidName):
         return InvalidNamespaceError(f"MongoDB at {hosts} refused a name: {_reason(exc)}")

@@ -132,7 +132,11 @@ class MongoStore:
                 if self._stale():
                     # Driver clients are not fork-safe (nor shareable across event loops): each
                     # process (and loop) opens its own on first use.
-                    self._adopt(self._connect())
+                    try:
+                        client = self._connect()
+                    except ValueError as exc:  # PyMongo refuses some URIs (a port not a number) with ValueError
+                        raise translate(exc, self.hosts, None) from exc
+                    self._adopt(client)
         if self._db is None:
             # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
             with self._lock or nullcontext():  # mongomock makes a database's store on first touch
@@ -174,7 +178,11 @@ class MongoStore:
         return self._ops
 
     def _timeout(self) -> float | None:
-        return getattr(getattr(self._client, "options", None), "server_selection_timeout", None)
+        """How long server selection waits: PyMongo lets timeoutMS, when set, replace serverSelectionTimeoutMS."""
+        options = getattr(self._client, "options", None)
+        selection: float | None = getattr(options, "server_selection_timeout", None)
+        overall: float | None = getattr(options, "timeout", None)  # timeoutMS; 0 means none
+        return overall or selection
 
     def _guarded(self, call: Any) -> Any:
         """``call()`` with driver errors translated (opening a client can fail: a bad URI, an SRV name)."""
