@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import warnings
@@ -19,7 +18,7 @@ from ..core.operations import Operations
 from ..errors import InvalidArgumentError, NotShareableError, WrongProcessError, WrongTypeError
 from ..notes import say_once
 from .driver import Call, error_reply, translate
-from .embedded import embedded_lock, is_embedded
+from .embedded import embedded_lock, in_child_process, is_embedded
 from .targets import check_uri, database_from_uri, describe_hosts, is_mock_uri
 
 __all__ = ["MongoStore"]
@@ -84,10 +83,10 @@ class MongoStore:
             raise WrongTypeError(f"{type(self).__name__} needs a URI, a client or a database, got {kind}")
         self._check_client()
         self._home = os.getpid()  # where an embedded store lives, and the only process that can use it
-        if self.embedded and isinstance(target, str) and multiprocessing.parent_process() is not None:
+        if self.embedded and isinstance(target, str) and in_child_process():
             warnings.warn(
-                f"{target.split('?', 1)[0]} is an embedded store in this worker process's memory: what is "
-                "written to it ends with the worker and is never seen by the parent. Use a directory path "
+                f"{target.split('?', 1)[0]} is an embedded store in this forked or worker process's memory: what "
+                "is written to it ends with this process and is never seen by its parent. Use a directory path "
                 "or a mongodb:// URI to keep results across processes.",
                 RuntimeWarning,
                 stacklevel=4,
