@@ -7,7 +7,9 @@ are one line on stderr; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import io
 import json
 import os
 import sys
@@ -172,11 +174,16 @@ def _records(source: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
             else:
                 yield f"{source}/{rid}.json", "not a result (no model_type or data)"
         return
-    with open(source, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
+    with open(source, "rb") as lines:  # decoded line by line: one bad byte costs its line, not the file
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
                 continue
             where = f"{source}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield where, f"not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+                continue
             try:
                 record = json_util.loads(line, json_options=JSON_OPTIONS)
             except (ValueError, RecursionError) as exc:
@@ -340,14 +347,52 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    args = parser().parse_args(argv)
-    out = out if out is not None else sys.stdout
-    try:
-        if args.modules and "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # as `python -m` does: your models' module is found where you are
-        for module in args.modules:
+class _ClosedOutput(io.StringIO):
+    """Standard output that the shell closed (``>&-``): writing to it is the command's one error."""
+
+    def write(self, text: str, /) -> int:
+        if not text:
+            return 0
+        raise OSError(errno.EBADF, "cannot write the output: standard output is closed")
+
+
+def _standard_streams() -> None:
+    """Keep descriptors 0-2 open (on /dev/null) when the shell closed them.
+
+    Otherwise the next file opened takes the number and output meant for the terminal lands
+    in it; a closed stderr (``2>&-``) then loses messages, never the exit code.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
+    if sys.stdin is None:  # `rm` asks there: no answer is "no"
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
+
+
+def _import_models(modules: list[str]) -> None:
+    if modules and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: your models' module is found where you are
+    for module in modules:
+        try:
             importlib.import_module(module)
+        except Exception as exc:  # the user's module: any error in it is bad input, not ours
+            raise UsageError(f"cannot import --import {module}: {type(exc).__name__}: {exc}") from exc
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    stdout_closed = sys.stdout is None
+    _standard_streams()
+    args = parser().parse_args(argv)
+    out = out if out is not None else (_ClosedOutput() if stdout_closed else sys.stdout)
+    try:
+        _import_models(args.modules)
         code: int = args.run(args, out)
         out.flush()
         return code

@@ -261,6 +261,38 @@ class DocumentDB:
         """Stop FerretDB gracefully (SIGTERM)."""
         self._signal(signal.SIGTERM)
 
+    def _pg_ctl(self, action: str, *, check: bool = True) -> int:
+        options = {"start": f"-l '{self.state}/postgres.log' -w -t 60", "stop": "-m fast -w", "status": ""}[action]
+        command = f"/usr/lib/postgresql/15/bin/pg_ctl -D '{self.state}/data' {options} {action}"
+        done = subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], capture_output=True, timeout=90)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"pg_ctl {action} failed ({done.returncode}): {done.stderr[-2000:]!r}")
+        return done.returncode
+
+    def stop_postgres(self) -> None:
+        """Stop the PostgreSQL under FerretDB (fast: open transactions are rolled back); FerretDB stays up."""
+        self._pg_ctl("stop")
+
+    def start_postgres(self, timeout: float = 60.0) -> None:
+        """Start PostgreSQL again and wait until FerretDB reaches it (its pool drops the dead connections)."""
+        from pymongo import MongoClient
+
+        if self._pg_ctl("status", check=False) != 0:  # not running: a test that failed may have started it
+            self._pg_ctl("start")
+        deadline = time.monotonic() + timeout
+        client: MongoClient[dict[str, object]]
+        with MongoClient(self.uri, serverSelectionTimeoutMS=2000) as client:
+            answered = 0
+            while answered < 5:  # in a row: each may meet another of the pool's dead connections
+                try:
+                    client.list_database_names()
+                    answered += 1
+                except Exception:
+                    answered = 0
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+
     def close(self) -> None:
         try:
             self._kit("stop", timeout=60)

@@ -360,3 +360,106 @@ def test_validate_names_each_result_that_no_longer_loads(uri: str) -> None:
     assert "Metrics: 1 failing" in out and out.splitlines()[-1] == "5 results checked, 1 failing"
     code, out = run("--uri", uri, "validate", "--prefix", "sweep")
     assert code == 0 and out.splitlines()[-1] == "4 results checked, 0 failing"
+
+
+def test_import_a_line_that_is_not_utf8_costs_that_line_only(tmp_path: Path) -> None:
+    record = {"namespace": "default", "model_type": "Metrics", "data": {"loss": 1.0, "accuracy": 1.0}}
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        json.dumps({**record, "id": "u/1"}).encode()
+        + b"\n"
+        + json.dumps({**record, "id": "u/\u00e9"}, ensure_ascii=False).encode("latin-1")  # one byte 0xe9: not UTF-8
+        + b"\n"
+        + json.dumps({**record, "id": "u/2"}, ensure_ascii=False).encode()
+        + b"\n"
+    )
+    store = tmp_path / "store"
+    proc = subprocess.run(
+        [*CLI, "--uri", str(store), "import", str(source)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{source}:2: not UTF-8 (byte 0xe9 at column " in proc.stderr
+    assert "2 written, 0 skipped, 1 failed" in proc.stdout
+    assert ResultsManager(store).list_ids("u") == ["u/1", "u/2"]
+
+
+def _one_line(proc: subprocess.CompletedProcess[str], code: int, says: str) -> None:
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.returncode == code and says in proc.stderr, proc.stderr
+
+
+def test_a_port_that_is_not_a_number_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [*CLI, "--uri", "mongodb://localhost:abc/db", "ls"], capture_output=True, text=True, timeout=60
+    )
+    _one_line(proc, 2, "mongo-results: error: Cannot use the MongoDB URI for localhost:abc: Port contains non-digit")
+    with pytest.raises(InvalidUriError, match="Port contains non-digit"):
+        ResultsManager("mongodb://localhost:abc/db").list_ids()
+
+
+def test_a_models_module_that_does_not_import_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def (\n")
+    (tmp_path / "raising.py").write_text("raise KeyError('no config')\n")
+    for module, says in (("broken", "SyntaxError: invalid syntax"), ("raising", "KeyError: 'no config'")):
+        proc = subprocess.run(
+            [*CLI, "--uri", str(tmp_path), "--import", module, "ls"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        _one_line(proc, 2, f"mongo-results: error: cannot import --import {module}: {says}")
+
+
+def _shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_a_closed_stdout_is_one_line_and_a_closed_stderr_keeps_the_exit_code(tmp_path: Path) -> None:
+    ResultsManager(tmp_path / "store").set("a/b", Metrics(loss=1, accuracy=1))
+    cli = " ".join(CLI)
+    _one_line(_shell(f"{cli} --uri store ls >&-", tmp_path), 1, "standard output is closed")
+    assert _shell(f"{cli} --uri store ls nothing/here >&-", tmp_path).returncode == 0  # nothing to write
+    assert _shell(f"{cli} --uri nowhere ls 2>&-", tmp_path).returncode == 2
+    assert _shell(f"{cli} --uri store show a/c 2>&-", tmp_path).returncode == 1
+    proc = _shell(f"{cli} --uri store export 2>&-", tmp_path)  # its count goes to the closed stderr
+    assert proc.returncode == 0 and json.loads(proc.stdout)["id"] == "a/b"
+    (tmp_path / "in.jsonl").write_text(proc.stdout)
+    imported = _shell(f"{cli} --uri copy import in.jsonl 2>&-", tmp_path)  # a progress bar on the closed stderr
+    assert imported.returncode == 0 and "1 written" in imported.stdout
+    assert ResultsManager(tmp_path / "copy").get("a/b", Metrics) == Metrics(loss=1, accuracy=1)
+
+
+def test_a_symlink_loop_in_the_file_store_is_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ResultsManager(store).set("ok", Metrics(loss=1, accuracy=1))
+    (store / "a.json").symlink_to("b.json")
+    (store / "b.json").symlink_to("a.json")
+    (store / "d1").symlink_to("d2")
+    (store / "d2").symlink_to("d1")
+    proc = subprocess.run([*CLI, "--uri", str(store), "rm", "-y", "a"], capture_output=True, text=True, timeout=60)
+    _one_line(proc, 1, "a.json is in a loop of symbolic links")
+    record = {"id": "d1/x", "namespace": "default", "model_type": "Metrics", "data": {"loss": 1.0, "accuracy": 1.0}}
+    (tmp_path / "in.jsonl").write_text(json.dumps(record) + "\n")
+    proc = subprocess.run(
+        [*CLI, "--uri", str(store), "import", str(tmp_path / "in.jsonl")], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "in.jsonl:1: " in proc.stderr and "x.json is in a loop of symbolic links" in proc.stderr
+    assert ResultsManager(store).list_ids() == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("timeoutMS=700", "within 0.7 s"),
+        ("timeoutMS=700&serverSelectionTimeoutMS=60000", "within 0.7 s"),  # timeoutMS replaces it
+        ("timeoutMS=0&serverSelectionTimeoutMS=600", "within 0.6 s"),  # 0: no overall timeout
+    ],
+)
+def test_a_timeout_message_states_the_timeout_in_force(query: str, says: str) -> None:
+    uri = f"mongodb://127.0.0.1:9/db?{query}"
+    proc = subprocess.run([*CLI, "--uri", uri, "ls"], capture_output=True, text=True, timeout=120)
+    _one_line(proc, 1, f"StoreUnavailableError: Cannot reach MongoDB at 127.0.0.1:9 {says}:")
+    with pytest.raises(StoreUnavailableError, match=says):
+        ResultsManager(uri).list_ids()

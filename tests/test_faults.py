@@ -6,11 +6,13 @@ import asyncio
 import dataclasses
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from mongo_results import (
     AsyncMongoBackend,
@@ -23,7 +25,10 @@ from mongo_results import (
     SetManyInterruptedError,
     StoreUnavailableError,
 )
+from mongo_results.core import commands as cmd
 from mongo_results.core import operations
+from mongo_results.errors import RejectedByServerError
+from mongo_results.executors.driver import TRANSIENT_CODES, call_for, error_reply, translate
 
 from .conftest import _server_failed
 from .models import Metrics
@@ -142,15 +147,39 @@ class KillOnWrite(monitoring.CommandListener):
         pass
 
 
+class StopPostgresOnAck(KillOnWrite):
+    """Stops PostgreSQL under FerretDB 2.5 as the ``nth`` write command is acknowledged; FerretDB stays up."""
+
+    stopped = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.command_name in ("insert", "update"):
+            self.writes += 1
+            if self.writes == self.nth:
+                assert isinstance(self.server, DocumentDB)
+                self.server.stop_postgres()  # before the next command is sent: it meets PostgreSQL gone
+                self.stopped = True
+
+
 def interrupt_set_many(
-    uri: str, killer: KillOnWrite, items: list[tuple[str, Metrics]], behavior: SetBehavior, flavour: str
+    uri: str,
+    killer: KillOnWrite,
+    items: list[tuple[str, Metrics]],
+    behavior: SetBehavior,
+    flavour: str,
+    database: str = "bulk",
 ) -> SetManyInterruptedError:
     """Run set_many through a client whose listener kills the server; the error it ends with."""
+    armed = killer.nth
+    killer.nth = 0  # not during the warm-up
     if flavour == "sync":
         client: Any = MongoClient(uri, event_listeners=[killer])
-        rm = ResultsManager(backend=MongoBackend(client, database="bulk"))
+        rm = ResultsManager(backend=MongoBackend(client, database=database))
         rm.set("warm/up", Metrics(loss=0, accuracy=0))  # the namespace's first write, before counting
-        killer.writes = 0
+        killer.writes, killer.nth = 0, armed
         try:
             rm.set_many(items, behavior)
         except SetManyInterruptedError as exc:
@@ -161,9 +190,9 @@ def interrupt_set_many(
 
     async def run() -> SetManyInterruptedError:
         aclient: Any = AsyncMongoClient(uri, event_listeners=[killer])
-        arm = AsyncResultsManager(backend=AsyncMongoBackend(aclient["bulk"]))
+        arm = AsyncResultsManager(backend=AsyncMongoBackend(aclient[database]))
         await arm.set("warm/up", Metrics(loss=0, accuracy=0))
-        killer.writes = 0
+        killer.writes, killer.nth = 0, armed
         try:
             await arm.set_many(items, behavior)
         except SetManyInterruptedError as exc:
@@ -266,3 +295,108 @@ def test_server_killed_while_a_large_result_is_written(own_server: Server, nth: 
     assert again.set("s", big, SetBehavior.SKIP_IF_EXISTS) in (True, False)
     assert again.get("s", Scan) == big
     again.close()
+
+
+@pytest.fixture(scope="module")
+def documentdb_alone() -> Iterator[DocumentDB]:
+    """A reference server of these tests' own: its PostgreSQL is stopped under it."""
+    try:
+        server = DocumentDB()
+    except Exception as exc:
+        _server_failed(DocumentDB.name, exc)
+    try:
+        server.start()
+    except Exception as exc:
+        server.close()
+        _server_failed(DocumentDB.name, exc)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("behavior", [SetBehavior.SKIP_IF_EXISTS, SetBehavior.RAISE_IF_DIFFERENT])
+def test_postgresql_stopped_during_set_many_is_an_interruption_not_a_refusal(
+    documentdb_alone: DocumentDB, behavior: SetBehavior, flavour: str
+) -> None:
+    server = documentdb_alone
+    database = f"pg_{uuid.uuid4().hex[:8]}"
+    items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(5000)]
+    uri = server.uri + "?serverSelectionTimeoutMS=1500"
+    stopper = StopPostgresOnAck(server, nth=1)
+    try:
+        error = interrupt_set_many(uri, stopper, items, behavior, flavour, database)
+        assert stopper.stopped
+        # FerretDB reports PostgreSQL gone as InternalError (code 1): unavailable, not refused.
+        assert isinstance(error.__cause__, OutcomeUnknownError) and "is unavailable for now (code 1:" in str(error)
+        assert not isinstance(error, ValueError)
+        decided = [i for i, outcome in enumerate(error.outcomes) if outcome is not None]
+        print(f"\n{len(decided)} written, {len(error.unknown)} unknown, {len(error.not_sent)} not sent: {error}")
+        assert decided and error.unknown and error.not_sent
+        assert sorted([*decided, *error.unknown, *error.not_sent]) == list(range(len(items)))
+        assert all(error.outcomes[i] is True for i in decided)  # a fresh database: every decided item was written
+        rm = ResultsManager(backend=MongoBackend(uri, database=database))
+        with pytest.raises(StoreUnavailableError, match="unavailable for now") as read:
+            rm.list_ids("bulk")
+        assert not isinstance(read.value, (OutcomeUnknownError, ValueError))  # a read applies nothing
+        with pytest.raises(OutcomeUnknownError, match="may have been applied"):
+            rm.set("alone/1", Metrics(loss=1, accuracy=1), behavior)
+    finally:
+        server.start_postgres()
+
+    stored = set(rm.list_ids("bulk"))
+    assert {items[i][0] for i in decided} <= stored  # nothing acknowledged was lost
+    assert not {items[i][0] for i in error.not_sent} & stored  # nothing unsent was written
+    retry = [items[i] for i in sorted([*error.unknown, *error.not_sent])]
+    outcomes = rm.set_many(retry, behavior)  # an exact retry: only what is not known to be stored
+    for (rid, _), outcome in zip(retry, outcomes, strict=True):
+        assert outcome is True or (rid in stored and outcome is False), (rid, outcome)
+    assert rm.list_ids("bulk") == [rid for rid, _ in items]
+    assert rm.backend.database()["results.default"].count_documents({"_id": {"$regex": "^bulk/"}}) == len(items)
+    assert rm.get_many([rid for rid, _ in items], Metrics) == [m for _, m in items]
+    rm.close()
+
+
+FERRETDB_BACKEND_GONE = [  # what FerretDB 2.5 answered (code 1, InternalError) with its PostgreSQL stopped
+    "terminating connection due to administrator command",
+    "the database system is shutting down",
+    "[msg_listcollections.go:42 handler.(*Handler).msgListCollections] [pool.go:86 documentdb.(*Pool).Acquire] "
+    "failed to connect to `user=postgres database=postgres`:\n\t127.0.0.1:5432 (127.0.0.1): dial error: "
+    "dial tcp 127.0.0.1:5432: connect: connection refused",
+]
+
+
+def _failure(code: int, message: str = "gone", labels: tuple[str, ...] = ()) -> OperationFailure:
+    details = {"ok": 0.0, "errmsg": message, "code": code, "errorLabels": list(labels)}
+    return OperationFailure(message, code=code, details=details)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        *[_failure(code) for code in sorted(TRANSIENT_CODES)],
+        _failure(2, labels=("RetryableWriteError",)),
+        _failure(2, labels=("TransientTransactionError",)),
+        *[_failure(1, message) for message in FERRETDB_BACKEND_GONE],
+    ],
+    ids=lambda f: f"{f.code}-{str(f)[:20]}",
+)
+def test_a_server_unavailable_for_now_is_not_a_refusal(failure: OperationFailure) -> None:
+    read = translate(failure, "h:1", 1.0, cmd.FindOne("c", {"_id": "a"}))
+    assert type(read) is StoreUnavailableError and "h:1 is unavailable for now" in str(read)
+    write = translate(failure, "h:1", 1.0, cmd.Insert("c", {"_id": "a"}))
+    assert isinstance(write, OutcomeUnknownError) and "may have been applied" in str(write)
+    bulk = cmd.BulkWrite("c", (cmd.Insert("c", {"_id": "a"}),))
+    assert error_reply(bulk, call_for(bulk), failure) is None  # never read as per-write refusals
+
+
+def test_a_bulk_cut_short_in_one_of_its_writes_is_not_a_refusal() -> None:
+    bulk = cmd.BulkWrite("c", (cmd.Insert("c", {"_id": "a"}), cmd.Insert("c", {"_id": "b"})))
+    details = {"writeErrors": [{"index": 1, "code": 1, "errmsg": FERRETDB_BACKEND_GONE[0]}], "nInserted": 1}
+    failure = BulkWriteError(details)
+    assert error_reply(bulk, call_for(bulk), failure) is None
+    assert isinstance(translate(failure, "h:1", 1.0, bulk), OutcomeUnknownError)
+
+
+@pytest.mark.parametrize("failure", [_failure(1, "an internal error of the engine"), _failure(2, "bad value")])
+def test_a_refusal_stays_a_refusal(failure: OperationFailure) -> None:
+    assert isinstance(translate(failure, "h:1", 1.0, cmd.Insert("c", {"_id": "a"})), RejectedByServerError)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
+import os
 import pickle
 import uuid
 import warnings
@@ -96,6 +98,26 @@ def test_the_embedded_store_is_never_silently_lost_in_a_worker(method: str) -> N
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
         [warning] = pool.submit(open_embedded_in_a_worker, "mongomock://localhost/lost").result()
     assert "worker" in warning and "directory path or a mongodb:// URI" in warning
+
+
+def test_a_raw_fork_warns_when_it_opens_an_embedded_store() -> None:
+    uri = f"mongomock://localhost/raw_{uuid.uuid4().hex[:8]}"
+    assert open_embedded_in_a_worker(uri) == []  # the parent's own store
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, before any of pytest's teardown runs in it
+        try:
+            os.close(read)
+            os.write(write, json.dumps(open_embedded_in_a_worker(uri)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        said: list[str] = json.loads(answer.read())
+    assert os.waitpid(pid, 0)[1] == 0
+    [warning] = [w for w in said if "embedded store" in w]
+    assert "forked" in warning and "never seen by its parent" in warning
+    assert open_embedded_in_a_worker(uri) == []  # the parent still does not warn
 
 
 def test_a_forked_worker_cannot_write_into_its_parents_embedded_store() -> None:

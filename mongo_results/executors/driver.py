@@ -37,7 +37,40 @@ from ..errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["Call", "bulk_replies", "call_for", "translate", "write_request"]
+__all__ = ["Call", "bulk_replies", "call_for", "is_transient", "translate", "write_request"]
+
+# MongoDB's codes for a server shutting down, stepping down or out of reach: nothing was refused.
+TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError")
+# FerretDB answers InternalError (1) with PostgreSQL's or its pool's message when its backend is gone
+# (stopped, restarting, unreachable): the same code as a real bug, so the message tells them apart.
+INTERNAL_ERROR = 1
+BACKEND_GONE = (
+    "terminating connection due to administrator command",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "failed to connect to",
+    "connection refused",
+    "connection reset by peer",
+    "server closed the connection unexpectedly",
+    "conn closed",
+    "unexpected eof",
+    "broken pipe",
+)
+# The commands that change the store: failing transiently, they may have been applied.
+_WRITES = (
+    cmd.Insert,
+    cmd.Upsert,
+    cmd.Update,
+    cmd.BulkWrite,
+    cmd.Delete,
+    cmd.Drop,
+    cmd.EnsureIndexes,
+    cmd.SetValidator,
+    cmd.PutFile,
+    cmd.DeleteFile,
+)
 
 
 def _same(reply: Any) -> Any:
@@ -153,8 +186,31 @@ def driver_reply(command: cmd.Command, call: Call, raw: Any) -> Any:
     return call.finish(raw)
 
 
+def _transient(code: Any, message: Any, labels: Any = ()) -> bool:
+    if code in TRANSIENT_CODES or any(label in TRANSIENT_LABELS for label in labels or ()):
+        return True
+    text = str(message or "").lower()
+    return code == INTERNAL_ERROR and any(marker in text for marker in BACKEND_GONE)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a server's error says it is unavailable for now (shutting down, its backend gone), not a refusal."""
+    if not isinstance(exc, OperationFailure):
+        return False
+    details = exc.details or {}
+    if _transient(exc.code, details.get("errmsg") or str(exc), details.get("errorLabels")) or any(
+        exc.has_error_label(label) for label in TRANSIENT_LABELS
+    ):
+        return True
+    if isinstance(exc, BulkWriteError):  # a bulk's per-write errors: one cut short stops the whole bulk
+        return any(_transient(e.get("code"), e.get("errmsg")) for e in details.get("writeErrors", []))
+    return False
+
+
 def error_reply(command: cmd.Command, call: Call, exc: PyMongoError) -> Any:
     """The reply an error stands for (a duplicate key, a bulk's per-write errors), or None for a failure."""
+    if is_transient(exc):
+        return None
     if isinstance(command, cmd.BulkWrite) and isinstance(exc, BulkWriteError):
         upserted = {u["index"] for u in exc.details.get("upserted", [])}
         errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
@@ -173,8 +229,10 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
-def translate(exc: BaseException, hosts: str, timeout: float | None) -> MongoResultsError:
-    """The library error for a driver error (the caller raises it ``from exc``)."""
+def translate(
+    exc: BaseException, hosts: str, timeout: float | None, command: cmd.Command | None = None
+) -> MongoResultsError:
+    """The library error for a driver error (the caller raises it ``from exc``); ``command``: the one that failed."""
     if isinstance(exc, (ServerSelectionTimeoutError, WaitQueueTimeoutError)):  # nothing was sent
         within = f" within {timeout:g} s" if timeout is not None else ""
         return StoreUnavailableError(f"Cannot reach MongoDB at {hosts}{within}: {_reason(exc)}")
@@ -186,13 +244,20 @@ def translate(exc: BaseException, hosts: str, timeout: float | None) -> MongoRes
     if isinstance(exc, ConfigurationError) and not isinstance(exc, InvalidURI) and "DNS" in str(exc):
         # mongodb+srv:// names are looked up in DNS when the client opens.
         return StoreUnavailableError(f"Cannot reach MongoDB at {hosts}: {_reason(exc)}")
-    if isinstance(exc, (ConfigurationError, InvalidURI)):
+    if isinstance(exc, (ConfigurationError, InvalidURI, ValueError)):  # PyMongo refuses a bad port with ValueError
         return InvalidUriError(f"Cannot use the MongoDB URI for {hosts}: {_reason(exc)}")
     if isinstance(exc, InvalidName):
         return InvalidNamespaceError(f"MongoDB at {hosts} refused a name: {_reason(exc)}")
     if isinstance(exc, DocumentTooLarge):
         return RejectedByServerError(f"MongoDB at {hosts} refused an oversized document: {exc}")
     if isinstance(exc, OperationFailure):
-        message = (exc.details or {}).get("errmsg") or str(exc)
+        message = " ".join(str((exc.details or {}).get("errmsg") or exc).split())[:300]
+        if is_transient(exc) and isinstance(command, _WRITES):
+            return OutcomeUnknownError(
+                f"MongoDB at {hosts} is unavailable for now (code {exc.code}: {message}): a write sent to it "
+                "may have been applied; set again with SKIP_IF_EXISTS or RAISE_IF_DIFFERENT to be sure"
+            )
+        if is_transient(exc):
+            return StoreUnavailableError(f"MongoDB at {hosts} is unavailable for now (code {exc.code}: {message})")
         return RejectedByServerError(f"MongoDB at {hosts} refused the operation (code {exc.code}): {message}")
     return MongoResultsError(f"MongoDB at {hosts}: {type(exc).__name__}: {_reason(exc)}")

@@ -5,6 +5,8 @@ mongomock is imported here only, when a ``mongomock://`` store is opened.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 import weakref
 from typing import Any
@@ -16,11 +18,29 @@ from ..core.commands import BulkWrite, Command, DuplicateKey, Find, Insert, List
 from .driver import call_for, driver_reply, error_reply
 from .matching import evaluate, ordered, project, touches_data
 
-__all__ = ["embedded_lock", "execute_embedded", "is_embedded", "mock_client"]
+__all__ = ["embedded_lock", "execute_embedded", "in_child_process", "is_embedded", "mock_client"]
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
 _locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+# multiprocessing names its workers' parent; a bare os.fork() leaves no trace but this hook.
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def in_child_process() -> bool:
+    """Whether this process was forked (``os.fork``, multiprocessing) or spawned as a worker.
+
+    An embedded store opened here is this process's own copy: the parent never sees it.
+    """
+    return _forked or multiprocessing.parent_process() is not None
 
 
 def is_embedded(target: object) -> bool:

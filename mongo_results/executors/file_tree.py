@@ -54,7 +54,11 @@ class FileTree:
         return path
 
     def inside(self, path: Path) -> bool:
-        return path.resolve().is_relative_to(self.root)
+        try:
+            resolved = path.resolve()
+        except (RuntimeError, OSError) as exc:  # a loop of symbolic links: RuntimeError before Python 3.13
+            raise InvalidIdError(f"{path} is in a loop of symbolic links: it names no result") from exc
+        return resolved.is_relative_to(self.root)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

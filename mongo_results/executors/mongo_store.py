@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import warnings
@@ -20,7 +19,7 @@ from ..core.operations import Operations
 from ..errors import InvalidArgumentError, NotShareableError, WrongProcessError, WrongTypeError
 from ..notes import say_once
 from .driver import Call, error_reply, translate
-from .embedded import embedded_lock, is_embedded
+from .embedded import embedded_lock, in_child_process, is_embedded
 from .targets import check_uri, database_from_uri, describe_hosts, is_mock_uri
 
 __all__ = ["MongoStore"]
@@ -85,10 +84,10 @@ class MongoStore:
             raise WrongTypeError(f"{type(self).__name__} needs a URI, a client or a database, got {kind}")
         self._check_client()
         self._home = os.getpid()  # where an embedded store lives, and the only process that can use it
-        if self.embedded and isinstance(target, str) and multiprocessing.parent_process() is not None:
+        if self.embedded and isinstance(target, str) and in_child_process():
             warnings.warn(
-                f"{target.split('?', 1)[0]} is an embedded store in this worker process's memory: what is "
-                "written to it ends with the worker and is never seen by the parent. Use a directory path "
+                f"{target.split('?', 1)[0]} is an embedded store in this forked or worker process's memory: what "
+                "is written to it ends with this process and is never seen by its parent. Use a directory path "
                 "or a mongodb:// URI to keep results across processes.",
                 RuntimeWarning,
                 stacklevel=4,
@@ -150,7 +149,11 @@ class MongoStore:
                 if self._stale():
                     # Driver clients are not fork-safe (nor shareable across event loops): each
                     # process (and loop) opens its own on first use.
-                    self._adopt(self._connect())
+                    try:
+                        client = self._connect()
+                    except ValueError as exc:  # PyMongo refuses some URIs (a port not a number) with ValueError
+                        raise translate(exc, self.hosts, None) from exc
+                    self._adopt(client)
         if self._db is None:
             # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
             with self._lock or nullcontext():  # mongomock makes a database's store on first touch
@@ -171,7 +174,7 @@ class MongoStore:
         """The reply a driver error stands for (a duplicate key), or the library error it translates to."""
         reply = error_reply(command, call, exc)
         if reply is None:
-            raise translate(exc, self.hosts, self._timeout()) from exc
+            raise translate(exc, self.hosts, self._timeout(), command) from exc
         return reply
 
     def database(self) -> Any:
@@ -192,7 +195,11 @@ class MongoStore:
         return self._ops
 
     def _timeout(self) -> float | None:
-        return getattr(getattr(self._client, "options", None), "server_selection_timeout", None)
+        """How long server selection waits: PyMongo lets timeoutMS, when set, replace serverSelectionTimeoutMS."""
+        options = getattr(self._client, "options", None)
+        selection: float | None = getattr(options, "server_selection_timeout", None)
+        overall: float | None = getattr(options, "timeout", None)  # timeoutMS; 0 means none
+        return overall or selection
 
     def _guarded(self, call: Any) -> Any:
         """``call()`` with driver errors translated (opening a client can fail: a bad URI, an SRV name)."""
