@@ -146,7 +146,7 @@ class StoreMachine(RuleBasedStateMachine):
             pairs.insert(len(pairs) // 2, bad)
         actual = handle.manager.set_many(pairs, behavior, namespace)
         assert len(actual) == len(pairs)
-        for (rid, model), got in zip(pairs, actual):
+        for (rid, model), got in zip(pairs, actual, strict=True):
             if (rid, model) == bad:
                 assert isinstance(got, (ValueError, TypeError)), f"{handle.name}.set_many: {rid!r} gave {got!r}"
                 continue
