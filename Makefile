@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test bench lint typecheck clean
+.PHONY: demo test soak bench lint typecheck api clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,16 @@ demo: $(STAMP)
 	$(BIN)/python -m mongo_results.demo $(ARGS)
 
 ## test: ruff, mypy --strict and the whole suite, including a FerretDB it builds and starts
-test: lint typecheck
+test: lint typecheck api
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## soak: the contract's state machine with ten times the examples of `make test`, on every store
+soak: $(STAMP)
+	CONTRACT_EXAMPLES=120 $(BIN)/python -m pytest tests/test_contract.py $(PYTEST_ARGS)
+
+## api: no public name, parameter or default of the last release is gone (griffe against api/)
+api: $(STAMP)
+	$(BIN)/python scripts/api_check.py
 
 ## bench: mongo_results against raw PyMongo, Beanie, ODMantic and the file store (ARGS="--ops 1000 ...")
 bench: $(BENCH_STAMP)
@@ -34,8 +42,8 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench large
 
 lint: $(BENCH_STAMP)
-	$(BIN)/ruff check mongo_results tests bench scripts/test-server
-	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server
+	$(BIN)/ruff check mongo_results tests bench scripts/test-server scripts/api_check.py
+	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server scripts/api_check.py
 
 typecheck: $(BENCH_STAMP)
 	$(BIN)/mypy

@@ -90,9 +90,7 @@ class Contract:
 
     def find(self, prefix: str | None, at_least: int) -> list[tuple[str, BaseModel]]:
         """``find({"x": {"$gte": at_least}}, prefix)``: results whose ``x`` field is at least that."""
-        return [
-            (rid, m) for rid, m in self.iter_results(prefix) if getattr(m, "x", None) is not None and m.x >= at_least
-        ]  # type: ignore[attr-defined]
+        return [(rid, m) for rid, m in self.iter_results(prefix) if getattr(m, "x", -1) >= at_least]
 
     def delete(self, rid: str, namespace: str | None) -> bool:
         gone = [k for k in self.results if k[0] == rid and (namespace is None or k[1] == namespace)]

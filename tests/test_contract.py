@@ -293,7 +293,7 @@ def test_every_store_keeps_the_contract(kind: str, request: pytest.FixtureReques
     for handles in handles_for(kind, request, tmp_path):
         machine = type(f"StoreMachine[{kind}]", (StoreMachine,), {"handles": handles})
         run_state_machine_as_test(
-            machine,  # type: ignore[arg-type]
+            machine,
             settings=settings(
                 max_examples=EXAMPLES,
                 stateful_step_count=STEPS,
