@@ -32,6 +32,7 @@ class Contract:
     """The results one store holds, and what each call must answer."""
 
     one_keyspace: bool
+    labels_only: bool = False  # a results_manager-style backend: one result per id, the namespace a label
     results: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # (id, namespace) -> model
 
     def held(self, rid: str) -> dict[str, BaseModel]:
@@ -39,6 +40,9 @@ class Contract:
 
     def set(self, rid: str, model: BaseModel, behavior: SetBehavior, namespace: str) -> Outcome:
         held = self.held(rid)
+        label = next(iter(held), None)
+        if self.labels_only and label is not None:
+            held = {namespace: held[label]}  # the one result of the id, whatever its label
         if self.one_keyspace and held and namespace not in held:
             return False if behavior is SetBehavior.KEEP_EXISTING else FileExistsError
         old = held.get(namespace)
@@ -54,6 +58,8 @@ class Contract:
         else:  # KEEP_EXISTING
             return False
         if written:
+            if self.labels_only and label is not None:
+                del self.results[rid, label]  # relabelled
             self.results[rid, namespace] = model
         return written
 

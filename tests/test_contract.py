@@ -34,6 +34,8 @@ from mongo_results import (
 
 from .conftest import SyncView
 from .contract import Contract, Outcome
+from .seed_backends import AsyncSqliteBackend
+from .seed_backends import FileBackend as SeedFileBackend
 
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "12"))
 STEPS = int(os.environ.get("CONTRACT_STEPS", "30"))
@@ -103,11 +105,23 @@ def same(actual: Outcome, expected: Outcome, what: str) -> None:
 
 @dataclasses.dataclass
 class Handle:
-    """One manager, and the contract of the store it reaches."""
+    """One manager, and the contract of the store it reaches.
+
+    ``seed``: a ``results_manager``-style backend through ``backend=``. It has no namespaces
+    of its own (an id is one result; the namespace is a label), stores JSON (no bytes), and
+    only the seed's methods: calls that need a store raise TypeError.
+    """
 
     name: str
     manager: ResultsManager
     contract: Contract
+    seed: bool = False
+
+    def namespace(self, namespace: str | None) -> str | None:
+        return None if self.seed else namespace
+
+    def takes(self, model: Any) -> bool:
+        return not (self.seed and isinstance(model, Big))
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -123,15 +137,18 @@ class StoreMachine(RuleBasedStateMachine):
     def pick(self, index: int) -> Handle:
         return self.handles[index % len(self.handles)]
 
-    @rule(h=st.integers(0, 2), rid=ids, model=models, behavior=behaviors, namespace=namespaces)
+    @rule(h=st.integers(0, 3), rid=ids, model=models, behavior=behaviors, namespace=namespaces)
     def set(self, h: int, rid: str, model: BaseModel, behavior: SetBehavior, namespace: str | None) -> None:
         handle = self.pick(h)
+        namespace = handle.namespace(namespace)
+        if not handle.takes(model):
+            return
         expected = handle.contract.set(rid, model, behavior, namespace_of(model, namespace))
         actual = outcome(lambda: handle.manager.set(rid, model, behavior, namespace=namespace))
         same(actual, expected, f"{handle.name}.set({rid!r}, {model!r}, {behavior.name}, {namespace!r})")
 
     @rule(
-        h=st.integers(0, 2),
+        h=st.integers(0, 3),
         items=st.dictionaries(ids, models, max_size=4),
         bad=st.sampled_from([None, ("a/../b", M1(x=0)), ("c", {"x": 1})]),
         behavior=behaviors,
@@ -141,7 +158,8 @@ class StoreMachine(RuleBasedStateMachine):
         self, h: int, items: dict[str, BaseModel], bad: Any, behavior: SetBehavior, namespace: str | None
     ) -> None:
         handle = self.pick(h)
-        pairs: list[tuple[str, Any]] = list(items.items())
+        namespace = handle.namespace(namespace)
+        pairs: list[tuple[str, Any]] = [(rid, model) for rid, model in items.items() if handle.takes(model)]
         if bad is not None:
             pairs.insert(len(pairs) // 2, bad)
         actual = handle.manager.set_many(pairs, behavior, namespace)
@@ -153,13 +171,14 @@ class StoreMachine(RuleBasedStateMachine):
             expected = handle.contract.set(rid, model, behavior, namespace_of(model, namespace))
             same(got, expected, f"{handle.name}.set_many item {rid!r} {behavior.name} {namespace!r}")
 
-    @rule(h=st.integers(0, 2), rid=ids, cls=st.sampled_from([None, M1, M2, New]), namespace=namespaces)
+    @rule(h=st.integers(0, 3), rid=ids, cls=st.sampled_from([None, M1, M2, New]), namespace=namespaces)
     def get(self, h: int, rid: str, cls: type[BaseModel] | None, namespace: str | None) -> None:
         handle = self.pick(h)
+        namespace = handle.namespace(namespace)
         expected = handle.contract.get(rid, cls, namespace)
         same(outcome(lambda: handle.manager.get(rid, cls, namespace)), expected, f"{handle.name}.get({rid!r})")
 
-    @rule(h=st.integers(0, 2), rids=st.lists(ids, min_size=1, max_size=3))
+    @rule(h=st.integers(0, 3), rids=st.lists(ids, min_size=1, max_size=3))
     def get_many(self, h: int, rids: list[str]) -> None:
         handle = self.pick(h)
         expected = [handle.contract.get(rid, None, None) for rid in rids]
@@ -172,47 +191,56 @@ class StoreMachine(RuleBasedStateMachine):
         else:  # several namespaces hold an id: ambiguous, unless an id is also missing
             assert isinstance(actual, (ValueError, FileNotFoundError)), actual
 
-    @rule(h=st.integers(0, 2), rid=ids)
+    @rule(h=st.integers(0, 3), rid=ids)
     def exists(self, h: int, rid: str) -> None:
         handle = self.pick(h)
         same(handle.manager.exists(rid), handle.contract.exists(rid), f"{handle.name}.exists({rid!r})")
 
-    @rule(h=st.integers(0, 2), prefix=prefixes)
+    @rule(h=st.integers(0, 3), prefix=prefixes)
     def list_ids(self, h: int, prefix: str | None) -> None:
         handle = self.pick(h)
         same(handle.manager.list_ids(prefix), handle.contract.list_ids(prefix), f"{handle.name}.list_ids({prefix!r})")
 
-    @rule(h=st.integers(0, 2), prefix=prefixes, batch=st.sampled_from([1, 2, 500]))
+    @rule(h=st.integers(0, 3), prefix=prefixes, batch=st.sampled_from([1, 2, 500]))
     def iter_results(self, h: int, prefix: str | None, batch: int) -> None:
         handle = self.pick(h)
         actual = list(handle.manager.iter_results(prefix, batch_size=batch))
         same(actual, handle.contract.iter_results(prefix), f"{handle.name}.iter_results({prefix!r}, {batch})")
 
-    @rule(h=st.integers(0, 2), prefix=prefixes, at_least=st.integers(0, 4))
+    @rule(h=st.integers(0, 3), prefix=prefixes, at_least=st.integers(0, 4))
     def find(self, h: int, prefix: str | None, at_least: int) -> None:
         handle = self.pick(h)
+        if handle.seed:
+            with pytest.raises(TypeError, match="needs a store"):
+                list(handle.manager.find({"x": {"$gte": at_least}}, prefix))
+            return
         actual = list(handle.manager.find({"x": {"$gte": at_least}}, prefix))
         same(actual, handle.contract.find(prefix, at_least), f"{handle.name}.find(x >= {at_least}, {prefix!r})")
 
-    @rule(h=st.integers(0, 2), rid=ids, namespace=namespaces)
+    @rule(h=st.integers(0, 3), rid=ids, namespace=namespaces)
     def delete(self, h: int, rid: str, namespace: str | None) -> None:
         handle = self.pick(h)
+        namespace = handle.namespace(namespace)
         expected = handle.contract.delete(rid, namespace)
         same(handle.manager.delete(rid, namespace), expected, f"{handle.name}.delete({rid!r}, {namespace!r})")
 
-    @rule(h=st.integers(0, 2))
+    @rule(h=st.integers(0, 3))
     def clear(self, h: int) -> None:
         handle = self.pick(h)
         handle.manager.clear()
         handle.contract.clear()
 
-    @rule(h=st.integers(0, 2), prefix=prefixes)
+    @rule(h=st.integers(0, 3), prefix=prefixes)
     def upgrade(self, h: int, prefix: str | None) -> None:
         handle = self.pick(h)
 
         def convert(old: dict[str, Any]) -> New:
             return New(x=old["x"], z=0)
 
+        if handle.seed:
+            with pytest.raises(TypeError, match="needs a store"):
+                handle.manager.upgrade(prefix, New, convert, old_types=["M1"])
+            return
         expected = handle.contract.upgrade(prefix, New, convert, ["M1"])
         done = handle.manager.upgrade(prefix, New, convert, old_types=["M1"])
         actual = (done.upgraded, done.current, done.changed_meanwhile, done.other_types)
@@ -242,13 +270,13 @@ def handles_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     if kind in ("file", "async-file"):
         contract = Contract(one_keyspace=True)
         if kind == "file":
-            made = [ResultsManager(tmp_path), ResultsManager(backend=FileBackend(tmp_path))]
+            made = [ResultsManager(tmp_path / "files"), ResultsManager(backend=FileBackend(tmp_path / "files"))]
         else:
             made = [
-                _async(lambda: AsyncResultsManager(tmp_path)),
-                _async(lambda: AsyncResultsManager(backend=AsyncFileBackend(tmp_path))),
+                _async(lambda: AsyncResultsManager(tmp_path / "files")),
+                _async(lambda: AsyncResultsManager(backend=AsyncFileBackend(tmp_path / "files"))),
             ]
-        yield [Handle("files", made[0], contract), Handle("files2", made[1], contract)]
+        yield [Handle("files", made[0], contract), Handle("files2", made[1], contract), seed_handle(kind, tmp_path)]
         return
     if kind.endswith("mongomock"):
         uri, name = f"mongomock://localhost/c_{uuid.uuid4().hex[:8]}", None
@@ -260,12 +288,26 @@ def handles_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
         _manager(kind, uri, name, "results."),
         _manager(kind, uri, name, "results.v2."),
     ]
-    handles = [Handle("outer", made[0], outer), Handle("outer2", made[1], outer), Handle("nested", made[2], nested)]
+    handles = [
+        Handle("outer", made[0], outer),
+        Handle("outer2", made[1], outer),
+        Handle("nested", made[2], nested),
+        seed_handle(kind, tmp_path),
+    ]
     yield handles
     for handle in handles:
         handle.manager.clear()
         close = getattr(handle.manager, "shutdown", None) or handle.manager.close
         close()
+
+
+def seed_handle(kind: str, tmp_path: Path) -> Handle:
+    """A results_manager-style backend through backend=: the seed's file backend, or its async SQLite one."""
+    contract = Contract(one_keyspace=True, labels_only=True)
+    if kind.startswith("async"):
+        manager = _async(lambda: AsyncResultsManager(backend=AsyncSqliteBackend(tmp_path / "seed.sqlite")))
+        return Handle("seed-sqlite", manager, contract, seed=True)
+    return Handle("seed-files", ResultsManager(backend=SeedFileBackend(tmp_path / "seed")), contract, seed=True)
 
 
 def _manager(kind: str, uri: str, database: str | None, prefix: str) -> ResultsManager:

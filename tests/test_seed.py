@@ -349,3 +349,33 @@ def test_from_uri_builds_the_stores() -> None:
         MongoBackend.from_uri("/not/a/uri")
     with pytest.raises(TypeError, match="URI string"):
         AsyncMongoBackend.from_uri(42)  # type: ignore[arg-type]
+
+
+# Found by the contract's state machine (tests/test_contract.py), kept as plain regressions.
+
+
+def test_the_librarys_id_rules_come_before_the_backend(tmp_path: Path) -> None:
+    rm = ResultsManager(backend=seed.FileBackend(tmp_path / "seed"))
+    outcomes = rm.set_many([("a/1", Metrics(loss=1, accuracy=1)), ("a/../b", Metrics(loss=2, accuracy=1))])
+    assert outcomes[0] is True and isinstance(outcomes[1], ValueError)
+    assert not (tmp_path / "seed" / "b.json").exists()  # the seed's backend would have taken it as a path
+    with pytest.raises(ValueError, match="'..' segment"):
+        rm.get("a/../b")
+    assert rm.list_ids() == ["a/1"]
+
+
+def test_a_value_that_is_not_a_model_is_a_type_error_before_the_backend(tmp_path: Path) -> None:
+    rm = ResultsManager(backend=seed.FileBackend(tmp_path / "seed"))
+    with pytest.raises(TypeError, match="pydantic model"):
+        rm.set("c", {"x": 1})  # type: ignore[arg-type]
+    [outcome] = rm.set_many([("c", {"x": 1})])  # type: ignore[list-item]
+    assert isinstance(outcome, MongoResultsError) and isinstance(outcome, TypeError)
+    assert rm.list_ids() == []
+
+
+def test_list_ids_keeps_the_librarys_promise_over_what_the_backend_lists(tmp_path: Path) -> None:
+    rm = ResultsManager(backend=seed.FileBackend(tmp_path / "seed"))
+    for rid in ("a", "a/b", "a-1", "b"):
+        rm.set(rid, Metrics(loss=1, accuracy=1))
+    assert rm.list_ids("a") == ["a", "a/b"]  # the seed's own list_ids("a") has only what is below a/
+    assert rm.list_ids("a/") == ["a", "a/b"] and rm.list_ids() == ["a", "a-1", "a/b", "b"]

@@ -22,7 +22,8 @@ from ..core.commands import Batch, Command
 from ..core.loading import UNREADABLE, report_skipped
 from ..core.operations import Operation, Operations
 from ..errors import InvalidArgumentError, MongoResultsError, WrongTypeError
-from ..ids import ResultId, canonical_id
+from ..core.names import optional_namespace
+from ..ids import ResultId, canonical_id, canonical_prefix
 
 __all__ = ["AsyncSeedBackend", "CallBackend", "Raised", "SeedBackend", "behavior_enum"]
 
@@ -112,6 +113,12 @@ class _SeedOperations(Operations):
     def _set(
         self, result_id: ResultId, data: BaseModel, behavior: Any, namespace: str | None, strict: bool
     ) -> Generator[Any, Any, bool]:
+        # The library's own rules first: a backend written for results_manager may take
+        # "a/../b" as a path, or fail on a value that is not a model with an AttributeError.
+        result_id = canonical_id(result_id)
+        optional_namespace(namespace)
+        if not isinstance(data, BaseModel):
+            raise WrongTypeError(f"set stores a pydantic model, not a {type(data).__name__} ({result_id!r})")
         try:
             ours = SetBehavior(getattr(behavior, "value", behavior))
         except ValueError:
@@ -204,6 +211,7 @@ class _SeedOperations(Operations):
         skipped: list[tuple[str, Exception]] | None,
     ) -> Generator[Any, Any, Any]:
         # The seed's get takes the namespace as its third argument: always passed, by name.
+        result_id = canonical_id(result_id)
         try:
             return (yield from _called("get", result_id, model_class=model_class, namespace=namespace))
         except _UNREADABLE as exc:
@@ -216,7 +224,13 @@ class _SeedOperations(Operations):
         return bool((yield from _called("exists", canonical_id(result_id), namespace=namespace)))
 
     def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
-        return sorted((yield from _called("list_ids", prefix, namespace=namespace)))
+        # The library's promise, whatever the backend lists: canonical ids under the prefix by whole
+        # segments, the prefix itself included (the seed's file backend lists only what is below it).
+        p = canonical_prefix(prefix)
+        ids = {canonical_id(rid) for rid in (yield from _called("list_ids", p or None, namespace=namespace))}
+        if p and p not in ids and (yield from _called("exists", p, namespace=namespace)):
+            ids.add(p)
+        return sorted(rid for rid in ids if not p or rid == p or rid.startswith(p + "/"))
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         return bool((yield from _called("delete", canonical_id(result_id), namespace=namespace)))
