@@ -37,7 +37,10 @@ from ..errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["Call", "bulk_replies", "call_for", "translate", "write_request"]
+__all__ = ["DRIVER_ERRORS", "Call", "bulk_replies", "call_for", "translate", "write_request"]
+
+# What a driver call can raise: DocumentTooLarge is a BSON error, not a PyMongoError.
+DRIVER_ERRORS = (PyMongoError, DocumentTooLarge)
 
 
 def _same(reply: Any) -> Any:
@@ -152,7 +155,7 @@ def driver_reply(command: cmd.Command, call: Call, raw: Any) -> Any:
     return call.finish(raw)
 
 
-def error_reply(command: cmd.Command, call: Call, exc: PyMongoError) -> Any:
+def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
     """The reply an error stands for (a duplicate key, a bulk's per-write errors), or None for a failure."""
     if isinstance(command, cmd.BulkWrite) and isinstance(exc, BulkWriteError):
         upserted = {u["index"] for u in exc.details.get("upserted", [])}
