@@ -31,6 +31,8 @@ class Engine:
     # order, whatever its keys ({"a": 1} -> {"b": 1} is "unchanged"); replace_one is exact.
     faithful_set: bool = True
     validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
+    # FerretDB 1.24 answers nothing for $elemMatch of fields ({"$elemMatch": {"a": 1}}), without an error.
+    elem_match_fields: bool = True
     # $jsonSchema keywords the engine evaluates (None: all of MongoDB's). DocumentDB accepts a
     # validator with others, then refuses every write with "Unknown $jsonSchema keyword".
     schema_keywords: frozenset[str] | None = None
@@ -65,6 +67,7 @@ class Engine:
                 faithful_set=False,
                 validators=False,
                 bulk_updates=False,
+                elem_match_fields=False,
             )
         v2 = info.get("ferretdb")
         if isinstance(v2, Mapping):

@@ -37,7 +37,7 @@ def frame(
     except ImportError as exc:
         raise MissingExtraError('to_dataframe needs pandas: pip install "mongo-results[dataframe]"') from exc
     engine = yield from ops.learn_engine()
-    translated = translate(where or {}, model_class, decimal128=engine.decimal128)
+    translated = translate(where or {}, model_class, engine)
     total = 0
     for collection in (yield from ops.collections(namespace)):
         total += yield CountDocuments(collection, scoped(prefix, translated))

@@ -8,36 +8,77 @@ of that type is stored, and puts the path under ``data.``.
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any, Union, get_args, get_origin
 
+import bson
 from pydantic import BaseModel
 
-from ..encoding import encode_value, escape_key
+from ..encoding import CODEC_OPTIONS, encode_value, escape_key
 from ..errors import InvalidArgumentError
-from ..ids import ResultId
+from ..ids import ResultId, canonical_prefix
 from .commands import BY_ID, Batch, Find
+from .engine import Engine
 from .filters import scoped
 from .loading import loader, report_skipped
+from .names import validate_namespace
 from .operations import Operation, Operations
 from .ordering import bson_order
 from .pages import each_batch
 
-__all__ = ["OPERATORS", "find", "translate"]
+__all__ = ["MAX_DEPTH", "MAX_FILTER_BYTES", "OPERATORS", "find", "translate"]
 
 OPERATORS = frozenset(
     {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not", "$all", "$elemMatch", "$size"}
 )
 LOGICAL = ("$and", "$or", "$nor")
+# MongoDB's limit on nesting in a BSON document, where each dict or list is a level; deeper filters
+# overflow the stack of the Python evaluator long before a server refuses them.
+MAX_DEPTH = 100
+MAX_FILTER_BYTES = 16 * 1024 * 1024  # a server's largest document: the find command carries the filter
+_CONTAINERS = (list, tuple, set, frozenset)
+MONGODB = Engine()
 
 
-def translate(where: Mapping[str, Any], model_class: type[BaseModel] | None, *, decimal128: bool) -> dict[str, Any]:
-    """The stored-document filter for ``where`` (fields checked against ``model_class`` when given)."""
-    return _query(where, model_class, decimal128, "data.")
+def translate(where: Mapping[str, Any], model_class: type[BaseModel] | None, engine: Engine) -> dict[str, Any]:
+    """The stored-document filter for ``where`` on ``engine`` (fields checked against ``model_class`` when given).
+
+    Every filter a store would refuse, or answer differently from the others, is an
+    InvalidArgumentError here, before any command is sent.
+    """
+    _check_shape(where)
+    out = _query(where, model_class, engine, "data.")
+    size = len(bson.encode(out, codec_options=CODEC_OPTIONS))
+    if size > MAX_FILTER_BYTES:
+        raise InvalidArgumentError(f"the filter encodes to {size:,} bytes, over the {MAX_FILTER_BYTES:,}-byte limit")
+    return out
 
 
-def _query(where: Any, model: Any, decimal128: bool, under: str) -> dict[str, Any]:
+def _check_shape(where: Any) -> None:
+    """Refuse a filter nested too deep, or holding a regular expression; without recursion, however deep."""
+    stack: list[tuple[Any, int]] = [(where, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, re.Pattern):
+            # Python's, MongoDB's (PCRE) and FerretDB 1's (Go) regular expressions differ: answers would too.
+            raise InvalidArgumentError(
+                f"find does not take regular expressions ({value.pattern!r}): use $in of exact values, "
+                "or filter the results in Python"
+            )
+        if isinstance(value, Mapping):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, _CONTAINERS):
+            children = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise InvalidArgumentError(f"the filter is nested over {MAX_DEPTH} levels deep (each dict or list is one)")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _query(where: Any, model: Any, engine: Engine, under: str) -> dict[str, Any]:
     if not isinstance(where, Mapping):
         raise InvalidArgumentError(f"a filter is a dict of fields and conditions, not {type(where).__name__}")
     out: dict[str, Any] = {}
@@ -45,38 +86,66 @@ def _query(where: Any, model: Any, decimal128: bool, under: str) -> dict[str, An
         if key in LOGICAL:
             if not isinstance(condition, list) or not condition:
                 raise InvalidArgumentError(f"{key} takes a non-empty list of filters")
-            out[key] = [_query(q, model, decimal128, under) for q in condition]
+            out[key] = [_query(q, model, engine, under) for q in condition]
         elif not isinstance(key, str) or key.startswith("$"):
             raise InvalidArgumentError(f"unknown operator {key!r}: use {', '.join(sorted(OPERATORS | set(LOGICAL)))}")
         else:
             kind = _field(model, key)
-            out[under + ".".join(escape_key(p) for p in key.split("."))] = _condition(condition, kind, decimal128)
+            out[under + ".".join(escape_key(p) for p in key.split("."))] = _condition(condition, kind, engine)
     return out
 
 
-def _condition(condition: Any, kind: Any, decimal128: bool) -> Any:
-    if not (isinstance(condition, Mapping) and condition and all(str(k).startswith("$") for k in condition)):
-        return encode_value(condition, decimal128=decimal128)
+def _operators(condition: Any) -> bool:
+    """Whether ``condition`` is a document of operators (else a value to compare with)."""
+    if not isinstance(condition, Mapping) or not condition:
+        return False
+    dollars = [str(k).startswith("$") for k in condition]
+    if any(dollars) and not all(dollars):
+        raise InvalidArgumentError(f"a condition mixes operators and fields: {sorted(map(str, condition))}")
+    return all(dollars)
+
+
+def _condition(condition: Any, kind: Any, engine: Engine) -> Any:
+    if not _operators(condition):
+        return encode_value(condition, decimal128=engine.decimal128)
     out: dict[str, Any] = {}
     for op, arg in condition.items():
         if op not in OPERATORS:
             raise InvalidArgumentError(f"unknown operator {op!r}: use {', '.join(sorted(OPERATORS))}")
         if op in ("$in", "$nin", "$all"):
-            if not isinstance(arg, (list, tuple, set, frozenset)):
-                raise InvalidArgumentError(f"{op} takes a list of values")
-            out[op] = [encode_value(v, decimal128=decimal128) for v in arg]
+            if not isinstance(arg, _CONTAINERS):
+                raise InvalidArgumentError(f"{op} takes a list of values, not {arg!r}")
+            if op == "$all" and not arg:  # MongoDB matches nothing, mongomock everything
+                raise InvalidArgumentError("$all takes a non-empty list of values")
+            out[op] = [encode_value(v, decimal128=engine.decimal128) for v in arg]
         elif op == "$exists":
+            if not isinstance(arg, int):  # bools are ints; a string such as "no" would mean True
+                raise InvalidArgumentError(f"$exists takes True or False, not {arg!r}")
             out[op] = bool(arg)
         elif op == "$size":
-            out[op] = int(arg)
+            if not isinstance(arg, int) or isinstance(arg, bool) or arg < 0:
+                raise InvalidArgumentError(f"$size takes a count of elements (an int >= 0), not {arg!r}")
+            out[op] = arg
         elif op == "$not":
-            out[op] = _condition(arg, kind, decimal128)
+            if not _operators(arg):
+                raise InvalidArgumentError(f"$not takes a document of operators, such as {{'$gt': 1}}, not {arg!r}")
+            out[op] = _condition(arg, kind, engine)
         elif op == "$elemMatch":
+            if not isinstance(arg, Mapping) or not arg:
+                # The servers match arrays holding a document or array; mongomock every non-empty array.
+                raise InvalidArgumentError(f"$elemMatch takes a non-empty filter or document of operators, not {arg!r}")
             item = _item(kind)
-            operators = isinstance(arg, Mapping) and all(str(k).startswith("$") for k in arg)
-            out[op] = _condition(arg, item, decimal128) if operators else _query(arg, _model(item), decimal128, "")
+            if _operators(arg):
+                out[op] = _condition(arg, item, engine)
+            elif engine.elem_match_fields:
+                out[op] = _query(arg, _model(item), engine, "")
+            else:
+                raise InvalidArgumentError(
+                    f"{engine.label} answers nothing to $elemMatch of fields ({dict(arg)!r}); dotted fields "
+                    "(list.field) match there, each on any element"
+                )
         else:
-            out[op] = encode_value(arg, decimal128=decimal128)
+            out[op] = encode_value(arg, decimal128=engine.decimal128)
     return out
 
 
@@ -145,11 +214,19 @@ def find(
     skipped: list[tuple[str, Exception]] | None,
 ) -> Operation[None]:
     """Batch ``(id, model)`` of the results ``where`` matches, in id order unless ``sort`` says otherwise."""
-    engine = yield from ops.learn_engine()
-    translated = translate(where or {}, model_class, decimal128=engine.decimal128)
-    spec = _sort(sort, model_class)
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise InvalidArgumentError(f"limit is a count of results, not {limit!r}")
+    spec = _sort(sort, model_class)
+    # Checked before the engine is asked for: a filter no store can run sends nothing.
+    translated = translate(where or {}, model_class, MONGODB)
+    if limit == 0:  # PyMongo's "no limit"; here, as in the signature, no results
+        canonical_prefix(prefix)
+        if namespace is not None:
+            validate_namespace(namespace)
+        return
+    engine = yield from ops.learn_engine()
+    if not (engine.decimal128 and engine.elem_match_fields):  # what the first translation assumed
+        translated = translate(where or {}, model_class, engine)
     if not spec and limit is None:  # in id order: keyset pages, memory stays flat
         yield from each_batch(
             ops.iter_documents(prefix, namespace, 500, where=translated), loader(model_class, namespace, skipped)

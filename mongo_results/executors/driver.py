@@ -37,7 +37,10 @@ from ..errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["Call", "bulk_replies", "call_for", "is_transient", "translate", "write_request"]
+__all__ = ["DRIVER_ERRORS", "Call", "bulk_replies", "call_for", "is_transient", "translate", "write_request"]
+
+# What a driver call can raise: DocumentTooLarge is a BSON error, not a PyMongoError.
+DRIVER_ERRORS = (PyMongoError, DocumentTooLarge)
 
 # MongoDB's codes for a server shutting down, stepping down or out of reach: nothing was refused.
 TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
@@ -207,7 +210,7 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def error_reply(command: cmd.Command, call: Call, exc: PyMongoError) -> Any:
+def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
     """The reply an error stands for (a duplicate key, a bulk's per-write errors), or None for a failure."""
     if is_transient(exc):
         return None

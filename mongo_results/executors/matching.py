@@ -152,11 +152,12 @@ def _plain(value: Any) -> Any:
 
 def evaluate(query: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
     """Whether ``document`` matches any MongoDB filter, by mongomock's maintained evaluator."""
-    from mongomock.filtering import filter_applies  # imported here: only find() on these stores needs it
+    from mongomock import OperationFailure  # imported here: only find() on these stores needs mongomock
+    from mongomock.filtering import filter_applies
 
     try:
         return bool(filter_applies(_plain(query), _plain(document)))  # type: ignore[no-untyped-call]
-    except (NotImplementedError, TypeError) as exc:
+    except (NotImplementedError, TypeError, OperationFailure) as exc:
         raise InvalidArgumentError(f"this store cannot evaluate the filter {dict(query)!r}: {exc}") from exc
 
 

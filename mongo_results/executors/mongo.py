@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 from ..core.commands import Command
 from . import clients
-from .driver import call_for, driver_reply
+from .driver import DRIVER_ERRORS, call_for, driver_reply
 from .embedded import execute_embedded, mock_client
 from .mongo_store import MongoStore
 
@@ -38,13 +37,14 @@ class MongoBackend(MongoStore):
     def execute(self, command: Command) -> Any:
         """Run one command; its reply."""
         db = self._guarded(self._database)
-        if self._lock is not None:
-            return execute_embedded(db, command, self._lock)
+        lock = self._lock
+        if lock is not None:
+            return self._guarded(lambda: execute_embedded(db, command, lock))
         call = call_for(command)
         try:
             raw = self._invoke(db, call)
             return driver_reply(command, call, list(raw) if call.cursor else raw)
-        except PyMongoError as exc:
+        except DRIVER_ERRORS as exc:
             return self._failed(command, call, exc)
 
     def close(self) -> None:

@@ -12,11 +12,10 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import pymongo
-from pymongo.errors import PyMongoError
 
 from ..core.commands import Command
 from .clients import CLOSE_TIMEOUT
-from .driver import call_for, driver_reply
+from .driver import DRIVER_ERRORS, call_for, driver_reply
 from .embedded import execute_embedded, mock_client
 from .mongo_store import MongoStore
 
@@ -71,8 +70,9 @@ class AsyncMongoBackend(MongoStore):
     async def execute(self, command: Command) -> Any:
         """Run one command; its reply."""
         db = self._guarded(self._database)
-        if self._lock is not None:
-            return execute_embedded(db, command, self._lock)
+        lock = self._lock
+        if lock is not None:
+            return self._guarded(lambda: execute_embedded(db, command, lock))
         guard, self._unguarded = self._unguarded, None
         if guard is not None:
             await anext(guard)  # started in this loop, so the loop finalizes it before it closes
@@ -81,7 +81,7 @@ class AsyncMongoBackend(MongoStore):
             pending = self._invoke(db, call)
             # Motor's and PyMongo's async cursors both take to_list(None) for "everything".
             return driver_reply(command, call, await pending.to_list(None) if call.cursor else await pending)
-        except PyMongoError as exc:
+        except DRIVER_ERRORS as exc:
             return self._failed(command, call, exc)
 
     async def close(self) -> None:

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from gridfs import AsyncGridFSBucket, GridFSBucket
-from pymongo.errors import ConfigurationError, PyMongoError
+from pymongo.errors import ConfigurationError
 from typing_extensions import Self
 
 from ..core.commands import Command
@@ -18,7 +18,7 @@ from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
 from ..core.operations import Operations
 from ..errors import InvalidArgumentError, NotShareableError, WrongProcessError, WrongTypeError
 from ..notes import say_once
-from .driver import Call, error_reply, translate
+from .driver import DRIVER_ERRORS, Call, error_reply, translate
 from .embedded import embedded_lock, in_child_process, is_embedded
 from .targets import check_uri, database_from_uri, describe_hosts, is_mock_uri
 
@@ -170,7 +170,7 @@ class MongoStore:
                 target = self._handles[key] = _bucket(db, call.collection) if call.bucket else db[call.collection]
         return getattr(target, call.method)(*call.args, **(call.kwargs or {}))
 
-    def _failed(self, command: Command, call: Call, exc: PyMongoError) -> Any:
+    def _failed(self, command: Command, call: Call, exc: Exception) -> Any:
         """The reply a driver error stands for (a duplicate key), or the library error it translates to."""
         reply = error_reply(command, call, exc)
         if reply is None:
@@ -205,7 +205,7 @@ class MongoStore:
         """``call()`` with driver errors translated (opening a client can fail: a bad URI, an SRV name)."""
         try:
             return call()
-        except PyMongoError as exc:
+        except DRIVER_ERRORS as exc:
             raise translate(exc, self.hosts, self._timeout()) from exc
 
     def __getstate__(self) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from pydantic import BaseModel
 from ..behaviors import SetBehavior
 from ..core.commands import Batch, Command
 from ..core.loading import UNREADABLE, report_skipped
+from ..core.names import optional_namespace
 from ..core.operations import Operation, Operations
 from ..errors import InvalidArgumentError, MongoResultsError, WrongTypeError
-from ..core.names import optional_namespace
 from ..ids import ResultId, canonical_id, canonical_prefix
 
 __all__ = ["AsyncSeedBackend", "CallBackend", "Raised", "SeedBackend", "behavior_enum"]
