@@ -323,6 +323,8 @@ def test_postgresql_stopped_during_set_many_is_an_interruption_not_a_refusal(
     items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(5000)]
     uri = server.uri + "?serverSelectionTimeoutMS=1500"
     stopper = StopPostgresOnAck(server, nth=1)
+    rm = ResultsManager(backend=MongoBackend(uri, database=database))
+    rm.set("alone/0", Metrics(loss=0, accuracy=0))  # its namespace prepared: a later set sends only its write
     try:
         error = interrupt_set_many(uri, stopper, items, behavior, flavour, database)
         assert stopper.stopped
@@ -334,7 +336,6 @@ def test_postgresql_stopped_during_set_many_is_an_interruption_not_a_refusal(
         assert decided and error.unknown and error.not_sent
         assert sorted([*decided, *error.unknown, *error.not_sent]) == list(range(len(items)))
         assert all(error.outcomes[i] is True for i in decided)  # a fresh database: every decided item was written
-        rm = ResultsManager(backend=MongoBackend(uri, database=database))
         with pytest.raises(StoreUnavailableError, match="unavailable for now") as read:
             rm.list_ids("bulk")
         assert not isinstance(read.value, (OutcomeUnknownError, ValueError))  # a read applies nothing
