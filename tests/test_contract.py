@@ -260,8 +260,12 @@ class StoreMachine(RuleBasedStateMachine):
 
 def limited(manager: ResultsManager) -> ResultsManager:
     """The manager with the servers' document limit lowered, so Big results go through GridFS."""
-    ops = manager.backend.operations()
-    ops.engine = dataclasses.replace(manager.engine(), max_document=LIMIT)
+    engine = manager.engine()  # asked first: an async store's operations belong to the loop that asked
+    manager.backend.operations().engine = dataclasses.replace(engine, max_document=LIMIT)
+    register()
+    manager.set("limited", Big(x=0, blob=b"\x01" * 6000), SetBehavior.OVERWRITE)
+    assert "gridfs" in manager.documents("limited")[0], "the lowered limit is in force"
+    manager.delete("limited")
     return manager
 
 
