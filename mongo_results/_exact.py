@@ -3,14 +3,18 @@
 ``encode_model`` proves every encoding by reading it back through the model
 class. For a class built only from str, int, float, bool, None, lists, str-keyed
 dicts and nested models of the same kind, with no validators, constraints,
-serializers, computed or extra fields, that proof holds for any dump whose
-values have exactly the declared types: such a dump comes back identical.
-The encoder checks those types as it goes and gives up on the first surprise
-(a model mutated without validation, an int beyond 64 bits, a key that needs
-escaping), and the caller falls back to the general, verified path.
+serializers, computed or extra fields, that proof holds for any instance whose
+values (nested models included) have exactly the declared types: such an
+instance comes back equal. The encoder reads the instance, checks those types
+as it goes and gives up on the first surprise (a model mutated without
+validation, a subclass instance in a field, an int beyond 64 bits, a key that
+needs escaping), and the caller falls back to the general, verified path.
 
 Each class also gets a canonicaliser that yields exactly what
 ``encoding._canonical`` would (sorted keys), for the content digest.
+
+The verified path's comparison of a model with the one rebuilt from its
+stored form (``model_difference``) lives here too.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields, is_dataclass
+from datetime import datetime, time
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from bson.int64 import Int64
 from pydantic import BaseModel
 
-__all__ = ["Compiled", "Mismatch", "exact_encoder"]
+__all__ = ["Compiled", "Mismatch", "difference", "exact_encoder", "model_difference"]
 
 Fn = Callable[[Any], Any]
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_ABSENT = object()  # a field missing from an instance (model_construct without it)
 _LEAF_KEYS = {"type", "metadata", "ref"}
 _FIELD_KEYS = {"type", "schema", "metadata", "frozen", "validation_alias", "serialization_alias"}
 _MODEL_KEYS = {"type", "cls", "config", "custom_init", "metadata", "ref", "root_model", "schema", "generic_origin"}
@@ -49,7 +57,7 @@ _NEUTRAL_CONFIG = {
 
 
 class Compiled(NamedTuple):
-    """``encode`` turns a dump into stored data; ``canon`` (None: the identity) orders it for the digest.
+    """``encode`` turns an instance into stored data; ``canon`` (None: the identity) orders it for the digest.
 
     ``keyed``: the schema holds a dict somewhere, whose stored keys may be escaped.
     """
@@ -60,7 +68,7 @@ class Compiled(NamedTuple):
 
 
 class Mismatch(Exception):
-    """A dumped value is not of the type its schema declares: use the verified path."""
+    """A value is not of the type its schema declares: use the verified path."""
 
 
 class _NotExact(Exception):
@@ -225,8 +233,15 @@ def _model(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], see
     grouped = {name for _, group, _ in leaves for name in group}
     others = [(name, c.encode) for name, c in fields.items() if name not in grouped]
 
-    def encode(v: Any) -> Any:
-        if type(v) is not dict or list(v) != names:
+    cls = schema["cls"]
+
+    def encode(model: Any) -> Any:
+        # The instance, not its dump: a dump of a subclass in a field of its base class
+        # drops the subclass's fields, which only the instance's exact type shows.
+        if type(model) is not cls:
+            raise Mismatch
+        v = model.__dict__
+        if list(v) != names:
             raise Mismatch
         out = dict(v)
         for kind, group, get in leaves:
@@ -265,7 +280,7 @@ _cache: weakref.WeakKeyDictionary[type[BaseModel], Compiled | None] = weakref.We
 
 
 def exact_encoder(cls: type[BaseModel]) -> Compiled | None:
-    """The compiled encoder of a model class's dump, or None when the class needs the verified path."""
+    """The compiled encoder of a model class's instances, or None when the class needs the verified path."""
     try:
         return _cache[cls]
     except KeyError:
@@ -276,3 +291,75 @@ def exact_encoder(cls: type[BaseModel]) -> Compiled | None:
         compiled = None
     _cache[cls] = compiled
     return compiled
+
+
+def _came_back(a: Any, b: Any, path: str) -> str:
+    return f"{path}: {a!r} would come back as {b!r}"
+
+
+def difference(a: Any, b: Any, path: str) -> str | None:
+    """Where a value and the one rebuilt from its stored form differ, or None when they are equal.
+
+    Stricter than ``==`` where ``==`` forgives a change: types must match, NaN equals NaN,
+    decimals keep their digits, and times their UTC offset.
+    """
+    if type(a) is not type(b):
+        return _came_back(a, b, path)
+    if isinstance(a, BaseModel):
+        return model_difference(a, b, path)
+    if isinstance(a, dict):
+        if len(a) != len(b):
+            return f"{path}: keys {list(a)!r} would come back as {list(b)!r}"
+        for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True):
+            where = f"{path}.{ka}" if path else str(ka)
+            found = difference(ka, kb, f"{where}<key>") or difference(va, vb, where)
+            if found:
+                return found
+        return None
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return _came_back(a, b, path)
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(a, (set, frozenset)):
+        if a == b:
+            return None
+        # NaN is never equal to itself: a set of them is equal when the rest is and the count is.
+        nans = [sum(1 for v in s if isinstance(v, float) and math.isnan(v)) for s in (a, b)]
+        rest = [{v for v in s if not (isinstance(v, float) and math.isnan(v))} for s in (a, b)]
+        return None if nans[0] == nans[1] and rest[0] == rest[1] else _came_back(a, b, path)
+    if isinstance(a, float) and math.isnan(a) and math.isnan(b):
+        return None
+    if isinstance(a, Decimal):
+        return None if a.compare_total(b) == 0 else _came_back(a, b, path)
+    if isinstance(a, (datetime, time)) and a.utcoffset() != b.utcoffset():
+        return _came_back(a, b, path)  # equal instants with another offset are not the same value
+    if is_dataclass(a):
+        return difference(
+            {f.name: getattr(a, f.name) for f in fields(a)}, {f.name: getattr(b, f.name) for f in fields(a)}, path
+        )
+    return None if a == b else _came_back(a, b, path)
+
+
+def model_difference(a: BaseModel, b: BaseModel, path: str) -> str | None:
+    """Field by field as pydantic's ``==`` compares models (fields, extra and private values)."""
+    prefix = f"{path}." if path else ""
+    da, db = a.__dict__, b.__dict__
+    for name in type(a).__pydantic_fields__:
+        found = difference(da.get(name, _ABSENT), db.get(name, _ABSENT), prefix + name)
+        if found:
+            return found
+    extra = a.__pydantic_extra__, b.__pydantic_extra__
+    if extra[0] != extra[1]:
+        found = difference(extra[0] or {}, extra[1] or {}, path)
+        if found:
+            return f"{found} (an extra field)"
+    private = a.__pydantic_private__, b.__pydantic_private__
+    if private[0] != private[1]:
+        found = difference(private[0] or {}, private[1] or {}, path)
+        if found:
+            return f"{found} (a private attribute, which is not stored)"
+    return None

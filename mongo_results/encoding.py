@@ -4,9 +4,10 @@ The encoding is value-directed and lossless by construction: native BSON types
 where they are exact (Int64, double, Decimal128, Binary for bytes and UUID,
 embedded documents and arrays), pydantic's own string form for everything
 else it serialises (dates, times, durations, paths, IP addresses, URLs).
-``encode_model`` then reads its output back through the model class and
-refuses the value if anything would come back different, so a model is
-either stored faithfully or not at all. Classes whose round trip is exact by
+``encode_model`` then rebuilds the model from its output and refuses it
+unless that equals the model it was given (models, not dumps: a dump can
+leave out or alter what the model holds), so a model is either stored
+faithfully or not at all. Classes whose round trip is exact by
 construction skip the read-back (``_exact``), with the same result.
 """
 
@@ -33,7 +34,7 @@ from bson.json_util import JSONMode, JSONOptions
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ._exact import Mismatch, exact_encoder
+from ._exact import Mismatch, exact_encoder, model_difference
 from .errors import CorruptResultError, LossyValueError, UnsupportedTypeError
 
 __all__ = [
@@ -178,6 +179,10 @@ def _decode(value: Any) -> Any:
         return value.to_decimal()
     if kind is Binary:
         return value.as_uuid() if value.subtype == 4 else bytes(value)
+    if kind is float and value != value:
+        # Every store but the embedded one hands back a new NaN object; verification must see
+        # one too, or an Enum whose value is NaN passes by identity here and never reads back.
+        return float("nan")
     return value
 
 
@@ -208,33 +213,6 @@ def content_digest(model_type: str, data: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical_bytes(model_type, data)).hexdigest()[:32]
 
 
-def _difference(a: Any, b: Any, path: str) -> str | None:
-    """Where two dumped values differ, or None when they are the same value of the same type."""
-    if type(a) is not type(b):
-        return f"{path}: {a!r} would come back as {b!r}"
-    if isinstance(a, dict):
-        if list(a) != list(b):
-            return f"{path}: keys {list(a)!r} would come back as {list(b)!r}"
-        for k in a:
-            found = _difference(a[k], b[k], f"{path}.{k}" if path else str(k))
-            if found:
-                return found
-        return None
-    if isinstance(a, (list, tuple)):
-        if len(a) != len(b):
-            return f"{path}: {a!r} would come back as {b!r}"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _difference(x, y, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    if isinstance(a, float) and math.isnan(a) and math.isnan(b):
-        return None
-    if isinstance(a, Decimal):
-        return None if a.compare_total(b) == 0 else f"{path}: {a!r} would come back as {b!r}"
-    return None if a == b else f"{path}: {a!r} would come back as {b!r}"
-
-
 def encode_value(value: Any, *, decimal128: bool = True) -> Any:
     """One value as a field of that type is stored, so a filter on it matches the stored form."""
     return _encode(value, "value", _Options(False, decimal128))
@@ -259,29 +237,41 @@ def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: b
 
 
 def _encode_model(model: BaseModel, store_secrets: bool, decimal128: bool) -> EncodedModel:
-    dumped = model.model_dump()
     exact = exact_encoder(type(model))
     if exact is not None:
         try:
-            data = exact.encode(dumped)
+            data = exact.encode(model)
         except Mismatch:
             pass
         else:
             canonical = data if exact.canon is None else exact.canon(data)
             raw = bson.encode({"t": type(model).__name__, "d": canonical}, codec_options=CODEC_OPTIONS)
             return EncodedModel(type(model).__name__, data, hashlib.sha256(raw).hexdigest()[:32], len(raw))
+    try:
+        dumped = model.model_dump()
+    except PydanticSerializationError as exc:
+        raise UnsupportedTypeError(f"{type(model).__name__} cannot be serialised: {exc}") from exc
     return encode_verified(model, dumped, store_secrets=store_secrets, decimal128=decimal128)
 
 
-def encode_verified(model: BaseModel, dumped: dict[str, Any], *, store_secrets: bool, decimal128: bool) -> EncodedModel:
-    """The general path: encode by value, then read back through the model class and compare."""
-    data: dict[str, Any] = _encode(dumped, "", _Options(store_secrets, decimal128))
+def encode_verified(model: BaseModel, dumped: Any, *, store_secrets: bool, decimal128: bool) -> EncodedModel:
+    """The general path: encode by value, rebuild the model from that, and compare it with ``model``."""
     model_type = type(model).__name__
+    if not isinstance(dumped, dict):
+        # A result's data is a document; a RootModel of a list or a number, or a
+        # model_serializer that returns something else, has no field to store it under.
+        raise UnsupportedTypeError(
+            f"{model_type} serialises to {type(dumped).__name__}, not to a dict of fields: "
+            "only models that serialise to a dict can be stored (hold the value in a field)"
+        )
+    data: dict[str, Any] = _encode(dumped, "", _Options(store_secrets, decimal128))
     try:
-        restored = type(model).model_validate(decode_data(data), by_alias=False, by_name=True)
+        restored = type(model).model_validate(_fields_of(type(model), decode_data(data)), by_alias=False, by_name=True)
     except ValidationError as exc:
         raise LossyValueError(f"{model_type} cannot be stored faithfully: it does not read back ({exc})") from exc
-    found = _difference(dumped, restored.model_dump(), "")
+    # The models, not their dumps: a dump can hide what it leaves out (excluded fields, a
+    # subclass's fields, private attributes) or what a serializer changed.
+    found = model_difference(model, restored, "")
     if found is not None:
         raise LossyValueError(f"{model_type} cannot be stored faithfully: field {found}")
     raw = _canonical_bytes(model_type, data)
@@ -334,6 +324,13 @@ def unescape_tree(value: Any) -> Any:
     return map_keys(value, unescape_key)
 
 
+def _fields_of(model_class: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """Stored data less the computed fields it keeps for queries: validation would take them
+    for extra fields (refused with ``extra="forbid"``, kept as extras with ``"allow"``)."""
+    computed = model_class.__pydantic_computed_fields__
+    return {k: v for k, v in data.items() if k not in computed} if computed else data
+
+
 def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str) -> T:
     """Validate stored data into ``model_class``; a failure names the result id."""
     exact = exact_encoder(model_class)
@@ -345,7 +342,7 @@ def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str)
         except ValidationError:
             pass
     try:
-        return model_class.model_validate(decode_data(data), by_alias=False, by_name=True)
+        return model_class.model_validate(_fields_of(model_class, decode_data(data)), by_alias=False, by_name=True)
     except ValidationError as exc:
         details: list[Any] = [
             {"type": e["type"], "loc": e["loc"], "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})}

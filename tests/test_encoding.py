@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import bson
 import pytest
 from bson import json_util
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    RootModel,
+    SerializeAsAny,
+    computed_field,
+    create_model,
+    field_serializer,
+    field_validator,
+    model_serializer,
+)
 
-from mongo_results import LossyValueError, ResultsManager, SetBehavior
+from mongo_results import LossyValueError, MongoResultsError, ResultsManager, SetBehavior, UnsupportedTypeError
+from mongo_results._exact import difference as encoding_difference
 from mongo_results._exact import exact_encoder
 from mongo_results.encoding import (
     JSON_OPTIONS,
@@ -292,3 +307,182 @@ def test_a_decimal_with_35_digits_ending_in_zero_is_kept_exactly(value: str) -> 
     stored = through_bson(encode_model(D(dec=Decimal(value))).data)["dec"]
     back = D.model_validate({"dec": stored.to_decimal() if hasattr(stored, "to_decimal") else Decimal(stored)})
     assert back.dec.compare_total(Decimal(value)) == 0  # the same digits, trailing zeros included
+
+
+# -- the write-time check compares models, not dumps ------------------------------------
+
+
+class Base(BaseModel):
+    a: int = 1
+
+
+class Child(Base):
+    extra: str = "x"
+
+
+class HoldsBase(BaseModel):
+    base: Base
+    many: list[Base] = []
+
+
+class Excluded(BaseModel):
+    a: int = 0
+    hidden: int = Field(default=0, exclude=True)
+
+
+class Rounded(BaseModel):
+    v: Annotated[float, PlainSerializer(lambda v: round(v, 2))]
+
+
+class NanValued(enum.Enum):
+    NAN = float("nan")
+
+
+class HoldsNanEnum(BaseModel):
+    e: NanValued
+
+
+class FieldSerialized(BaseModel):
+    x: float
+
+    @field_serializer("x")
+    def whole(self, v: float) -> float:
+        return float(round(v))
+
+
+class ModelSerialized(BaseModel):
+    x: int
+
+    @model_serializer
+    def shifted(self) -> dict[str, Any]:
+        return {"x": self.x + 1}
+
+
+class Private(BaseModel):
+    x: int = 0
+    _cache: int = PrivateAttr(default=0)
+
+
+class AsAny(BaseModel):
+    b: SerializeAsAny[Base]
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    a: int = 0
+
+
+class AnyKeys(BaseModel):
+    d: dict[Any, Any]
+
+
+class Checked(BaseModel):
+    model_config = ConfigDict(validate_assignment=True)
+    n: int = Field(ge=0)
+
+
+def _private() -> Private:
+    model = Private(x=1)
+    model._cache = 5
+    return model
+
+
+def _invalid() -> Checked:
+    model = Checked(n=1)
+    model.__dict__["n"] = -1  # past validate_assignment
+    return model
+
+
+CHANGED_ON_THE_WAY_BACK = {
+    "subclass-in-field": lambda: HoldsBase(base=Child(a=2, extra="y")),
+    "subclass-in-list": lambda: HoldsBase(base=Base(), many=[Base(), Child()]),
+    "excluded-field": lambda: Excluded(a=1, hidden=5),
+    "plain-serializer": lambda: Rounded(v=1.2345),
+    "enum-valued-nan": lambda: HoldsNanEnum(e=NanValued.NAN),
+    "field-serializer": lambda: FieldSerialized(x=1.5),
+    "model-serializer": lambda: ModelSerialized(x=1),
+    "private-attribute": _private,
+    "serialize-as-any": lambda: AsAny(b=Child()),
+    "extra-datetime": lambda: Open(a=1, when=datetime(2026, 1, 1)),  # type: ignore[call-arg]
+    "extra-tuple": lambda: Open(t=(1, 2)),  # type: ignore[call-arg]
+    "int-key-in-bare-dict": lambda: AnyKeys(d={1: "one"}),
+    "invalid-after-assignment": _invalid,
+}
+
+
+def test_exact_classes_refuse_a_subclass_in_a_field() -> None:
+    assert exact_encoder(HoldsBase) is not None  # the compiled path, not only the verified one
+    with pytest.raises(LossyValueError, match="base: Child"):
+        encode_model(HoldsBase(base=Child()))
+
+
+@pytest.mark.parametrize("case", list(CHANGED_ON_THE_WAY_BACK))
+def test_set_refuses_a_model_that_would_come_back_changed(rm: ResultsManager, case: str) -> None:
+    model = CHANGED_ON_THE_WAY_BACK[case]()
+    with pytest.raises(LossyValueError):
+        rm.set("changed/1", model)
+    assert not rm.exists("changed/1")
+    outcomes = rm.set_many([("changed/ok", Counted(n=1)), ("changed/2", model), ("changed/ok2", Counted(n=2))])
+    assert outcomes[0] is True and outcomes[2] is True
+    assert isinstance(outcomes[1], LossyValueError)
+    assert rm.list_ids("changed") == ["changed/ok", "changed/ok2"]
+
+
+class Computed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def double(self) -> int:
+        return self.x * 2
+
+
+class OpenComputed(Computed):
+    model_config = ConfigDict(extra="allow")
+
+
+class Aliased(BaseModel):
+    value: int = Field(alias="v")  # validate_by_name off
+
+
+class Floats(BaseModel):
+    zeros: frozenset[float]
+    keyed: dict[int, str]
+    f: float
+
+
+ROUND_TRIPS = {
+    "computed-field-forbid": lambda: Computed(x=2),
+    "computed-field-allow": lambda: OpenComputed(x=2, y="extra"),  # type: ignore[call-arg]
+    "extra-int": lambda: Open(a=1, z=3),  # type: ignore[call-arg]
+    "alias": lambda: Aliased(v=3),
+    "private-default": lambda: Private(x=1),
+    "as-any-of-its-class": lambda: AsAny(b=Base(a=4)),
+    "zeros-and-int-keys": lambda: Floats(zeros=frozenset({-0.0, 0.0}), keyed={1: "a", -2: "b"}, f=-0.0),
+    "nan-float": lambda: Floats(zeros=frozenset({math.nan, 1.0}), keyed={}, f=math.nan),
+    "root-of-a-dict": lambda: RootModel[dict[str, int]]({"a": 1}),
+}
+
+
+@pytest.mark.parametrize("case", list(ROUND_TRIPS))
+def test_models_that_come_back_equal_are_stored(rm: ResultsManager, engine: str, case: str) -> None:
+    if case == "nan-float" and engine == "ferretdb1":
+        pytest.skip("FerretDB 1.x refuses NaN (README, compatibility)")
+    model = ROUND_TRIPS[case]()
+    assert rm.set("same/1", model)
+    back = rm.get("same/1", type(model))
+    assert back == model or case == "nan-float"  # NaN != NaN
+    assert encoding_difference(back, model, "") is None  # types, NaN, offsets too
+
+
+def test_a_model_that_does_not_serialise_to_a_dict_is_refused_alone(rm: ResultsManager) -> None:
+    with pytest.raises(UnsupportedTypeError, match="not to a dict"):
+        rm.set("root/1", RootModel[int](5))
+    assert not rm.exists("root/1")
+    outcomes = rm.set_many(
+        [("root/ok", Counted(n=1)), ("root/2", RootModel[list[int]]([1])), ("root/ok2", Counted(n=2))]
+    )
+    assert outcomes[0] is True and outcomes[2] is True
+    assert isinstance(outcomes[1], UnsupportedTypeError) and isinstance(outcomes[1], MongoResultsError)
+    assert rm.list_ids("root") == ["root/ok", "root/ok2"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from mongo_results import InvalidArgumentError, MongoBackend, MongoResultsError, ResultsManager, register_model
 from mongo_results.core.commands import Command, Find
@@ -452,4 +452,56 @@ def test_a_filter_a_store_refuses_is_a_library_error(kind: str, request: pytest.
             backend.execute(Find(collection, {"data.s": "x" * (17 << 20)}))
     if kind == "mongomock":
         rm.clear()
+
+
+class Inner(BaseModel):
+    b: int
+
+
+def test_to_dataframe_never_merges_two_keys_into_one_column(rm: ResultsManager) -> None:
+    class Keyed(BaseModel):
+        d: dict[str, Any]
+        inner: Inner
+
+    Dotted = create_model("Dotted", **{"a.b": (int, ...), "a": (Inner, ...)})  # type: ignore[call-overload]
+    rm.set("keys/1", Keyed(d={"a.b": 1, "a": {"b": 2}}, inner=Inner(b=3)))
+    table = rm.to_dataframe("keys", Keyed)
+    assert list(table.columns) == ["d", "inner.b"]  # a dict field is one column; nested models are dotted
+    assert table.loc["keys/1", "d"] == {"a.b": 1, "a": {"b": 2}}
+    rm.set("dots/1", Dotted(**{"a.b": 1, "a": Inner(b=2)}))
+    table = rm.to_dataframe("dots", Dotted)
+    assert table.loc["dots/1"].to_dict() == {"a%2Eb": 1, "a.b": 2}  # a dot in a field name is escaped
+
+
+@pytest.mark.parametrize("kind", ["file", "mongomock"])
+def test_to_dataframe_reads_each_result_once(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mongomock.collection
+
+    from mongo_results.executors import embedded, file_tree
+
+    from .conftest import make_manager
+
+    examined = [0]
+
+    def counted(function: Any) -> Any:
+        def count(*args: Any, **kwargs: Any) -> Any:
+            examined[0] += 1
+            return function(*args, **kwargs)
+
+        return count
+
+    # What a page costs: the files it reads, or the documents the embedded store's filter looks at.
+    monkeypatch.setattr(file_tree.FileTree, "read", staticmethod(counted(file_tree.FileTree.read)))
+    for module, name in [(embedded, "matches"), (embedded, "evaluate"), (mongomock.collection, "filter_applies")]:
+        monkeypatch.setattr(module, name, counted(getattr(module, name)))
+    rm = make_manager(kind, request, tmp_path)
+    count = 400
+    rm.set_many([(f"lin/{i:04d}", Inner(b=i)) for i in range(count)])
+    examined[0] = 0
+    table = rm.to_dataframe("lin", Inner, batch_size=20)  # 20 pages
+    assert len(table) == count and table["b"].tolist() == list(range(count))
+    # A count, then each result once; a page that went over the whole store cost 20 times more.
+    assert examined[0] <= 3 * count
     rm.close()

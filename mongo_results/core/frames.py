@@ -28,7 +28,7 @@ def frame(
     batch_size: int,
     progress: Callable[[int, int], None],
 ) -> Operation[Any]:
-    """The results as a DataFrame: the result id as index, the model's fields as columns (nested ones dotted).
+    """The results as a DataFrame: the result id as index, the model's fields as columns (nested models' dotted).
 
     ``progress(done, total)`` is called after each page.
     """
@@ -49,12 +49,37 @@ def frame(
             model = load(doc, model_class, namespace, None)
             assert model is not None  # no skipped list: a result that does not load raises
             ids.append(doc["_id"])
-            rows.append(model.model_dump(mode="python"))
+            rows.append(_row(model, model.model_dump(mode="python"), "", {}))
         progress(len(ids), total)
         return []
         yield  # sends nothing
 
     yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=translated), take)
-    table = pandas.json_normalize(rows) if rows else pandas.DataFrame()
-    table.index = pandas.Index(ids, name="id", dtype=object)
-    return table
+    # One construction for the whole read: the rows are plain dicts, flattened already.
+    return pandas.DataFrame(rows, index=pandas.Index(ids, name="id", dtype=object))
+
+
+def _row(model: BaseModel, dumped: dict[str, Any], prefix: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A model's dump as one row: nested models' fields as dotted columns, anything else (a dict
+    field included) as one column.
+
+    Flattening dicts too (as ``pandas.json_normalize`` does) would put the key ``"a.b"`` and
+    the key ``"b"`` of ``"a"`` in one column, and one value would be lost. A name with a dot
+    is %-escaped, so no two fields share a column either. Nested models come after the plain
+    fields, in the order ``json_normalize`` gave.
+    """
+    nested = []
+    values = model.__dict__
+    for key, value in dumped.items():
+        inner = values.get(key)
+        if isinstance(inner, BaseModel) and isinstance(value, dict):
+            nested.append((key, inner, value))
+        else:
+            row[prefix + _column(key)] = value
+    for key, inner, value in nested:
+        _row(inner, value, f"{prefix}{_column(key)}.", row)
+    return row
+
+
+def _column(name: str) -> str:
+    return name.replace("%", "%25").replace(".", "%2E") if "." in name or "%" in name else name

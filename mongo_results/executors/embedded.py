@@ -5,18 +5,34 @@ mongomock is imported here only, when a ``mongomock://`` store is opened.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import itertools
 import multiprocessing
 import os
 import threading
 import weakref
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ..core.commands import BulkWrite, Command, DuplicateKey, Find, Insert, ListCollections, Written
+from ..core.commands import (
+    BY_ID,
+    BulkWrite,
+    Command,
+    CountDocuments,
+    DuplicateKey,
+    Find,
+    FindOne,
+    Insert,
+    ListCollections,
+    Written,
+)
+from ..errors import InvalidArgumentError
 from .driver import call_for, driver_reply, error_reply
-from .matching import evaluate, ordered, project, touches_data
+from .matching import evaluate, matches, ordered, project, touches_data
 
 __all__ = ["embedded_lock", "execute_embedded", "in_child_process", "is_embedded", "mock_client"]
 
@@ -81,6 +97,11 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
         target = db if call.collection is None else db[call.collection]
         if isinstance(command, BulkWrite):
             return _bulk_one_by_one(target, command)
+        if isinstance(command, (Find, FindOne, CountDocuments)):
+            found = _by_id(target, command.filter)
+            if found is not None:
+                with contextlib.suppress(InvalidArgumentError):  # an operator only mongomock's find knows
+                    return _reply(command, found)
         if isinstance(command, Find) and touches_data(command.filter):
             return _find_in_python(target, command)
         if isinstance(command, ListCollections):  # mongomock has no views, nor a filter on the type
@@ -93,6 +114,52 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
             if reply is None:
                 raise
             return reply
+
+
+def _by_id(collection: Any, query: Mapping[str, Any]) -> Iterator[dict[str, Any]] | None:
+    """The documents matching a filter with an ``_id`` bound, in id order, looked up by id; None without one.
+
+    mongomock's find examines every document of the collection, so each keyset page of a
+    read and each get would cost the whole collection; its documents are kept in a dict by
+    ``_id``, which answers an ``_id`` bound the way a server's index does.
+    """
+    cond = query.get("_id")
+    store = getattr(getattr(collection, "_store", None), "_documents", None)
+    if cond is None or not isinstance(store, dict):
+        return None
+    if isinstance(cond, str):
+        ids: Iterable[Any] = [cond]
+    elif isinstance(cond, Mapping) and isinstance(cond.get("$in"), list) and len(cond) == 1:
+        ids = sorted({r for r in cond["$in"] if isinstance(r, str)})
+    elif isinstance(cond, Mapping) and cond and set(cond) <= {"$gt", "$gte", "$lt"}:
+        if not all(isinstance(v, str) for v in cond.values()):
+            return None
+        low, high = cond.get("$gt", cond.get("$gte", "")), cond.get("$lt")
+        inside = [k for k in store if type(k) is str and k >= low and (high is None or k < high)]
+        ids = sorted(inside)
+    else:
+        return None
+    full = touches_data(query)
+    return (
+        doc
+        for doc in map(store.get, ids)
+        if doc is not None and (evaluate(query, doc) if full else matches(doc, query))
+    )
+
+
+def _reply(command: Find | FindOne | CountDocuments, found: Iterator[dict[str, Any]]) -> Any:
+    if isinstance(command, CountDocuments):
+        return sum(1 for _ in found)
+    if isinstance(command, FindOne):
+        first = next(found, None)
+        return None if first is None else copy.deepcopy(project(first, command.projection))
+    if command.sort and command.sort != BY_ID:
+        docs = ordered(list(found), command.sort)
+        found = iter(docs[: command.limit] if command.limit else docs)
+    elif command.limit:
+        found = itertools.islice(found, command.limit)  # in id order: the page ends at the limit
+    # Copies, as mongomock's find gives: a caller's changes never reach the store.
+    return [copy.deepcopy(project(doc, command.projection)) for doc in found]
 
 
 def _find_in_python(collection: Any, command: Find) -> list[dict[str, Any]]:

@@ -137,15 +137,36 @@ class FileTree:
             elif entry.is_file(follow_symlinks=False):
                 yield entry
 
-    def results(self, under: str) -> Iterator[tuple[str, Path]]:
-        """``(id, file)`` of every result file in the directory of the id prefix ``under`` ("" for all)."""
+    def results(self, under: str, after: str = "") -> Iterator[tuple[str, str]]:
+        """``(id, file)`` of every result file in the directory of the id prefix ``under`` ("" for all)
+        whose id sorts after ``after``.
+
+        Names only, no ``Path`` per file: a keyset page lists the directory again, and the files
+        before its bound are passed over without building anything.
+        """
         top = self.root.joinpath(*under.split("/")) if under else self.root
         if under and (top.is_symlink() or not self.inside(top)):
             return
-        for entry in self.files(top):
-            if entry.name.endswith(SUFFIX) and not entry.name.startswith("."):
-                path = Path(entry.path)
-                yield path.relative_to(self.root).as_posix()[: -len(SUFFIX)], path
+        yield from self._results(str(top), under, after)
+
+    def _results(self, top: str, rid_prefix: str, after: str) -> Iterator[tuple[str, str]]:
+        try:
+            entries = list(os.scandir(top))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return
+        prefix = rid_prefix + "/" if rid_prefix else ""
+        for entry in entries:
+            full = prefix + entry.name
+            # A file's id and every id in a directory sort before its name followed by "0"
+            # ("/" precedes "0"): the entries a page has gone past cost one comparison.
+            if full + "0" <= after:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._results(entry.path, full, after)
+            elif full.endswith(SUFFIX) and not entry.name.startswith("."):
+                rid = full[: -len(SUFFIX)]
+                if rid > after and entry.is_file(follow_symlinks=False):
+                    yield rid, entry.path
 
     def leftovers(self) -> list[Path]:
         """Temporary files of writers that were killed mid-write (never a visible result)."""

@@ -85,7 +85,7 @@ class FileBackend:
             )
         return doc
 
-    def _candidates(self, query: Mapping[str, Any]) -> Iterator[tuple[str, Path]]:
+    def _candidates(self, query: Mapping[str, Any]) -> Iterator[tuple[str, Path | str]]:
         """The files that can match a filter, from its ``_id`` condition (the store's only index)."""
         cond = query.get("_id")
         if isinstance(cond, str):
@@ -101,11 +101,13 @@ class FileBackend:
         if isinstance(low, str) and isinstance(high, str):
             common = os.path.commonprefix([low, high])  # noqa: RUF071 (ids compare as strings)
             under = common.rpartition("/")[0]  # the directory every id between the bounds is in
-        yield from self.tree.results(under)
+        after = cond.get("$gt", "") if isinstance(cond, Mapping) else ""
+        yield from self.tree.results(under, after if isinstance(after, str) else "")
 
     def _find(
-        self, collection: str, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None
+        self, collection: str, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None, limit: int = 0
     ) -> list[dict[str, Any]]:
+        """The matching documents in id order; with ``limit``, the first ``limit`` of them."""
         namespace = None if collection == cmd.EVERY else collection[len(self.collection_prefix) :]
         by_id = {"_id": query["_id"]} if "_id" in query else {}
         # Ids alone across every namespace (list_ids) are answered from file names.
@@ -118,12 +120,14 @@ class FileBackend:
             if by_name:
                 found.append({"_id": rid})
                 continue
-            doc = self._document(rid, path)
+            doc = self._document(rid, Path(path))
             # A file without a namespace (not a result) is in every collection, as on a server
             # a foreign document is in the collection it was put in.
             in_scope = namespace is None or (doc is not None and doc.get("namespace", namespace) == namespace)
             if doc is not None and in_scope and (evaluate(query, doc) if full else matches(doc, query)):
                 found.append(doc)
+                if len(found) == limit:  # a keyset page: reading the files after it would be thrown away
+                    break
         return found
 
     def _holder(self, rid: str) -> tuple[Path, dict[str, Any] | None]:
@@ -176,8 +180,9 @@ class FileBackend:
         """Run one command; its reply."""
         match command:
             case cmd.Find(collection, query, projection, sort, limit):
-                docs = self._find(collection, query, projection)
-                docs = ordered(docs, sort) if sort and sort != cmd.BY_ID else docs  # files come in id order
+                by_id = not sort or sort == cmd.BY_ID  # files come in id order
+                docs = self._find(collection, query, projection, limit if by_id else 0)
+                docs = docs if by_id else ordered(docs, sort)
                 return [project(d, projection) for d in (docs[:limit] if limit else docs)]
             case cmd.FindOne(collection, query, projection):
                 docs = self._find(collection, query)
