@@ -28,7 +28,7 @@ from .behaviors import SetBehavior
 from .core.loading import UNREADABLE, load_model
 from .encoding import JSON_OPTIONS, unescape_tree
 from .errors import InvalidUriError, MongoResultsError
-from .executors import FileBackend, MongoBackend
+from .executors import MongoBackend
 from .executors.targets import check_uri, is_uri
 from .manager import ResultsManager
 from .registry import DEFAULT_NAMESPACE
@@ -277,16 +277,6 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
     report = store.doctor(fix=args.fix)
-    if isinstance(store.backend, FileBackend):  # files of writers killed mid-write: the file store's own repair
-        leftovers = len(store.backend.leftovers())
-        if leftovers and args.fix:
-            report.lines.append(
-                f"  fixed: removed {store.backend.remove_leftovers()} temporary file(s) of writers killed mid-write"
-            )
-        elif leftovers:
-            report.problems += leftovers
-            killed = f"{leftovers} temporary file(s) of writers killed mid-write"
-            report.lines.append(f"  problem: {killed}; run `mongo-results doctor --fix`")
     out.write(f"{report}\n")
     return 1 if report.problems else 0
 

@@ -7,6 +7,7 @@ working after a move to MongoDB.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "SetManyInterruptedError",
     "SkippedResultsWarning",
     "StoreUnavailableError",
+    "StoreWriteError",
+    "UnreadableResultError",
     "UnsupportedTypeError",
     "UpgradeFailedError",
     "WrongProcessError",
@@ -122,6 +125,17 @@ class ModelNotRegisteredError(MongoResultsError, ValueError):
 
 class CorruptResultError(MongoResultsError, ValueError):
     """A stored result lacks its envelope (model type or data), or the GridFS file that holds its large fields."""
+
+
+class UnreadableResultError(CorruptResultError, json.JSONDecodeError):
+    """A file store's result file that is not JSON (truncated, or not ours): ``.pos``, ``.lineno`` say where."""
+
+
+class StoreWriteError(MongoResultsError, OSError):
+    """The file store's disk refused a write (full, read-only, failing): that write stored nothing.
+
+    Built like OSError (``errno``, ``strerror``, ``filename``), so ``errno.ENOSPC`` checks keep working.
+    """
 
 
 class UnsupportedTypeError(MongoResultsError, TypeError):

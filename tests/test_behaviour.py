@@ -157,6 +157,20 @@ def test_exists_delete_clear(rm: ResultsManager) -> None:
     assert rm.set("a/c", B) is True  # usable after clear
 
 
+def test_ids_with_segments_that_start_with_a_dot_are_ids_like_any_other(rm: ResultsManager) -> None:
+    rm.set("runs/.warmup", A)
+    rm.set(".a/b", B)
+    rm.set("runs/1", B)
+    assert rm.get("runs/.warmup") == A and rm.get(".a/b") == B
+    assert rm.exists("runs/.warmup") and rm.exists(".a/b")
+    assert rm.list_ids() == [".a/b", "runs/.warmup", "runs/1"]
+    assert rm.list_ids("runs") == ["runs/.warmup", "runs/1"] and rm.list_ids(".a") == [".a/b"]
+    assert [rid for rid, _ in rm.iter_results()] == [".a/b", "runs/.warmup", "runs/1"]
+    assert rm.delete("runs/.warmup") and not rm.exists("runs/.warmup")
+    rm.clear()
+    assert rm.list_ids() == [] and not rm.exists(".a/b")
+
+
 @pytest.mark.parametrize("spelling", ["a//b/", ["a", "b"], ["a/b"], "/a/b", ("a", "", "b")])
 def test_id_spellings_are_one_id(rm: ResultsManager, spelling: object) -> None:
     rm.set("a/b", A)

@@ -25,14 +25,17 @@ __all__ = [
     "DuplicateKey",
     "Batch",
     "EnsureIndexes",
+    "Failed",
     "Find",
     "FindOne",
     "GetFile",
     "Index",
     "Insert",
+    "Leftovers",
     "ListCollections",
     "ListIndexes",
     "NoMatch",
+    "PartialPage",
     "PutFile",
     "ReadValidator",
     "Refused",
@@ -114,13 +117,21 @@ class BulkWrite:
 
 @dataclass(frozen=True, slots=True)
 class Find:
-    """The documents ``filter`` matches, in ``sort`` order (``(field, 1 | -1)`` pairs), at most ``limit`` (0: all)."""
+    """The documents ``filter`` matches, in ``sort`` order (``(field, 1 | -1)`` pairs), at most ``limit`` (0: all).
+
+    ``page``: a keyset page in id order, which a store may answer with a PartialPage.
+    """
 
     collection: str
     filter: Filter
     projection: Mapping[str, int] | None = None
     sort: tuple[tuple[str, int], ...] = ()
     limit: int = 0
+    page: bool = False
+
+
+class PartialPage(list[dict[str, Any]]):
+    """A page cut short of its limit to bound memory, as a server cuts a cursor's batch: more may follow."""
 
 
 BY_ID: tuple[tuple[str, int], ...] = (("_id", 1),)
@@ -227,6 +238,14 @@ class DeleteFile(_OnFile):
     __slots__ = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Leftovers:
+    """The temporary files of writers killed mid-write (removed first with ``remove``), for stores
+    that write through them (``Engine.temp_files``); answered by their names."""
+
+    remove: bool = False
+
+
 Command = (
     Insert
     | Upsert
@@ -246,6 +265,7 @@ Command = (
     | PutFile
     | GetFile
     | DeleteFile
+    | Leftovers
 )
 
 
@@ -283,4 +303,11 @@ class Refused:
     message: str
 
 
-WriteReply = Written | DuplicateKey | Refused
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """One write of a bulk failed with the error ``set`` raises for it (the file store's clash or disk error)."""
+
+    error: Exception
+
+
+WriteReply = Written | DuplicateKey | Refused | Failed

@@ -46,6 +46,8 @@ class Engine:
     one_keyspace: bool = False
     # A server refuses documents over 16 MiB: larger results keep their largest fields in GridFS.
     max_document: int | None = 16 * 1024 * 1024
+    # Writes go through temporary files, which a writer killed mid-write leaves (doctor names them).
+    temp_files: bool = False
 
     @property
     def label(self) -> str:
@@ -82,7 +84,7 @@ class Engine:
 
 
 EMBEDDED = Engine("mongomock", validators=False, max_document=None)
-FILES = Engine("files", validators=False, one_keyspace=True, max_document=None)
+FILES = Engine("files", validators=False, one_keyspace=True, max_document=None, temp_files=True)
 
 
 def _engine_refusal(value: Any, path: str, engine: Engine, in_array: bool = False) -> str | None:

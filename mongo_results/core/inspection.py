@@ -13,6 +13,7 @@ from .commands import (
     DeleteFile,
     EnsureIndexes,
     Find,
+    Leftovers,
     ListCollections,
     ListIndexes,
     ReadValidator,
@@ -72,7 +73,22 @@ def diagnose(ops: Operations, where: str, *, fix: bool) -> Operation[Report]:
             yield from _check_validator(ops, ns, engine, fix, report)
     if engine.max_document is not None:
         yield from _check_files(ops.prefix, names, ops.clock(), fix, report)
+    if engine.temp_files:
+        yield from _check_leftovers(fix, report)
     return report
+
+
+def _check_leftovers(fix: bool, report: Report) -> Operation[None]:
+    """Temporary files of writers killed mid-write: never read as results, but they take space."""
+    found = yield Leftovers(remove=fix)
+    if not found:
+        return
+    what = f"{len(found)} temporary file(s) of writers killed mid-write"
+    if fix:
+        report.lines.append(f"  fixed: removed {what}")
+    else:
+        report.problems += len(found)
+        report.lines.append(f"  problem: {what}; run `mongo-results doctor --fix`")
 
 
 def _list_foreign(report: Report) -> Operation[None]:

@@ -47,6 +47,8 @@ def load_model(
     """Validate a stored envelope into its model class (resolved through the registry if not given)."""
     model_type = document.get("model_type")
     if not isinstance(model_type, str) or not model_type:
+        if isinstance(document.get("error"), CorruptResultError):
+            raise document["error"]  # the store's own account (the file store's: where the JSON breaks)
         where = f" ({document['source']})" if document.get("source") else ""
         raise CorruptResultError(f"Stored data missing model type information: {result_id!r}{where}")
     if model_class is None:

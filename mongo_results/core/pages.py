@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
-from .commands import BY_ID, Batch, Find
+from .commands import BY_ID, Batch, Find, PartialPage
 from .filters import page_after
 
 __all__ = ["Pages", "each_batch", "in_order"]
@@ -27,10 +27,10 @@ class Pages:
 
     def next_page(self) -> Find:
         page = self.query if self._after is None else page_after(self.query, self._after)
-        return Find(self.collection, page, self.projection, BY_ID, self.size)
+        return Find(self.collection, page, self.projection, BY_ID, self.size, page=True)
 
     def take(self, docs: list[dict[str, Any]]) -> None:
-        self.buffer, self.done = list(docs), len(docs) < self.size
+        self.buffer, self.done = list(docs), len(docs) < self.size and not isinstance(docs, PartialPage)
         if docs:
             self._after = docs[-1]["_id"]
 

@@ -14,7 +14,7 @@ from ..behaviors import SetBehavior, Stored, outcome
 from ..encoding import EncodedModel, encode_model
 from ..errors import MongoResultsError, RejectedByServerError, ResultExistsError, WrongTypeError
 from ..ids import ResultId, segments
-from .commands import DuplicateKey, Insert, Refused, Update, Upsert, Write, Written
+from .commands import DuplicateKey, Failed, Insert, Refused, Update, Upsert, Write, Written
 from .engine import EMBEDDED, Engine, check_engine
 from .large import Spill, file_of, file_state, spill
 from .names import resolve_namespace, validate_namespace
@@ -78,8 +78,10 @@ class SetPlan:
             return False  # an answer; an id held in another namespace (one keyspace) is final too
         return attempt < self.attempts
 
-    def decide(self, reply: Written | DuplicateKey | Refused) -> bool | BaseException:
+    def decide(self, reply: Written | DuplicateKey | Refused | Failed) -> bool | BaseException:
         """One item of a bulk write: the value ``set`` would return, or the exception it would raise."""
+        if isinstance(reply, Failed):
+            return reply.error
         if isinstance(reply, Refused):
             return RejectedByServerError(f"server refused {self.result_id!r} (code {reply.code}): {reply.message}")
         try:

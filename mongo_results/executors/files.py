@@ -20,7 +20,7 @@ from ..core.engine import FILES
 from ..core.names import DEFAULT_COLLECTION_PREFIX
 from ..core.operations import Operations
 from ..encoding import content_digest
-from ..errors import NotAStoreError, StoreNotFoundError
+from ..errors import MongoResultsError, NotAStoreError, StoreNotFoundError, StoreWriteError, UnreadableResultError
 from ..registry import DEFAULT_NAMESPACE
 from .file_tree import FileTree, Unreadable
 from .matching import apply_update, evaluate, matches, ordered, project, touches_data
@@ -28,6 +28,9 @@ from .matching import apply_update, evaluate, matches, ordered, project, touches
 __all__ = ["AsyncFileBackend", "FileBackend"]
 
 _ENVELOPE = ("model_type", "namespace", "data")
+# A keyset page stops after files of about this many bytes, as a server's cursor batch stops at
+# 16 MiB: large results are then read a few at a time, whatever the page size asked for.
+PAGE_BYTES = 8 * 1024 * 1024
 
 
 class FileBackend:
@@ -54,22 +57,26 @@ class FileBackend:
 
     # -- documents ----------------------------------------------------------------------
 
-    def _document(self, rid: str, path: Path) -> dict[str, Any] | None:
-        """The file as a result document shaped like MongoDB's; None when there is no file.
+    def _document(self, rid: str, path: Path) -> tuple[dict[str, Any] | None, int]:
+        """The file as a result document shaped like MongoDB's (None when there is no file), and its size.
 
         A file that is not a result (not JSON, or no envelope) is a document with only its
         id and path, as a foreign document in a collection: listed, never read as a result.
         """
         try:
             envelope = self.tree.read(path)
-        except Unreadable as exc:
-            return {"_id": rid, "path": rid.split("/"), "source": str(exc)}
+        except (Unreadable, UnreadableResultError) as exc:
+            unread: dict[str, Any] = {"_id": rid, "path": rid.split("/"), "source": str(exc)}
+            if isinstance(exc, UnreadableResultError):  # what get raises: where the file stops being JSON
+                unread["error"] = UnreadableResultError(f"Stored result {rid!r}: {exc.msg}", exc.doc, exc.pos)
+            return unread, 0
         if envelope is None:
-            return None
+            return None, 0
         try:
-            changed = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
+            stat = path.stat()
         except FileNotFoundError:
-            return None
+            return None, 0
+        changed = datetime.fromtimestamp(stat.st_mtime, timezone.utc).replace(tzinfo=None)
         doc: dict[str, Any] = {"_id": rid, "path": rid.split("/")}
         model_type, data = envelope.get("model_type"), envelope.get("data")
         if not (isinstance(model_type, str) and model_type and isinstance(data, dict)):
@@ -83,10 +90,10 @@ class FileBackend:
                 created_at=changed,  # a file keeps only its modification time
                 updated_at=changed,
             )
-        return doc
+        return doc, stat.st_size
 
-    def _candidates(self, query: Mapping[str, Any]) -> Iterator[tuple[str, Path | str]]:
-        """The files that can match a filter, from its ``_id`` condition (the store's only index)."""
+    def _candidates(self, query: Mapping[str, Any]) -> Iterator[tuple[str, Path]]:
+        """The files that can match a filter in id order, from its ``_id`` condition (the store's only index)."""
         cond = query.get("_id")
         if isinstance(cond, str):
             yield cond, self.tree.path(cond.split("/"))
@@ -97,42 +104,46 @@ class FileBackend:
             return
         low = cond.get("$gte", cond.get("$gt")) if isinstance(cond, Mapping) else None
         high = cond.get("$lt") if isinstance(cond, Mapping) else None
-        under = ""
-        if isinstance(low, str) and isinstance(high, str):
-            common = os.path.commonprefix([low, high])  # noqa: RUF071 (ids compare as strings)
-            under = common.rpartition("/")[0]  # the directory every id between the bounds is in
-        after = cond.get("$gt", "") if isinstance(cond, Mapping) else ""
-        yield from self.tree.results(under, after if isinstance(after, str) else "")
+        yield from self.tree.results(low if isinstance(low, str) else "", high if isinstance(high, str) else None)
 
     def _find(
-        self, collection: str, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None, limit: int = 0
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        projection: Mapping[str, Any] | None = None,
+        limit: int = 0,
+        page: bool = False,
     ) -> list[dict[str, Any]]:
-        """The matching documents in id order; with ``limit``, the first ``limit`` of them."""
+        """The documents in id order; ``limit`` stops the walk (the files after are not read)."""
         namespace = None if collection == cmd.EVERY else collection[len(self.collection_prefix) :]
         by_id = {"_id": query["_id"]} if "_id" in query else {}
         # Ids alone across every namespace (list_ids) are answered from file names.
         by_name = namespace is None and _about_ids(query) and set(projection or {"data": 0}) <= {"_id"}
         full = touches_data(query)  # a find(): any filter over the data
-        found = []
-        for rid, path in sorted(self._candidates(query)):
+        found: list[dict[str, Any]] = []
+        read = 0
+        for rid, path in self._candidates(query):
+            if limit and len(found) >= limit:
+                break
+            if page and read >= PAGE_BYTES:
+                return cmd.PartialPage(found)
             if not matches({"_id": rid}, query if by_name else by_id):
                 continue  # decided by name, without reading the file
             if by_name:
                 found.append({"_id": rid})
                 continue
-            doc = self._document(rid, Path(path))
+            doc, size = self._document(rid, path)
             # A file without a namespace (not a result) is in every collection, as on a server
             # a foreign document is in the collection it was put in.
             in_scope = namespace is None or (doc is not None and doc.get("namespace", namespace) == namespace)
             if doc is not None and in_scope and (evaluate(query, doc) if full else matches(doc, query)):
                 found.append(doc)
-                if len(found) == limit:  # a keyset page: reading the files after it would be thrown away
-                    break
+                read += size
         return found
 
     def _holder(self, rid: str) -> tuple[Path, dict[str, Any] | None]:
         path = self.tree.path(rid.split("/"))
-        return path, self._document(rid, path)
+        return path, self._document(rid, path)[0]
 
     # -- commands -----------------------------------------------------------------------
 
@@ -161,8 +172,22 @@ class FileBackend:
         self.tree.write(path, {k: new[k] for k in _ENVELOPE})
         return cmd.Written(True)
 
+    def _bulk(self, writes: tuple[cmd.Write, ...]) -> list[cmd.WriteReply]:
+        """Each write decided on its own, as a server's unordered bulk write: one failing stops none."""
+        try:
+            with self.tree.locked():
+                return [self._attempt(w) for w in writes]
+        except StoreWriteError as exc:  # the lock itself could not be taken: nothing was written
+            return [cmd.Failed(exc)] * len(writes)
+
+    def _attempt(self, write: cmd.Write) -> cmd.WriteReply:
+        try:
+            return self._write(write)
+        except MongoResultsError as exc:  # a clash with another result's file or directory, or the disk
+            return cmd.Failed(exc)
+
     def _update(self, collection: str, query: Mapping[str, Any], update: Mapping[str, Any], replace: bool) -> Any:
-        found = self._find(collection, query)
+        found = self._find(collection, query, limit=1)
         if not found:
             return cmd.NoMatch()
         new = update if replace else apply_update(found[0], update, inserting=False)
@@ -170,22 +195,23 @@ class FileBackend:
         return cmd.Written(False)
 
     def _delete(self, collection: str, query: Mapping[str, Any], many: bool) -> int:
-        found = self._find(collection, query)
         count = 0
-        for doc in found if many else found[:1]:
+        for doc in self._find(collection, query, limit=0 if many else 1):
             count += self.tree.remove(self.tree.path(doc["path"]))
         return count
 
     def execute(self, command: cmd.Command) -> Any:
         """Run one command; its reply."""
         match command:
-            case cmd.Find(collection, query, projection, sort, limit):
-                by_id = not sort or sort == cmd.BY_ID  # files come in id order
-                docs = self._find(collection, query, projection, limit if by_id else 0)
-                docs = docs if by_id else ordered(docs, sort)
-                return [project(d, projection) for d in (docs[:limit] if limit else docs)]
+            case cmd.Find(collection, query, projection, sort, limit, page):
+                if sort and sort != cmd.BY_ID:
+                    docs = ordered(self._find(collection, query, projection), sort)[: limit or None]
+                else:  # files come in id order: the walk stops at the limit
+                    docs = self._find(collection, query, projection, limit, page)
+                projected = [project(d, projection) for d in docs]
+                return cmd.PartialPage(projected) if isinstance(docs, cmd.PartialPage) else projected
             case cmd.FindOne(collection, query, projection):
-                docs = self._find(collection, query)
+                docs = self._find(collection, query, limit=1)
                 return project(docs[0], projection) if docs else None
             case cmd.CountDocuments(collection, query):
                 return len(self._find(collection, query))
@@ -196,17 +222,17 @@ class FileBackend:
                 with self.tree.locked():
                     return self._update(collection, query, update, replace)
             case cmd.BulkWrite(_, writes):
-                with self.tree.locked():
-                    return [self._write(w) for w in writes]
+                return self._bulk(writes)
             case cmd.Delete(collection, query, many):
                 with self.tree.locked():
                     return self._delete(collection, query, many)
             case cmd.Drop(collection):
                 with self.tree.locked():
                     self._delete(collection, {}, True)
-                    for path in self.tree.leftovers():
-                        path.unlink(missing_ok=True)
+                    self.tree.leftovers(remove=True)
                 return None
+            case cmd.Leftovers(remove):
+                return [p.relative_to(self.tree.root).as_posix() for p in self._leftovers(remove)]
             case cmd.ListCollections():
                 found = {d["namespace"] for d in self._find(cmd.EVERY, {}) if "namespace" in d}
                 return sorted(self.collection_prefix + ns for ns in found)
@@ -220,15 +246,17 @@ class FileBackend:
 
     def leftovers(self) -> list[Path]:
         """Temporary files of writers that were killed mid-write (never a visible result)."""
-        return self.tree.leftovers()
+        return self._leftovers(remove=False)
 
     def remove_leftovers(self) -> int:
-        """Remove the temporary files of killed writers; under the store's lock, so none is in use."""
-        with self.tree.locked():
-            found = self.tree.leftovers()
-            for path in found:
-                path.unlink(missing_ok=True)
-        return len(found)
+        """Remove the temporary files of killed writers; how many there were."""
+        return len(self._leftovers(remove=True))
+
+    def _leftovers(self, remove: bool) -> list[Path]:
+        if not remove:
+            return self.tree.leftovers()
+        with self.tree.locked():  # no writer is between its temporary file and its rename
+            return self.tree.leftovers(remove=True)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"base_dir": self.base_dir, "store_secrets": self.store_secrets}  # what a worker needs to open it
