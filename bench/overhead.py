@@ -40,7 +40,8 @@ def _drive(operation: Operation[Any], answer: Callable[[Command], Any]) -> Any:
 
 def _ops(engine: Engine) -> Operations:
     ops = Operations("results.", engine=engine)
-    ops.indexed.add("default")  # the indexes exist: only the steady state is timed
+    ops.indexed.add("default")  # the indexes exist and the collection is proven ours: only the steady state is timed
+    ops.owned.add("results.default")
     return ops
 
 
