@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: demo test soak bench lint typecheck api clean
+.PHONY: demo test soak bench docs lint typecheck api clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +19,16 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	touch $@
 
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@
+
 ## demo: the parallel sweep on the embedded store (MONGO_RESULTS_URI or ARGS="--uri ..." for MongoDB)
 demo: $(STAMP)
 	$(BIN)/python -m mongo_results.demo $(ARGS)
 
-## test: ruff, mypy --strict and the whole suite, including a FerretDB it builds and starts
-test: lint typecheck api
+## test: ruff, mypy --strict, the docs build and the whole suite, including a FerretDB it builds and starts
+test: lint typecheck api docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## soak: the contract's state machine with ten times the examples of `make test`, on every store
@@ -34,12 +39,17 @@ soak: $(STAMP)
 api: $(STAMP)
 	$(BIN)/python scripts/api_check.py
 
+## docs: the manual (docs/, mkdocs.yml) built into site/; strict, so a broken link or docstring fails
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 ## bench: mongo_results against raw PyMongo, Beanie, ODMantic and the file store (ARGS="--ops 1000 ...")
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench scale $(SCALE_ARGS)
 	$(BIN)/python -m bench overhead
 	$(BIN)/python -m bench large
+	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)
 	$(BIN)/ruff check mongo_results tests bench scripts/test-server scripts/api_check.py
@@ -49,4 +59,4 @@ typecheck: $(BENCH_STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
