@@ -33,7 +33,7 @@ test: lint typecheck api docs
 
 ## soak: the contract's state machine with ten times the examples of `make test`, on every store
 soak: $(STAMP)
-	CONTRACT_EXAMPLES=120 $(BIN)/python -m pytest tests/test_contract.py $(PYTEST_ARGS)
+	CONTRACT_EXAMPLES=250 $(BIN)/python -m pytest tests/test_contract.py $(PYTEST_ARGS)
 
 ## api: no public name, parameter or default of the last release is gone (griffe against api/)
 api: $(STAMP)

@@ -37,7 +37,7 @@ from .contract import Contract, Outcome
 from .seed_backends import AsyncSqliteBackend
 from .seed_backends import FileBackend as SeedFileBackend
 
-EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "25"))
 STEPS = int(os.environ.get("CONTRACT_STEPS", "30"))
 LIMIT = 4096  # the document limit on the servers, lowered so a Big result goes through GridFS
 
