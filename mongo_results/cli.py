@@ -23,15 +23,15 @@ import bson
 from bson import json_util
 from pydantic import ValidationError
 
-from ._terminal import Progress, table
-from .behaviors import SetBehavior
-from .core.loading import UNREADABLE, load_model
-from .encoding import JSON_OPTIONS, unescape_tree
+from .core.behaviors import SetBehavior
+from .core.encoding import JSON_OPTIONS, unescape_tree
+from .core.reads import UNREADABLE, load_model
 from .errors import InvalidUriError, MongoResultsError
-from .executors import MongoBackend
-from .executors.targets import check_uri, is_uri
 from .manager import ResultsManager
 from .registry import DEFAULT_NAMESPACE
+from .stores import MongoBackend
+from .stores.mongo import check_uri, is_uri
+from .terminal import Progress, table
 
 __all__ = ["main"]
 EXPORT_FIELDS = ("id", "namespace", "model_type", "created_at", "updated_at", "data")

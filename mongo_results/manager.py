@@ -1,40 +1,151 @@
 """The two managers: the ``results_manager`` API, written once, run synchronously or awaited.
 
-Each public method of :class:`ResultsManager` builds one of the core's
-operations and runs it with the store's executor. :class:`AsyncResultsManager`
-takes the very same methods and awaits their operations instead, so the two
-cannot drift apart.
+Each public method of :class:`ResultsManager` builds one of the core's operations and hands it
+to ``_run`` (or ``_stream``); :class:`AsyncResultsManager` takes the very same methods and awaits
+their operations instead, so the two cannot drift apart. ``tests/test_layout.py`` holds every
+public method to that shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypedDict, overload
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar, Unpack
 
-from ._awaiting import awaitable, streaming
-from ._base import ManagerBase, OnError, Query, Skipped, Where, skipping
-from ._terminal import ProgressBar
-from .behaviors import SetBehavior
-from .core.drive import run, run_async, stream
-from .core.engine import Engine
-from .core.frames import frame
-from .core.inspection import Report, diagnose
-from .core.operations import Operation
-from .core.queries import find
-from .core.upgrades import Upgraded, upgrade
-from .executors import AsyncExecutor, Executor
-from .ids import ResultId
+from .core.behaviors import SetBehavior
+from .core.drive import run, run_async, stream, stream_async
+from .core.ids import ResultId
+from .core.maintenance import Report, Upgraded, diagnose, upgrade
+from .core.operations import Operation, Operations
+from .core.profiles import EngineProfile
+from .core.tables import frame
+from .errors import InvalidArgumentError
 from .registry import DEFAULT_NAMESPACE
+from .stores import AsyncExecutor, AsyncSeedBackend, Executor, SeedBackend, open_backend
+from .terminal import ProgressBar
 
-__all__ = ["AsyncResultsManager", "ResultsManager"]
+__all__ = [
+    "AsyncResultsManager",
+    "ManagerBase",
+    "OnError",
+    "Query",
+    "ResultsManager",
+    "Skipped",
+    "Where",
+    "awaitable",
+    "skipping",
+    "streaming",
+]
 
 T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
+P = ParamSpec("P")
+
+# -- What both managers hold: the store, its executor, and the options every read shares.
+
+
+OnError = Literal["raise", "skip"]
+Where = Mapping[str, Any] | None
+Skipped = list[tuple[str, Exception]]
+
+
+class Query(TypedDict, total=False):
+    """``find``'s options after its three positional ones."""
+
+    namespace: str | None
+    sort: Iterable[tuple[str, int]] | None
+    limit: int | None
+    on_error: OnError
+    skipped: list[tuple[str, Exception]] | None
+
+
+def skipping(on_error: str, skipped: Skipped | None) -> Skipped | None:
+    """Where a read notes the results it leaves out: None to raise instead."""
+    if on_error not in ("raise", "skip"):
+        raise InvalidArgumentError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if on_error == "raise":
+        return None
+    return skipped if skipped is not None else []
+
+
+def _executor(backend: Any, asynchronous: bool) -> Any:
+    """A store runs the core's commands itself; a ``results_manager``-style backend is adapted."""
+    if callable(getattr(backend, "execute", None)) and hasattr(backend, "operations"):
+        return backend
+    return AsyncSeedBackend(backend) if asynchronous else SeedBackend(backend)
+
+
+class ManagerBase(Generic[T]):
+    """What both managers hold: the store and its executor."""
+
+    _asynchronous = False
+    _executor: Any
+
+    def __init__(
+        self,
+        base_dir: str | Path | None = None,
+        create_if_missing: bool = True,
+        backend: Any = None,
+        *,
+        store_secrets: bool = False,
+    ) -> None:
+        if backend is None:
+            backend = open_backend(
+                base_dir, create_if_missing, asynchronous=self._asynchronous, store_secrets=store_secrets
+            )
+        self.backend = backend
+
+    @property
+    def backend(self) -> Any:
+        """The store (or ``results_manager``-style backend) results go to; assign to switch storage."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        self._backend = value
+        self._executor = _executor(value, self._asynchronous)
+
+    def _ops(self) -> Operations:
+        return self._executor.operations()  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.backend!r})"
+
+
+# -- The async manager's methods from the sync manager's: the same operation, awaited instead of run.
+
+
+def awaitable(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
+    """``method`` of ResultsManager, its operation awaited instead of run."""
+
+    async def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        operation: Any = method(self, *args, **kwargs)  # AsyncResultsManager._run hands the operation back
+        result: R = await run_async(operation, self._executor.execute)
+        return result
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+def streaming(method: Callable[Concatenate[Any, P], Iterator[R]]) -> Callable[Concatenate[Any, P], AsyncIterator[R]]:
+    """A streaming ``method`` of ResultsManager as an async iterator."""
+
+    def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+        async def items() -> AsyncIterator[R]:
+            # Built on first iteration, inside the loop that iterates: it chooses the client.
+            async for item in stream_async(method(self, *args, **kwargs), self._executor.execute):  # type: ignore[arg-type]
+                yield item
+
+        return items()
+
+    functools.update_wrapper(call, method)
+    return call
 
 
 class ResultsManager(ManagerBase[T]):
@@ -217,7 +328,7 @@ class ResultsManager(ManagerBase[T]):
         """
         missed = skipping(options.get("on_error", "raise"), options.get("skipped"))
         namespace, sort, limit = options.get("namespace"), options.get("sort"), options.get("limit")
-        return self._stream(find(self._ops(), where, prefix, model_class, namespace, sort, limit, missed))
+        return self._stream(self._ops().find(where, prefix, model_class, namespace, sort, limit, missed))
 
     def to_dataframe(
         self,
@@ -308,7 +419,7 @@ class ResultsManager(ManagerBase[T]):
         )
         return self._run(operation)
 
-    def engine(self) -> Engine:
+    def engine(self) -> EngineProfile:
         """What the store is and can hold (asked of the server once per connection)."""
         return self._run(self._ops().learn_engine())
 

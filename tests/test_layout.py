@@ -32,11 +32,6 @@ def test_both_managers_have_the_same_methods_and_parameters() -> None:
         assert inspect.signature(sync).parameters == inspect.signature(awaited).parameters, name
 
 
-def test_no_module_is_over_400_lines() -> None:
-    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
-    assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
-
-
 def test_the_core_does_no_io_and_speaks_no_driver() -> None:
     for path in (PACKAGE / "core").glob("*.py"):
         text = path.read_text()

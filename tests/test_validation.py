@@ -16,10 +16,10 @@ from pydantic import BaseModel, create_model
 from pymongo.errors import OperationFailure
 
 from mongo_results import MongoBackend, ResultsManager, register_model
-from mongo_results.behaviors import SetBehavior
-from mongo_results.core.engine import Engine
-from mongo_results.core.plans import now, plan_set
+from mongo_results.core.behaviors import SetBehavior
+from mongo_results.core.profiles import EngineProfile
 from mongo_results.core.validators import ENVELOPE, namespace_validator, validator_command
+from mongo_results.core.writes import now, plan_set
 
 from .models import KitchenSink, Metrics
 from .strategies import models, same
@@ -116,7 +116,7 @@ def test_unregistered_types_are_not_refused() -> None:
     assert matches(stored(Stranger(v=1)), namespace_validator("default")["$jsonSchema"])
 
 
-FERRETDB2 = Engine.from_build_info({"ferretdb": {"version": "v2.5.0"}})
+FERRETDB2 = EngineProfile.from_build_info({"ferretdb": {"version": "v2.5.0"}})
 
 
 def keywords(schema: Any) -> set[str]:
@@ -137,7 +137,7 @@ def wide_model(fields: int) -> type[BaseModel]:
 
 def test_mongodb_gets_the_whole_validator() -> None:
     register_model(Metrics, namespace="training")
-    command, note = validator_command("results.training", "training", "error", Engine())
+    command, note = validator_command("results.training", "training", "error", EngineProfile())
     assert command == {"collMod": "results.training", "validator": namespace_validator("training")} | {
         "validationAction": "error"
     }
@@ -154,9 +154,9 @@ def test_documentdb_gets_only_the_keywords_it_evaluates_and_says_which_went() ->
 
 def test_a_validator_over_the_engines_size_limit_checks_the_envelope_alone() -> None:
     register_model(wide_model(400), namespace="wide")
-    full, _ = validator_command("results.wide", "wide", "warn", Engine())
+    full, _ = validator_command("results.wide", "wide", "warn", EngineProfile())
     assert len(bson.encode(full["validator"])) > 10 * 1024
-    limited = dataclasses.replace(Engine(), max_validator_bytes=10 * 1024)  # all keywords, a size limit
+    limited = dataclasses.replace(EngineProfile(), max_validator_bytes=10 * 1024)  # all keywords, a size limit
     small, note = validator_command("results.wide", "wide", "warn", limited)
     assert len(bson.encode(small["validator"])) <= 10 * 1024
     assert small["validator"]["$jsonSchema"]["properties"] == ENVELOPE

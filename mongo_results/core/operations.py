@@ -9,22 +9,20 @@ carry commands to an executor, so every store runs the very same decisions
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from ..behaviors import SetBehavior
-from ..encoding import encode_stored
-from ..errors import InvalidNamespaceError, MongoResultsError, StoreUnavailableError
-from ..ids import ResultId, canonical_id
+from ..errors import InvalidArgumentError, InvalidNamespaceError, MongoResultsError, StoreUnavailableError
 from ..registry import get_indexes
+from .behaviors import SetBehavior
 from .commands import (
+    BY_ID,
     EVERY,
     Batch,
     BuildInfo,
-    Command,
     Delete,
     Drop,
     EnsureIndexes,
@@ -32,23 +30,33 @@ from .commands import (
     FindOne,
     Index,
     ListCollections,
+    Operation,
     SetValidator,
 )
-from .engine import Engine
-from .filters import FOREIGN, OURS, prefix_filter, scoped
+from .encoding import encode_stored
+from .ids import ResultId, canonical_id, canonical_prefix
 from .large import by_file, delete_one, drop_bucket, file_of, filled
-from .loading import choose_document, load, load_model, loader, not_found, report_skipped
 from .names import namespaces_in, validate_namespace
-from .pages import Pages, each_batch, in_order
-from .plans import SetPlan, now, plan_encoded, plan_set
-from .progress import Progress
+from .profiles import EngineProfile
+from .queries import FOREIGN, MONGODB, OURS, prefix_filter, scoped, sort_spec, translate
+from .reads import (
+    Pages,
+    bson_order,
+    choose_document,
+    each_batch,
+    in_order,
+    load,
+    load_model,
+    loader,
+    not_found,
+    report_skipped,
+)
 from .validators import validator_command
-from .writing import write_bulk, write_set
+from .writes import SetManyProgress, SetPlan, now, plan_encoded, plan_set, write_bulk, write_set
 
 __all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes"]
 
 R = TypeVar("R")
-Operation = Generator["Command | Batch", Any, R]
 
 BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
 # get and exists search the namespaces listed up to this long ago, and list again before
@@ -80,7 +88,7 @@ class Operations:
         self,
         collection_prefix: str,
         *,
-        engine: Engine | None = None,
+        engine: EngineProfile | None = None,
         validation: str = "warn",
         path_index: bool = False,
         clock: Callable[[], datetime] = now,
@@ -105,10 +113,10 @@ class Operations:
         ]
         return (*self.indexes, *wanted)
 
-    def learn_engine(self) -> Operation[Engine]:
+    def learn_engine(self) -> Operation[EngineProfile]:
         """The server's engine, asked once per connection."""
         if self.engine is None:
-            self.engine = Engine.from_build_info((yield BuildInfo()))
+            self.engine = EngineProfile.from_build_info((yield BuildInfo()))
         return self.engine
 
     def namespaces(self) -> Operation[list[str]]:
@@ -168,7 +176,7 @@ class Operations:
                 found.append(doc)
         return found
 
-    def _prepare(self, namespace: str, engine: Engine) -> Operation[None]:
+    def _prepare(self, namespace: str, engine: EngineProfile) -> Operation[None]:
         """Indexes (and the validator, where the engine has them) once per namespace and connection."""
         if namespace in self.indexed:
             return
@@ -202,7 +210,7 @@ class Operations:
             )
         self.owned.add(collection)
 
-    def _write(self, plan: SetPlan, engine: Engine) -> Operation[bool]:
+    def _write(self, plan: SetPlan, engine: EngineProfile) -> Operation[bool]:
         yield from self._prepare(plan.namespace, engine)
         return (yield from write_set(self.prefix, plan))
 
@@ -247,7 +255,7 @@ class Operations:
         SetManyInterruptedError says per item what is known.
         """
         pairs = list(items.items() if isinstance(items, Mapping) else items)
-        progress = Progress([None] * len(pairs))
+        progress = SetManyProgress([None] * len(pairs))
         try:
             outcomes = yield from self._set_many(pairs, behavior, namespace, secrets, progress)
         except StoreUnavailableError as exc:
@@ -264,7 +272,7 @@ class Operations:
         behavior: SetBehavior,
         namespace: str | None,
         secrets: bool,
-        progress: Progress,
+        progress: SetManyProgress,
     ) -> Operation[list[bool | BaseException]]:
         engine = yield from self.learn_engine()
         pending: dict[int, SetPlan] = {}
@@ -408,3 +416,50 @@ class Operations:
         self.indexed.clear()
         self.owned.clear()
         self._listed = None
+
+    def find(
+        self,
+        where: Mapping[str, Any] | None,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        sort: Iterable[tuple[str, int]] | None,
+        limit: int | None,
+        skipped: list[tuple[str, Exception]] | None,
+    ) -> Operation[None]:
+        """Batch ``(id, model)`` of the results ``where`` matches, in id order unless ``sort`` says otherwise."""
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise InvalidArgumentError(f"limit is a count of results, not {limit!r}")
+        spec = sort_spec(sort, model_class)
+        # Checked before the engine is asked for: a filter no store can run sends nothing.
+        translated = translate(where or {}, model_class, MONGODB)
+        if limit == 0:  # PyMongo's "no limit"; here, as in the signature, no results
+            canonical_prefix(prefix)
+            if namespace is not None:
+                validate_namespace(namespace)
+            return
+        engine = yield from self.learn_engine()
+        if not (engine.decimal128 and engine.elem_match_fields):  # what the first translation assumed
+            translated = translate(where or {}, model_class, engine)
+        if not spec and limit is None:  # in id order: keyset pages, memory stays flat
+            yield from each_batch(
+                self.iter_documents(prefix, namespace, 500, where=translated), loader(model_class, namespace, skipped)
+            )
+            report_skipped(skipped)
+            return
+        found: list[dict[str, Any]] = []
+        for collection in (yield from self.collections(namespace)):
+            found += yield Find(collection, scoped(prefix, translated), None, spec + BY_ID, limit or 0)
+        # One query per namespace, each in order; merged here the way the server orders them.
+        for field, direction in reversed(spec + BY_ID):
+            found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)
+        found = found[:limit] if limit is not None else found
+        yield Batch((yield from loader(model_class, namespace, skipped)(found)))
+        report_skipped(skipped)
+
+
+def _at(document: Mapping[str, Any], path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value

@@ -17,7 +17,7 @@ import bson
 from pydantic import BaseModel, TypeAdapter
 
 from ..registry import _REGISTRY
-from .engine import Engine
+from .profiles import EngineProfile
 
 __all__ = ["ENVELOPE", "data_schema", "namespace_validator", "validator_command"]
 
@@ -140,7 +140,7 @@ def _restrict(schema: Any, keywords: frozenset[str], dropped: set[str]) -> Any:
 
 
 def validator_command(
-    collection: str, namespace: str, action: str, engine: Engine
+    collection: str, namespace: str, action: str, engine: EngineProfile
 ) -> tuple[dict[str, Any], str | None]:
     """The ``collMod`` that installs the namespace's validator, and a note of what the engine leaves out.
 

@@ -8,13 +8,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import MissingExtraError
-from ..ids import ResultId
 from .commands import CountDocuments
-from .filters import scoped
-from .loading import load
+from .ids import ResultId
 from .operations import Operation, Operations
-from .pages import each_batch
-from .queries import translate
+from .queries import scoped, translate
+from .reads import each_batch, load
 
 __all__ = ["frame"]
 

@@ -17,13 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..behaviors import SetBehavior
+from ..core.behaviors import SetBehavior
 from ..core.commands import Batch, Command
-from ..core.loading import UNREADABLE, report_skipped
+from ..core.ids import ResultId, canonical_id, canonical_prefix
 from ..core.names import optional_namespace
 from ..core.operations import Operation, Operations
+from ..core.reads import UNREADABLE, report_skipped
 from ..errors import InvalidArgumentError, MongoResultsError, WrongTypeError
-from ..ids import ResultId, canonical_id, canonical_prefix
 
 __all__ = ["AsyncSeedBackend", "CallBackend", "Raised", "SeedBackend", "behavior_enum"]
 

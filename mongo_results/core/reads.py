@@ -1,14 +1,16 @@
-"""Stored documents back into models: which document a read means, and validating it."""
+"""Reading: stored documents back into models, keyset pages across namespaces, and BSON's order."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from bson.decimal128 import Decimal128
 from pydantic import BaseModel, ValidationError
 
-from ..encoding import validate_data
 from ..errors import (
     AmbiguousResultError,
     CorruptResultError,
@@ -17,8 +19,23 @@ from ..errors import (
     SkippedResultsWarning,
 )
 from ..registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, get_model_class
+from .commands import BY_ID, Batch, Find, PartialPage
+from .encoding import validate_data
+from .queries import page_after
 
-__all__ = ["UNREADABLE", "choose_document", "load", "load_model", "loader", "not_found", "report_skipped"]
+__all__ = [
+    "Pages",
+    "UNREADABLE",
+    "bson_order",
+    "choose_document",
+    "each_batch",
+    "in_order",
+    "load",
+    "load_model",
+    "loader",
+    "not_found",
+    "report_skipped",
+]
 
 
 def not_found(missing: Sequence[str]) -> ResultNotFoundError:
@@ -115,3 +132,88 @@ def loader(
         yield  # sends nothing
 
     return loaded
+
+
+# -- Keyset pages of one collection, for reads that merge namespaces in id order.
+
+
+def in_order(document: Mapping[str, Any]) -> tuple[str, str]:
+    """The order of documents: by id, then namespace."""
+    return document["_id"], str(document.get("namespace"))
+
+
+class Pages:
+    """One collection's keyset pages for a merged, id-ordered read."""
+
+    def __init__(self, collection: str, query: dict[str, Any], size: int, projection: dict[str, int] | None) -> None:
+        self.collection, self.query, self.size, self.projection = collection, query, size, projection
+        self.buffer: list[dict[str, Any]] = []
+        self.done = False
+        self._after: str | None = None
+
+    def next_page(self) -> Find:
+        page = self.query if self._after is None else page_after(self.query, self._after)
+        return Find(self.collection, page, self.projection, BY_ID, self.size, page=True)
+
+    def take(self, docs: list[dict[str, Any]]) -> None:
+        self.buffer, self.done = list(docs), len(docs) < self.size and not isinstance(docs, PartialPage)
+        if docs:
+            self._after = docs[-1]["_id"]
+
+    def release(self, frontier: str | None) -> list[dict[str, Any]]:
+        """The buffered documents up to ``frontier`` (all of them when None)."""
+        cut = len(self.buffer) if frontier is None else sum(1 for d in self.buffer if d["_id"] <= frontier)
+        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return out
+
+
+def each_batch(
+    inner: Generator[Any, Any, Any], handle: Callable[[list[Any]], Generator[Any, Any, list[Any]]]
+) -> Generator[Any, Any, None]:
+    """Run ``inner``, passing its commands through and each batch it streams to ``handle``.
+
+    ``handle`` is itself an operation (it may send commands); what it returns is streamed on.
+    """
+    reply: Any = None
+    while True:
+        try:
+            step = inner.send(reply)
+        except StopIteration:
+            return
+        if isinstance(step, Batch):
+            reply = None
+            out = yield from handle(step.items)
+            if out:
+                yield Batch(out)
+        else:
+            reply = yield step
+
+
+# -- MongoDB's order of BSON values, to merge what several namespaces answered in one order.
+
+
+def bson_order(value: Any) -> tuple[int, Any]:
+    """A sort key: MongoDB's type brackets (null, numbers, strings, objects, arrays, ...) then the value.
+
+    An array sorts by its smallest element ascending, as the server does; descending
+    sorts by its largest would need the direction, and ties there are settled by id.
+    """
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (8, value)
+    if isinstance(value, Decimal128):
+        value = value.to_decimal()
+    if isinstance(value, (int, float, Decimal)):
+        return (1, value)  # NaN sorts as the server puts it: first among numbers
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, Mapping):
+        return (3, repr(sorted(value.items())))
+    if isinstance(value, list):
+        return min((bson_order(v) for v in value), default=(4, 0))
+    if isinstance(value, bytes):
+        return (5, value)
+    if isinstance(value, datetime):
+        return (9, value)
+    return (10, repr(value))
