@@ -23,6 +23,7 @@ from mongo_results.core.commands import BulkWrite, Command, Find, FindOne, Inser
 from mongo_results.core.drive import run
 from mongo_results.core.operations import Operation, Operations
 from mongo_results.core.profiles import EngineProfile
+from mongo_results.registry import MODELS
 
 from .datasets import KINDS, Dataset, dataset
 from .measure import percentile
@@ -39,7 +40,7 @@ def _drive(operation: Operation[Any], answer: Callable[[Command], Any]) -> Any:
 
 
 def _ops(engine: EngineProfile) -> Operations:
-    ops = Operations("results.", engine=engine)
+    ops = Operations("results.", models=MODELS, engine=engine)
     ops.indexed.add("default")  # the indexes exist and the collection is proven ours: only the steady state is timed
     ops.owned.add("results.default")
     return ops

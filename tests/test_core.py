@@ -18,6 +18,7 @@ from mongo_results.core.profiles import EngineProfile
 from mongo_results.core.queries import page_after, prefix_filter
 from mongo_results.core.writes import SetPlan
 from mongo_results.core.writes import plan_set as _plan_set
+from mongo_results.registry import MODELS
 
 from .models import Metrics
 
@@ -26,7 +27,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 def plan_set(*args: Any, **kwargs: Any) -> SetPlan:
-    return _plan_set(*args, at=T0, **kwargs)
+    return _plan_set(*args, at=T0, models=MODELS, **kwargs)
 
 
 def reply(*, duplicate: bool, upserted: bool) -> Written | DuplicateKey:

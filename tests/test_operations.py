@@ -48,6 +48,7 @@ from mongo_results.core.drive import run, stream
 from mongo_results.core.encoding import encode_model
 from mongo_results.core.operations import Operations
 from mongo_results.core.profiles import FILES, EngineProfile
+from mongo_results.registry import MODELS
 
 from .models import Metrics
 
@@ -89,7 +90,7 @@ MONGODB = EngineProfile.from_build_info({"version": "8.0.4"})
 
 def ops(engine: EngineProfile | None = MONGODB, **options: Any) -> Operations:
     clock = options.pop("clock", lambda: T0)
-    return Operations("results.", engine=engine, clock=clock, **options)
+    return Operations("results.", models=MODELS, engine=engine, clock=clock, **options)
 
 
 def doc(rid: str, ns: str = "default", loss: float = 1.0) -> dict[str, Any]:

@@ -35,6 +35,7 @@ __all__ = [
     "ListCollections",
     "ListIndexes",
     "NoMatch",
+    "Note",
     "Operation",
     "PartialPage",
     "PutFile",
@@ -277,9 +278,17 @@ class Batch:
     items: list[Any] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Not a command: what the user should be told, as a warning of ``category``; the caller tells it."""
+
+    message: str
+    category: type[Warning]
+
+
 R = TypeVar("R")
-# An operation yields commands (and batches when it streams), is sent each reply, and returns R.
-Operation = Generator["Command | Batch", Any, R]
+# An operation yields commands (and batches when it streams, notes to tell), is sent each reply, and returns R.
+Operation = Generator["Command | Batch | Note", Any, R]
 
 
 @dataclass(frozen=True, slots=True)

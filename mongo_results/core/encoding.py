@@ -16,7 +16,6 @@ from datetime import datetime, time
 from decimal import Decimal, DecimalException
 from enum import Enum
 from operator import itemgetter
-from pathlib import PurePath
 from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
@@ -145,7 +144,7 @@ def _encode(value: Any, path: str, opts: _Options) -> Any:
         return bytes(value)
     if isinstance(value, UUID):
         return Binary.from_uuid(value)
-    if isinstance(value, PurePath):
+    if _is_pure_path(kind):
         return str(value)
     if isinstance(value, (SecretStr, SecretBytes)):
         if not opts.secrets:
@@ -159,6 +158,11 @@ def _encode(value: Any, path: str, opts: _Options) -> Any:
     except PydanticSerializationError as exc:
         raise UnsupportedTypeError(f"field {path!r}: cannot store a value of type {kind.__name__}") from exc
     return _encode(jsonable, path, opts)
+
+
+def _is_pure_path(kind: type) -> bool:
+    """``isinstance(value, pathlib.PurePath)`` by the class's ancestry: the core does not import pathlib."""
+    return any(base.__name__ == "PurePath" and base.__module__ == "pathlib" for base in kind.__mro__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError, UpgradeFailedError, WrongTypeError
-from ..registry import get_models_in_namespace
 from .commands import (
     EVERY,
     CountDocuments,
@@ -70,7 +69,7 @@ def upgrade(
     namespace: str | None,
     batch_size: int,
     *,
-    secrets: bool,
+    secrets: bool | None = None,
     old_types: Iterable[str] = (),
 ) -> Operation[Upgraded]:
     """Rewrite the results under ``prefix`` stored as ``model_class`` that no longer load, and every
@@ -92,13 +91,15 @@ def upgrade(
         for doc in documents:
             if doc["model_type"] not in old:
                 try:
-                    load_model(doc, doc["_id"], model_class, namespace)
+                    load_model(doc, doc["_id"], model_class, namespace, ops.models)
                     counts["current"] += 1
                     continue
                 except UNREADABLE:
                     pass
             new = _converted(convert, doc, model_class, counts)
-            encoded = encode_model(new, store_secrets=secrets, decimal128=engine.decimal128)
+            encoded = encode_model(
+                new, store_secrets=ops.store_secrets if secrets is None else secrets, decimal128=engine.decimal128
+            )
             check_engine(doc["_id"], encoded, engine)
             now = ops.clock()
             fresh = {k: v for k, v in doc.items() if k != "gridfs"}
@@ -168,10 +169,10 @@ class Report:
         return "\n".join([*self.lines, found])
 
 
-def diagnose(ops: Operations, where: str, *, fix: bool) -> Operation[Report]:
+def diagnose(ops: Operations, *, fix: bool) -> Operation[Report]:
     """Check every namespace of the store (and, with ``fix``, create what is missing)."""
     engine = yield from ops.learn_engine()
-    report = Report([f"{where}: {engine.label}"])
+    report = Report([f"{ops.where}: {engine.label}"])
     if engine.name in _NOTES:
         report.lines.append(f"  note: {_NOTES[engine.name]}")
     elif not engine.validators:
@@ -245,8 +246,8 @@ def _check_validator(
     collection = ops.prefix + namespace
     options = yield ReadValidator(collection)
     installed = options.get("validator")
-    command, note = validator_command(collection, namespace, ops.validation, engine)
-    models = get_models_in_namespace(namespace)
+    command, note = validator_command(collection, namespace, ops.validation, engine, ops.models)
+    models = list(ops.models.in_namespace(namespace))
     if note:
         report.lines.append(f"  note: {note}")
     if installed and (not models or installed == command["validator"]):

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError, InvalidNamespaceError, MongoResultsError, StoreUnavailableError
-from ..registry import get_indexes
 from .behaviors import SetBehavior
 from .commands import (
     BY_ID,
@@ -36,7 +35,7 @@ from .commands import (
 from .encoding import encode_stored
 from .ids import ResultId, canonical_id, canonical_prefix
 from .large import by_file, delete_one, drop_bucket, file_of, filled
-from .names import namespaces_in, validate_namespace
+from .names import Models, namespaces_in, validate_namespace
 from .profiles import EngineProfile
 from .queries import FOREIGN, MONGODB, OURS, prefix_filter, scoped, sort_spec, translate
 from .reads import (
@@ -50,6 +49,7 @@ from .reads import (
     loader,
     not_found,
     report_skipped,
+    skipping,
 )
 from .validators import validator_command
 from .writes import SetManyProgress, SetPlan, now, plan_encoded, plan_set, write_bulk, write_set
@@ -88,14 +88,20 @@ class Operations:
         self,
         collection_prefix: str,
         *,
+        models: Models,
         engine: EngineProfile | None = None,
         validation: str = "warn",
         path_index: bool = False,
+        store_secrets: bool = False,
+        where: str = "",
         clock: Callable[[], datetime] = now,
         monotonic: Callable[[], float] = time.monotonic,
         note: Callable[[str], None] = ignore_note,
     ) -> None:
         self.prefix = collection_prefix
+        self.models = models  # the registered model classes (the registry, handed in by the store)
+        self.store_secrets = store_secrets  # the store's setting, kept current by the store
+        self.where = where  # the store, for people (doctor's first line)
         self.indexes = indexes(path_index)
         self.validation = validation  # validationAction: "warn", "error", or "off" for no validator
         self.engine = engine  # asked of the server once per connection
@@ -109,7 +115,7 @@ class Operations:
         """The store's own indexes and those its registered models ask for on result fields."""
         wanted = [
             Index(f"data.{field}_{direction}", f"data.{field}", direction)
-            for field, direction in get_indexes(namespace)
+            for field, direction in self.models.indexes(namespace)
         ]
         return (*self.indexes, *wanted)
 
@@ -185,7 +191,7 @@ class Operations:
             yield from self._claim_collection(namespace)
         yield EnsureIndexes(collection, self.indexes_of(namespace))
         if self.validation != "off" and engine.validators:
-            command, note = validator_command(collection, namespace, self.validation, engine)
+            command, note = validator_command(collection, namespace, self.validation, engine, self.models)
             if note:
                 self.note(note)
             yield SetValidator(collection, command)
@@ -222,12 +228,23 @@ class Operations:
         namespace: str | None,
         strict: bool,
         *,
-        secrets: bool,
+        secrets: bool | None = None,
     ) -> Operation[bool]:
-        """One atomic command per decision; see SetPlan for reading the answer."""
+        """One atomic command per decision; see SetPlan for reading the answer (``secrets``: the store's by default)."""
         engine = yield from self.learn_engine()
         at = self.clock()
-        plan = plan_set(result_id, data, behavior, namespace, strict, store_secrets=secrets, engine=engine, at=at)
+        secrets = self.store_secrets if secrets is None else secrets
+        plan = plan_set(
+            result_id,
+            data,
+            behavior,
+            namespace,
+            strict,
+            store_secrets=secrets,
+            engine=engine,
+            at=at,
+            models=self.models,
+        )
         return (yield from self._write(plan, engine))
 
     def store(
@@ -245,7 +262,7 @@ class Operations:
         behavior: SetBehavior,
         namespace: str | None,
         *,
-        secrets: bool,
+        secrets: bool | None = None,
         raise_errors: bool = False,
     ) -> Operation[list[bool | BaseException]]:
         """``set`` for many items: one unordered bulk write per namespace and batch, same atomicity per item.
@@ -256,6 +273,7 @@ class Operations:
         """
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         progress = SetManyProgress([None] * len(pairs))
+        secrets = self.store_secrets if secrets is None else secrets
         try:
             outcomes = yield from self._set_many(pairs, behavior, namespace, secrets, progress)
         except StoreUnavailableError as exc:
@@ -277,11 +295,13 @@ class Operations:
         engine = yield from self.learn_engine()
         pending: dict[int, SetPlan] = {}
         at = self.clock()  # one call, one time: the clock is read once
-        resolved: dict[type, str] = {}  # a class's namespace, looked up in the registry once per call
+        resolved: dict[type, str] = {}  # a class's namespace, looked up in ``models`` once per call
         for i, (rid, model) in enumerate(pairs):
             ns = namespace if namespace is not None else resolved.get(type(model))
             try:
-                plan = plan_set(rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at)
+                plan = plan_set(
+                    rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at, models=self.models
+                )
             except (MongoResultsError, ValueError, TypeError) as exc:
                 progress.outcomes[i] = exc  # refused before anything is sent
                 continue
@@ -306,12 +326,24 @@ class Operations:
         result_ids: Sequence[ResultId],
         model_class: type[BaseModel] | None,
         namespace: str | None,
+        *,
+        on_error: str = "raise",
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[list[BaseModel]]:
         """``get`` for many ids, in their order: one ``$in`` query per namespace and batch.
 
-        With a ``skipped`` list, results that no longer load are left out and listed there.
+        ``on_error="skip"`` leaves out results that no longer load, lists them in ``skipped``
+        and notes their count.
         """
+        return self._get_many(list(result_ids), model_class, namespace, skipping(on_error, skipped))
+
+    def _get_many(
+        self,
+        result_ids: list[ResultId],
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        skipped: list[tuple[str, Exception]] | None,
+    ) -> Operation[list[BaseModel]]:
         rids = [canonical_id(r) for r in result_ids]
         wanted = sorted(set(rids))
         found: dict[str, list[dict[str, Any]]] = {}
@@ -324,8 +356,8 @@ class Operations:
         missing = [r for r in rids if r not in complete]  # not stored, or deleted while their files were read
         if missing:
             raise not_found(missing)
-        loaded = [load(complete[r], model_class, namespace, skipped) for r in rids]
-        report_skipped(skipped)
+        loaded = [load(complete[r], model_class, namespace, skipped, self.models) for r in rids]
+        yield from report_skipped(skipped)
         return [model for model in loaded if model is not None]
 
     def iter_documents(
@@ -364,12 +396,25 @@ class Operations:
         model_class: type[BaseModel] | None,
         namespace: str | None,
         batch_size: int,
+        *,
+        on_error: str = "raise",
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
-        """Batch ``(id, model)`` under a prefix in id order across namespaces (``skipped``: as for get_many)."""
+        """Batch ``(id, model)`` under a prefix in id order across namespaces (``on_error``: as for get_many)."""
+        # on_error is checked at the call, before the first batch is asked for.
+        return self._iter_results(prefix, model_class, namespace, batch_size, skipping(on_error, skipped))
+
+    def _iter_results(
+        self,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        batch_size: int,
+        skipped: list[tuple[str, Exception]] | None,
+    ) -> Operation[None]:
         pages = self.iter_documents(prefix, namespace, batch_size)
-        yield from each_batch(pages, loader(model_class, namespace, skipped))
-        report_skipped(skipped)
+        yield from each_batch(pages, loader(model_class, namespace, skipped, self.models))
+        yield from report_skipped(skipped)
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None
@@ -382,7 +427,7 @@ class Operations:
             if not complete:  # deleted while its file was read
                 raise not_found([rid])
             doc = complete[0]
-        return load_model(doc, rid, model_class, namespace)
+        return load_model(doc, rid, model_class, namespace, self.models)
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         """Whether any namespace (or the named one) holds the id."""
@@ -422,12 +467,27 @@ class Operations:
         where: Mapping[str, Any] | None,
         prefix: ResultId | None,
         model_class: type[BaseModel] | None,
+        *,
+        namespace: str | None = None,
+        sort: Iterable[tuple[str, int]] | None = None,
+        limit: int | None = None,
+        on_error: str = "raise",
+        skipped: list[tuple[str, Exception]] | None = None,
+    ) -> Operation[None]:
+        """Batch ``(id, model)`` of the results ``where`` matches, in id order unless ``sort`` says otherwise."""
+        # on_error is checked at the call; the rest when the first batch is asked for.
+        return self._find(where, prefix, model_class, namespace, sort, limit, skipping(on_error, skipped))
+
+    def _find(
+        self,
+        where: Mapping[str, Any] | None,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
         namespace: str | None,
         sort: Iterable[tuple[str, int]] | None,
         limit: int | None,
         skipped: list[tuple[str, Exception]] | None,
     ) -> Operation[None]:
-        """Batch ``(id, model)`` of the results ``where`` matches, in id order unless ``sort`` says otherwise."""
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise InvalidArgumentError(f"limit is a count of results, not {limit!r}")
         spec = sort_spec(sort, model_class)
@@ -443,9 +503,10 @@ class Operations:
             translated = translate(where or {}, model_class, engine)
         if not spec and limit is None:  # in id order: keyset pages, memory stays flat
             yield from each_batch(
-                self.iter_documents(prefix, namespace, 500, where=translated), loader(model_class, namespace, skipped)
+                self.iter_documents(prefix, namespace, 500, where=translated),
+                loader(model_class, namespace, skipped, self.models),
             )
-            report_skipped(skipped)
+            yield from report_skipped(skipped)
             return
         found: list[dict[str, Any]] = []
         for collection in (yield from self.collections(namespace)):
@@ -454,8 +515,8 @@ class Operations:
         for field, direction in reversed(spec + BY_ID):
             found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)
         found = found[:limit] if limit is not None else found
-        yield Batch((yield from loader(model_class, namespace, skipped)(found)))
-        report_skipped(skipped)
+        yield Batch((yield from loader(model_class, namespace, skipped, self.models)(found)))
+        yield from report_skipped(skipped)
 
 
 def _at(document: Mapping[str, Any], path: str) -> Any:

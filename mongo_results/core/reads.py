@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -14,13 +13,14 @@ from pydantic import BaseModel, ValidationError
 from ..errors import (
     AmbiguousResultError,
     CorruptResultError,
+    InvalidArgumentError,
     ModelNotRegisteredError,
     ResultNotFoundError,
     SkippedResultsWarning,
 )
-from ..registry import DEFAULT_NAMESPACE, find_model_in_all_namespaces, get_model_class
-from .commands import BY_ID, Batch, Find, PartialPage
+from .commands import BY_ID, Batch, Find, Note, PartialPage
 from .encoding import validate_data
+from .names import DEFAULT_NAMESPACE, Models
 from .queries import page_after
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "loader",
     "not_found",
     "report_skipped",
+    "skipping",
 ]
 
 
@@ -59,9 +60,13 @@ def choose_document(
 
 
 def load_model(
-    document: Mapping[str, Any], result_id: str, model_class: type[BaseModel] | None, namespace: str | None
+    document: Mapping[str, Any],
+    result_id: str,
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+    models: Models,
 ) -> BaseModel:
-    """Validate a stored envelope into its model class (resolved through the registry if not given)."""
+    """Validate a stored envelope into its model class (looked up in ``models`` if not given)."""
     model_type = document.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         if isinstance(document.get("error"), CorruptResultError):
@@ -70,9 +75,9 @@ def load_model(
         raise CorruptResultError(f"Stored data missing model type information: {result_id!r}{where}")
     if model_class is None:
         lookup = namespace if namespace is not None else str(document.get("namespace") or DEFAULT_NAMESPACE)
-        model_class = get_model_class(model_type, lookup)
+        model_class = models.class_for(model_type, lookup)
         if model_class is None:
-            matches = find_model_in_all_namespaces(model_type)
+            matches = models.everywhere(model_type)
             if not matches:
                 tried = [lookup] if lookup == DEFAULT_NAMESPACE else [lookup, DEFAULT_NAMESPACE]
                 raise ModelNotRegisteredError(
@@ -98,10 +103,11 @@ def load(
     model_class: type[BaseModel] | None,
     namespace: str | None,
     skipped: list[tuple[str, Exception]] | None,
+    models: Models,
 ) -> BaseModel | None:
     """The model, or None after noting the failure in ``skipped`` (when given: else it raises)."""
     try:
-        return load_model(document, document["_id"], model_class, namespace)
+        return load_model(document, document["_id"], model_class, namespace, models)
     except UNREADABLE as exc:
         if skipped is None:
             raise
@@ -109,26 +115,37 @@ def load(
         return None
 
 
-def report_skipped(skipped: list[tuple[str, Exception]] | None) -> None:
-    """One warning for a read that left results out."""
+def skipping(on_error: str, skipped: list[tuple[str, Exception]] | None) -> list[tuple[str, Exception]] | None:
+    """Where a read notes the results it leaves out: None to raise instead."""
+    if on_error not in ("raise", "skip"):
+        raise InvalidArgumentError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if on_error == "raise":
+        return None
+    return skipped if skipped is not None else []
+
+
+def report_skipped(skipped: list[tuple[str, Exception]] | None) -> Generator[Note, Any, None]:
+    """One note for a read that left results out, handed to the caller (who warns)."""
     if skipped:
         # A warning rather than a log line: the caller asked to go on, and may want to stop it.
-        warnings.warn(
+        yield Note(
             f"{len(skipped)} stored result(s) did not load and were skipped (first: {skipped[0][0]!r}: "
             f"{type(skipped[0][1]).__name__}); pass skipped=[] to get them all",
             SkippedResultsWarning,
-            stacklevel=4,
         )
 
 
 def loader(
-    model_class: type[BaseModel] | None, namespace: str | None, skipped: list[tuple[str, Exception]] | None
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+    skipped: list[tuple[str, Exception]] | None,
+    models: Models,
 ) -> Callable[[list[dict[str, Any]]], Generator[Any, Any, list[tuple[str, BaseModel]]]]:
-    """A batch handler (see ``pages.each_batch``) that turns documents into ``(id, model)`` pairs."""
+    """A batch handler (see ``each_batch``) that turns documents into ``(id, model)`` pairs."""
 
     def loaded(documents: list[dict[str, Any]]) -> Generator[Any, Any, list[tuple[str, BaseModel]]]:
-        models = [(d["_id"], load(d, model_class, namespace, skipped)) for d in documents]
-        return [(rid, model) for rid, model in models if model is not None]
+        pairs = [(d["_id"], load(d, model_class, namespace, skipped, models)) for d in documents]
+        return [(rid, model) for rid, model in pairs if model is not None]
         yield  # sends nothing
 
     return loaded

@@ -44,7 +44,7 @@ def frame(
 
     def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
         for doc in documents:
-            model = load(doc, model_class, namespace, None)
+            model = load(doc, model_class, namespace, None, ops.models)
             assert model is not None  # no skipped list: a result that does not load raises
             ids.append(doc["_id"])
             rows.append(_row(model, model.model_dump(mode="python"), "", {}))

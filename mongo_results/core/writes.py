@@ -36,7 +36,7 @@ from .commands import (
 from .encoding import EncodedModel, encode_model
 from .ids import ResultId, segments
 from .large import Spill, discard, file_of, file_state, put, spill
-from .names import resolve_namespace, validate_namespace
+from .names import Models, resolve_namespace, validate_namespace
 from .profiles import EMBEDDED, EngineProfile, check_engine
 
 __all__ = ["SetManyProgress", "SetPlan", "now", "plan_encoded", "plan_set", "write_bulk", "write_set"]
@@ -145,6 +145,7 @@ def plan_set(
     strict_namespace: bool,
     *,
     at: datetime,
+    models: Models,
     store_secrets: bool = False,
     engine: EngineProfile = EMBEDDED,
 ) -> SetPlan:
@@ -153,7 +154,7 @@ def plan_set(
     if not isinstance(data, BaseModel):
         raise WrongTypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
     rid = "/".join(segs)
-    ns = resolve_namespace(data, namespace, strict_namespace, rid)
+    ns = resolve_namespace(data, namespace, strict_namespace, rid, models)
     encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
     return _plan(rid, segs, encoded, behavior, ns, engine, at)
 
@@ -208,7 +209,7 @@ def _plan(
     # too; so on every engine the command is repeated once, when its query sees the winner.
     confirm = 2
     # Where results can have GridFS files, a write that replaces one must know which file it
-    # replaced: the plain write passes over such a result and a swap takes it (see writing.py).
+    # replaced: the plain write passes over such a result and a swap takes it (see write_set).
     guard = {"gridfs": {"$exists": False}} if engine.max_document is not None else {}
     if behavior is SetBehavior.OVERWRITE:  # a duplicate is a lost race
         return SetPlan(rid, ns, behavior, doc, False, {"_id": rid, **guard}, write, replace, 3, spilled, bool(guard))

@@ -21,7 +21,7 @@ from bson import json_util
 
 from ..core import commands as cmd
 from ..core.encoding import JSON_OPTIONS, content_digest, escape_key, map_keys
-from ..core.names import DEFAULT_COLLECTION_PREFIX
+from ..core.names import DEFAULT_COLLECTION_PREFIX, DEFAULT_NAMESPACE
 from ..core.operations import Operations
 from ..core.profiles import FILES
 from ..errors import (
@@ -32,7 +32,7 @@ from ..errors import (
     StoreWriteError,
     UnreadableResultError,
 )
-from ..registry import DEFAULT_NAMESPACE
+from ..registry import MODELS
 from .matching import apply_update, evaluate, matches, ordered, project, touches_data
 
 __all__ = ["AsyncFileBackend", "FORMAT", "FileBackend", "FileTree", "Unreadable"]
@@ -59,10 +59,11 @@ class FileBackend:
             raise NotAStoreError(f"{self.base_dir} is not a directory")
         self.tree = FileTree(self.base_dir.resolve())
         self.collection_prefix = DEFAULT_COLLECTION_PREFIX
-        self._ops = Operations(self.collection_prefix, engine=FILES, validation="off")
+        self._ops = Operations(self.collection_prefix, models=MODELS, engine=FILES, validation="off", where=repr(self))
 
     def operations(self) -> Operations:
         """The core's operations over this store."""
+        self._ops.store_secrets = self.store_secrets  # an attribute users may change at any time
         return self._ops
 
     # -- documents ----------------------------------------------------------------------
@@ -310,7 +311,9 @@ class AsyncFileBackend:
 
     def operations(self) -> Operations:
         """The core's operations over this store."""
-        return self.files.operations()
+        ops = self.files.operations()
+        ops.where = repr(self)
+        return ops
 
     async def execute(self, command: cmd.Command) -> Any:
         """Run one command on a worker thread; its reply."""

@@ -32,6 +32,7 @@ from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
 from ..core.operations import Operations
 from ..core.profiles import EMBEDDED
 from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
+from ..registry import MODELS
 from .driver import DRIVER_ERRORS, Call, call_for, driver_reply, error_reply, translate
 from .embedded import embedded_lock, execute_embedded, in_child_process, is_embedded, mock_client
 
@@ -217,11 +218,14 @@ class MongoStore:
             self._guarded(self._database)
             self._ops = Operations(
                 self.collection_prefix,
+                models=MODELS,
+                where=self.where,
                 engine=EMBEDDED if self.embedded else None,
                 validation=self.validation,
                 path_index=self.path_index,
                 note=say_once,
             )
+        self._ops.store_secrets = self.store_secrets  # an attribute users may change at any time
         return self._ops
 
     def _timeout(self) -> float | None:
