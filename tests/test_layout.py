@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import shutil
 import subprocess
 import sys
@@ -32,11 +33,48 @@ def test_both_managers_have_the_same_methods_and_parameters() -> None:
         assert inspect.signature(sync).parameters == inspect.signature(awaited).parameters, name
 
 
-def test_the_core_does_no_io_and_speaks_no_driver() -> None:
-    for path in (PACKAGE / "core").glob("*.py"):
-        text = path.read_text()
-        for banned in ("import pymongo", "from pymongo", "import mongomock", "import motor", "open(", "socket"):
-            assert banned not in text, f"{path.name}: {banned}"
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint_imports(root: Path, *contracts: str) -> subprocess.CompletedProcess[str]:
+    """lint-imports on the package under ``root``, with the contracts of its pyproject.toml."""
+    args = [str(LINT_IMPORTS), "--no-cache", *(f"--contract={c}" for c in contracts)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts: the layers, a pure core, the driver in the stores."""
+    proc = _lint_imports(PACKAGE.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+# Each contract, broken on purpose in a copy of the package: a contract that cannot fail proves nothing.
+PURE_CORE = ["pymongo", "mongomock", "motor", "gridfs", "warnings", "os", "pathlib", "socket"]
+VIOLATIONS = [
+    ("core/names.py", "from ..stores import open_backend", "layers"),
+    ("core/ids.py", "from .. import manager", "layers"),
+    ("stores/seed.py", "from ..manager import ResultsManager", "layers"),
+    ("registry.py", "from .stores import FileBackend", "layers"),
+    ("errors.py", "from .core import ids", "layers"),
+    *[("core/ids.py", f"import {name}", "pure-core") for name in PURE_CORE],
+    ("core/reads.py", "from ..registry import MODELS", "pure-core"),
+    ("core/reads.py", "from ..terminal import Progress", "pure-core"),
+    ("manager.py", "import pymongo", "driver-in-stores"),
+    ("cli.py", "from gridfs import GridFSBucket", "driver-in-stores"),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), VIOLATIONS)
+def test_each_contract_catches_a_violation(tmp_path: Path, module: str, line: str, contract: str) -> None:
+    shutil.copytree(PACKAGE, tmp_path / "mongo_results", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PACKAGE.parent / "pyproject.toml", tmp_path / "pyproject.toml")
+    assert _lint_imports(tmp_path, contract).returncode == 0
+    with (tmp_path / "mongo_results" / module).open("a") as file:
+        file.write(f"\n{line}  # noqa\n")
+    proc = _lint_imports(tmp_path, contract)
+    assert proc.returncode != 0 and "1 broken" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_a_mongodb_store_loads_no_optional_dependency() -> None:
