@@ -411,6 +411,7 @@ class ResultsManager(ManagerBase[T]):
 
     def close(self) -> None:
         """Release the connections the store opened, if it holds any."""
+        # Not an operation: releasing clients is the store's own business, sync or awaited.
         self._executor.close()
 
     def __enter__(self) -> ResultsManager[T]:
@@ -461,6 +462,8 @@ class AsyncResultsManager(ManagerBase[T]):
         self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
     ) -> Any:
         """See :meth:`ResultsManager.get`."""
+        # Written out, not derived: a wrapper typed by ParamSpec would lose the overload that
+        # returns the manager's own T (``await arm.get(id)`` would be Any to a type checker).
         return await run_async(self._ops().get(result_id, model_class, namespace), self._executor.execute, tell)
 
     async def close(self) -> None:
