@@ -27,7 +27,7 @@ $(DOCS_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m mongo_results.demo $(ARGS)
 
-## test: ruff, mypy --strict, the docs build and the whole suite, including a FerretDB it builds and starts
+## test: ruff, the import contracts, mypy --strict, the docs build and the whole suite, including a FerretDB it builds and starts
 test: lint typecheck api docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -54,6 +54,7 @@ bench: $(BENCH_STAMP)
 lint: $(BENCH_STAMP)
 	$(BIN)/ruff check mongo_results tests bench scripts/test-server scripts/api_check.py
 	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server scripts/api_check.py
+	$(BIN)/lint-imports
 
 typecheck: $(BENCH_STAMP)
 	$(BIN)/mypy

@@ -26,7 +26,7 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from mongo_results.core.engine import Engine
+from mongo_results.core.profiles import EngineProfile
 
 from .contenders import Contender, RawAsyncPyMongo, RawPyMongo, file_store, mongo_results_sync
 from .datasets import KINDS, dataset
@@ -57,7 +57,7 @@ def describe(uri: str, flags: dict[str, Any]) -> dict[str, Any]:
     with client:
         info = client.admin.command("buildInfo")
     return {
-        "server": Engine.from_build_info(info).label,
+        "server": EngineProfile.from_build_info(info).label,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         "packages": {p: version(p) for p in ("pymongo", "pydantic", "motor", "beanie", "odmantic")},

@@ -21,16 +21,17 @@ import bson
 from mongo_results import SetBehavior
 from mongo_results.core.commands import BulkWrite, Command, Find, FindOne, Insert, ListCollections, Written
 from mongo_results.core.drive import run
-from mongo_results.core.engine import Engine
 from mongo_results.core.operations import Operation, Operations
+from mongo_results.core.profiles import EngineProfile
+from mongo_results.registry import MODELS
 
 from .datasets import KINDS, Dataset, dataset
 from .measure import percentile
 
 ENGINES = {
-    "mongodb": Engine(),
-    "ferretdb2": Engine.from_build_info({"ferretdb": {"version": "v2.5.0"}}),
-    "ferretdb1": Engine.from_build_info({"ferretdbVersion": "v1.24.2"}),
+    "mongodb": EngineProfile(),
+    "ferretdb2": EngineProfile.from_build_info({"ferretdb": {"version": "v2.5.0"}}),
+    "ferretdb1": EngineProfile.from_build_info({"ferretdbVersion": "v1.24.2"}),
 }
 
 
@@ -38,14 +39,14 @@ def _drive(operation: Operation[Any], answer: Callable[[Command], Any]) -> Any:
     return run(operation, answer)
 
 
-def _ops(engine: Engine) -> Operations:
-    ops = Operations("results.", engine=engine)
+def _ops(engine: EngineProfile) -> Operations:
+    ops = Operations("results.", models=MODELS, engine=engine)
     ops.indexed.add("default")  # the indexes exist and the collection is proven ours: only the steady state is timed
     ops.owned.add("results.default")
     return ops
 
 
-def tasks(ds: Dataset, engine: Engine) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+def tasks(ds: Dataset, engine: EngineProfile) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
     """Per task: (the PyMongo contender's Python work, mongo_results' operation), both over the dataset."""
     stored: dict[str, Any] = {}  # the documents as the driver hands them back
     for rid, model in ds.pairs:

@@ -7,12 +7,12 @@ or a directory of JSON files.
 
 from . import errors, registry
 from .backends import AsyncResultsBackend, ResultsBackend
-from .behaviors import SetBehavior
+from .core.behaviors import SetBehavior
+from .core.ids import canonical_id
 from .errors import *  # noqa: F403 (every error is public: errors.__all__)
-from .executors import AsyncFileBackend, AsyncMongoBackend, FileBackend, MongoBackend
-from .ids import canonical_id
 from .manager import AsyncResultsManager, ResultsManager
 from .registry import *  # noqa: F403 (the registry's functions: registry.__all__)
+from .stores import AsyncFileBackend, AsyncMongoBackend, FileBackend, MongoBackend
 
 __all__ = [
     "AsyncFileBackend",

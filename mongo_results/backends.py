@@ -14,9 +14,9 @@ from typing import Generic
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
-from .behaviors import SetBehavior
-from .executors import AsyncFileBackend, AsyncMongoBackend, FileBackend, MongoBackend
-from .ids import ResultId
+from .core.behaviors import SetBehavior
+from .core.ids import ResultId
+from .stores import AsyncFileBackend, AsyncMongoBackend, FileBackend, MongoBackend
 
 __all__ = [
     "AsyncFileBackend",

@@ -23,15 +23,15 @@ import bson
 from bson import json_util
 from pydantic import ValidationError
 
-from ._terminal import Progress, table
-from .behaviors import SetBehavior
-from .core.loading import UNREADABLE, load_model
-from .encoding import JSON_OPTIONS, unescape_tree
+from .core.behaviors import SetBehavior
+from .core.encoding import JSON_OPTIONS, unescape_tree
+from .core.reads import UNREADABLE, load_model
 from .errors import InvalidUriError, MongoResultsError
-from .executors import MongoBackend
-from .executors.targets import check_uri, is_uri
 from .manager import ResultsManager
-from .registry import DEFAULT_NAMESPACE
+from .registry import DEFAULT_NAMESPACE, MODELS
+from .stores import MongoBackend
+from .stores.mongo import check_uri, is_uri
+from .terminal import Progress, table
 
 __all__ = ["main"]
 EXPORT_FIELDS = ("id", "namespace", "model_type", "created_at", "updated_at", "data")
@@ -264,7 +264,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     for doc in store.iter_documents(args.prefix, args.namespace):  # page by page
         checked += 1
         try:
-            load_model(doc, doc["_id"], None, None)
+            load_model(doc, doc["_id"], None, None, MODELS)
         except UNREADABLE as exc:
             failing[str(doc.get("model_type"))] += 1
             out.write(f"{doc['_id']}: {type(exc).__name__}: {_first_error(exc)}\n")

@@ -24,10 +24,10 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
-from ._terminal import Progress, table
-from .behaviors import SetBehavior
+from .core.behaviors import SetBehavior
 from .manager import ResultsManager
 from .registry import register_model
+from .terminal import Progress, table
 
 SWEEP = "sweep-demo"
 SNAPSHOT = datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -1,40 +1,141 @@
 """The two managers: the ``results_manager`` API, written once, run synchronously or awaited.
 
-Each public method of :class:`ResultsManager` builds one of the core's
-operations and runs it with the store's executor. :class:`AsyncResultsManager`
-takes the very same methods and awaits their operations instead, so the two
-cannot drift apart.
+Each public method of :class:`ResultsManager` builds one of the core's operations and hands it
+to ``_run`` (or ``_stream``); :class:`AsyncResultsManager` takes the very same methods and awaits
+their operations instead, so the two cannot drift apart. ``tests/test_layout.py`` holds every
+public method to that shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import functools
+import sys
+import warnings
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypedDict, overload
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar, Unpack
 
-from ._awaiting import awaitable, streaming
-from ._base import ManagerBase, OnError, Query, Skipped, Where, skipping
-from ._terminal import ProgressBar
-from .behaviors import SetBehavior
-from .core.drive import run, run_async, stream
-from .core.engine import Engine
-from .core.frames import frame
-from .core.inspection import Report, diagnose
-from .core.operations import Operation
-from .core.queries import find
-from .core.upgrades import Upgraded, upgrade
-from .executors import AsyncExecutor, Executor
-from .ids import ResultId
+from .core.behaviors import SetBehavior
+from .core.commands import Note
+from .core.drive import run, run_async, stream, stream_async
+from .core.ids import ResultId
+from .core.maintenance import Report, Upgraded, diagnose, upgrade
+from .core.operations import Operation, Operations
+from .core.profiles import EngineProfile
+from .core.tables import frame
 from .registry import DEFAULT_NAMESPACE
+from .stores import AsyncExecutor, AsyncSeedBackend, Executor, SeedBackend, open_backend
+from .terminal import ProgressBar
 
 __all__ = ["AsyncResultsManager", "ResultsManager"]
 
 T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
+P = ParamSpec("P")
+
+# -- What both managers hold: the store, its executor, and the options every read shares.
+
+
+OnError = Literal["raise", "skip"]
+Where = Mapping[str, Any] | None
+Skipped = list[tuple[str, Exception]]
+
+
+class Query(TypedDict, total=False):
+    """``find``'s options after its three positional ones."""
+
+    namespace: str | None
+    sort: Iterable[tuple[str, int]] | None
+    limit: int | None
+    on_error: OnError
+    skipped: list[tuple[str, Exception]] | None
+
+
+def tell(note: Note) -> None:
+    """A note of the core's as a warning, attributed to the first caller outside this package."""
+    frame, level = sys._getframe(0), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] == __package__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(note.message, note.category, stacklevel=level)
+
+
+def _executor(backend: Any, asynchronous: bool) -> Any:
+    """A store runs the core's commands itself; a ``results_manager``-style backend is adapted."""
+    if callable(getattr(backend, "execute", None)) and hasattr(backend, "operations"):
+        return backend
+    return AsyncSeedBackend(backend) if asynchronous else SeedBackend(backend)
+
+
+class ManagerBase(Generic[T]):
+    """What both managers hold: the store and its executor."""
+
+    _asynchronous = False
+    _executor: Any
+
+    def __init__(
+        self,
+        base_dir: str | Path | None = None,
+        create_if_missing: bool = True,
+        backend: Any = None,
+        *,
+        store_secrets: bool = False,
+    ) -> None:
+        if backend is None:
+            backend = open_backend(
+                base_dir, create_if_missing, asynchronous=self._asynchronous, store_secrets=store_secrets
+            )
+        self.backend = backend
+
+    @property
+    def backend(self) -> Any:
+        """The store (or ``results_manager``-style backend) results go to; assign to switch storage."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        self._backend = value
+        self._executor = _executor(value, self._asynchronous)
+
+    def _ops(self) -> Operations:
+        return self._executor.operations()  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.backend!r})"
+
+
+# -- The async manager's methods from the sync manager's: the same operation, awaited instead of run.
+
+
+def awaitable(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
+    """``method`` of ResultsManager, its operation awaited instead of run."""
+
+    async def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        operation: Any = method(self, *args, **kwargs)  # AsyncResultsManager._run hands the operation back
+        result: R = await run_async(operation, self._executor.execute, tell)
+        return result
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+def streaming(method: Callable[Concatenate[Any, P], Iterator[R]]) -> Callable[Concatenate[Any, P], AsyncIterator[R]]:
+    """A streaming ``method`` of ResultsManager as an async iterator."""
+
+    def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+        async def items() -> AsyncIterator[R]:
+            # Built on first iteration, inside the loop that iterates: it chooses the client.
+            async for item in stream_async(method(self, *args, **kwargs), self._executor.execute, tell):  # type: ignore[arg-type]
+                yield item
+
+        return items()
+
+    functools.update_wrapper(call, method)
+    return call
 
 
 class ResultsManager(ManagerBase[T]):
@@ -48,10 +149,10 @@ class ResultsManager(ManagerBase[T]):
     _executor: Executor
 
     def _run(self, operation: Operation[R]) -> R:
-        return run(operation, self._executor.execute)
+        return run(operation, self._executor.execute, tell)
 
     def _stream(self, operation: Operation[Any]) -> Iterator[Any]:
-        return stream(operation, self._executor.execute)
+        return stream(operation, self._executor.execute, tell)
 
     def set(
         self,
@@ -70,8 +171,7 @@ class ResultsManager(ManagerBase[T]):
             FileExistsError: a result exists (RAISE_IF_EXISTS) or differs (RAISE_IF_DIFFERENT).
             ValueError: an invalid id or namespace, or a value that cannot be stored faithfully.
         """
-        secrets = self._executor.store_secrets
-        return self._run(self._ops().set(result_id, data, behavior, namespace, strict_namespace, secrets=secrets))
+        return self._run(self._ops().set(result_id, data, behavior, namespace, strict_namespace))
 
     @overload
     def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...
@@ -100,9 +200,7 @@ class ResultsManager(ManagerBase[T]):
         Returns, per item, what ``set`` would return or the exception it would raise;
         ``raise_errors=True`` raises the first exception instead (the others are stored).
         """
-        secrets = self._executor.store_secrets
-        operation = self._ops().set_many(items, behavior, namespace, secrets=secrets, raise_errors=raise_errors)
-        return self._run(operation)
+        return self._run(self._ops().set_many(items, behavior, namespace, raise_errors=raise_errors))
 
     @overload
     def get_many(
@@ -138,8 +236,7 @@ class ResultsManager(ManagerBase[T]):
         ``on_error="skip"`` leaves out results that no longer load (the model changed, the type
         is not registered), warns with their count, and appends ``(id, error)`` to ``skipped``.
         """
-        missed = skipping(on_error, skipped)
-        return self._run(self._ops().get_many(list(result_ids), model_class, namespace, missed))
+        return self._run(self._ops().get_many(result_ids, model_class, namespace, on_error=on_error, skipped=skipped))
 
     @overload
     def iter_results(
@@ -188,8 +285,9 @@ class ResultsManager(ManagerBase[T]):
 
         ``on_error`` and ``skipped`` as for :meth:`get_many`.
         """
-        missed = skipping(on_error, skipped)
-        return self._stream(self._ops().iter_results(prefix, model_class, namespace, batch_size, missed))
+        return self._stream(
+            self._ops().iter_results(prefix, model_class, namespace, batch_size, on_error=on_error, skipped=skipped)
+        )
 
     @overload
     def find(
@@ -215,9 +313,7 @@ class ResultsManager(ManagerBase[T]):
         ``where`` names the model's own fields (dotted into nested models and lists); values
         are encoded as stored. In id order unless ``sort`` gives ``(field, 1 | -1)`` pairs.
         """
-        missed = skipping(options.get("on_error", "raise"), options.get("skipped"))
-        namespace, sort, limit = options.get("namespace"), options.get("sort"), options.get("limit")
-        return self._stream(find(self._ops(), where, prefix, model_class, namespace, sort, limit, missed))
+        return self._stream(self._ops().find(where, prefix, model_class, **options))
 
     def to_dataframe(
         self,
@@ -233,8 +329,9 @@ class ResultsManager(ManagerBase[T]):
         Nested models become dotted columns (``config.lr``), as ``pandas.json_normalize`` makes them;
         read page by page, with a progress bar on a terminal for large reads.
         """
-        operation = frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"))
-        return self._run(operation)
+        return self._run(
+            frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"))
+        )
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
         """Whether a result is stored under ``result_id``."""
@@ -302,23 +399,19 @@ class ResultsManager(ManagerBase[T]):
             UpgradeFailedError: ``convert`` raised (a ValueError naming the result and the count done).
             WrongTypeError: ``convert`` returned something other than a ``model_class``.
         """
-        secrets = self._executor.store_secrets
-        operation = upgrade(
-            self._ops(), prefix, model_class, convert, namespace, batch_size, secrets=secrets, old_types=old_types
-        )
-        return self._run(operation)
+        return self._run(upgrade(self._ops(), prefix, model_class, convert, namespace, batch_size, old_types=old_types))
 
-    def engine(self) -> Engine:
+    def engine(self) -> EngineProfile:
         """What the store is and can hold (asked of the server once per connection)."""
         return self._run(self._ops().learn_engine())
 
     def doctor(self, fix: bool = False) -> Report:
         """Check the store's namespaces, indexes and validators; ``fix`` creates what is missing."""
-        where = getattr(self._executor, "where", repr(self.backend))
-        return self._run(diagnose(self._ops(), where, fix=fix))
+        return self._run(diagnose(self._ops(), fix=fix))
 
     def close(self) -> None:
         """Release the connections the store opened, if it holds any."""
+        # Not an operation: releasing clients is the store's own business, sync or awaited.
         self._executor.close()
 
     def __enter__(self) -> ResultsManager[T]:
@@ -369,7 +462,9 @@ class AsyncResultsManager(ManagerBase[T]):
         self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
     ) -> Any:
         """See :meth:`ResultsManager.get`."""
-        return await run_async(self._ops().get(result_id, model_class, namespace), self._executor.execute)
+        # Written out, not derived: a wrapper typed by ParamSpec would lose the overload that
+        # returns the manager's own T (``await arm.get(id)`` would be Any to a type checker).
+        return await run_async(self._ops().get(result_id, model_class, namespace), self._executor.execute, tell)
 
     async def close(self) -> None:
         """Close the clients the store opened (those of this event loop, and of loops that have ended)."""

@@ -8,11 +8,12 @@ namespaces, a non-default namespace wins when a model is in several, and
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
+from .core.names import DEFAULT_NAMESPACE
 from .errors import InvalidArgumentError, ModelConflictError, WrongTypeError
 
 __all__ = [
@@ -26,8 +27,6 @@ __all__ = [
     "get_namespaces",
     "register_model",
 ]
-
-DEFAULT_NAMESPACE = "default"
 
 M = TypeVar("M", bound=type[BaseModel])
 
@@ -169,3 +168,25 @@ def get_namespaces() -> list[str]:
 def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     """The model names registered in ``namespace``."""
     return list(_REGISTRY.get(namespace, {}))
+
+
+class _Registered:
+    """The registry as the core's ``Models``: what the stores hand their operations."""
+
+    def class_for(self, model_type: str, namespace: str) -> type[BaseModel] | None:
+        return get_model_class(model_type, namespace)
+
+    def everywhere(self, model_type: str) -> list[tuple[str, type[BaseModel]]]:
+        return find_model_in_all_namespaces(model_type)
+
+    def namespace_of(self, model_class: type[BaseModel], strict: bool) -> str | None:
+        return find_model_namespace(model_class, strict=strict)
+
+    def in_namespace(self, namespace: str) -> Mapping[str, type[BaseModel]]:
+        return dict(_REGISTRY.get(namespace, {}))
+
+    def indexes(self, namespace: str) -> list[tuple[str, int]]:
+        return get_indexes(namespace)
+
+
+MODELS = _Registered()  # not in __all__: ``from mongo_results.registry import *`` gives the functions only

@@ -10,14 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mongo_results import InvalidIdError, MongoResultsError, ResultExistsError, SetBehavior, canonical_id
-from mongo_results.behaviors import Stored, outcome, writes
+from mongo_results.core.behaviors import Stored, outcome, writes
 from mongo_results.core.commands import DuplicateKey, Written
-from mongo_results.core.engine import Engine
-from mongo_results.core.filters import page_after, prefix_filter
+from mongo_results.core.ids import canonical_prefix, segments
 from mongo_results.core.names import namespaces_in
-from mongo_results.core.plans import SetPlan
-from mongo_results.core.plans import plan_set as _plan_set
-from mongo_results.ids import canonical_prefix, segments
+from mongo_results.core.profiles import EngineProfile
+from mongo_results.core.queries import page_after, prefix_filter
+from mongo_results.core.writes import SetPlan
+from mongo_results.core.writes import plan_set as _plan_set
+from mongo_results.registry import MODELS
 
 from .models import Metrics
 
@@ -26,7 +27,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 def plan_set(*args: Any, **kwargs: Any) -> SetPlan:
-    return _plan_set(*args, at=T0, **kwargs)
+    return _plan_set(*args, at=T0, models=MODELS, **kwargs)
 
 
 def reply(*, duplicate: bool, upserted: bool) -> Written | DuplicateKey:
@@ -72,7 +73,7 @@ def test_overwrite_keeps_created_at() -> None:
 def test_a_duplicate_from_a_digest_filtered_upsert_is_confirmed_on_every_engine(info: dict[str, Any]) -> None:
     # Two upserts of a missing id may both insert; the loser's duplicate key is a lost race,
     # not an answer, unless the repeated command meets it again.
-    engine = Engine.from_build_info(info)
+    engine = EngineProfile.from_build_info(info)
     for behavior in (SetBehavior.SKIP_IF_EXISTS, SetBehavior.RAISE_IF_DIFFERENT):
         assert plan_set("a", M, behavior, None, False, engine=engine).attempts == 2
     assert plan_set("a", M, SetBehavior.RAISE_IF_EXISTS, None, False, engine=engine).attempts == 1
@@ -154,7 +155,7 @@ def test_namespaces_from_collection_names() -> None:
 
 
 def test_writes_replace_whole_documents_where_set_is_not_faithful() -> None:
-    ferret = Engine.from_build_info({"ferretdbVersion": "v1.24.2"})
+    ferret = EngineProfile.from_build_info({"ferretdbVersion": "v1.24.2"})
     for behavior in (SetBehavior.SKIP_IF_EXISTS, SetBehavior.OVERWRITE):
         assert not plan_set("a", M, behavior, None, False).replace
         plan = plan_set("a", M, behavior, None, False, engine=ferret)
@@ -163,12 +164,12 @@ def test_writes_replace_whole_documents_where_set_is_not_faithful() -> None:
 
 
 def test_engine_profiles() -> None:
-    mongodb = Engine.from_build_info({"version": "8.0.4"})
+    mongodb = EngineProfile.from_build_info({"version": "8.0.4"})
     assert mongodb.decimal128 and mongodb.schema_keywords is None and mongodb.label == "MongoDB 8.0.4"
-    ferret2 = Engine.from_build_info({"version": "7.0.77", "ferretdb": {"version": "v2.5.0"}})
+    ferret2 = EngineProfile.from_build_info({"version": "7.0.77", "ferretdb": {"version": "v2.5.0"}})
     assert ferret2.label == "FerretDB v2.5.0" and ferret2.decimal128 and ferret2.validators
     assert ferret2.max_write_batch == 25_000 and ferret2.max_validator_bytes == 10 * 1024
-    ferret = Engine.from_build_info({"version": "7.0.42", "ferretdbVersion": "v1.24.2"})
+    ferret = EngineProfile.from_build_info({"version": "7.0.42", "ferretdbVersion": "v1.24.2"})
     assert ferret.name == "ferretdb" and not ferret.decimal128 and not ferret.non_finite
     plan = plan_set("a", Metrics(loss=1, accuracy=1), SetBehavior.OVERWRITE, None, False, engine=ferret)
     assert plan.document["data"]["loss"] == 1.0

@@ -29,17 +29,17 @@ from pydantic import (
 )
 
 from mongo_results import LossyValueError, MongoResultsError, ResultsManager, SetBehavior, UnsupportedTypeError
-from mongo_results._exact import difference as encoding_difference
-from mongo_results._exact import exact_encoder
-from mongo_results.encoding import (
+from mongo_results.core.encoding import (
     JSON_OPTIONS,
     content_digest,
     encode_model,
     encode_verified,
     escape_key,
+    exact_encoder,
     unescape_key,
     validate_data,
 )
+from mongo_results.core.encoding import difference as encoding_difference
 
 from .strategies import field_types, models, same
 

@@ -28,7 +28,7 @@ from mongo_results import (
 from mongo_results.core import commands as cmd
 from mongo_results.core import operations
 from mongo_results.errors import RejectedByServerError
-from mongo_results.executors.driver import TRANSIENT_CODES, call_for, error_reply, translate
+from mongo_results.stores.driver import TRANSIENT_CODES, call_for, error_reply, translate
 
 from .conftest import _server_failed
 from .models import Metrics

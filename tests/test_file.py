@@ -27,7 +27,7 @@ from mongo_results import (
     register_model,
 )
 from mongo_results.cli import main
-from mongo_results.executors.file_tree import FileTree
+from mongo_results.stores.files import FileTree
 
 from .models import Metrics, Point
 

@@ -479,7 +479,7 @@ def test_to_dataframe_reads_each_result_once(
 ) -> None:
     import mongomock.collection
 
-    from mongo_results.executors import embedded, file_tree
+    from mongo_results.stores import embedded, files
 
     from .conftest import make_manager
 
@@ -493,7 +493,7 @@ def test_to_dataframe_reads_each_result_once(
         return count
 
     # What a page costs: the files it reads, or the documents the embedded store's filter looks at.
-    monkeypatch.setattr(file_tree.FileTree, "read", staticmethod(counted(file_tree.FileTree.read)))
+    monkeypatch.setattr(files.FileTree, "read", staticmethod(counted(files.FileTree.read)))
     for module, name in [(embedded, "matches"), (embedded, "evaluate"), (mongomock.collection, "filter_applies")]:
         monkeypatch.setattr(module, name, counted(getattr(module, name)))
     rm = make_manager(kind, request, tmp_path)

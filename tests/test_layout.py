@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 import mongo_results
+import mongo_results.manager as manager_module
 from mongo_results import AsyncMongoBackend, AsyncResultsManager, ResultsManager, SetBehavior
 
 from .models import Metrics
@@ -32,16 +35,122 @@ def test_both_managers_have_the_same_methods_and_parameters() -> None:
         assert inspect.signature(sync).parameters == inspect.signature(awaited).parameters, name
 
 
-def test_no_module_is_over_400_lines() -> None:
-    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
-    assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+# Public members of ResultsManager that AsyncResultsManager does not derive, each written on both sides:
+HAND_WRITTEN = {
+    "backend": "a property of ManagerBase, shared by both as it is",
+    "close": "no operation: the store releases its clients itself (awaited on the async side)",
+    "get": "the async get keeps the overload returning the manager's own T, which a ParamSpec wrapper loses",
+}
+# Callables an operation's construction may use besides the core's builders.
+BUILDERS_OUTSIDE_THE_CORE = {"ProgressBar": "to_dataframe's progress callback: it draws only when called, mid-run"}
 
 
-def test_the_core_does_no_io_and_speaks_no_driver() -> None:
-    for path in (PACKAGE / "core").glob("*.py"):
-        text = path.read_text()
-        for banned in ("import pymongo", "from pymongo", "import mongomock", "import motor", "open(", "socket"):
-            assert banned not in text, f"{path.name}: {banned}"
+def _hands_over(function: ast.FunctionDef) -> str:
+    """``_run`` or ``_stream`` if the method's body is a docstring and ``return self._run(<operation>)``."""
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    assert len(body) == 1 and isinstance(body[0], ast.Return), f"{function.name}: more than a hand-over"
+    call = body[0].value
+    assert isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords, function.name
+    target = call.func
+    assert isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name), function.name
+    assert target.value.id == "self" and target.attr in ("_run", "_stream"), function.name
+    operation = call.args[0]
+    ops_calls = {
+        id(node.func.value)
+        for node in ast.walk(operation)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_ops"
+        if not node.args and not node.keywords
+    }
+    for node in ast.walk(operation):
+        assert not isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom, ast.Lambda, ast.NamedExpr)), function.name
+        # self only as self._ops(): the store's operations, built with no I/O
+        if isinstance(node, ast.Name) and node.id == "self":
+            assert id(node) in ops_calls, f"{function.name}: uses self other than through self._ops()"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            builder = getattr(manager_module, node.func.id)
+            assert node.func.id in BUILDERS_OUTSIDE_THE_CORE or builder.__module__.startswith("mongo_results.core."), (
+                f"{function.name}: {node.func.id} is no operation builder of the core"
+            )
+    return target.attr
+
+
+def test_every_sync_method_only_hands_its_operation_over_and_the_async_one_is_derived() -> None:
+    """The rule the async manager rests on: a sync method builds its operation and hands it to _run or _stream.
+
+    AsyncResultsManager takes each such method as it is (``awaitable`` for ``_run``, ``streaming``
+    for ``_stream``), so a sync method that did anything else would do it unawaited.
+    """
+    tree = ast.parse(inspect.getsource(ResultsManager))
+    [cls] = tree.body
+    assert isinstance(cls, ast.ClassDef)
+    methods = {
+        node.name: node
+        for node in cls.body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+        if not any(isinstance(d, ast.Name) and d.id == "overload" for d in node.decorator_list)
+    }
+    assert set(methods) | {"backend"} == _public(ResultsManager)
+    for name, function in methods.items():
+        derived = AsyncResultsManager.__dict__[name]
+        if name in HAND_WRITTEN:
+            assert getattr(derived, "__wrapped__", None) is None, f"{name} is derived: take it off HAND_WRITTEN"
+            if name == "close":
+                continue
+        hand_over = _hands_over(function)
+        if name in HAND_WRITTEN:
+            continue
+        assert derived.__wrapped__ is ResultsManager.__dict__[name], name
+        if hand_over == "_run":
+            assert inspect.iscoroutinefunction(derived), f"{name}: runs its operation, so awaitable() it"
+        else:
+            assert not inspect.iscoroutinefunction(derived), f"{name}: streams, so streaming() it"
+            assert inspect.signature(ResultsManager.__dict__[name]).return_annotation.startswith("Iterator"), name
+
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint_imports(root: Path, *contracts: str) -> subprocess.CompletedProcess[str]:
+    """lint-imports on the package under ``root``, with the contracts of its pyproject.toml."""
+    args = [str(LINT_IMPORTS), "--no-cache", *(f"--contract={c}" for c in contracts)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts: the layers, a pure core, the driver in the stores."""
+    proc = _lint_imports(PACKAGE.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+# Each contract, broken on purpose in a copy of the package: a contract that cannot fail proves nothing.
+PURE_CORE = ["pymongo", "mongomock", "motor", "gridfs", "warnings", "os", "pathlib", "socket"]
+VIOLATIONS = [
+    ("core/names.py", "from ..stores import open_backend", "layers"),
+    ("core/ids.py", "from .. import manager", "layers"),
+    ("stores/seed.py", "from ..manager import ResultsManager", "layers"),
+    ("registry.py", "from .stores import FileBackend", "layers"),
+    ("errors.py", "from .core import ids", "layers"),
+    *[("core/ids.py", f"import {name}", "pure-core") for name in PURE_CORE],
+    ("core/reads.py", "from ..registry import MODELS", "pure-core"),
+    ("core/reads.py", "from ..terminal import Progress", "pure-core"),
+    ("manager.py", "import pymongo", "driver-in-stores"),
+    ("cli.py", "from gridfs import GridFSBucket", "driver-in-stores"),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), VIOLATIONS)
+def test_each_contract_catches_a_violation(tmp_path: Path, module: str, line: str, contract: str) -> None:
+    shutil.copytree(PACKAGE, tmp_path / "mongo_results", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PACKAGE.parent / "pyproject.toml", tmp_path / "pyproject.toml")
+    assert _lint_imports(tmp_path, contract).returncode == 0
+    with (tmp_path / "mongo_results" / module).open("a") as file:
+        file.write(f"\n{line}  # noqa\n")
+    proc = _lint_imports(tmp_path, contract)
+    assert proc.returncode != 0 and "1 broken" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_a_mongodb_store_loads_no_optional_dependency() -> None:

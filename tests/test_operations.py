@@ -45,9 +45,10 @@ from mongo_results.core.commands import (
     Written,
 )
 from mongo_results.core.drive import run, stream
-from mongo_results.core.engine import FILES, Engine
+from mongo_results.core.encoding import encode_model
 from mongo_results.core.operations import Operations
-from mongo_results.encoding import encode_model
+from mongo_results.core.profiles import FILES, EngineProfile
+from mongo_results.registry import MODELS
 
 from .models import Metrics
 
@@ -84,12 +85,12 @@ class Canned:
         return [type(c).__name__ for c in self.sent]
 
 
-MONGODB = Engine.from_build_info({"version": "8.0.4"})
+MONGODB = EngineProfile.from_build_info({"version": "8.0.4"})
 
 
-def ops(engine: Engine | None = MONGODB, **options: Any) -> Operations:
+def ops(engine: EngineProfile | None = MONGODB, **options: Any) -> Operations:
     clock = options.pop("clock", lambda: T0)
-    return Operations("results.", engine=engine, clock=clock, **options)
+    return Operations("results.", models=MODELS, engine=engine, clock=clock, **options)
 
 
 def doc(rid: str, ns: str = "default", loss: float = 1.0) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def test_the_engine_is_asked_once_and_a_namespace_prepared_once() -> None:
 
 
 def test_no_validator_where_the_engine_has_none_or_it_is_off() -> None:
-    for core in (ops(Engine.from_build_info({"ferretdbVersion": "v1.24.2"})), ops(validation="off")):
+    for core in (ops(EngineProfile.from_build_info({"ferretdbVersion": "v1.24.2"})), ops(validation="off")):
         answers = Canned(lambda c: Written(True))
         run(core.set("a", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
         assert not any(isinstance(c, SetValidator) for c in answers.sent)
@@ -211,7 +212,7 @@ def test_set_many_reads_each_bulk_reply_per_item() -> None:
 
 
 def test_set_many_interrupted_says_what_is_known() -> None:
-    core = ops(Engine(max_write_batch=2))
+    core = ops(EngineProfile(max_write_batch=2))
     core.indexed.add("default")
 
     def answer(command: Command) -> Any:
@@ -309,7 +310,7 @@ def test_indexes_are_asked_for_once_per_namespace_and_path_index_on_request() ->
 
 
 def test_set_many_one_command_per_update_stops_at_the_first_unreachable_store() -> None:
-    core = ops(Engine.from_build_info({"ferretdbVersion": "v1.24.2"}))  # no per-item bulk update replies
+    core = ops(EngineProfile.from_build_info({"ferretdbVersion": "v1.24.2"}))  # no per-item bulk update replies
     core.indexed.add("default")
 
     def answer(command: Command) -> Any:
@@ -328,7 +329,7 @@ def test_upgrade_leaves_a_result_written_meanwhile() -> None:
     from pydantic import BaseModel
 
     from mongo_results.core.commands import NoMatch, Update
-    from mongo_results.core.upgrades import upgrade
+    from mongo_results.core.maintenance import upgrade
 
     class New(BaseModel):
         loss: float

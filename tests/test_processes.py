@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from mongo_results import MongoBackend, ResultsManager, SetBehavior
-from mongo_results.notes import say_once
+from mongo_results.stores.mongo import say_once
 
 from .models import Metrics
 

@@ -22,7 +22,7 @@ from mongo_results import (
     SkippedResultsWarning,
     register_model,
 )
-from mongo_results.executors.seed import behavior_enum
+from mongo_results.stores.seed import behavior_enum
 
 from . import seed_backends as seed
 from .models import Metrics, Other

@@ -16,10 +16,11 @@ from pydantic import BaseModel, create_model
 from pymongo.errors import OperationFailure
 
 from mongo_results import MongoBackend, ResultsManager, register_model
-from mongo_results.behaviors import SetBehavior
-from mongo_results.core.engine import Engine
-from mongo_results.core.plans import now, plan_set
+from mongo_results.core.behaviors import SetBehavior
+from mongo_results.core.profiles import EngineProfile
 from mongo_results.core.validators import ENVELOPE, namespace_validator, validator_command
+from mongo_results.core.writes import now, plan_set
+from mongo_results.registry import MODELS
 
 from .models import KitchenSink, Metrics
 from .strategies import models, same
@@ -62,13 +63,13 @@ def matches(value: Any, schema: dict[str, Any]) -> bool:
 
 def stored(model: BaseModel, namespace: str = "default") -> dict[str, Any]:
     """A document as the server returns it."""
-    doc = plan_set("a/b", model, SetBehavior.OVERWRITE, namespace, False, at=now()).document
+    doc = plan_set("a/b", model, SetBehavior.OVERWRITE, namespace, False, at=now(), models=MODELS).document
     return bson.decode(bson.encode(doc))
 
 
 def test_validator_checks_envelope_and_data_types() -> None:
     register_model(Metrics, namespace="training")
-    schema = namespace_validator("training")["$jsonSchema"]
+    schema = namespace_validator("training", MODELS)["$jsonSchema"]
     assert set(schema["required"]) == {
         "_id",
         "path",
@@ -97,7 +98,7 @@ def test_validator_checks_envelope_and_data_types() -> None:
 
 def test_every_supported_type_passes_its_validator() -> None:
     register_model(KitchenSink)
-    assert matches(stored(KitchenSink()), namespace_validator("default")["$jsonSchema"])
+    assert matches(stored(KitchenSink()), namespace_validator("default", MODELS)["$jsonSchema"])
 
 
 @settings(max_examples=150, deadline=None)
@@ -105,7 +106,7 @@ def test_every_supported_type_passes_its_validator() -> None:
 def test_generated_models_pass_their_validator(model: BaseModel) -> None:
     ns = f"gen{next(COUNTER)}"
     register_model(type(model), namespace=ns)
-    assert matches(stored(model, ns), namespace_validator(ns)["$jsonSchema"])
+    assert matches(stored(model, ns), namespace_validator(ns, MODELS)["$jsonSchema"])
 
 
 def test_unregistered_types_are_not_refused() -> None:
@@ -113,10 +114,10 @@ def test_unregistered_types_are_not_refused() -> None:
         v: int
 
     register_model(Metrics)
-    assert matches(stored(Stranger(v=1)), namespace_validator("default")["$jsonSchema"])
+    assert matches(stored(Stranger(v=1)), namespace_validator("default", MODELS)["$jsonSchema"])
 
 
-FERRETDB2 = Engine.from_build_info({"ferretdb": {"version": "v2.5.0"}})
+FERRETDB2 = EngineProfile.from_build_info({"ferretdb": {"version": "v2.5.0"}})
 
 
 def keywords(schema: Any) -> set[str]:
@@ -137,8 +138,8 @@ def wide_model(fields: int) -> type[BaseModel]:
 
 def test_mongodb_gets_the_whole_validator() -> None:
     register_model(Metrics, namespace="training")
-    command, note = validator_command("results.training", "training", "error", Engine())
-    assert command == {"collMod": "results.training", "validator": namespace_validator("training")} | {
+    command, note = validator_command("results.training", "training", "error", EngineProfile(), MODELS)
+    assert command == {"collMod": "results.training", "validator": namespace_validator("training", MODELS)} | {
         "validationAction": "error"
     }
     assert note is None
@@ -146,7 +147,7 @@ def test_mongodb_gets_the_whole_validator() -> None:
 
 def test_documentdb_gets_only_the_keywords_it_evaluates_and_says_which_went() -> None:
     register_model(Metrics, namespace="training")
-    command, note = validator_command("results.training", "training", "warn", FERRETDB2)
+    command, note = validator_command("results.training", "training", "warn", FERRETDB2, MODELS)
     assert keywords(command["validator"]["$jsonSchema"]) <= {"bsonType", "properties", "items"}
     assert note is not None and "enum, oneOf, required" in note and "results.training" in note
     assert matches(stored(Metrics(loss=1, accuracy=1), "training"), command["validator"]["$jsonSchema"])
@@ -154,16 +155,16 @@ def test_documentdb_gets_only_the_keywords_it_evaluates_and_says_which_went() ->
 
 def test_a_validator_over_the_engines_size_limit_checks_the_envelope_alone() -> None:
     register_model(wide_model(400), namespace="wide")
-    full, _ = validator_command("results.wide", "wide", "warn", Engine())
+    full, _ = validator_command("results.wide", "wide", "warn", EngineProfile(), MODELS)
     assert len(bson.encode(full["validator"])) > 10 * 1024
-    limited = dataclasses.replace(Engine(), max_validator_bytes=10 * 1024)  # all keywords, a size limit
-    small, note = validator_command("results.wide", "wide", "warn", limited)
+    limited = dataclasses.replace(EngineProfile(), max_validator_bytes=10 * 1024)  # all keywords, a size limit
+    small, note = validator_command("results.wide", "wide", "warn", limited, MODELS)
     assert len(bson.encode(small["validator"])) <= 10 * 1024
     assert small["validator"]["$jsonSchema"]["properties"] == ENVELOPE
     assert small["validator"]["$jsonSchema"]["required"] == list(ENVELOPE)
     assert note is not None and "10 KB validator limit" in note
     # On DocumentDB the keywords it lacks go first, which leaves the envelope's types: small enough.
-    restricted, note = validator_command("results.wide", "wide", "warn", FERRETDB2)
+    restricted, note = validator_command("results.wide", "wide", "warn", FERRETDB2, MODELS)
     assert len(bson.encode(restricted["validator"])) <= 10 * 1024
     assert note is not None and "validator limit" not in note
 
@@ -207,7 +208,7 @@ def test_the_server_enforces_the_validator_and_our_documents_pass_it(
         assert keywords(options["validator"]["$jsonSchema"]) <= engine.schema_keywords
         assert any("does not evaluate the $jsonSchema keywords" in r.getMessage() for r in caplog.records)
     else:
-        assert options["validator"] == namespace_validator(ns)
+        assert options["validator"] == namespace_validator(ns, MODELS)
     foreign = {"_id": "foreign", "path": "not an array", "model_type": 7, "data": "text"}
     if action == "error":
         with pytest.raises(OperationFailure):

@@ -8,9 +8,9 @@ store) runs these same commands, so every store takes the same decisions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "BY_ID",
@@ -35,6 +35,8 @@ __all__ = [
     "ListCollections",
     "ListIndexes",
     "NoMatch",
+    "Note",
+    "Operation",
     "PartialPage",
     "PutFile",
     "ReadValidator",
@@ -241,7 +243,7 @@ class DeleteFile(_OnFile):
 @dataclass(frozen=True, slots=True)
 class Leftovers:
     """The temporary files of writers killed mid-write (removed first with ``remove``), for stores
-    that write through them (``Engine.temp_files``); answered by their names."""
+    that write through them (``EngineProfile.temp_files``); answered by their names."""
 
     remove: bool = False
 
@@ -274,6 +276,19 @@ class Batch:
     """Not a command: items an operation hands to its caller as it streams."""
 
     items: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Not a command: what the user should be told, as a warning of ``category``; the caller tells it."""
+
+    message: str
+    category: type[Warning]
+
+
+R = TypeVar("R")
+# An operation yields commands (and batches when it streams, notes to tell), is sent each reply, and returns R.
+Operation = Generator["Command | Batch | Note", Any, R]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 from ..errors import MongoResultsError
-from .commands import Batch, Command
-from .operations import Operation
+from .commands import Batch, Command, Note, Operation
 
 __all__ = ["run", "run_async", "stream", "stream_async"]
 
 R = TypeVar("R")
 Execute = Callable[[Command], Any]
 AsyncExecute = Callable[[Command], Awaitable[Any]]
+Notify = Callable[[Note], None]
 
 
 class _Done(Exception):
@@ -25,15 +25,20 @@ class _Done(Exception):
         self.value = value
 
 
-def _step(operation: Operation[Any], reply: Any, error: MongoResultsError | None) -> Command | Batch:
+def _step(operation: Operation[Any], reply: Any, error: MongoResultsError | None) -> Command | Batch | Note:
     try:
         return operation.throw(error) if error is not None else operation.send(reply)
     except StopIteration as stop:
         raise _Done(stop.value) from None
 
 
-def stream(operation: Operation[Any], execute: Execute) -> Generator[Any, None, Any]:
-    """Run ``operation``, yielding what it emits; its result is the StopIteration value."""
+def _ignore(note: Note) -> None:
+    """No one to tell: a caller that speaks to the user passes its own ``notify``."""
+
+
+def stream(operation: Operation[Any], execute: Execute, notify: Notify = _ignore) -> Generator[Any, None, Any]:
+    """Run ``operation``, yielding what it emits and handing its notes to ``notify``; its result is the
+    StopIteration value."""
     reply: Any = None
     error: MongoResultsError | None = None
     while True:
@@ -45,15 +50,19 @@ def stream(operation: Operation[Any], execute: Execute) -> Generator[Any, None, 
             yield from step.items
             reply, error = None, None
             continue
+        if isinstance(step, Note):
+            notify(step)
+            reply, error = None, None
+            continue
         try:
             reply, error = execute(step), None
         except MongoResultsError as exc:  # the operation may know more (set_many's progress)
             reply, error = None, exc
 
 
-def run(operation: Operation[R], execute: Execute) -> R:
+def run(operation: Operation[R], execute: Execute, notify: Notify = _ignore) -> R:
     """Run an operation that emits nothing; its result."""
-    items = stream(operation, execute)
+    items = stream(operation, execute, notify)
     while True:
         try:
             next(items)
@@ -63,7 +72,7 @@ def run(operation: Operation[R], execute: Execute) -> R:
 
 
 async def stream_async(
-    operation: Operation[Any], execute: AsyncExecute, result: list[Any] | None = None
+    operation: Operation[Any], execute: AsyncExecute, notify: Notify = _ignore, result: list[Any] | None = None
 ) -> AsyncIterator[Any]:
     """:func:`stream` with an awaitable executor; the operation's result is appended to ``result``."""
     reply: Any = None
@@ -80,15 +89,19 @@ async def stream_async(
                 yield item
             reply, error = None, None
             continue
+        if isinstance(step, Note):
+            notify(step)
+            reply, error = None, None
+            continue
         try:
             reply, error = await execute(step), None
         except MongoResultsError as exc:
             reply, error = None, exc
 
 
-async def run_async(operation: Operation[R], execute: AsyncExecute) -> R:
+async def run_async(operation: Operation[R], execute: AsyncExecute, notify: Notify = _ignore) -> R:
     """:func:`run` with an awaitable executor."""
     result: list[R] = []
-    async for _ in stream_async(operation, execute, result):
+    async for _ in stream_async(operation, execute, notify, result):
         pass
     return result[0]

@@ -19,9 +19,9 @@ from typing import Any
 import bson
 from bson import ObjectId
 
-from ..encoding import CODEC_OPTIONS, EncodedModel
 from ..errors import DocumentTooLargeError, MongoResultsError
 from .commands import Command, Delete, DeleteFile, Drop, FindOne, GetFile, NoMatch, PutFile
+from .encoding import CODEC_OPTIONS, EncodedModel
 from .names import RESERVED
 
 __all__ = [

@@ -1,17 +1,19 @@
-"""Namespaces and collection names: what is valid, and where a ``set`` writes."""
+"""Namespaces and collection names: what is valid, where a ``set`` writes, and the models each namespace holds."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from ..errors import InvalidNamespaceError
-from ..registry import DEFAULT_NAMESPACE, find_model_namespace
 
 __all__ = [
     "DEFAULT_COLLECTION_PREFIX",
+    "DEFAULT_NAMESPACE",
+    "Models",
     "namespaces_in",
     "optional_namespace",
     "resolve_namespace",
@@ -20,6 +22,7 @@ __all__ = [
 ]
 
 DEFAULT_COLLECTION_PREFIX = "results."
+DEFAULT_NAMESPACE = "default"
 RESERVED = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
 # No "." at the end either: "results.runs." is no collection name on MongoDB.
 _NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
@@ -49,12 +52,36 @@ def validate_collection_prefix(prefix: str) -> str:
     return prefix
 
 
-def resolve_namespace(model: BaseModel, namespace: str | None, strict: bool, result_id: str) -> str:
+class Models(Protocol):
+    """The registered model classes as the core asks for them: the registry, handed in by each store."""
+
+    def class_for(self, model_type: str, namespace: str) -> type[BaseModel] | None:
+        """The class registered as ``model_type`` in ``namespace``."""
+        ...
+
+    def everywhere(self, model_type: str) -> list[tuple[str, type[BaseModel]]]:
+        """Every ``(namespace, class)`` registered as ``model_type``."""
+        ...
+
+    def namespace_of(self, model_class: type[BaseModel], strict: bool) -> str | None:
+        """The namespace ``model_class`` is registered in (a ModelConflictError if ``strict`` finds several)."""
+        ...
+
+    def in_namespace(self, namespace: str) -> Mapping[str, type[BaseModel]]:
+        """The classes registered in ``namespace``, by model type."""
+        ...
+
+    def indexes(self, namespace: str) -> list[tuple[str, int]]:
+        """The result fields the namespace's models want indexed."""
+        ...
+
+
+def resolve_namespace(model: BaseModel, namespace: str | None, strict: bool, result_id: str, models: Models) -> str:
     """The namespace a ``set`` writes to: the argument, else the model's registration, else the default."""
     if namespace is not None:
         return validate_namespace(namespace)
     try:
-        found = find_model_namespace(type(model), strict=strict)
+        found = models.namespace_of(type(model), strict)
     except ValueError as exc:
         raise InvalidNamespaceError(
             f"Cannot automatically determine namespace for {type(model).__name__} when saving to '{result_id}': {exc}"

@@ -9,22 +9,19 @@ carry commands to an executor, so every store runs the very same decisions
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from ..behaviors import SetBehavior
-from ..encoding import encode_stored
-from ..errors import InvalidNamespaceError, MongoResultsError, StoreUnavailableError
-from ..ids import ResultId, canonical_id
-from ..registry import get_indexes
+from ..errors import InvalidArgumentError, InvalidNamespaceError, MongoResultsError, StoreUnavailableError
+from .behaviors import SetBehavior
 from .commands import (
+    BY_ID,
     EVERY,
     Batch,
     BuildInfo,
-    Command,
     Delete,
     Drop,
     EnsureIndexes,
@@ -32,23 +29,34 @@ from .commands import (
     FindOne,
     Index,
     ListCollections,
+    Operation,
     SetValidator,
 )
-from .engine import Engine
-from .filters import FOREIGN, OURS, prefix_filter, scoped
+from .encoding import encode_stored
+from .ids import ResultId, canonical_id, canonical_prefix
 from .large import by_file, delete_one, drop_bucket, file_of, filled
-from .loading import choose_document, load, load_model, loader, not_found, report_skipped
-from .names import namespaces_in, validate_namespace
-from .pages import Pages, each_batch, in_order
-from .plans import SetPlan, now, plan_encoded, plan_set
-from .progress import Progress
+from .names import Models, namespaces_in, validate_namespace
+from .profiles import EngineProfile
+from .queries import FOREIGN, MONGODB, OURS, prefix_filter, scoped, sort_spec, translate
+from .reads import (
+    Pages,
+    bson_order,
+    choose_document,
+    each_batch,
+    in_order,
+    load,
+    load_model,
+    loader,
+    not_found,
+    report_skipped,
+    skipping,
+)
 from .validators import validator_command
-from .writing import write_bulk, write_set
+from .writes import SetManyProgress, SetPlan, now, plan_encoded, plan_set, write_bulk, write_set
 
 __all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes"]
 
 R = TypeVar("R")
-Operation = Generator["Command | Batch", Any, R]
 
 BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
 # get and exists search the namespaces listed up to this long ago, and list again before
@@ -80,14 +88,20 @@ class Operations:
         self,
         collection_prefix: str,
         *,
-        engine: Engine | None = None,
+        models: Models,
+        engine: EngineProfile | None = None,
         validation: str = "warn",
         path_index: bool = False,
+        store_secrets: bool = False,
+        where: str = "",
         clock: Callable[[], datetime] = now,
         monotonic: Callable[[], float] = time.monotonic,
         note: Callable[[str], None] = ignore_note,
     ) -> None:
         self.prefix = collection_prefix
+        self.models = models  # the registered model classes (the registry, handed in by the store)
+        self.store_secrets = store_secrets  # the store's setting, kept current by the store
+        self.where = where  # the store, for people (doctor's first line)
         self.indexes = indexes(path_index)
         self.validation = validation  # validationAction: "warn", "error", or "off" for no validator
         self.engine = engine  # asked of the server once per connection
@@ -101,14 +115,14 @@ class Operations:
         """The store's own indexes and those its registered models ask for on result fields."""
         wanted = [
             Index(f"data.{field}_{direction}", f"data.{field}", direction)
-            for field, direction in get_indexes(namespace)
+            for field, direction in self.models.indexes(namespace)
         ]
         return (*self.indexes, *wanted)
 
-    def learn_engine(self) -> Operation[Engine]:
+    def learn_engine(self) -> Operation[EngineProfile]:
         """The server's engine, asked once per connection."""
         if self.engine is None:
-            self.engine = Engine.from_build_info((yield BuildInfo()))
+            self.engine = EngineProfile.from_build_info((yield BuildInfo()))
         return self.engine
 
     def namespaces(self) -> Operation[list[str]]:
@@ -168,7 +182,7 @@ class Operations:
                 found.append(doc)
         return found
 
-    def _prepare(self, namespace: str, engine: Engine) -> Operation[None]:
+    def _prepare(self, namespace: str, engine: EngineProfile) -> Operation[None]:
         """Indexes (and the validator, where the engine has them) once per namespace and connection."""
         if namespace in self.indexed:
             return
@@ -177,7 +191,7 @@ class Operations:
             yield from self._claim_collection(namespace)
         yield EnsureIndexes(collection, self.indexes_of(namespace))
         if self.validation != "off" and engine.validators:
-            command, note = validator_command(collection, namespace, self.validation, engine)
+            command, note = validator_command(collection, namespace, self.validation, engine, self.models)
             if note:
                 self.note(note)
             yield SetValidator(collection, command)
@@ -202,7 +216,7 @@ class Operations:
             )
         self.owned.add(collection)
 
-    def _write(self, plan: SetPlan, engine: Engine) -> Operation[bool]:
+    def _write(self, plan: SetPlan, engine: EngineProfile) -> Operation[bool]:
         yield from self._prepare(plan.namespace, engine)
         return (yield from write_set(self.prefix, plan))
 
@@ -214,12 +228,23 @@ class Operations:
         namespace: str | None,
         strict: bool,
         *,
-        secrets: bool,
+        secrets: bool | None = None,
     ) -> Operation[bool]:
-        """One atomic command per decision; see SetPlan for reading the answer."""
+        """One atomic command per decision; see SetPlan for reading the answer (``secrets``: the store's by default)."""
         engine = yield from self.learn_engine()
         at = self.clock()
-        plan = plan_set(result_id, data, behavior, namespace, strict, store_secrets=secrets, engine=engine, at=at)
+        secrets = self.store_secrets if secrets is None else secrets
+        plan = plan_set(
+            result_id,
+            data,
+            behavior,
+            namespace,
+            strict,
+            store_secrets=secrets,
+            engine=engine,
+            at=at,
+            models=self.models,
+        )
         return (yield from self._write(plan, engine))
 
     def store(
@@ -237,7 +262,7 @@ class Operations:
         behavior: SetBehavior,
         namespace: str | None,
         *,
-        secrets: bool,
+        secrets: bool | None = None,
         raise_errors: bool = False,
     ) -> Operation[list[bool | BaseException]]:
         """``set`` for many items: one unordered bulk write per namespace and batch, same atomicity per item.
@@ -247,7 +272,8 @@ class Operations:
         SetManyInterruptedError says per item what is known.
         """
         pairs = list(items.items() if isinstance(items, Mapping) else items)
-        progress = Progress([None] * len(pairs))
+        progress = SetManyProgress([None] * len(pairs))
+        secrets = self.store_secrets if secrets is None else secrets
         try:
             outcomes = yield from self._set_many(pairs, behavior, namespace, secrets, progress)
         except StoreUnavailableError as exc:
@@ -264,16 +290,18 @@ class Operations:
         behavior: SetBehavior,
         namespace: str | None,
         secrets: bool,
-        progress: Progress,
+        progress: SetManyProgress,
     ) -> Operation[list[bool | BaseException]]:
         engine = yield from self.learn_engine()
         pending: dict[int, SetPlan] = {}
         at = self.clock()  # one call, one time: the clock is read once
-        resolved: dict[type, str] = {}  # a class's namespace, looked up in the registry once per call
+        resolved: dict[type, str] = {}  # a class's namespace, looked up in ``models`` once per call
         for i, (rid, model) in enumerate(pairs):
             ns = namespace if namespace is not None else resolved.get(type(model))
             try:
-                plan = plan_set(rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at)
+                plan = plan_set(
+                    rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at, models=self.models
+                )
             except (MongoResultsError, ValueError, TypeError) as exc:
                 progress.outcomes[i] = exc  # refused before anything is sent
                 continue
@@ -298,12 +326,24 @@ class Operations:
         result_ids: Sequence[ResultId],
         model_class: type[BaseModel] | None,
         namespace: str | None,
+        *,
+        on_error: str = "raise",
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[list[BaseModel]]:
         """``get`` for many ids, in their order: one ``$in`` query per namespace and batch.
 
-        With a ``skipped`` list, results that no longer load are left out and listed there.
+        ``on_error="skip"`` leaves out results that no longer load, lists them in ``skipped``
+        and notes their count.
         """
+        return self._get_many(list(result_ids), model_class, namespace, skipping(on_error, skipped))
+
+    def _get_many(
+        self,
+        result_ids: list[ResultId],
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        skipped: list[tuple[str, Exception]] | None,
+    ) -> Operation[list[BaseModel]]:
         rids = [canonical_id(r) for r in result_ids]
         wanted = sorted(set(rids))
         found: dict[str, list[dict[str, Any]]] = {}
@@ -316,8 +356,8 @@ class Operations:
         missing = [r for r in rids if r not in complete]  # not stored, or deleted while their files were read
         if missing:
             raise not_found(missing)
-        loaded = [load(complete[r], model_class, namespace, skipped) for r in rids]
-        report_skipped(skipped)
+        loaded = [load(complete[r], model_class, namespace, skipped, self.models) for r in rids]
+        yield from report_skipped(skipped)
         return [model for model in loaded if model is not None]
 
     def iter_documents(
@@ -356,12 +396,25 @@ class Operations:
         model_class: type[BaseModel] | None,
         namespace: str | None,
         batch_size: int,
+        *,
+        on_error: str = "raise",
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
-        """Batch ``(id, model)`` under a prefix in id order across namespaces (``skipped``: as for get_many)."""
+        """Batch ``(id, model)`` under a prefix in id order across namespaces (``on_error``: as for get_many)."""
+        # on_error is checked at the call, before the first batch is asked for.
+        return self._iter_results(prefix, model_class, namespace, batch_size, skipping(on_error, skipped))
+
+    def _iter_results(
+        self,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        batch_size: int,
+        skipped: list[tuple[str, Exception]] | None,
+    ) -> Operation[None]:
         pages = self.iter_documents(prefix, namespace, batch_size)
-        yield from each_batch(pages, loader(model_class, namespace, skipped))
-        report_skipped(skipped)
+        yield from each_batch(pages, loader(model_class, namespace, skipped, self.models))
+        yield from report_skipped(skipped)
 
     def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None, namespace: str | None
@@ -374,7 +427,7 @@ class Operations:
             if not complete:  # deleted while its file was read
                 raise not_found([rid])
             doc = complete[0]
-        return load_model(doc, rid, model_class, namespace)
+        return load_model(doc, rid, model_class, namespace, self.models)
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         """Whether any namespace (or the named one) holds the id."""
@@ -408,3 +461,66 @@ class Operations:
         self.indexed.clear()
         self.owned.clear()
         self._listed = None
+
+    def find(
+        self,
+        where: Mapping[str, Any] | None,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
+        *,
+        namespace: str | None = None,
+        sort: Iterable[tuple[str, int]] | None = None,
+        limit: int | None = None,
+        on_error: str = "raise",
+        skipped: list[tuple[str, Exception]] | None = None,
+    ) -> Operation[None]:
+        """Batch ``(id, model)`` of the results ``where`` matches, in id order unless ``sort`` says otherwise."""
+        # on_error is checked at the call; the rest when the first batch is asked for.
+        return self._find(where, prefix, model_class, namespace, sort, limit, skipping(on_error, skipped))
+
+    def _find(
+        self,
+        where: Mapping[str, Any] | None,
+        prefix: ResultId | None,
+        model_class: type[BaseModel] | None,
+        namespace: str | None,
+        sort: Iterable[tuple[str, int]] | None,
+        limit: int | None,
+        skipped: list[tuple[str, Exception]] | None,
+    ) -> Operation[None]:
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise InvalidArgumentError(f"limit is a count of results, not {limit!r}")
+        spec = sort_spec(sort, model_class)
+        # Checked before the engine is asked for: a filter no store can run sends nothing.
+        translated = translate(where or {}, model_class, MONGODB)
+        if limit == 0:  # PyMongo's "no limit"; here, as in the signature, no results
+            canonical_prefix(prefix)
+            if namespace is not None:
+                validate_namespace(namespace)
+            return
+        engine = yield from self.learn_engine()
+        if not (engine.decimal128 and engine.elem_match_fields):  # what the first translation assumed
+            translated = translate(where or {}, model_class, engine)
+        if not spec and limit is None:  # in id order: keyset pages, memory stays flat
+            yield from each_batch(
+                self.iter_documents(prefix, namespace, 500, where=translated),
+                loader(model_class, namespace, skipped, self.models),
+            )
+            yield from report_skipped(skipped)
+            return
+        found: list[dict[str, Any]] = []
+        for collection in (yield from self.collections(namespace)):
+            found += yield Find(collection, scoped(prefix, translated), None, spec + BY_ID, limit or 0)
+        # One query per namespace, each in order; merged here the way the server orders them.
+        for field, direction in reversed(spec + BY_ID):
+            found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)
+        found = found[:limit] if limit is not None else found
+        yield Batch((yield from loader(model_class, namespace, skipped, self.models)(found)))
+        yield from report_skipped(skipped)
+
+
+def _at(document: Mapping[str, Any], path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value

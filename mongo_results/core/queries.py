@@ -1,6 +1,6 @@
-"""``find``: a filter over a model's own fields, translated to the stored document.
+"""The filters the store is queried with: prefix ranges, "ours", and ``find``'s where.
 
-Callers write MongoDB's query language over the fields of their model
+For ``find``, callers write MongoDB's query language over the fields of their model
 (``{"loss": {"$lt": 0.2}}``, ``{"config.seed": {"$in": [1, 2]}}``); the core
 checks the fields against the model, encodes each value exactly as a field
 of that type is stored, and puts the path under ``data.``.
@@ -16,19 +16,62 @@ from typing import Any, Union, get_args, get_origin
 import bson
 from pydantic import BaseModel
 
-from ..encoding import CODEC_OPTIONS, encode_value, escape_key
 from ..errors import InvalidArgumentError
-from ..ids import ResultId, canonical_prefix
-from .commands import BY_ID, Batch, Find
-from .engine import Engine
-from .filters import scoped
-from .loading import loader, report_skipped
-from .names import validate_namespace
-from .operations import Operation, Operations
-from .ordering import bson_order
-from .pages import each_batch
+from .encoding import CODEC_OPTIONS, encode_value, escape_key
+from .ids import ResultId, canonical_prefix
+from .profiles import EngineProfile
 
-__all__ = ["MAX_DEPTH", "MAX_FILTER_BYTES", "OPERATORS", "find", "translate"]
+__all__ = [
+    "FOREIGN",
+    "MAX_DEPTH",
+    "MAX_FILTER_BYTES",
+    "OPERATORS",
+    "OURS",
+    "page_after",
+    "prefix_filter",
+    "scoped",
+    "sort_spec",
+    "translate",
+]
+
+# What every result document has; anything else in our collections (a document added in
+# Compass, with an ObjectId) is foreign: listing and reading skip it, clear() leaves it.
+OURS: dict[str, Any] = {"_id": {"$type": "string"}, "model_type": {"$type": "string"}, "path": {"$type": "array"}}
+FOREIGN: dict[str, Any] = {"$nor": [OURS]}
+
+
+def prefix_filter(prefix: ResultId | None) -> dict[str, Any]:
+    """One ``_id`` range that matches a prefix by whole segments, with no regular expression.
+
+    ``a/b`` matches the id ``a/b`` and every id in ``[a/b/, a/b0)`` (``0`` follows
+    ``/``), never ``a/bc``: the range ``[a/b, a/b0)`` less the ids between ``a/b``
+    and ``a/b/`` (those that go on with a character below ``/``, such as
+    ``a/b-2``), which the server skips in the index. One index bound on every
+    engine; an ``$or`` of the id and the range is a bitmap scan on DocumentDB,
+    whose time grows with the collection.
+    """
+    p = canonical_prefix(prefix)
+    if not p:
+        return {"_id": {"$gte": ""}}  # every string id, and only those: an ObjectId is not ours
+    return {"_id": {"$gte": p, "$lt": p + "0"}, "$nor": [{"_id": {"$gt": p, "$lt": p + "/"}}]}
+
+
+def page_after(query: Mapping[str, Any], last: str) -> dict[str, Any]:
+    """The part of a prefix filter after the id ``last``: still one ``_id`` bound."""
+    bound = query.get("_id")
+    upper = {"$lt": bound["$lt"]} if isinstance(bound, Mapping) and "$lt" in bound else {}
+    return {**query, "_id": {"$gt": last, **upper}}
+
+
+def scoped(prefix: ResultId | None, where: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Our documents under ``prefix`` that match ``where``: one ``_id`` range, the rest beside it."""
+    query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
+    if where:
+        query["$and"] = [dict(where)]  # its own $nor or $or cannot replace the prefix's
+    return query
+
+
+# -- find's where: a filter over the model's own fields, as the stored document holds them.
 
 OPERATORS = frozenset(
     {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not", "$all", "$elemMatch", "$size"}
@@ -39,10 +82,10 @@ LOGICAL = ("$and", "$or", "$nor")
 MAX_DEPTH = 100
 MAX_FILTER_BYTES = 16 * 1024 * 1024  # a server's largest document: the find command carries the filter
 _CONTAINERS = (list, tuple, set, frozenset)
-MONGODB = Engine()
+MONGODB = EngineProfile()
 
 
-def translate(where: Mapping[str, Any], model_class: type[BaseModel] | None, engine: Engine) -> dict[str, Any]:
+def translate(where: Mapping[str, Any], model_class: type[BaseModel] | None, engine: EngineProfile) -> dict[str, Any]:
     """The stored-document filter for ``where`` on ``engine`` (fields checked against ``model_class`` when given).
 
     Every filter a store would refuse, or answer differently from the others, is an
@@ -78,7 +121,7 @@ def _check_shape(where: Any) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def _query(where: Any, model: Any, engine: Engine, under: str) -> dict[str, Any]:
+def _query(where: Any, model: Any, engine: EngineProfile, under: str) -> dict[str, Any]:
     if not isinstance(where, Mapping):
         raise InvalidArgumentError(f"a filter is a dict of fields and conditions, not {type(where).__name__}")
     out: dict[str, Any] = {}
@@ -105,7 +148,7 @@ def _operators(condition: Any) -> bool:
     return all(dollars)
 
 
-def _condition(condition: Any, kind: Any, engine: Engine) -> Any:
+def _condition(condition: Any, kind: Any, engine: EngineProfile) -> Any:
     if not _operators(condition):
         return encode_value(condition, decimal128=engine.decimal128)
     out: dict[str, Any] = {}
@@ -191,7 +234,7 @@ def _field(model: Any, path: str) -> Any:
     return kind
 
 
-def _sort(sort: Iterable[tuple[str, int]] | None, model: Any) -> tuple[tuple[str, int], ...]:
+def sort_spec(sort: Iterable[tuple[str, int]] | None, model: Any) -> tuple[tuple[str, int], ...]:
     spec: list[tuple[str, int]] = []
     for item in sort or ():
         if not (isinstance(item, tuple) and len(item) == 2 and item[1] in (1, -1) and isinstance(item[0], str)):
@@ -201,51 +244,3 @@ def _sort(sort: Iterable[tuple[str, int]] | None, model: Any) -> tuple[tuple[str
             raise InvalidArgumentError(f"sort names {item[0]!r} twice")
         spec.append(("data." + ".".join(escape_key(p) for p in item[0].split(".")), item[1]))
     return tuple(spec)
-
-
-def find(
-    ops: Operations,
-    where: Mapping[str, Any] | None,
-    prefix: ResultId | None,
-    model_class: type[BaseModel] | None,
-    namespace: str | None,
-    sort: Iterable[tuple[str, int]] | None,
-    limit: int | None,
-    skipped: list[tuple[str, Exception]] | None,
-) -> Operation[None]:
-    """Batch ``(id, model)`` of the results ``where`` matches, in id order unless ``sort`` says otherwise."""
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise InvalidArgumentError(f"limit is a count of results, not {limit!r}")
-    spec = _sort(sort, model_class)
-    # Checked before the engine is asked for: a filter no store can run sends nothing.
-    translated = translate(where or {}, model_class, MONGODB)
-    if limit == 0:  # PyMongo's "no limit"; here, as in the signature, no results
-        canonical_prefix(prefix)
-        if namespace is not None:
-            validate_namespace(namespace)
-        return
-    engine = yield from ops.learn_engine()
-    if not (engine.decimal128 and engine.elem_match_fields):  # what the first translation assumed
-        translated = translate(where or {}, model_class, engine)
-    if not spec and limit is None:  # in id order: keyset pages, memory stays flat
-        yield from each_batch(
-            ops.iter_documents(prefix, namespace, 500, where=translated), loader(model_class, namespace, skipped)
-        )
-        report_skipped(skipped)
-        return
-    found: list[dict[str, Any]] = []
-    for collection in (yield from ops.collections(namespace)):
-        found += yield Find(collection, scoped(prefix, translated), None, spec + BY_ID, limit or 0)
-    # One query per namespace, each in order; merged here the way the server orders them.
-    for field, direction in reversed(spec + BY_ID):
-        found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)
-    found = found[:limit] if limit is not None else found
-    yield Batch((yield from loader(model_class, namespace, skipped)(found)))
-    report_skipped(skipped)
-
-
-def _at(document: Mapping[str, Any], path: str) -> Any:
-    value: Any = document
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value

@@ -16,8 +16,8 @@ from typing import Any, Union, get_args, get_origin
 import bson
 from pydantic import BaseModel, TypeAdapter
 
-from ..registry import _REGISTRY
-from .engine import Engine
+from .names import Models
+from .profiles import EngineProfile
 
 __all__ = ["ENVELOPE", "data_schema", "namespace_validator", "validator_command"]
 
@@ -98,7 +98,7 @@ def data_schema(model: type[BaseModel]) -> dict[str, Any]:
     return out
 
 
-def namespace_validator(namespace: str) -> dict[str, Any]:
+def namespace_validator(namespace: str, models: Models) -> dict[str, Any]:
     """The validator of ``results.<namespace>``: the envelope, and ``data`` per registered model type."""
     schema: dict[str, Any] = {
         "bsonType": "object",
@@ -106,10 +106,10 @@ def namespace_validator(namespace: str) -> dict[str, Any]:
         "properties": {**ENVELOPE, "namespace": {"bsonType": "string", "enum": [namespace]}},
     }
     schema["properties"]["gridfs"] = {"bsonType": "object"}  # a result over 16 MiB: see core/large.py
-    models = _REGISTRY.get(namespace, {})
-    if models:
-        schema["oneOf"] = [_model_branch(name, model) for name, model in sorted(models.items())] + [
-            {"properties": {"model_type": {"not": {"enum": sorted(models)}}}}
+    registered = models.in_namespace(namespace)
+    if registered:
+        schema["oneOf"] = [_model_branch(name, model) for name, model in sorted(registered.items())] + [
+            {"properties": {"model_type": {"not": {"enum": sorted(registered)}}}}
         ]
     return {"$jsonSchema": schema}
 
@@ -140,7 +140,7 @@ def _restrict(schema: Any, keywords: frozenset[str], dropped: set[str]) -> Any:
 
 
 def validator_command(
-    collection: str, namespace: str, action: str, engine: Engine
+    collection: str, namespace: str, action: str, engine: EngineProfile, models: Models
 ) -> tuple[dict[str, Any], str | None]:
     """The ``collMod`` that installs the namespace's validator, and a note of what the engine leaves out.
 
@@ -149,7 +149,7 @@ def validator_command(
     every write. Where the full validator is over the engine's size limit, the
     envelope alone is checked. The note says which, so nothing is dropped silently.
     """
-    validator = namespace_validator(namespace)
+    validator = namespace_validator(namespace, models)
     notes = []
     if engine.schema_keywords is not None:
         dropped: set[str] = set()

@@ -8,13 +8,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import MissingExtraError
-from ..ids import ResultId
 from .commands import CountDocuments
-from .filters import scoped
-from .loading import load
+from .ids import ResultId
 from .operations import Operation, Operations
-from .pages import each_batch
-from .queries import translate
+from .queries import scoped, translate
+from .reads import each_batch, load
 
 __all__ = ["frame"]
 
@@ -46,7 +44,7 @@ def frame(
 
     def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
         for doc in documents:
-            model = load(doc, model_class, namespace, None)
+            model = load(doc, model_class, namespace, None, ops.models)
             assert model is not None  # no skipped list: a result that does not load raises
             ids.append(doc["_id"])
             rows.append(_row(model, model.model_dump(mode="python"), "", {}))

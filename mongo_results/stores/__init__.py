@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .base import AsyncExecutor, Executor
 from .files import AsyncFileBackend, FileBackend
-from .mongo import MongoBackend
-from .mongo_async import AsyncMongoBackend
+from .mongo import AsyncMongoBackend, MongoBackend, check_uri, is_uri
+from .protocol import AsyncExecutor, Executor
 from .seed import AsyncSeedBackend, SeedBackend
-from .targets import check_uri, is_uri
 
 __all__ = [
     "AsyncExecutor",

@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..encoding import EncodedModel
 from ..errors import LossyValueError
+from .encoding import EncodedModel
 
-__all__ = ["EMBEDDED", "FILES", "Engine", "check_engine"]
+__all__ = ["EMBEDDED", "FILES", "EngineProfile", "check_engine"]
 
 
 @dataclass(frozen=True, slots=True)
-class Engine:
+class EngineProfile:
     """What the server behind a store can hold, read once from ``buildInfo``.
 
     The FerretDB profiles are what the suite measured on FerretDB 1.24 (SQLite)
@@ -56,7 +56,7 @@ class Engine:
         return names.get(self.name, "MongoDB") + (f" {self.version}" if self.version else "")
 
     @classmethod
-    def from_build_info(cls, info: Mapping[str, Any]) -> Engine:
+    def from_build_info(cls, info: Mapping[str, Any]) -> EngineProfile:
         """FerretDB 1.x adds ``ferretdbVersion`` to buildInfo, FerretDB 2.x ``ferretdb.version``."""
         v1 = info.get("ferretdbVersion")
         if v1:
@@ -83,11 +83,11 @@ class Engine:
         return cls("mongodb", str(info.get("version", "")))
 
 
-EMBEDDED = Engine("mongomock", validators=False, max_document=None)
-FILES = Engine("files", validators=False, one_keyspace=True, max_document=None, temp_files=True)
+EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None)
+FILES = EngineProfile("files", validators=False, one_keyspace=True, max_document=None, temp_files=True)
 
 
-def _engine_refusal(value: Any, path: str, engine: Engine, in_array: bool = False) -> str | None:
+def _engine_refusal(value: Any, path: str, engine: EngineProfile, in_array: bool = False) -> str | None:
     """Why the engine would refuse (or drop the connection over) this encoded value, if it would."""
     if isinstance(value, float):
         return None if engine.non_finite or math.isfinite(value) else f"{path}: {value} (±inf and NaN)"
@@ -106,7 +106,7 @@ def _engine_refusal(value: Any, path: str, engine: Engine, in_array: bool = Fals
     return None
 
 
-def check_engine(result_id: str, encoded: EncodedModel, engine: Engine) -> None:
+def check_engine(result_id: str, encoded: EncodedModel, engine: EngineProfile) -> None:
     """Refuse, before sending, a value this engine cannot store (FerretDB 1.x)."""
     if engine.non_finite and engine.nested_arrays:
         return

@@ -1,11 +1,15 @@
-"""``doctor``: what a store is, and whether its collections, indexes and validators are as they should be."""
+"""Looking after a store: ``upgrade`` (results rewritten after a model changed) and ``doctor``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from ..registry import get_models_in_namespace
+from pydantic import BaseModel
+
+from ..errors import InvalidArgumentError, UpgradeFailedError, WrongTypeError
 from .commands import (
     EVERY,
     CountDocuments,
@@ -16,16 +20,136 @@ from .commands import (
     Leftovers,
     ListCollections,
     ListIndexes,
+    NoMatch,
     ReadValidator,
     SetValidator,
+    Update,
 )
-from .engine import Engine
-from .filters import FOREIGN, OURS
-from .large import bucket, file_of, orphaned
+from .encoding import decode_data, encode_model
+from .ids import ResultId
+from .large import bucket, discard, file_of, file_state, orphaned, put, spill
 from .operations import Operation, Operations
+from .profiles import EngineProfile, check_engine
+from .queries import FOREIGN, OURS, scoped
+from .reads import UNREADABLE, each_batch, load_model
 from .validators import validator_command
 
-__all__ = ["Report", "diagnose"]
+__all__ = ["Report", "Upgraded", "diagnose", "upgrade", "upgraded_types"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upgraded:
+    """What an upgrade did.
+
+    Attributes:
+        upgraded: results rewritten.
+        current: results of the model's own type that already loaded, left alone.
+        changed_meanwhile: results written or deleted by someone else between read and rewrite.
+        other_types: results under the prefix stored as other model types, left alone.
+    """
+
+    upgraded: int
+    current: int
+    changed_meanwhile: int
+    other_types: int = 0
+
+
+def upgraded_types(model_class: type[BaseModel], old_types: Iterable[str]) -> tuple[str, ...]:
+    """The model types an upgrade may touch: the class's own name and the old names given."""
+    if isinstance(old_types, str) or not all(isinstance(t, str) and t for t in old_types):
+        raise InvalidArgumentError(f"old_types takes a list of model type names (e.g. ['RunV1']), not {old_types!r}")
+    return tuple(sorted({model_class.__name__, *old_types}))
+
+
+def upgrade(
+    ops: Operations,
+    prefix: ResultId | None,
+    model_class: type[BaseModel],
+    convert: Callable[[dict[str, Any]], BaseModel],
+    namespace: str | None,
+    batch_size: int,
+    *,
+    secrets: bool | None = None,
+    old_types: Iterable[str] = (),
+) -> Operation[Upgraded]:
+    """Rewrite the results under ``prefix`` stored as ``model_class`` that no longer load, and every
+    result stored as one of ``old_types``, as ``convert(old data)``.
+
+    Results of other model types are left alone and counted. A result that loads is left
+    alone, so a second run does nothing. Each rewrite is one update filtered on the digest
+    the result had when read: a result written or deleted meanwhile is not touched (counted
+    in ``changed_meanwhile``; run again to take it).
+    """
+    types = upgraded_types(model_class, old_types)
+    old = set(types) - {model_class.__name__}
+    engine = yield from ops.learn_engine()
+    counts = {"upgraded": 0, "current": 0, "changed": 0, "other": 0}
+    for collection in (yield from ops.collections(namespace)):
+        counts["other"] += yield CountDocuments(collection, scoped(prefix, {"model_type": {"$nin": list(types)}}))
+
+    def rewrite(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+        for doc in documents:
+            if doc["model_type"] not in old:
+                try:
+                    load_model(doc, doc["_id"], model_class, namespace, ops.models)
+                    counts["current"] += 1
+                    continue
+                except UNREADABLE:
+                    pass
+            new = _converted(convert, doc, model_class, counts)
+            encoded = encode_model(
+                new, store_secrets=ops.store_secrets if secrets is None else secrets, decimal128=engine.decimal128
+            )
+            check_engine(doc["_id"], encoded, engine)
+            now = ops.clock()
+            fresh = {k: v for k, v in doc.items() if k != "gridfs"}
+            fresh.update(model_type=encoded.model_type, data=encoded.data, digest=encoded.digest, updated_at=now)
+            spilled = spill(doc["_id"], fresh, encoded, engine.max_document)
+            if spilled is not None:
+                yield put(ops.prefix, doc["_id"], str(doc.get("namespace")), encoded.digest, spilled)
+            collection = ops.prefix + str(doc.get("namespace"))
+            # Filtered on what was read: a result rewritten meanwhile (its digest or its file) stays.
+            read = {"_id": doc["_id"], "digest": doc["digest"], **file_state(doc)}
+            if engine.faithful_set:
+                body = {k: fresh[k] for k in ("model_type", "data", "digest", "updated_at", "gridfs") if k in fresh}
+                unset = {"$unset": {"gridfs": ""}} if file_of(doc) is not None and spilled is None else {}
+                answer = yield Update(collection, read, {"$set": body, **unset})
+            else:
+                answer = yield Update(collection, read, fresh, replace=True)
+            if isinstance(answer, NoMatch):
+                yield from discard(ops.prefix, spilled.file_id if spilled else None)
+            else:
+                yield from discard(ops.prefix, file_of(doc))
+            counts["changed" if isinstance(answer, NoMatch) else "upgraded"] += 1
+        return []
+
+    pages = ops.iter_documents(prefix, namespace, batch_size, where={"model_type": {"$in": list(types)}})
+    yield from each_batch(pages, rewrite)
+    return Upgraded(counts["upgraded"], counts["current"], counts["changed"], counts["other"])
+
+
+def _converted(
+    convert: Callable[[dict[str, Any]], BaseModel],
+    doc: dict[str, Any],
+    model_class: type[BaseModel],
+    counts: dict[str, int],
+) -> BaseModel:
+    """``convert(old data)``, checked; a failure names the result and what was already rewritten."""
+    rid = doc["_id"]
+    try:
+        new = convert(decode_data(doc["data"]))
+    except Exception as exc:
+        raise UpgradeFailedError(rid, counts["upgraded"], exc) from exc
+    if not isinstance(new, model_class):
+        kind = type(new).__name__
+        raise WrongTypeError(
+            f"convert returned a {kind} for {rid!r}, not a {model_class.__name__} "
+            f"({counts['upgraded']} result(s) upgraded before it)"
+        )
+    return new
+
+
+# -- ``doctor``: what a store is, and whether its collections, indexes and validators are as they should be.
 
 _NOTES = {
     "mongomock": "the embedded store lives in this process's memory and ends with it; it has no validators",
@@ -45,10 +169,10 @@ class Report:
         return "\n".join([*self.lines, found])
 
 
-def diagnose(ops: Operations, where: str, *, fix: bool) -> Operation[Report]:
+def diagnose(ops: Operations, *, fix: bool) -> Operation[Report]:
     """Check every namespace of the store (and, with ``fix``, create what is missing)."""
     engine = yield from ops.learn_engine()
-    report = Report([f"{where}: {engine.label}"])
+    report = Report([f"{ops.where}: {engine.label}"])
     if engine.name in _NOTES:
         report.lines.append(f"  note: {_NOTES[engine.name]}")
     elif not engine.validators:
@@ -116,12 +240,14 @@ def _check_indexes(ops: Operations, collection: str, fix: bool, report: Report) 
             report.lines.append(f"  problem: index {index.name} is missing; run `mongo-results doctor --fix`")
 
 
-def _check_validator(ops: Operations, namespace: str, engine: Engine, fix: bool, report: Report) -> Operation[None]:
+def _check_validator(
+    ops: Operations, namespace: str, engine: EngineProfile, fix: bool, report: Report
+) -> Operation[None]:
     collection = ops.prefix + namespace
     options = yield ReadValidator(collection)
     installed = options.get("validator")
-    command, note = validator_command(collection, namespace, ops.validation, engine)
-    models = get_models_in_namespace(namespace)
+    command, note = validator_command(collection, namespace, ops.validation, engine, ops.models)
+    models = list(ops.models.in_namespace(namespace))
     if note:
         report.lines.append(f"  note: {note}")
     if installed and (not models or installed == command["validator"]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .errors import ResultExistsError
+from ..errors import ResultExistsError
 
 __all__ = ["SetBehavior", "Stored", "outcome", "writes"]
 

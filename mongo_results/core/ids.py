@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import InvalidIdError
+from ..errors import InvalidIdError
 
 __all__ = ["MAX_ID_BYTES", "MAX_SEGMENT_BYTES", "ResultId", "canonical_id", "canonical_prefix", "segments"]
 

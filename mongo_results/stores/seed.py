@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..behaviors import SetBehavior
+from ..core.behaviors import SetBehavior
 from ..core.commands import Batch, Command
-from ..core.loading import UNREADABLE, report_skipped
+from ..core.ids import ResultId, canonical_id, canonical_prefix
 from ..core.names import optional_namespace
 from ..core.operations import Operation, Operations
+from ..core.reads import UNREADABLE, report_skipped
 from ..errors import InvalidArgumentError, MongoResultsError, WrongTypeError
-from ..ids import ResultId, canonical_id, canonical_prefix
+from ..registry import MODELS
 
 __all__ = ["AsyncSeedBackend", "CallBackend", "Raised", "SeedBackend", "behavior_enum"]
 
@@ -100,7 +101,7 @@ class _SeedOperations(Operations):
     """The core's operations, answered by the seed backend's own methods."""
 
     def __init__(self, backend: Any) -> None:
-        super().__init__("")
+        super().__init__("", models=MODELS, where=repr(backend))
         self._behaviors = behavior_enum(backend)
 
     def _their(self, behavior: SetBehavior) -> Any:
@@ -141,7 +142,7 @@ class _SeedOperations(Operations):
         namespace: str | None,
         strict: bool,
         *,
-        secrets: bool,
+        secrets: bool | None = None,
     ) -> Operation[bool]:
         return (yield from self._set(result_id, data, behavior, namespace, strict))
 
@@ -151,7 +152,7 @@ class _SeedOperations(Operations):
         behavior: SetBehavior,
         namespace: str | None,
         *,
-        secrets: bool,
+        secrets: bool | None = None,
         raise_errors: bool = False,
     ) -> Operation[list[bool | BaseException]]:
         outcomes: list[bool | BaseException] = []
@@ -170,28 +171,28 @@ class _SeedOperations(Operations):
         model: BaseModel = yield from self._get(result_id, model_class, namespace, None)
         return model
 
-    def get_many(
+    def _get_many(
         self,
-        result_ids: Sequence[ResultId],
+        result_ids: list[ResultId],
         model_class: type[BaseModel] | None,
         namespace: str | None,
-        skipped: list[tuple[str, Exception]] | None = None,
+        skipped: list[tuple[str, Exception]] | None,
     ) -> Operation[list[BaseModel]]:
         loaded = []
         for rid in result_ids:
             model = yield from self._get(rid, model_class, namespace, skipped)
             if model is not None:
                 loaded.append(model)
-        report_skipped(skipped)
+        yield from report_skipped(skipped)
         return loaded
 
-    def iter_results(
+    def _iter_results(
         self,
         prefix: ResultId | None,
         model_class: type[BaseModel] | None,
         namespace: str | None,
         batch_size: int,
-        skipped: list[tuple[str, Exception]] | None = None,
+        skipped: list[tuple[str, Exception]] | None,
     ) -> Operation[None]:
         ids = yield from self.list_ids(prefix, namespace)
         for start in range(0, len(ids), batch_size):
@@ -201,7 +202,7 @@ class _SeedOperations(Operations):
                 if model is not None:
                     page.append((rid, model))
             yield Batch(page)
-        report_skipped(skipped)
+        yield from report_skipped(skipped)
 
     def _get(
         self,

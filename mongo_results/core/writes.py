@@ -1,25 +1,45 @@
-"""Each ``set`` as one atomic write, and how to read the store's answer to it."""
+"""Writing: each ``set`` as one atomic write, carrying plans out, and set_many's per-item progress."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..behaviors import SetBehavior, Stored, outcome
-from ..encoding import EncodedModel, encode_model
-from ..errors import MongoResultsError, RejectedByServerError, ResultExistsError, WrongTypeError
-from ..ids import ResultId, segments
-from .commands import DuplicateKey, Failed, Insert, Refused, Update, Upsert, Write, Written
-from .engine import EMBEDDED, Engine, check_engine
-from .large import Spill, file_of, file_state, spill
-from .names import resolve_namespace, validate_namespace
+from ..errors import (
+    MongoResultsError,
+    RejectedByServerError,
+    ResultExistsError,
+    SetManyInterruptedError,
+    StoreUnavailableError,
+    WrongTypeError,
+)
+from .behaviors import SetBehavior, Stored, outcome
+from .commands import (
+    BulkWrite,
+    DuplicateKey,
+    Failed,
+    Find,
+    FindOne,
+    Insert,
+    Operation,
+    Refused,
+    Update,
+    Upsert,
+    Write,
+    Written,
+)
+from .encoding import EncodedModel, encode_model
+from .ids import ResultId, segments
+from .large import Spill, discard, file_of, file_state, put, spill
+from .names import Models, resolve_namespace, validate_namespace
+from .profiles import EMBEDDED, EngineProfile, check_engine
 
-__all__ = ["SetPlan", "now", "plan_encoded", "plan_set"]
+__all__ = ["SetManyProgress", "SetPlan", "now", "plan_encoded", "plan_set", "write_bulk", "write_set"]
 
 
 def now() -> datetime:
@@ -125,15 +145,16 @@ def plan_set(
     strict_namespace: bool,
     *,
     at: datetime,
+    models: Models,
     store_secrets: bool = False,
-    engine: Engine = EMBEDDED,
+    engine: EngineProfile = EMBEDDED,
 ) -> SetPlan:
     """Validate and encode one ``set`` at time ``at`` and choose its single atomic write."""
     segs = segments(result_id)
     if not isinstance(data, BaseModel):
         raise WrongTypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
     rid = "/".join(segs)
-    ns = resolve_namespace(data, namespace, strict_namespace, rid)
+    ns = resolve_namespace(data, namespace, strict_namespace, rid, models)
     encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
     return _plan(rid, segs, encoded, behavior, ns, engine, at)
 
@@ -145,7 +166,7 @@ def plan_encoded(
     namespace: str,
     *,
     at: datetime,
-    engine: Engine = EMBEDDED,
+    engine: EngineProfile = EMBEDDED,
 ) -> SetPlan:
     """Choose the single atomic write that stores already-encoded data (a model, or an import)."""
     segs = segments(result_id)
@@ -153,7 +174,13 @@ def plan_encoded(
 
 
 def _plan(
-    rid: str, segs: tuple[str, ...], encoded: EncodedModel, behavior: SetBehavior, ns: str, engine: Engine, t: datetime
+    rid: str,
+    segs: tuple[str, ...],
+    encoded: EncodedModel,
+    behavior: SetBehavior,
+    ns: str,
+    engine: EngineProfile,
+    t: datetime,
 ) -> SetPlan:
     if type(behavior) is not SetBehavior:
         behavior = SetBehavior(behavior)
@@ -182,7 +209,7 @@ def _plan(
     # too; so on every engine the command is repeated once, when its query sees the winner.
     confirm = 2
     # Where results can have GridFS files, a write that replaces one must know which file it
-    # replaced: the plain write passes over such a result and a swap takes it (see writing.py).
+    # replaced: the plain write passes over such a result and a swap takes it (see write_set).
     guard = {"gridfs": {"$exists": False}} if engine.max_document is not None else {}
     if behavior is SetBehavior.OVERWRITE:  # a duplicate is a lost race
         return SetPlan(rid, ns, behavior, doc, False, {"_id": rid, **guard}, write, replace, 3, spilled, bool(guard))
@@ -194,3 +221,160 @@ def _plan(
     insert_only = {k: v for k, v in doc.items() if k not in ("_id", "digest")}
     filt = {"_id": rid, "digest": encoded.digest}
     return SetPlan(rid, ns, behavior, doc, False, filt, {"$setOnInsert": insert_only}, False, confirm, spilled)
+
+
+# -- Carrying out set plans: one atomic write each, GridFS files around it, and many at once in bulk.
+
+_SWAPS = 5  # a swap whose result changed between its read and its write reads again, this many times
+
+
+def write_set(prefix: str, plan: SetPlan, *, swap: bool = False) -> Operation[bool]:
+    """One ``set``: its file first when it has one, then its write; files nothing names are removed.
+
+    If the store fails in between, a file may be left that no result names; doctor --fix removes it.
+    """
+    spilled = plan.spilled
+    if spilled is not None:
+        yield put(prefix, plan.result_id, plan.namespace, plan.document["digest"], spilled)
+    collection = prefix + plan.namespace
+    try:
+        if swap or (spilled is not None and plan.replaces):
+            reply, replaced = yield from _swap(plan, collection)
+        else:
+            reply, replaced = yield from _send(plan, collection)
+    except StoreUnavailableError:
+        raise  # the store is out of reach: its file, if written, waits for doctor --fix
+    except MongoResultsError:  # refused, or lost every race: nothing was stored
+        if spilled is not None:
+            yield from discard(prefix, spilled.file_id)
+        raise
+    stored = plan.stored(reply)
+    if spilled is not None and not stored:
+        yield from discard(prefix, spilled.file_id)
+    if stored and replaced is not None:
+        yield from discard(prefix, replaced)
+    return plan.outcome(reply)
+
+
+def _send(plan: SetPlan, collection: str) -> Operation[Any]:
+    command = plan.write(collection)
+    attempt = 1
+    reply = yield command
+    while plan.again(reply, attempt):
+        if plan.guarded:  # a lost race, the same content, or a result with a file in the way
+            return (yield from _swap(plan, collection))
+        attempt += 1
+        reply = yield command
+    return reply, None
+
+
+def _swap(plan: SetPlan, collection: str) -> Operation[Any]:
+    """Replace exactly the result read just before (knowing its file), or create it: (reply, replaced file)."""
+    for _ in range(_SWAPS):
+        current = yield FindOne(collection, {"_id": plan.result_id}, {"digest": 1, "gridfs": 1})
+        same = current is not None and plan.document["digest"] == current.get("digest")
+        if same and plan.behavior is SetBehavior.SKIP_IF_EXISTS:
+            return DuplicateKey(), None  # the same content is there: nothing to write
+        reply = yield plan.swap(collection, current)
+        if isinstance(reply, Written):
+            return Written(current is None), file_of(current)
+    raise MongoResultsError(f"set of {plan.result_id!r} kept losing races to other writers; nothing was decided")
+
+
+def write_bulk(
+    prefix: str,
+    engine: EngineProfile,
+    pending: dict[int, SetPlan],
+    progress: SetManyProgress,
+    prepare: Callable[[str], Operation[Any]],
+    batch_size: int,
+) -> Operation[Any]:
+    """Unordered bulk writes per namespace and batch; per item, what ``set`` returns or raises.
+
+    Plans a bulk cannot carry (a result with a file; an update where the engine
+    cannot report bulk updates per item) are written one by one, each read as
+    ``set`` reads it.
+    """
+    outcomes, sent = progress.outcomes, progress.sent
+    alone = [i for i, plan in pending.items() if plan.spilled is not None or not (engine.bulk_updates or plan.insert)]
+    yield from _one_by_one(prefix, [(i, pending.pop(i), False) for i in alone], progress, prepare)
+    attempt = 1
+    while pending:
+        again: dict[int, SetPlan] = {}
+        for ns in sorted({plan.namespace for plan in pending.values()}):
+            yield from prepare(ns)
+            group = [i for i, plan in pending.items() if plan.namespace == ns]
+            size = min(batch_size, engine.max_write_batch)
+            for start in range(0, len(group), size):
+                batch = group[start : start + size]
+                sent.update(batch)  # until decided: a lost race awaiting its confirmation stays here
+                collection = prefix + ns
+                replies = yield BulkWrite(collection, tuple(pending[i].write(collection) for i in batch))
+                blocked = yield from _held_in_files(collection, pending, batch, replies)
+                yield from _one_by_one(prefix, [(i, pending[i], True) for i in blocked], progress, prepare)
+                for i, reply in zip(batch, replies, strict=True):
+                    plan = pending[i]
+                    if i in blocked:
+                        continue
+                    if plan.again(reply, attempt):
+                        again[i] = plan
+                        continue
+                    outcomes[i] = plan.decide(reply)
+                    sent.discard(i)
+        pending, attempt = again, attempt + 1
+
+
+def _held_in_files(
+    collection: str, pending: dict[int, SetPlan], batch: list[int], replies: list[Any]
+) -> Operation[Any]:
+    """The items a guarded write passed over because their stored result has a file: one query."""
+    met = {
+        pending[i].result_id: i
+        for i, r in zip(batch, replies, strict=True)
+        if pending[i].guarded and isinstance(r, DuplicateKey)
+    }
+    if not met:
+        return set()
+    held = yield Find(collection, {"_id": {"$in": sorted(met)}, "gridfs": {"$exists": True}}, {"_id": 1})
+    return {met[doc["_id"]] for doc in held}
+
+
+def _one_by_one(
+    prefix: str,
+    items: list[tuple[int, SetPlan, bool]],
+    progress: SetManyProgress,
+    prepare: Callable[[str], Operation[Any]],
+) -> Operation[Any]:
+    outcomes, sent = progress.outcomes, progress.sent
+    for i, plan, swap in items:
+        yield from prepare(plan.namespace)
+        sent.add(i)
+        try:
+            outcomes[i] = yield from write_set(prefix, plan, swap=swap)
+        except StoreUnavailableError:
+            raise  # the whole call stops; set_many reports what is known
+        except (MongoResultsError, FileExistsError) as exc:
+            outcomes[i] = exc
+        sent.discard(i)
+
+
+# -- How far a ``set_many`` got, for the error that reports an interruption.
+
+
+@dataclass
+class SetManyProgress:
+    """Each item's outcome once decided (None until then), and the items sent but undecided."""
+
+    outcomes: list[bool | BaseException | None]
+    sent: set[int] = field(default_factory=set)
+
+    def interrupted(self, exc: StoreUnavailableError) -> SetManyInterruptedError:
+        """The error for a ``set_many`` cut short by ``exc``, saying per item what is known."""
+        unknown = sorted(self.sent)
+        decided = sum(o is not None for o in self.outcomes)
+        return SetManyInterruptedError(
+            f"{exc} [set_many: {decided} of {len(self.outcomes)} items decided, {len(unknown)} sent with "
+            "an unknown outcome, the rest not sent; see .outcomes, .unknown and .not_sent]",
+            list(self.outcomes),
+            unknown,
+        )

@@ -1,0 +1,588 @@
+"""MongoBackend and AsyncMongoBackend: the core's commands on MongoDB (PyMongo, Motor) or the embedded store.
+
+Both share their target (URI, client or database), its connection state and pickling;
+a client built from a URI is one per process (and per event loop for the async one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+import warnings
+import weakref
+from collections.abc import AsyncGenerator, Callable, Hashable
+from contextlib import nullcontext
+from typing import Any
+from urllib.parse import unquote
+
+import pymongo
+from gridfs import AsyncGridFSBucket, GridFSBucket
+from pymongo import MongoClient
+from pymongo.errors import ConfigurationError
+from typing_extensions import Self
+
+from ..core.commands import Command
+from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
+from ..core.operations import Operations
+from ..core.profiles import EMBEDDED
+from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
+from ..registry import MODELS
+from .driver import DRIVER_ERRORS, Call, call_for, driver_reply, error_reply, translate
+from .embedded import embedded_lock, execute_embedded, in_child_process, is_embedded, mock_client
+
+__all__ = [
+    "AsyncMongoBackend",
+    "CLOSE_TIMEOUT",
+    "DEFAULT_DATABASE",
+    "MOCK_SCHEME",
+    "MongoBackend",
+    "MongoStore",
+    "URI_SCHEMES",
+    "acquire",
+    "bounded_close",
+    "check_uri",
+    "database_from_uri",
+    "describe_hosts",
+    "is_mock_uri",
+    "is_uri",
+    "release",
+    "say_once",
+]
+
+# The driver's classes by name, so that neither Motor nor mongomock is imported to recognise them
+# (their attribute access makes databases and collections of any name: no duck typing).
+_CLIENTS = ("MongoClient", "AsyncMongoClient", "AsyncIOMotorClient")
+_DATABASES = ("Database", "AsyncDatabase", "AsyncIOMotorDatabase")
+
+
+class MongoStore:
+    """A store's target (URI, client or database) and the state of its current connection.
+
+    A client passed in is used as it is and never closed here; one built from a
+    URI is opened lazily in each process that uses the store.
+    """
+
+    _client_kinds: tuple[str, ...] = ()  # class names of the driver's clients this executor runs on
+
+    def __init__(
+        self,
+        target: Any,
+        *,
+        database: str | None = None,
+        collection_prefix: str = DEFAULT_COLLECTION_PREFIX,
+        store_secrets: bool = False,
+        validation: str = "warn",
+        path_index: bool = False,
+        **client_options: Any,
+    ) -> None:
+        if validation not in ("warn", "error", "off"):
+            raise InvalidArgumentError(f"validation must be 'warn', 'error' or 'off', not {validation!r}")
+        self.validation = validation
+        self.path_index = path_index
+        self.collection_prefix = validate_collection_prefix(collection_prefix)
+        self.store_secrets = store_secrets
+        self._client_options = client_options
+        self._uri: str | None = None
+        self._client: Any = None
+        self._ops: Operations | None = None
+        self._db: Any = None
+        self._handles: dict[str, Any] = {}  # driver collection handles by name: building one costs microseconds
+        self._pid = os.getpid()
+        if isinstance(target, str):
+            check_uri(target)
+            self._uri = target
+            self.database_name = database or database_from_uri(target)
+            self.hosts = describe_hosts(target)
+            self.embedded = is_mock_uri(target)
+        elif type(target).__name__ in _DATABASES:
+            self._client = target.client
+            self.database_name = database or target.name
+            self.embedded = is_embedded(target)
+            self.hosts = _client_hosts(target.client, self.embedded)
+        elif type(target).__name__ in _CLIENTS:
+            self._client = target
+            self.database_name = database or _default_database(target)
+            self.embedded = is_embedded(target)
+            self.hosts = _client_hosts(target, self.embedded)
+        else:
+            kind = type(target).__name__
+            raise WrongTypeError(f"{type(self).__name__} needs a URI, a client or a database, got {kind}")
+        self._check_client()
+        self._home = os.getpid()  # where an embedded store lives, and the only process that can use it
+        if self.embedded and isinstance(target, str) and in_child_process():
+            warnings.warn(
+                f"{target.split('?', 1)[0]} is an embedded store in this forked or worker process's memory: what "
+                "is written to it ends with this process and is never seen by its parent. Use a directory path "
+                "or a mongodb:// URI to keep results across processes.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        self._lock = embedded_lock(self._client) if self.embedded and self._client is not None else None
+        self._open_lock = threading.Lock()
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> Self:
+        """A backend for a ``mongodb://``, ``mongodb+srv://`` or ``mongomock://`` URI.
+
+        Args:
+            uri: the store's URI; its path names the database (default ``mongo_results``).
+            **options: the constructor's keyword options (``database``, ``collection_prefix``,
+                ``validation``...) and the client's options.
+
+        Raises:
+            TypeError: ``uri`` is not a string.
+            ValueError: ``uri`` is not a supported store URI.
+        """
+        if not isinstance(uri, str):
+            raise WrongTypeError(f"{cls.__name__}.from_uri needs a URI string, got {type(uri).__name__}")
+        return cls(uri, **options)
+
+    def _check_client(self) -> None:
+        """Refuse a client of the other flavour (an async one given to the sync executor, and the reverse)."""
+        if self._client is None or self.embedded:
+            return
+        name = type(self._client).__name__
+        if name not in self._client_kinds:
+            raise WrongTypeError(f"{type(self).__name__} cannot run on a {name}; use {' or '.join(self._client_kinds)}")
+
+    def _connect(self) -> Any:
+        """Open a client for this process (and event loop) from the URI."""
+        raise NotImplementedError
+
+    def _stale(self) -> bool:
+        """Whether there is no client yet, or it belongs to another process."""
+        return self._client is None or (self._uri is not None and self._pid != os.getpid())
+
+    def _adopt(self, client: Any) -> None:
+        self._client, self._pid, self._ops = client, os.getpid(), None
+        self._db, self._handles = None, {}
+        if self.embedded:
+            self._lock = embedded_lock(client)
+
+    def _client_key(self) -> tuple[str, str]:
+        return self._uri or "", repr(sorted(self._client_options.items()))
+
+    def _database(self) -> Any:
+        if self.embedded and os.getpid() != self._home:
+            raise WrongProcessError(
+                f"This manager's embedded store (mongomock://{self.hosts}) lives in process {self._home}, "
+                f"not in this one ({os.getpid()}): what is written here would be lost. Use a directory path "
+                "or a mongodb:// URI with worker processes."
+            )
+        if self._stale():
+            with self._open_lock:
+                if self._stale():
+                    # Driver clients are not fork-safe (nor shareable across event loops): each
+                    # process (and loop) opens its own on first use.
+                    try:
+                        client = self._connect()
+                    except ValueError as exc:  # PyMongo refuses some URIs (a port not a number) with ValueError
+                        raise translate(exc, self.hosts, None) from exc
+                    self._adopt(client)
+        if self._db is None:
+            # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
+            with self._lock or nullcontext():  # mongomock makes a database's store on first touch
+                self._db = self._client.get_database(self.database_name)
+        return self._db
+
+    def _invoke(self, db: Any, call: Call) -> Any:
+        """Start a driver call on the database or one of its collections (handles are cached: each costs µs)."""
+        target = db
+        if call.collection is not None:
+            key = f"gridfs:{call.collection}" if call.bucket else call.collection
+            target = self._handles.get(key)
+            if target is None:
+                target = self._handles[key] = _bucket(db, call.collection) if call.bucket else db[call.collection]
+        return getattr(target, call.method)(*call.args, **(call.kwargs or {}))
+
+    def _failed(self, command: Command, call: Call, exc: Exception) -> Any:
+        """The reply a driver error stands for (a duplicate key), or the library error it translates to."""
+        reply = error_reply(command, call, exc)
+        if reply is None:
+            raise translate(exc, self.hosts, self._timeout(), command) from exc
+        return reply
+
+    def database(self) -> Any:
+        """The driver's database this store uses (for inspection and repairs)."""
+        return self._guarded(self._database)
+
+    def operations(self) -> Operations:
+        """The core's operations over the current connection (opening it if needed)."""
+        if self._ops is None or self._stale():
+            self._guarded(self._database)
+            self._ops = Operations(
+                self.collection_prefix,
+                models=MODELS,
+                where=self.where,
+                engine=EMBEDDED if self.embedded else None,
+                validation=self.validation,
+                path_index=self.path_index,
+                note=say_once,
+            )
+        self._ops.store_secrets = self.store_secrets  # an attribute users may change at any time
+        return self._ops
+
+    def _timeout(self) -> float | None:
+        """How long server selection waits: PyMongo lets timeoutMS, when set, replace serverSelectionTimeoutMS."""
+        options = getattr(self._client, "options", None)
+        selection: float | None = getattr(options, "server_selection_timeout", None)
+        overall: float | None = getattr(options, "timeout", None)  # timeoutMS; 0 means none
+        return overall or selection
+
+    def _guarded(self, call: Any) -> Any:
+        """``call()`` with driver errors translated (opening a client can fail: a bad URI, an SRV name)."""
+        try:
+            return call()
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, self.hosts, self._timeout()) from exc
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._uri is None:
+            raise NotShareableError(
+                f"A {type(self).__name__} built from a client or database object cannot be pickled; "
+                "build it from a URI to hand it to other processes"
+            )
+        if self.embedded:
+            raise NotShareableError(
+                "The embedded mongomock:// store lives inside one process and cannot be shared; "
+                "use a mongodb:// URI or a directory path with worker processes"
+            )
+        return {
+            "uri": self._uri,
+            "database": self.database_name,
+            "collection_prefix": self.collection_prefix,
+            "store_secrets": self.store_secrets,
+            "validation": self.validation,
+            "path_index": self.path_index,
+            "client_options": self._client_options,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["uri"],
+            database=state["database"],
+            collection_prefix=state["collection_prefix"],
+            store_secrets=state["store_secrets"],
+            validation=state["validation"],
+            path_index=state["path_index"],
+            **state["client_options"],
+        )
+
+    @property
+    def where(self) -> str:
+        """The store, for people."""
+        return f"connected to {self.hosts}, database {self.database_name!r}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(hosts={self.hosts!r}, database={self.database_name!r})"
+
+
+def _bucket(db: Any, name: str) -> Any:
+    """The driver's GridFS bucket for this database's flavour: PyMongo's sync or async one, or Motor's."""
+    kind = type(db).__name__
+    if kind == "AsyncIOMotorDatabase":
+        from motor.motor_asyncio import AsyncIOMotorGridFSBucket
+
+        return AsyncIOMotorGridFSBucket(db, name)
+    return AsyncGridFSBucket(db, name) if kind == "AsyncDatabase" else GridFSBucket(db, name)
+
+
+def _default_database(client: Any) -> str:
+    try:
+        return str(client.get_default_database().name)
+    except ConfigurationError:  # no database in the client's URI
+        return "mongo_results"
+
+
+def _client_hosts(client: Any, embedded: bool) -> str:
+    if embedded:
+        return "embedded mongomock"
+    seeds = client.topology_description.server_descriptions()
+    return ",".join(f"{host}:{port}" for host, port in seeds) or "the given client"
+
+
+# -- Where a store lives: URI schemes, database names, safe host descriptions.
+# Shared by every MongoDB executor; nothing here opens a connection.
+
+DEFAULT_DATABASE = "mongo_results"
+MOCK_SCHEME = "mongomock"
+URI_SCHEMES = ("mongodb", "mongodb+srv", MOCK_SCHEME)
+
+
+def _scheme(value: str) -> str | None:
+    head, sep, _ = value.partition("://")
+    return head.lower() if sep and head and "/" not in head else None
+
+
+def is_uri(value: object) -> bool:
+    """Whether ``value`` is a string with a ``scheme://`` (supported or not)."""
+    return isinstance(value, str) and _scheme(value) is not None
+
+
+def check_uri(uri: str) -> str:
+    """Return the scheme of a supported URI; InvalidUriError (a ValueError) otherwise."""
+    scheme = _scheme(uri)
+    if scheme not in URI_SCHEMES:
+        raise InvalidUriError(
+            f"Unsupported store URI scheme {scheme!r}: use a directory path or a "
+            "mongodb://, mongodb+srv:// or mongomock:// URI"
+        )
+    rest = uri.split("://", 1)[1]
+    userinfo, at, _ = _authority(rest).rpartition("@")
+    # An unescaped "/", "?" or "#" in a password ends the host part early, and the password
+    # would then be taken for a host name: in messages, in repr(). Such a URI is refused.
+    if (not at and "@" in rest) or "@" in userinfo or userinfo.count(":") > 1:
+        raise InvalidUriError(
+            "The store URI's user name or password holds an unescaped '@', ':', '/', '?' or '#': "
+            "percent-escape them (urllib.parse.quote_plus). The URI is not repeated here."
+        )
+    return scheme
+
+
+def is_mock_uri(uri: str) -> bool:
+    """Whether the URI names the embedded in-process store."""
+    return _scheme(uri) == MOCK_SCHEME
+
+
+def _authority(rest: str) -> str:
+    """``user:password@host1,host2`` of a URI after its ``scheme://``."""
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    return rest[: min(ends)] if ends else rest
+
+
+def database_from_uri(uri: str) -> str:
+    """The database named by the URI's path, or ``mongo_results``."""
+    rest = uri.split("://", 1)[1]
+    _, slash, path = rest.partition("/")
+    name = unquote(path.split("?", 1)[0]) if slash else ""
+    return name or DEFAULT_DATABASE
+
+
+def describe_hosts(uri: str) -> str:
+    """The URI's hosts, for messages: never the user name or password."""
+    return _authority(uri.split("://", 1)[1]).rpartition("@")[2] or "localhost"
+
+
+# -- One driver client per process and URI, shared by every backend built from that URI.
+# PyMongo clients own a connection pool and monitor threads; a worker that
+# unpickles a manager per task must not open a client per task. Clients are
+# reference-counted, forgotten (never closed) in a forked child, and closed at exit.
+
+# Closing a client sends endSessions, which first waits for a server: when the server is gone,
+# for the whole server-selection timeout (30 s by default). Closing never waits longer than this.
+CLOSE_TIMEOUT = 2.0
+
+_lock = threading.Lock()
+_clients: dict[Hashable, list[Any]] = {}  # key -> [client, references]
+_pid = os.getpid()
+
+
+def _reset_after_fork() -> None:
+    global _pid
+    if _pid != os.getpid():
+        _clients.clear()  # the parent's clients belong to the parent
+        _pid = os.getpid()
+
+
+def acquire(key: Hashable, open_client: Callable[[], Any]) -> Any:
+    """The process's client for ``key``, opened by ``open_client`` on first use."""
+    with _lock:
+        _reset_after_fork()
+        entry = _clients.get(key)
+        if entry is None:
+            entry = _clients[key] = [open_client(), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def bounded_close(client: Any) -> None:
+    """Close a sync client, waiting at most CLOSE_TIMEOUT for a server that may be gone."""
+    with contextlib.suppress(Exception), pymongo.timeout(CLOSE_TIMEOUT):  # best effort: it is going away
+        client.close()
+
+
+def release(key: Hashable) -> None:
+    """Drop one reference; the last one closes the client."""
+    with _lock:
+        _reset_after_fork()
+        entry = _clients.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _clients[key]
+            bounded_close(entry[0])
+
+
+@atexit.register
+def _close_all() -> None:
+    with _lock:
+        _reset_after_fork()
+        for client, _ in _clients.values():
+            bounded_close(client)
+        _clients.clear()
+
+
+# -- MongoBackend: runs the core's commands with PyMongo's ``MongoClient`` (or on the embedded store).
+
+
+class MongoBackend(MongoStore):
+    """Results in MongoDB: one collection per namespace, one document per result.
+
+    ``target`` is a URI (``mongodb://``, ``mongodb+srv://``, ``mongomock://``), a
+    ``MongoClient`` or a ``Database``. A client built from a URI is opened lazily,
+    once per process, and shared by every backend of that process with the same
+    URI and options.
+    """
+
+    _client_kinds = ("MongoClient",)
+
+    def _connect(self) -> Any:
+        uri = self._uri
+        assert uri is not None
+        if self.embedded:
+            return mock_client(uri)
+        options = {"appname": "mongo_results", **self._client_options}
+        return acquire(self._client_key(), lambda: MongoClient(uri, **options))
+
+    def execute(self, command: Command) -> Any:
+        """Run one command; its reply."""
+        db = self._guarded(self._database)
+        lock = self._lock
+        if lock is not None:
+            return self._guarded(lambda: execute_embedded(db, command, lock))
+        call = call_for(command)
+        try:
+            raw = self._invoke(db, call)
+            return driver_reply(command, call, list(raw) if call.cursor else raw)
+        except DRIVER_ERRORS as exc:
+            return self._failed(command, call, exc)
+
+    def close(self) -> None:
+        """Release the client this backend opened (never one that was passed in)."""
+        if self._uri is None:
+            return  # a client passed in stays open and in use
+        if not self.embedded and not self._stale():
+            release(self._client_key())
+        self._client = self._ops = self._db = None
+        self._handles = {}
+
+
+# -- AsyncMongoBackend: runs the core's commands with PyMongo's ``AsyncMongoClient`` or Motor.
+# The embedded mongomock store runs them in-line: it is in memory, so nothing blocks.
+
+
+class AsyncMongoBackend(MongoStore):
+    """Results in MongoDB for asyncio code: the storage and behaviour of MongoBackend.
+
+    ``target`` is a URI, an ``AsyncMongoClient``/``AsyncDatabase`` or a Motor
+    client/database. A client built from a URI is opened per event loop, since
+    a PyMongo async client cannot be shared between loops; ``close()`` closes
+    the one of the running loop and those of loops that have ended.
+    """
+
+    _client_kinds = ("AsyncMongoClient", "AsyncIOMotorClient")
+
+    def __init__(self, target: Any, **options: Any) -> None:
+        super().__init__(target, **options)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Per event loop, the client opened for it and the guard that closes it as the loop shuts down.
+        self._opened: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._unguarded: AsyncGenerator[None, None] | None = None
+
+    def _stale(self) -> bool:
+        if super()._stale():
+            return True
+        return self._uri is not None and not self.embedded and self._loop is not asyncio.get_running_loop()
+
+    def _adopt(self, client: Any) -> None:
+        super()._adopt(client)
+        self._loop = None if self.embedded else asyncio.get_running_loop()
+
+    def _connect(self) -> Any:
+        assert self._uri is not None
+        if self.embedded:
+            return mock_client(self._uri)
+        loop = asyncio.get_running_loop()
+        for ended in [old for old in self._opened if old.is_closed()]:  # their shutdown closed the clients
+            del self._opened[ended]
+        client = self._opened.get(loop)
+        if client is None:
+            client = self._opened[loop] = pymongo.AsyncMongoClient(
+                self._uri, **{"appname": "mongo_results", **self._client_options}
+            )
+            self._guards[loop] = self._unguarded = _closed_with_the_loop(client)
+        return client
+
+    async def execute(self, command: Command) -> Any:
+        """Run one command; its reply."""
+        db = self._guarded(self._database)
+        lock = self._lock
+        if lock is not None:
+            return self._guarded(lambda: execute_embedded(db, command, lock))
+        guard, self._unguarded = self._unguarded, None
+        if guard is not None:
+            await anext(guard)  # started in this loop, so the loop finalizes it before it closes
+        call = call_for(command)
+        try:
+            pending = self._invoke(db, call)
+            # Motor's and PyMongo's async cursors both take to_list(None) for "everything".
+            return driver_reply(command, call, await pending.to_list(None) if call.cursor else await pending)
+        except DRIVER_ERRORS as exc:
+            return self._failed(command, call, exc)
+
+    async def close(self) -> None:
+        """Close the client this backend opened for the running loop (never one passed in).
+
+        A client opened for a loop that was not closed this way is closed as that loop
+        shuts down (``asyncio.run`` finalizes async generators before it closes the loop).
+        """
+        if self._uri is None or self.embedded:
+            self._ops = None
+            return
+        loop = asyncio.get_running_loop()
+        self._client = self._ops = self._db = None
+        self._handles = {}
+        self._opened.pop(loop, None)
+        guard = self._guards.pop(loop, None)
+        if guard is not None:
+            await guard.aclose()
+
+
+async def _closed_with_the_loop(client: Any) -> AsyncGenerator[None, None]:
+    """Closes ``client`` when closed itself: by ``close()``, or by its loop's shutdown."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception), pymongo.timeout(CLOSE_TIMEOUT):  # the server may be gone
+            await client.close()
+
+
+# -- Notes to the user (an engine without validators): logged once per run, not once per worker process.
+
+log = logging.getLogger("mongo_results")
+_NOTED = "MONGO_RESULTS_NOTED"  # digests of the notes given, inherited by every process started later
+
+
+def say_once(message: str) -> None:
+    """Log ``message`` as a warning once per run.
+
+    A note given in a process is not given again there, nor in the worker processes it
+    starts afterwards (they inherit the environment). A worker that meets it first logs
+    it at INFO level only: the parent, or ``mongo-results doctor``, says it for the run.
+    """
+    key = hashlib.sha256(message.encode()).hexdigest()[:12]
+    noted = os.environ.get(_NOTED, "").split(",")
+    if key in noted:
+        return
+    os.environ[_NOTED] = ",".join([*filter(None, noted), key])
+    log.log(logging.INFO if multiprocessing.parent_process() is not None else logging.WARNING, message)
