@@ -10,15 +10,17 @@ from .backends import AsyncResultsBackend, ResultsBackend
 from .core.behaviors import SetBehavior
 from .core.ids import canonical_id
 from .errors import *  # noqa: F403 (every error is public: errors.__all__)
-from .manager import AsyncResultsManager, ResultsManager
+from .manager import AsyncClaim, AsyncResultsManager, Claim, ResultsManager
 from .registry import *  # noqa: F403 (the registry's functions: registry.__all__)
 from .stores import AsyncFileBackend, AsyncMongoBackend, FileBackend, MongoBackend
 
 __all__ = [
+    "AsyncClaim",
     "AsyncFileBackend",
     "AsyncMongoBackend",
     "AsyncResultsBackend",
     "AsyncResultsManager",
+    "Claim",
     "FileBackend",
     "MongoBackend",
     "ResultsBackend",

@@ -9,9 +9,12 @@ public method to that shape.
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypedDict, overload
@@ -20,6 +23,7 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar, Unpack
 
 from .core.behaviors import SetBehavior
+from .core.claims import ClaimState, live_claims, missing, release, renew, take, take_each
 from .core.commands import Note
 from .core.drive import run, run_async, stream, stream_async
 from .core.ids import ResultId
@@ -31,7 +35,7 @@ from .registry import DEFAULT_NAMESPACE
 from .stores import AsyncExecutor, AsyncSeedBackend, Executor, SeedBackend, open_backend
 from .terminal import ProgressBar
 
-__all__ = ["AsyncResultsManager", "ResultsManager"]
+__all__ = ["AsyncClaim", "AsyncResultsManager", "Claim", "ResultsManager"]
 
 T = TypeVar("T", bound=BaseModel, default=BaseModel)
 M = TypeVar("M", bound=BaseModel)
@@ -104,6 +108,12 @@ class ManagerBase(Generic[T]):
     def _ops(self) -> Operations:
         return self._executor.operations()  # type: ignore[no-any-return]
 
+    def _handle(self, value: Any) -> Any:
+        """What an operation returns, as the caller gets it: a claim comes bound to this manager."""
+        return self._claim_type(self, value) if isinstance(value, ClaimState) else value
+
+    _claim_type: Callable[[Any, ClaimState], Any]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.backend!r})"
 
@@ -116,7 +126,7 @@ def awaitable(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[
 
     async def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
         operation: Any = method(self, *args, **kwargs)  # AsyncResultsManager._run hands the operation back
-        result: R = await run_async(operation, self._executor.execute, tell)
+        result: R = self._handle(await run_async(operation, self._executor.execute, tell))
         return result
 
     functools.update_wrapper(call, method)
@@ -130,12 +140,96 @@ def streaming(method: Callable[Concatenate[Any, P], Iterator[R]]) -> Callable[Co
         async def items() -> AsyncIterator[R]:
             # Built on first iteration, inside the loop that iterates: it chooses the client.
             async for item in stream_async(method(self, *args, **kwargs), self._executor.execute, tell):  # type: ignore[arg-type]
-                yield item
+                yield self._handle(item)
 
         return items()
 
     functools.update_wrapper(call, method)
     return call
+
+
+def _worker() -> str:
+    """Who takes a claim: this machine and process (read at each claim: a forked worker is another)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _ClaimView:
+    """What both kinds of claim show."""
+
+    def __init__(self, manager: Any, state: ClaimState) -> None:
+        self._manager, self._state = manager, state
+
+    @property
+    def result_id(self) -> str:
+        """The canonical id of the result this claim is for."""
+        return self._state.result_id
+
+    @property
+    def namespace(self) -> str | None:
+        """The namespace the claim was taken in (None: the result is looked for in every namespace)."""
+        return self._state.namespace
+
+    @property
+    def owner(self) -> str:
+        """``host:pid:random``: the worker that holds the claim."""
+        return self._state.owner
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the lease runs out, on the store's clock (aware UTC)."""
+        return self._state.expires_at
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.result_id!r}, owner={self.owner!r}, expires_at={self.expires_at:%H:%M:%S})"
+
+
+class Claim(_ClaimView):
+    """The right to compute one result, from :meth:`ResultsManager.claim` or ``claim_each``.
+
+    Hold it while computing and store the result; leaving a ``with`` block lets it go. If the
+    work outlasts the lease, :meth:`renew` it; once ``renew`` answers False another worker
+    may be computing the same result (the set behaviour then decides, as always).
+    """
+
+    def renew(self, lease: float | timedelta | None = None) -> bool:
+        """Extend the lease from now by ``lease`` (the claim's own when None).
+
+        Returns:
+            False once the claim is lost: it ran out and another worker took it, or the result is stored.
+        """
+        manager: ResultsManager[Any] = self._manager
+        return bool(manager._run(renew(manager._ops(), self._state, lease)))
+
+    def release(self) -> None:
+        """Let the claim go, so that another worker may take the id (if its result is not stored)."""
+        manager: ResultsManager[Any] = self._manager
+        manager._run(release(manager._ops(), self._state))
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class AsyncClaim(_ClaimView):
+    """:class:`Claim` for asyncio code: ``await claim.renew()``, ``await claim.release()``, ``async with claim``."""
+
+    async def renew(self, lease: float | timedelta | None = None) -> bool:
+        """See :meth:`Claim.renew`."""
+        manager: AsyncResultsManager[Any] = self._manager
+        return bool(await run_async(renew(manager._ops(), self._state, lease), manager._executor.execute, tell))
+
+    async def release(self) -> None:
+        """See :meth:`Claim.release`."""
+        manager: AsyncResultsManager[Any] = self._manager
+        await run_async(release(manager._ops(), self._state), manager._executor.execute, tell)
+
+    async def __aenter__(self) -> AsyncClaim:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
 
 
 class ResultsManager(ManagerBase[T]):
@@ -147,12 +241,13 @@ class ResultsManager(ManagerBase[T]):
     """
 
     _executor: Executor
+    _claim_type = Claim
 
     def _run(self, operation: Operation[R]) -> R:
-        return run(operation, self._executor.execute, tell)
+        return self._handle(run(operation, self._executor.execute, tell))  # type: ignore[no-any-return]
 
     def _stream(self, operation: Operation[Any]) -> Iterator[Any]:
-        return stream(operation, self._executor.execute, tell)
+        return map(self._handle, stream(operation, self._executor.execute, tell))
 
     def set(
         self,
@@ -409,6 +504,68 @@ class ResultsManager(ManagerBase[T]):
         """Check the store's namespaces, indexes and validators; ``fix`` creates what is missing."""
         return self._run(diagnose(self._ops(), fix=fix))
 
+    def missing(self, result_ids: Iterable[ResultId], namespace: str | None = None) -> list[str]:
+        """The ids that have no stored result: what a sweep has left to compute.
+
+        Args:
+            result_ids: the ids of the sweep (strings or segment lists).
+            namespace: look in this namespace only; None looks in every namespace.
+
+        Returns:
+            The canonical ids, in the order given and without repeats, that are not stored:
+            one query per namespace and 1,000 ids.
+
+        Raises:
+            ValueError: an invalid id or namespace (before any I/O).
+        """
+        return self._run(missing(self._ops(), result_ids, namespace))
+
+    def claim(
+        self, result_id: ResultId, lease: float | timedelta = 600.0, namespace: str | None = None
+    ) -> Claim | None:
+        """Take the right to compute ``result_id`` for ``lease`` seconds, atomically.
+
+        Args:
+            result_id: the result this worker would compute.
+            lease: seconds (or a timedelta), over 0 and at most a day; renew a claim to hold it longer.
+            namespace: where the result would be stored; None looks for it in every namespace.
+
+        Returns:
+            A :class:`Claim` (let it go with ``release()`` or a ``with`` block), or None when the
+            result is stored or another worker's claim on it is live.
+
+        Raises:
+            ValueError: a lease that is not a positive number of seconds up to a day, an invalid id
+                or namespace (before any I/O).
+        """
+        return self._run(take(self._ops(), result_id, lease, namespace, _worker()))  # type: ignore[no-any-return]
+
+    def claim_each(
+        self, result_ids: Iterable[ResultId], lease: float | timedelta = 600.0, namespace: str | None = None
+    ) -> Iterator[Claim]:
+        """A :class:`Claim` for each id, in order, that this worker could take; stored or held ids are passed over.
+
+        Each claim is taken when the loop asks for the next one, so its lease starts with its work::
+
+            for claim in rm.claim_each(grid, lease=3600):
+                with claim:
+                    rm.set(claim.result_id, compute(claim.result_id))
+
+        Args:
+            result_ids: the ids of the sweep.
+            lease: as for :meth:`claim`.
+            namespace: as for :meth:`claim`.
+
+        Raises:
+            ValueError: as for :meth:`claim`.
+        """
+        return self._stream(take_each(self._ops(), result_ids, lease, namespace, _worker()))
+
+    def claims(self, prefix: ResultId | None = None) -> list[dict[str, Any]]:
+        """The live claims under ``prefix`` (by id): ``result_id``, ``namespace``, ``owner``, ``expires_at``
+        and ``expires_in`` (seconds), for watching a sweep."""
+        return self._run(live_claims(self._ops(), prefix))
+
     def close(self) -> None:
         """Release the connections the store opened, if it holds any."""
         # Not an operation: releasing clients is the store's own business, sync or awaited.
@@ -431,6 +588,7 @@ class AsyncResultsManager(ManagerBase[T]):
 
     _asynchronous = True
     _executor: AsyncExecutor
+    _claim_type = AsyncClaim
 
     def _run(self, operation: Operation[R]) -> Operation[R]:
         return operation  # awaited by the method's wrapper
@@ -453,6 +611,27 @@ class AsyncResultsManager(ManagerBase[T]):
     iter_documents = streaming(ResultsManager.iter_documents)
     find = streaming(ResultsManager.find)
     to_dataframe = awaitable(ResultsManager.to_dataframe)
+    missing = awaitable(ResultsManager.missing)
+    claims = awaitable(ResultsManager.claims)
+
+    async def claim(
+        self, result_id: ResultId, lease: float | timedelta = 600.0, namespace: str | None = None
+    ) -> AsyncClaim | None:
+        """See :meth:`ResultsManager.claim`; the claim's ``renew`` and ``release`` are awaited."""
+        operation = take(self._ops(), result_id, lease, namespace, _worker())
+        return self._handle(await run_async(operation, self._executor.execute, tell))  # type: ignore[no-any-return]
+
+    def claim_each(
+        self, result_ids: Iterable[ResultId], lease: float | timedelta = 600.0, namespace: str | None = None
+    ) -> AsyncIterator[AsyncClaim]:
+        """See :meth:`ResultsManager.claim_each`: ``async for claim in arm.claim_each(...)``, ``async with claim``."""
+
+        async def claims() -> AsyncIterator[AsyncClaim]:
+            operation = take_each(self._ops(), result_ids, lease, namespace, _worker())
+            async for state in stream_async(operation, self._executor.execute, tell):
+                yield self._handle(state)
+
+        return claims()
 
     @overload
     async def get(self, result_id: ResultId, model_class: None = None, namespace: str | None = None) -> T: ...

@@ -40,9 +40,14 @@ HAND_WRITTEN = {
     "backend": "a property of ManagerBase, shared by both as it is",
     "close": "no operation: the store releases its clients itself (awaited on the async side)",
     "get": "the async get keeps the overload returning the manager's own T, which a ParamSpec wrapper loses",
+    "claim": "the async claim is an AsyncClaim, whose renew and release are awaited: a derived method is typed Claim",
+    "claim_each": "the async claims come as an async iterator of AsyncClaim, typed so",
 }
 # Callables an operation's construction may use besides the core's builders.
-BUILDERS_OUTSIDE_THE_CORE = {"ProgressBar": "to_dataframe's progress callback: it draws only when called, mid-run"}
+BUILDERS_OUTSIDE_THE_CORE = {
+    "ProgressBar": "to_dataframe's progress callback: it draws only when called, mid-run",
+    "_worker": "the host and process that take a claim: no I/O, read at each call (a forked worker is another)",
+}
 
 
 def _hands_over(function: ast.FunctionDef) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "PutFile",
     "ReadValidator",
     "Refused",
+    "ServerTime",
     "SetValidator",
     "Update",
     "Upsert",
@@ -182,6 +183,12 @@ class BuildInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTime:
+    """The store's clock now (naive or aware UTC): the server's where there is one, so that every
+    worker decides a claim's expiry by the same clock."""
+
+
+@dataclass(frozen=True, slots=True)
 class EnsureIndexes:
     """Create the indexes that do not exist yet (and the collection with them)."""
 
@@ -260,6 +267,7 @@ Command = (
     | Drop
     | ListCollections
     | BuildInfo
+    | ServerTime
     | EnsureIndexes
     | ListIndexes
     | SetValidator

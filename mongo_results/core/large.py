@@ -22,7 +22,7 @@ from bson import ObjectId
 from ..errors import DocumentTooLargeError, MongoResultsError
 from .commands import Command, Delete, DeleteFile, Drop, FindOne, GetFile, NoMatch, PutFile
 from .encoding import CODEC_OPTIONS, EncodedModel
-from .names import RESERVED
+from .names import GRIDFS
 
 __all__ = [
     "BUCKET",
@@ -42,7 +42,7 @@ __all__ = [
     "spill",
 ]
 
-BUCKET = RESERVED  # one bucket per store, never a namespace
+BUCKET = GRIDFS  # one bucket per store, never a namespace
 INLINE_SHARE = 16  # a large result's document keeps its smaller fields, up to 1/16 of the limit (1 MiB)
 GRACE = timedelta(minutes=10)  # an unnamed file younger than this may be a write in progress
 _READS = 3  # a file replaced (or a result rewritten) while being read: read the document again, this many times

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from ..errors import InvalidNamespaceError
 
 __all__ = [
+    "CLAIMS",
+    "GRIDFS",
     "DEFAULT_COLLECTION_PREFIX",
     "DEFAULT_NAMESPACE",
     "Models",
@@ -23,7 +25,9 @@ __all__ = [
 
 DEFAULT_COLLECTION_PREFIX = "results."
 DEFAULT_NAMESPACE = "default"
-RESERVED = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
+GRIDFS = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
+CLAIMS = "_claims"  # the claims of sweeps' workers: <prefix>_claims
+RESERVED = {GRIDFS: "holds results over 16 MiB", CLAIMS: "holds the claims of sweeps"}
 # No "." at the end either: "results.runs." is no collection name on MongoDB.
 _NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
 
@@ -36,7 +40,8 @@ def validate_namespace(namespace: object) -> str:
             "starting with a letter, digit or '_', not ending with '.', with no '..'"
         )
     if _reserved(namespace):
-        raise InvalidNamespaceError(f"Invalid namespace {namespace!r}: {RESERVED!r} holds results over 16 MiB")
+        head = namespace.split(".", 1)[0]
+        raise InvalidNamespaceError(f"Invalid namespace {namespace!r}: {head!r} {RESERVED[head]}")
     return namespace
 
 
@@ -99,5 +104,5 @@ def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
 
 
 def _reserved(namespace: str) -> bool:
-    """Whether a name is the GridFS bucket's (``_gridfs``, ``_gridfs.files``, ...), never a namespace."""
-    return namespace.split(".", 1)[0] == RESERVED
+    """Whether a name is the GridFS bucket's (``_gridfs``, ``_gridfs.files``, ...) or the claims', never a namespace."""
+    return namespace.split(".", 1)[0] in RESERVED

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -30,6 +30,7 @@ from .commands import (
     Index,
     ListCollections,
     Operation,
+    ServerTime,
     SetValidator,
 )
 from .encoding import encode_stored
@@ -63,6 +64,7 @@ BATCH = 1000  # items per bulk write or $in query: bounded memory, few round tri
 # answering "not found"; everything that must see every namespace (list_ids, delete,
 # get_many, iter_results, clear) lists them every time.
 LISTING_TTL = 1.0
+CLOCK_CHECK = 60.0  # seconds between measures of the store's clock against ours
 
 
 def ignore_note(message: str) -> None:
@@ -110,6 +112,7 @@ class Operations:
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
         self.owned: set[str] = set()  # collections proven this store's on this connection
         self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
+        self._offset: tuple[float, timedelta] | None = None  # (when measured, the store's clock less ours)
 
     def indexes_of(self, namespace: str) -> tuple[Index, ...]:
         """The store's own indexes and those its registered models ask for on result fields."""
@@ -124,6 +127,21 @@ class Operations:
         if self.engine is None:
             self.engine = EngineProfile.from_build_info((yield BuildInfo()))
         return self.engine
+
+    def server_now(self) -> Operation[datetime]:
+        """The store's clock now, as aware UTC: ours plus an offset measured once a minute.
+
+        Machines whose clocks disagree still agree on the store's time, so claims expire by one
+        clock; the offset's error is half a round trip.
+        """
+        measured = self._offset
+        if measured is None or self.monotonic() - measured[0] > CLOCK_CHECK:
+            before = self.clock()
+            theirs = yield ServerTime()
+            after = self.clock()
+            theirs = theirs if theirs.tzinfo is not None else theirs.replace(tzinfo=timezone.utc)
+            measured = self._offset = (self.monotonic(), theirs - (before + (after - before) / 2))
+        return self.clock() + measured[1]
 
     def namespaces(self) -> Operation[list[str]]:
         """The namespaces whose collections this store can prove are its own."""

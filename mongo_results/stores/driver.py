@@ -140,6 +140,8 @@ def call_for(command: cmd.Command) -> Call:
         case cmd.ListCollections():
             # Views and time series are never a store's: only plain collections are listed.
             return Call(None, "list_collection_names", (), {"filter": {"type": "collection"}}, finish=list)
+        case cmd.ServerTime():
+            return Call(None, "command", ("hello",), finish=lambda reply: reply["localTime"])
         case cmd.BuildInfo():
             return Call(None, "command", ("buildInfo",))
         case cmd.EnsureIndexes(collection, indexes):

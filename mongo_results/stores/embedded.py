@@ -13,6 +13,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ from ..core.commands import (
     FindOne,
     Insert,
     ListCollections,
+    ServerTime,
     Written,
 )
 from ..errors import InvalidArgumentError
@@ -104,6 +106,8 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
                     return _reply(command, found)
         if isinstance(command, Find) and touches_data(command.filter):
             return _find_in_python(target, command)
+        if isinstance(command, ServerTime):  # the store lives in this process: its clock is ours
+            return datetime.now(timezone.utc)
         if isinstance(command, ListCollections):  # mongomock has no views, nor a filter on the type
             return sorted(db.list_collection_names())
         try:

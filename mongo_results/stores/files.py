@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from bson import json_util
+from bson.json_util import JSONMode, JSONOptions
 
 from ..core import commands as cmd
 from ..core.encoding import JSON_OPTIONS, content_digest, escape_key, map_keys
-from ..core.names import DEFAULT_COLLECTION_PREFIX, DEFAULT_NAMESPACE
+from ..core.names import CLAIMS, DEFAULT_COLLECTION_PREFIX, DEFAULT_NAMESPACE
 from ..core.operations import Operations
 from ..core.profiles import FILES
 from ..errors import (
@@ -60,6 +62,7 @@ class FileBackend:
         self.tree = FileTree(self.base_dir.resolve())
         self.collection_prefix = DEFAULT_COLLECTION_PREFIX
         self._ops = Operations(self.collection_prefix, models=MODELS, engine=FILES, validation="off", where=repr(self))
+        self.claims = ClaimFiles(self.tree, self.collection_prefix + CLAIMS)
 
     def operations(self) -> Operations:
         """The core's operations over this store."""
@@ -106,12 +109,12 @@ class FileBackend:
     def _candidates(self, query: Mapping[str, Any]) -> Iterator[tuple[str, Path]]:
         """The files that can match a filter in id order, from its ``_id`` condition (the store's only index)."""
         cond = query.get("_id")
-        if isinstance(cond, str):
-            yield cond, self.tree.path(cond.split("/"))
-            return
-        if isinstance(cond, Mapping) and isinstance(cond.get("$in"), list):
-            for rid in sorted({r for r in cond["$in"] if isinstance(r, str)}):
-                yield rid, self.tree.path(rid.split("/"))
+        if isinstance(cond, str) or (isinstance(cond, Mapping) and isinstance(cond.get("$in"), list)):
+            named = [cond] if isinstance(cond, str) else sorted({r for r in cond["$in"] if isinstance(r, str)})
+            for rid in named:
+                path = self.tree.path(rid.split("/"))
+                if path.is_file():  # a name decides alone (list_ids, missing): it must name a file
+                    yield rid, path
             return
         low = cond.get("$gte", cond.get("$gt")) if isinstance(cond, Mapping) else None
         high = cond.get("$lt") if isinstance(cond, Mapping) else None
@@ -213,6 +216,8 @@ class FileBackend:
 
     def execute(self, command: cmd.Command) -> Any:
         """Run one command; its reply."""
+        if getattr(command, "collection", None) == self.claims.collection:
+            return self.claims.execute(command)
         match command:
             case cmd.Find(collection, query, projection, sort, limit, page):
                 if sort and sort != cmd.BY_ID:
@@ -253,6 +258,8 @@ class FileBackend:
                 return {}
             case cmd.BuildInfo() | cmd.EnsureIndexes() | cmd.SetValidator():
                 return {} if isinstance(command, cmd.BuildInfo) else None
+            case cmd.ServerTime():
+                return self.tree.clock()
         raise TypeError(f"not a command: {command!r}")  # pragma: no cover
 
     def leftovers(self) -> list[Path]:
@@ -295,6 +302,84 @@ def _about_ids(query: Mapping[str, Any]) -> bool:
     )
 
 
+class ClaimFiles:
+    """The claims collection of a file store: one JSON file per claim, each decision under the store's lock.
+
+    The shared directory is the store: a claim file is written atomically (temporary file, rename)
+    and read without the lock; its expiry is read on the clock of the machine that serves the
+    directory (:meth:`FileTree.clock`).
+    """
+
+    def __init__(self, tree: FileTree, collection: str) -> None:
+        self.tree, self.collection = tree, collection
+        self.directory = tree.root / CLAIMS_DIR
+
+    def _path(self, key: str) -> Path:
+        return self.directory / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:40] + CLAIM_SUFFIX)
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        with _disk(path):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None  # no claim
+        claim: dict[str, Any] = json_util.loads(text, json_options=CLAIM_JSON)
+        return claim
+
+    def _candidates(self, query: Mapping[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+        key = query.get("_id")
+        if isinstance(key, str):
+            paths = [self._path(key)]
+        else:
+            try:
+                paths = sorted(p for p in self.directory.iterdir() if p.name.endswith(CLAIM_SUFFIX))
+            except FileNotFoundError:
+                return []
+        found = [(path, self._read(path)) for path in paths]
+        return [(path, doc) for path, doc in found if doc is not None and matches(doc, query)]
+
+    def _write(self, path: Path, document: Mapping[str, Any]) -> None:
+        text = json_util.dumps(document, json_options=CLAIM_JSON)
+        tmp = path.with_name(f".{secrets.token_hex(8)}{TMP}")
+        try:
+            with _disk(path):
+                path.parent.mkdir(exist_ok=True)
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, path)
+        finally:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+    def execute(self, command: cmd.Command) -> Any:
+        """Run one of the claims' commands; its reply, as a server's would be."""
+        match command:
+            case cmd.Insert(_, document):
+                with self.tree.locked():
+                    path = self._path(document["_id"])
+                    if self._read(path) is not None:
+                        return cmd.DuplicateKey(None)
+                    self._write(path, document)
+                    return cmd.Written(True)
+            case cmd.Update(_, query, update, _):
+                with self.tree.locked():
+                    for path, doc in self._candidates(query)[:1]:
+                        self._write(path, apply_update(doc, update, inserting=False))
+                        return cmd.Written(False)
+                    return cmd.NoMatch()
+            case cmd.Delete(_, query, many):
+                with self.tree.locked():
+                    found = self._candidates(query)
+                    for path, _ in found if many else found[:1]:
+                        with _disk(path):
+                            path.unlink(missing_ok=True)
+                    return len(found if many else found[:1])
+            case cmd.Find(_, query, projection):
+                return [project(doc, projection) for _, doc in self._candidates(query)]
+            case cmd.FindOne(_, query, projection):
+                return next((project(doc, projection) for _, doc in self._candidates(query)), None)
+        raise TypeError(f"not a command on claims: {command!r}")  # pragma: no cover
+
+
 class AsyncFileBackend:
     """A :class:`FileBackend` whose commands run in threads, so the event loop never waits on disk."""
 
@@ -334,6 +419,10 @@ class AsyncFileBackend:
 
 FORMAT = "mongo_results/1"
 LOCK_NAME = ".mongo_results.lock"
+CLOCK_NAME = ".mongo_results.clock"
+CLAIMS_DIR = ".mongo_results.claims"
+CLAIM_SUFFIX = ".claim"
+CLAIM_JSON = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True)  # expiries compared with the clock's aware time
 SUFFIX = ".json"
 TMP = ".tmp"  # a file being written: ".<16 hex digits>.tmp" beside its final name
 
@@ -373,6 +462,16 @@ class FileTree:
         if not real.is_relative_to(self.root):
             raise InvalidIdError(f"Result id {'/'.join(segs)!r} leads outside {self.root}")
         return path
+
+    def clock(self) -> datetime:
+        """The time now on the machine that serves the directory: a file's modification time, set
+        to "now" by the file system (on NFS, by the server), so that workers on machines whose
+        clocks disagree read one clock."""
+        path = self.root / CLOCK_NAME
+        with _disk(path):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+            os.utime(path, None)
+            return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

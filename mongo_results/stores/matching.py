@@ -10,7 +10,7 @@ uses too, so both answer alike.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from bson.decimal128 import Decimal128
@@ -34,9 +34,18 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 def _comparable(a: Any, b: Any) -> bool:
     numbers = (int, float)
-    return (isinstance(a, str) and isinstance(b, str)) or (
-        isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool)
+    return (
+        (isinstance(a, str) and isinstance(b, str))
+        or (isinstance(a, datetime) and isinstance(b, datetime))
+        or (isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool))
     )
+
+
+def _utc(value: Any) -> Any:
+    """A date as BSON holds it: naive means UTC, so naive and aware dates compare."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -54,7 +63,7 @@ def _equal(value: Any, wanted: Any) -> bool:
 
 
 def _compare(check: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    return lambda value, arg: _comparable(value, arg) and check(value, arg)
+    return lambda value, arg: _comparable(value, arg) and check(_utc(value), _utc(arg))
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {

@@ -1,0 +1,171 @@
+"""Sweeps that divide their work: which results are missing, and claims on the ones a worker computes.
+
+A claim is one document in ``<prefix>_claims`` (a file in the file store), keyed by the result
+id (and namespace, when one is named). Taking one is a single insert, so the unique ``_id``
+decides between racing workers on every engine; a claim whose lease ran out is deleted by
+the next taker, filtered on its expiry, and taken by whoever then inserts first. Expiry is
+read on the store's clock (:meth:`Operations.server_now`), so machines whose clocks
+disagree never both hold a live claim.
+
+A claim is taken before the result is looked for: a worker that stores a result and then
+lets its claim go is always seen by the next taker.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import InvalidArgumentError
+from .commands import Batch, Delete, DuplicateKey, Find, Insert, NoMatch, Update
+from .ids import ResultId, canonical_id, canonical_prefix
+from .names import CLAIMS, optional_namespace
+from .operations import BATCH, Operation, Operations
+
+__all__ = ["MAX_LEASE", "ClaimState", "live_claims", "missing", "release", "renew", "take", "take_each"]
+
+MAX_LEASE = timedelta(days=1)
+
+
+@dataclass
+class ClaimState:
+    """What a worker holds: the right to compute ``result_id`` until ``expires_at`` (the store's clock)."""
+
+    result_id: str
+    namespace: str | None
+    owner: str
+    expires_at: datetime
+    lease: timedelta
+
+    @property
+    def key(self) -> str:
+        return claim_key(self.result_id, self.namespace)
+
+
+def claim_key(result_id: str, namespace: str | None) -> str:
+    """The claim's ``_id``: the id, or ``/<namespace>/<id>`` (a canonical id never starts with ``/``)."""
+    return result_id if namespace is None else f"/{namespace}/{result_id}"
+
+
+def check_lease(lease: object) -> timedelta:
+    """A lease in seconds (a number) or a timedelta, over zero and at most a day."""
+    if isinstance(lease, timedelta):
+        span = lease
+    elif isinstance(lease, (int, float)) and not isinstance(lease, bool) and math.isfinite(lease):
+        span = timedelta(seconds=lease)
+    else:
+        raise InvalidArgumentError(f"a lease is a number of seconds or a timedelta, not {lease!r}")
+    if not timedelta(0) < span <= MAX_LEASE:
+        raise InvalidArgumentError(f"a lease is over 0 s and at most a day, not {span.total_seconds():g} s")
+    return span
+
+
+def _collection(ops: Operations) -> str:
+    return ops.prefix + CLAIMS
+
+
+def missing(ops: Operations, result_ids: Iterable[ResultId], namespace: str | None) -> Operation[list[str]]:
+    """The canonical ids, in order and without repeats, with no stored result: one query per namespace
+    and 1,000 ids."""
+    wanted = list(dict.fromkeys(canonical_id(r) for r in result_ids))
+    namespace = optional_namespace(namespace)
+    found: set[str] = set()
+    for start in range(0, len(wanted), BATCH):
+        part = wanted[start : start + BATCH]
+        for collection in (yield from ops.collections(namespace)):
+            asked = [r for r in part if r not in found]
+            if asked:
+                found.update(d["_id"] for d in (yield Find(collection, {"_id": {"$in": asked}}, {"_id": 1})))
+    return [r for r in wanted if r not in found]
+
+
+def take(ops: Operations, result_id: ResultId, lease: object, namespace: str | None, worker: str) -> Operation[Any]:
+    """A claim on ``result_id`` for ``lease``, or None when the result is stored or a live claim holds it.
+
+    The claim comes back as a :class:`ClaimState`; the managers hand it to the caller bound to
+    themselves (typed ``Any`` here for that reason).
+    """
+    span = check_lease(lease)
+    return (yield from _take(ops, canonical_id(result_id), optional_namespace(namespace), span, worker))
+
+
+def _take(
+    ops: Operations, rid: str, namespace: str | None, span: timedelta, worker: str
+) -> Operation[ClaimState | None]:
+    now = yield from ops.server_now()
+    state = ClaimState(rid, namespace, f"{worker}:{uuid.uuid4().hex[:8]}", now + span, span)
+    document = {
+        "_id": state.key,
+        "result_id": rid,
+        "namespace": namespace,
+        "owner": state.owner,
+        "claimed_at": now,
+        "expires_at": state.expires_at,
+    }
+    collection = _collection(ops)
+    if isinstance((yield Insert(collection, document)), DuplicateKey):
+        # Held, or its lease ran out: only an expired claim is deleted, and then the first insert wins.
+        if not (yield Delete(collection, {"_id": state.key, "expires_at": {"$lte": now}}, many=False)):
+            return None
+        if isinstance((yield Insert(collection, document)), DuplicateKey):
+            return None
+    if (yield from ops.exists(rid, namespace)):  # stored by a worker that has let its claim go
+        yield from release(ops, state)
+        return None
+    return state
+
+
+def take_each(
+    ops: Operations, result_ids: Iterable[ResultId], lease: object, namespace: str | None, worker: str
+) -> Operation[None]:
+    """Stream a claim for each id, in order, that is not stored and not held: one at a time, taken
+    when the caller asks for the next (its lease starts with the work)."""
+    span = check_lease(lease)
+    namespace = optional_namespace(namespace)
+    wanted = list(dict.fromkeys(canonical_id(r) for r in result_ids))
+    for start in range(0, len(wanted), BATCH):
+        for rid in (yield from missing(ops, wanted[start : start + BATCH], namespace)):
+            state = yield from _take(ops, rid, namespace, span, worker)
+            if state is not None:
+                yield Batch([state])
+
+
+def renew(ops: Operations, state: ClaimState, lease: object | None) -> Operation[bool]:
+    """Extend a claim by ``lease`` (its own when None); False once it was lost (taken by another
+    worker after it ran out) or the result is stored."""
+    span = state.lease if lease is None else check_lease(lease)
+    now = yield from ops.server_now()
+    expires = now + span
+    answer = yield Update(_collection(ops), {"_id": state.key, "owner": state.owner}, {"$set": {"expires_at": expires}})
+    if isinstance(answer, NoMatch) or (yield from ops.exists(state.result_id, state.namespace)):
+        return False
+    state.expires_at, state.lease = expires, span
+    return True
+
+
+def release(ops: Operations, state: ClaimState) -> Operation[None]:
+    """Let a claim go (a claim another worker took meanwhile is left alone)."""
+    yield Delete(_collection(ops), {"_id": state.key, "owner": state.owner}, many=False)
+
+
+def live_claims(ops: Operations, prefix: ResultId | None) -> Operation[list[dict[str, Any]]]:
+    """The claims whose lease has not run out, under ``prefix``, by id; each with ``expires_in`` (seconds)."""
+    now = yield from ops.server_now()
+    p = canonical_prefix(prefix)
+    found = yield Find(_collection(ops), {"expires_at": {"$gt": now}})
+    claims = []
+    for doc in found:
+        rid = str(doc.get("result_id"))
+        if not p or rid == p or rid.startswith(p + "/"):
+            dates = {k: _aware(doc[k]) for k in ("claimed_at", "expires_at") if isinstance(doc.get(k), datetime)}
+            claims.append({**doc, **dates, "expires_in": (dates["expires_at"] - now).total_seconds()})
+    return sorted(claims, key=lambda d: (d["result_id"], str(d.get("namespace"))))
+
+
+def _aware(value: datetime) -> datetime:
+    """A stored date as aware UTC (drivers hand back naive UTC unless asked otherwise)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)

@@ -1,0 +1,352 @@
+"""Sweeps that divide their work: missing(), claims on every store, races, killed workers, skewed clocks."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import multiprocessing
+import os
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mongo_results import (
+    AsyncClaim,
+    AsyncResultsManager,
+    Claim,
+    InvalidArgumentError,
+    ResultsManager,
+    SetBehavior,
+    register_model,
+)
+
+from .models import Metrics
+
+M = Metrics(loss=1, accuracy=1)
+
+
+def done(rm: Any, value: object) -> Any:
+    """``value``, awaited on the manager's loop when the manager is an async one (its claims are)."""
+    return rm.loop.run_until_complete(value) if inspect.isawaitable(value) else value
+
+
+def let_go(rm: Any, claim: Any) -> None:
+    """Release a claim of either kind."""
+    done(rm, claim.release())
+
+
+def test_a_claim_is_held_until_released_and_none_while_the_result_is_stored(rm: ResultsManager) -> None:
+    claim = rm.claim("s/1", lease=60)
+    assert isinstance(claim, (Claim, AsyncClaim)) and claim.result_id == "s/1"
+    assert claim.expires_at.tzinfo is not None and claim.owner.count(":") >= 2  # host:pid:random
+    assert rm.claim("s/1") is None  # held
+    assert [c["result_id"] for c in rm.claims("s")] == ["s/1"]
+    let_go(rm, claim)
+    again = rm.claim("s//1/")  # the same canonical id
+    assert again is not None and again.owner != claim.owner
+    rm.set("s/1", M)
+    assert done(rm, again.renew()) is False  # the result is stored: the claim has served
+    let_go(rm, again)
+    assert rm.claim("s/1") is None  # stored: never claimable, whatever the claims say
+    assert rm.claims() == []
+    assert rm.delete("s/1")
+    after = rm.claim("s/1", lease=timedelta(seconds=30))
+    assert after is not None  # deleted and no claim left: the id can be claimed again
+    assert done(rm, after.renew(120)) is True and after.expires_at > claim.expires_at
+
+
+def test_missing_keeps_order_drops_repeats_and_looks_where_asked(rm: ResultsManager) -> None:
+    register_model(Metrics)
+    rm.set("m/2", M)
+    rm.set("m/4", M, namespace="other")
+    ids = ["m/1", "m/2", ["m", "3"], "m//1", "m/4", "m/3"]
+    assert rm.missing(ids) == ["m/1", "m/3"]
+    assert rm.missing(ids, namespace="default") == ["m/1", "m/3", "m/4"]
+    assert rm.missing([f"big/{i}" for i in range(2500)])[-1] == "big/2499"  # three batches of ids
+    with pytest.raises(ValueError, match="segment"):
+        rm.missing(["ok", "a/../b"])
+
+
+def test_claim_each_passes_over_stored_and_held_ids_and_a_with_block_lets_go(rm: ResultsManager) -> None:
+    rm.set("g/2", M)
+    held = rm.claim("g/3", lease=60)
+    claims = list(rm.claim_each(["g/1", "g/2", "g/3", "g/4", "g/1"], lease=60))
+    assert [c.result_id for c in claims] == ["g/1", "g/4"]
+    assert [c["result_id"] for c in rm.claims("g")] == ["g/1", "g/3", "g/4"]
+    for claim in claims:
+        if isinstance(claim, AsyncClaim):
+
+            async def work(claim: AsyncClaim = claim) -> None:
+                async with claim:
+                    await rm.manager.set(claim.result_id, M)
+
+            rm.loop.run_until_complete(work())
+        else:
+            with claim:
+                rm.set(claim.result_id, M)
+    assert held is not None
+    let_go(rm, held)
+    assert rm.claims("g") == [] and rm.missing(["g/1", "g/2", "g/3", "g/4"]) == ["g/3"]
+
+
+def test_a_claim_in_a_namespace_looks_for_the_result_there(rm: ResultsManager) -> None:
+    rm.set("n/1", M, namespace="config")
+    assert rm.claim("n/1") is None  # stored in some namespace
+    claim = rm.claim("n/1", namespace="metrics")
+    assert claim is not None and claim.namespace == "metrics"
+    assert rm.claim("n/1", namespace="metrics") is None  # held in that namespace
+    let_go(rm, claim)
+
+
+@pytest.mark.parametrize(
+    "lease", [0, -1, 0.0, float("nan"), float("inf"), "60", True, None, 86_401, timedelta(days=2), timedelta(0)]
+)
+def test_a_bad_lease_is_a_value_error_before_any_io(lease: Any) -> None:
+    rm = ResultsManager("mongodb://127.0.0.1:9/none?serverSelectionTimeoutMS=50")  # nothing listens there
+    with pytest.raises(ValueError, match="lease") as info:
+        rm.claim("a", lease=lease)
+    assert isinstance(info.value, InvalidArgumentError)
+    with pytest.raises(ValueError, match="lease"):
+        next(iter(rm.claim_each(["a"], lease=lease)))
+    with pytest.raises(ValueError, match="namespace"):
+        rm.claim("a", namespace="bad name")
+
+
+def test_a_lost_claim_says_so_and_the_late_set_is_decided_as_usual(shared_store: ResultsManager) -> None:
+    rm = shared_store
+    first = rm.claim("late/1", lease=0.3)
+    assert first is not None
+    time.sleep(0.6)  # its lease runs out ...
+    second = rm.claim("late/1", lease=60)  # ... and another worker takes the id
+    assert second is not None and second.owner != first.owner
+    assert first.renew() is False
+    first.release()  # lets go of nothing: the claim is the other worker's
+    assert [c["owner"] for c in rm.claims("late")] == [second.owner]
+    rm.set("late/1", Metrics(loss=2, accuracy=1))  # the second worker's result
+    assert rm.set("late/1", Metrics(loss=1, accuracy=1), SetBehavior.KEEP_EXISTING) is False  # nothing lost
+    assert rm.get("late/1", Metrics).loss == 2
+    second.release()
+
+
+def test_machines_whose_clocks_disagree_never_both_hold_a_claim(shared_store: ResultsManager, tmp_path: Path) -> None:
+    rm = shared_store
+    ahead = make_manager_like(rm, tmp_path)
+    ops = ahead.backend.operations()
+    real = ops.clock
+    ops.clock = lambda: real() + timedelta(minutes=10)  # this machine's clock is ten minutes fast
+    behind_claim = rm.claim("skew/1", lease=60)
+    assert behind_claim is not None
+    assert ahead.claim("skew/1", lease=60) is None  # by its own clock the claim ran out; by the store's, not
+    ahead_claim = ahead.claim("skew/2", lease=60)
+    assert ahead_claim is not None
+    assert abs(ahead_claim.expires_at - behind_claim.expires_at) < timedelta(seconds=5)  # one clock
+    assert rm.claim("skew/2") is None
+    behind_claim.release()
+    ahead_claim.release()
+
+
+def make_manager_like(rm: ResultsManager, tmp_path: Path) -> ResultsManager:
+    """A second manager (another connection) on the same store as ``rm``."""
+    backend = rm.backend
+    if hasattr(backend, "base_dir"):
+        return ResultsManager(backend.base_dir)
+    return ResultsManager(backend=type(backend)(backend._uri, database=backend.database_name))
+
+
+# -- several processes ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    target: str  # a directory or a URI
+    database: str | None
+    ids: list[str]
+    out: str  # a directory: one file per worker lists what it computed
+    lease: float = 60.0
+    hold: float = 0.0  # seconds each computation takes
+
+
+def _manager(sweep: Sweep, asynchronous: bool = False) -> Any:
+    from mongo_results import AsyncMongoBackend, MongoBackend
+
+    if sweep.database is None:
+        return (AsyncResultsManager if asynchronous else ResultsManager)(sweep.target)
+    if asynchronous:
+        return AsyncResultsManager(backend=AsyncMongoBackend(sweep.target, database=sweep.database))
+    return ResultsManager(backend=MongoBackend(sweep.target, database=sweep.database))
+
+
+def _work(sweep: Sweep, name: str) -> None:
+    register_model(Metrics)
+    rm = _manager(sweep)
+    with open(os.path.join(sweep.out, name), "a") as log:
+        for claim in rm.claim_each(sweep.ids, lease=sweep.lease):
+            with claim:
+                log.write(claim.result_id + "\n")
+                log.flush()
+                time.sleep(sweep.hold)
+                rm.set(claim.result_id, Metrics(loss=1, accuracy=0), SetBehavior.KEEP_EXISTING)
+
+
+def _work_async(sweep: Sweep, name: str) -> None:
+    async def main() -> None:
+        register_model(Metrics)
+        arm = _manager(sweep, asynchronous=True)
+        with open(os.path.join(sweep.out, name), "a") as log:
+            async for claim in arm.claim_each(sweep.ids, lease=sweep.lease):
+                async with claim:
+                    log.write(claim.result_id + "\n")
+                    log.flush()
+                    await arm.set(claim.result_id, Metrics(loss=1, accuracy=0), SetBehavior.KEEP_EXISTING)
+        await arm.close()
+
+    asyncio.run(main())
+
+
+def _target(rm: ResultsManager) -> tuple[str, str | None]:
+    backend = rm.backend
+    if hasattr(backend, "base_dir"):
+        return str(backend.base_dir), None
+    return backend._uri, backend.database_name
+
+
+def _computed(out: Path) -> list[str]:
+    return [line for path in sorted(out.iterdir()) for line in path.read_text().splitlines()]
+
+
+def test_six_processes_compute_every_id_exactly_once(shared_store: ResultsManager, tmp_path: Path) -> None:
+    target, database = _target(shared_store)
+    out = tmp_path / "computed"
+    out.mkdir()
+    sweep = Sweep(target, database, [f"grid/{i:03d}" for i in range(120)], str(out), hold=0.005)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_work_async if i % 2 else _work, args=(sweep, f"w{i}")) for i in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+        assert w.exitcode == 0
+    computed = _computed(out)
+    assert sorted(computed) == sweep.ids  # every id once: none twice, none left
+    assert shared_store.missing(sweep.ids) == []
+    assert len([p for p in out.iterdir() if p.read_text()]) > 1  # the work was shared
+    assert shared_store.claims("grid") == []
+
+
+def test_a_killed_workers_ids_are_taken_after_its_lease_and_its_results_kept(
+    shared_store: ResultsManager, tmp_path: Path
+) -> None:
+    target, database = _target(shared_store)
+    out = tmp_path / "computed"
+    out.mkdir()
+    ids = [f"kill/{i:02d}" for i in range(12)]
+    slow = Sweep(target, database, ids, str(out), lease=2.0, hold=0.4)
+    ctx = multiprocessing.get_context("spawn")
+    victim = ctx.Process(target=_work, args=(slow, "victim"))
+    victim.start()
+    deadline = time.monotonic() + 120
+    while len(_lines(out / "victim")) < 3 and time.monotonic() < deadline:  # two stored, one in hand
+        time.sleep(0.05)
+    os.kill(victim.pid or 0, signal.SIGKILL)
+    victim.join()
+    started = _lines(out / "victim")
+    stored_by_victim = [rid for rid in started if shared_store.exists(rid)]
+    held = [c["result_id"] for c in shared_store.claims("kill")]
+    assert held and set(held) <= set(started)  # its claim is left behind, live until the lease runs out
+    assert rm_claim_is_none(shared_store, held[0])
+    time.sleep(2.2)  # the lease runs out
+    rest = Sweep(target, database, ids, str(out))
+    _work(rest, "survivor")
+    survivor = _lines(out / "survivor")
+    assert set(held) <= set(survivor)  # the dead worker's ids were taken
+    assert not set(stored_by_victim) & set(survivor)  # nothing it stored is computed again
+    assert sorted(set(stored_by_victim) | set(survivor)) == ids and shared_store.missing(ids) == []
+
+
+def rm_claim_is_none(rm: ResultsManager, rid: str) -> bool:
+    return rm.claim(rid) is None
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_claims_add_no_command_to_set_get_exists_or_list_ids(tmp_path: Path) -> None:
+    from mongo_results.core.commands import Command
+
+    sent: list[Command] = []
+    rm = ResultsManager("mongomock://localhost/claims_commands")
+    execute = rm.backend.execute
+
+    def counting(command: Command) -> Any:
+        sent.append(command)
+        return execute(command)
+
+    register_model(Metrics)
+    rm.set("warm", M)
+    rm.backend.execute = counting
+
+    def calls() -> list[str]:
+        sent.clear()
+        rm.set("c/1", M, SetBehavior.OVERWRITE, namespace="default")
+        rm.get("c/1", namespace="default")
+        rm.exists("c/1", namespace="default")
+        rm.list_ids("c", namespace="default")
+        return [type(c).__name__ for c in sent]
+
+    before = calls()
+    claim = rm.claim("c/2")
+    assert claim is not None
+    assert calls() == before
+    claim.release()
+    rm.clear()
+
+
+def test_the_claims_live_beside_the_results_never_as_a_namespace(tmp_path: Path) -> None:
+    rm = ResultsManager("mongomock://localhost/claims_shape")
+    claim = rm.claim("x/1", lease=60)
+    assert claim is not None
+    db = rm.backend._database()
+    assert "results._claims" in db.list_collection_names()
+    doc = db["results._claims"].find_one()
+    assert doc["_id"] == "x/1" and doc["owner"] == claim.owner and isinstance(doc["expires_at"], datetime)
+    assert rm.list_ids() == [] and "_claims" not in str(rm.doctor())
+    with pytest.raises(ValueError, match="claims"):
+        rm.set("y", M, namespace="_claims")
+    claim.release()
+    rm.clear()
+
+
+def test_the_file_stores_claims_are_files_beside_the_results(tmp_path: Path) -> None:
+    rm = ResultsManager(tmp_path / "store")
+    claim = rm.claim("x/1", lease=60)
+    assert claim is not None
+    [path] = (tmp_path / "store" / ".mongo_results.claims").iterdir()
+    assert claim.owner in path.read_text()
+    assert rm.list_ids() == [] and rm.claims()[0]["expires_at"].tzinfo == timezone.utc
+    claim.release()
+    assert list((tmp_path / "store" / ".mongo_results.claims").iterdir()) == []
+
+
+def test_an_async_manager_awaits_its_claims(server_db: tuple[str, str]) -> None:
+    from mongo_results import AsyncMongoBackend
+
+    uri, name = server_db
+
+    async def main() -> None:
+        arm = AsyncResultsManager(backend=AsyncMongoBackend(uri, database=name))
+        claim = await arm.claim("a/1", lease=60)
+        assert isinstance(claim, AsyncClaim) and await arm.claim("a/1") is None
+        assert await claim.renew(30) is True
+        async with claim:
+            await arm.set("a/1", M)
+        assert await arm.missing(["a/1", "a/2"]) == ["a/2"]
+        assert [c.result_id async for c in arm.claim_each(["a/1", "a/2"])] == ["a/2"]
+        await arm.close()
+
+    asyncio.run(main())
