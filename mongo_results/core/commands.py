@@ -242,8 +242,10 @@ class DeleteFile(_OnFile):
 
 @dataclass(frozen=True, slots=True)
 class Leftovers:
-    """The temporary files of writers killed mid-write (removed first with ``remove``), for stores
-    that write through them (``EngineProfile.temp_files``); answered by their names."""
+    """The temporary files of writers killed mid-write (removed first with ``remove``).
+
+    For stores that write through them (``EngineProfile.temp_files``); answered by their names.
+    """
 
     remove: bool = False
 

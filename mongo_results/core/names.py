@@ -23,6 +23,7 @@ __all__ = [
 
 DEFAULT_COLLECTION_PREFIX = "results."
 DEFAULT_NAMESPACE = "default"
+"""The namespace of models registered without one."""
 RESERVED = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
 # No "." at the end either: "results.runs." is no collection name on MongoDB.
 _NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
