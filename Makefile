@@ -52,8 +52,8 @@ bench: $(BENCH_STAMP)
 	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)
-	$(BIN)/ruff check mongo_results tests bench scripts/test-server scripts/api_check.py
-	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server scripts/api_check.py
+	$(BIN)/ruff check mongo_results tests bench scripts/test-server scripts/api_check.py scripts/griffe_derived.py
+	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server scripts/api_check.py scripts/griffe_derived.py
 	$(BIN)/lint-imports
 
 typecheck: $(BENCH_STAMP)

@@ -1,8 +1,8 @@
 """The base classes ``results_manager`` users subclass to write their own backend, and the stores.
 
-A subclass of :class:`ResultsBackend` (or :class:`AsyncResultsBackend`, its methods
+A subclass of ``ResultsBackend`` (or ``AsyncResultsBackend``, its methods
 coroutines) is passed as ``backend=`` and runs through the adapter: ``set`` receives
-members of this library's :class:`~mongo_results.SetBehavior`, only the seed's four
+members of this library's ``SetBehavior``, only the seed's four
 (KEEP_EXISTING arrives as RAISE_IF_EXISTS, a FileExistsError then meaning "kept").
 """
 
@@ -32,7 +32,14 @@ T = TypeVar("T", bound=BaseModel, default=BaseModel)
 
 
 class ResultsBackend(Generic[T], ABC):
-    """A storage backend with ``results_manager``'s methods and signatures."""
+    """A storage backend with ``results_manager``'s methods and signatures.
+
+    Subclass it and pass an instance as ``ResultsManager(backend=...)``: the manager's other
+    methods (``get_many``, ``iter_results``, ``find``...) are built on these six. ``set``
+    receives only ``RAISE_IF_EXISTS``, ``RAISE_IF_DIFFERENT``, ``OVERWRITE`` and
+    ``SKIP_IF_EXISTS`` (``KEEP_EXISTING`` arrives as ``RAISE_IF_EXISTS``, a
+    ``FileExistsError`` then meaning "kept").
+    """
 
     @abstractmethod
     def set(
@@ -45,33 +52,70 @@ class ResultsBackend(Generic[T], ABC):
     ) -> bool:
         """Store ``data`` under ``result_id``.
 
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            data: The result, an instance of a registered pydantic model.
+            behavior: What to do when a result is already stored under the id.
+            namespace: The namespace to store into; None takes the model's registered namespace.
+            strict_namespace: Refuse to guess when the model is registered in several
+                non-default namespaces and ``namespace`` is None.
+
         Returns:
-            True if written, False if skipped.
+            True if written, False if skipped (``SKIP_IF_EXISTS`` with the same content stored).
 
         Raises:
-            FileExistsError: a result exists (RAISE_IF_EXISTS) or differs (RAISE_IF_DIFFERENT).
+            FileExistsError: A result exists (``RAISE_IF_EXISTS``) or differs (``RAISE_IF_DIFFERENT``).
         """
 
     @abstractmethod
     def get(self, result_id: ResultId, model_class: type[T] | None = None, namespace: str | None = None) -> T:
-        """The result stored under ``result_id``.
+        """Read the result stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            model_class: The class to validate into; None takes the registered class.
+            namespace: The namespace to read from; None looks in every namespace.
+
+        Returns:
+            The result, validated into its model class.
 
         Raises:
-            FileNotFoundError: nothing is stored under the id.
-            ValueError: the model type is not registered.
+            FileNotFoundError: Nothing is stored under the id.
+            ValueError: The model type is not registered.
         """
 
     @abstractmethod
     def exists(self, result_id: ResultId) -> bool:
-        """Whether a result is stored under ``result_id``."""
+        """Tell whether a result is stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+
+        Returns:
+            True if a result is stored under the id.
+        """
 
     @abstractmethod
     def list_ids(self, prefix: ResultId | None = None) -> list[str]:
-        """The ids under ``prefix`` (all when None)."""
+        """List the ids under ``prefix``.
+
+        Args:
+            prefix: Whole leading segments of the ids; None lists every id.
+
+        Returns:
+            The ids, sorted.
+        """
 
     @abstractmethod
     def delete(self, result_id: ResultId) -> bool:
-        """Delete a result; True if one was deleted, False if none was found."""
+        """Delete the result stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+
+        Returns:
+            True if a result was deleted, False if none was found.
+        """
 
     @abstractmethod
     def clear(self) -> None:
@@ -79,7 +123,11 @@ class ResultsBackend(Generic[T], ABC):
 
 
 class AsyncResultsBackend(Generic[T], ABC):
-    """:class:`ResultsBackend` with coroutine methods, for :class:`~mongo_results.AsyncResultsManager`."""
+    """[`ResultsBackend`][mongo_results.ResultsBackend] with coroutine methods, for `AsyncResultsManager`.
+
+    Subclass it and pass an instance as ``AsyncResultsManager(backend=...)``; each method is
+    awaited and does what the same method of ``ResultsBackend`` does.
+    """
 
     @abstractmethod
     async def set(
@@ -90,24 +138,73 @@ class AsyncResultsBackend(Generic[T], ABC):
         namespace: str | None = None,
         strict_namespace: bool = False,
     ) -> bool:
-        """See :meth:`ResultsBackend.set`."""
+        """Store ``data`` under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            data: The result, an instance of a registered pydantic model.
+            behavior: What to do when a result is already stored under the id.
+            namespace: The namespace to store into; None takes the model's registered namespace.
+            strict_namespace: Refuse to guess when the model is registered in several
+                non-default namespaces and ``namespace`` is None.
+
+        Returns:
+            True if written, False if skipped (``SKIP_IF_EXISTS`` with the same content stored).
+
+        Raises:
+            FileExistsError: A result exists (``RAISE_IF_EXISTS``) or differs (``RAISE_IF_DIFFERENT``).
+        """
 
     @abstractmethod
     async def get(self, result_id: ResultId, model_class: type[T] | None = None, namespace: str | None = None) -> T:
-        """See :meth:`ResultsBackend.get`."""
+        """Read the result stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            model_class: The class to validate into; None takes the registered class.
+            namespace: The namespace to read from; None looks in every namespace.
+
+        Returns:
+            The result, validated into its model class.
+
+        Raises:
+            FileNotFoundError: Nothing is stored under the id.
+            ValueError: The model type is not registered.
+        """
 
     @abstractmethod
     async def exists(self, result_id: ResultId) -> bool:
-        """See :meth:`ResultsBackend.exists`."""
+        """Tell whether a result is stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+
+        Returns:
+            True if a result is stored under the id.
+        """
 
     @abstractmethod
     async def list_ids(self, prefix: ResultId | None = None) -> list[str]:
-        """See :meth:`ResultsBackend.list_ids`."""
+        """List the ids under ``prefix``.
+
+        Args:
+            prefix: Whole leading segments of the ids; None lists every id.
+
+        Returns:
+            The ids, sorted.
+        """
 
     @abstractmethod
     async def delete(self, result_id: ResultId) -> bool:
-        """See :meth:`ResultsBackend.delete`."""
+        """Delete the result stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+
+        Returns:
+            True if a result was deleted, False if none was found.
+        """
 
     @abstractmethod
     async def clear(self) -> None:
-        """See :meth:`ResultsBackend.clear`."""
+        """Delete every stored result."""

@@ -1,7 +1,7 @@
 """The two managers: the ``results_manager`` API, written once, run synchronously or awaited.
 
-Each public method of :class:`ResultsManager` builds one of the core's operations and hands it
-to ``_run`` (or ``_stream``); :class:`AsyncResultsManager` takes the very same methods and awaits
+Each public method of ``ResultsManager`` builds one of the core's operations and hands it
+to ``_run`` (or ``_stream``); ``AsyncResultsManager`` takes the very same methods and awaits
 their operations instead, so the two cannot drift apart. ``tests/test_layout.py`` holds every
 public method to that shape.
 """
@@ -184,7 +184,7 @@ class _ClaimView:
 
 
 class Claim(_ClaimView):
-    """The right to compute one result, from :meth:`ResultsManager.claim` or ``claim_each``.
+    """The right to compute one result, from ``ResultsManager.claim`` or ``claim_each``.
 
     Hold it while computing and store the result; leaving a ``with`` block lets it go. If the
     work outlasts the lease, :meth:`renew` it; once ``renew`` answers False another worker
@@ -193,6 +193,9 @@ class Claim(_ClaimView):
 
     def renew(self, lease: float | timedelta | None = None) -> bool:
         """Extend the lease from now by ``lease`` (the claim's own when None).
+
+        Args:
+            lease: seconds or a timedelta, over 0 and at most a day; None renews by the claim's lease.
 
         Returns:
             False once the claim is lost: it ran out and another worker took it, or the result is stored.
@@ -213,15 +216,22 @@ class Claim(_ClaimView):
 
 
 class AsyncClaim(_ClaimView):
-    """:class:`Claim` for asyncio code: ``await claim.renew()``, ``await claim.release()``, ``async with claim``."""
+    """[Claim][mongo_results.Claim] for asyncio code: await its `renew` and `release`, or use `async with`."""
 
     async def renew(self, lease: float | timedelta | None = None) -> bool:
-        """See :meth:`Claim.renew`."""
+        """Extend the lease from now by ``lease`` (the claim's own when None).
+
+        Args:
+            lease: seconds or a timedelta, over 0 and at most a day; None renews by the claim's lease.
+
+        Returns:
+            False once the claim is lost: it ran out and another worker took it, or the result is stored.
+        """
         manager: AsyncResultsManager[Any] = self._manager
         return bool(await run_async(renew(manager._ops(), self._state, lease), manager._executor.execute, tell))
 
     async def release(self) -> None:
-        """See :meth:`Claim.release`."""
+        """Let the claim go, so that another worker may take the id (if its result is not stored)."""
         manager: AsyncResultsManager[Any] = self._manager
         await run_async(release(manager._ops(), self._state), manager._executor.execute, tell)
 
@@ -235,9 +245,34 @@ class AsyncClaim(_ClaimView):
 class ResultsManager(ManagerBase[T]):
     """Stores and retrieves pydantic results under path-like ids.
 
-    ``base_dir`` is a directory (the file store) or a ``mongodb://``,
-    ``mongodb+srv://`` or ``mongomock://`` URI; ``backend`` overrides both: a
-    store object (``MongoBackend(client)``) or a ``results_manager``-style backend.
+    Ids are strings (``"sweep/lr=0.1/seed=3"``) or sequences of segments; see
+    [`canonical_id`][mongo_results.canonical_id]. Results live in namespaces (one collection each);
+    a result's namespace follows from its model's registration unless ``namespace`` is given.
+
+    Every call that reaches a server may also raise
+    [`StoreUnavailableError`][mongo_results.StoreUnavailableError] (a ``ConnectionError``): no
+    server answered within the server-selection timeout; or its subclass
+    [`OutcomeUnknownError`][mongo_results.OutcomeUnknownError]: the connection was lost after a
+    write was sent, so it may have been applied.
+
+    Args:
+        base_dir: A directory (the file store, created unless ``create_if_missing`` is False) or a
+            ``mongodb://``, ``mongodb+srv://`` or ``mongomock://`` URI (MongoDB, or the embedded
+            in-process store). Ignored when ``backend`` is given.
+        create_if_missing: Whether to create the file store's directory when it does not exist.
+        backend: A store object ([`MongoBackend`][mongo_results.MongoBackend] built from a client,
+            [`FileBackend`][mongo_results.FileBackend] with options) or a subclass of
+            [`ResultsBackend`][mongo_results.ResultsBackend]; overrides ``base_dir``.
+        store_secrets: Whether pydantic ``SecretStr``/``SecretBytes`` values may be stored (in
+            clear text); without it they are refused with ``UnsupportedTypeError``.
+
+    Raises:
+        InvalidArgumentError: Neither ``base_dir`` nor ``backend`` is given (a ``ValueError``).
+        InvalidUriError: ``base_dir`` is a URI of an unsupported scheme or with options the
+            driver refuses (a ``ValueError``).
+        StoreNotFoundError: The directory is missing and ``create_if_missing`` is False
+            (a ``FileNotFoundError``).
+        NotAStoreError: ``base_dir`` is a path to a file (a ``NotADirectoryError``).
     """
 
     _executor: Executor
@@ -259,12 +294,34 @@ class ResultsManager(ManagerBase[T]):
     ) -> bool:
         """Store ``data`` under ``result_id``.
 
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            data: The result, an instance of a registered pydantic model.
+            behavior: What to do when a result is already stored under the id; see
+                [`SetBehavior`][mongo_results.SetBehavior].
+            namespace: The namespace to store into; None takes the model's registered namespace.
+            strict_namespace: Refuse to guess when the model is registered in several
+                non-default namespaces and ``namespace`` is None.
+
         Returns:
-            True if written, False if skipped (SKIP_IF_EXISTS with the same content stored).
+            True if written; False if not written because ``SKIP_IF_EXISTS`` found the same
+            content stored, or ``KEEP_EXISTING`` found any result stored.
 
         Raises:
-            FileExistsError: a result exists (RAISE_IF_EXISTS) or differs (RAISE_IF_DIFFERENT).
-            ValueError: an invalid id or namespace, or a value that cannot be stored faithfully.
+            ResultExistsError: A result is stored (``RAISE_IF_EXISTS``) or a different one is
+                (``RAISE_IF_DIFFERENT``); a ``FileExistsError``.
+            InvalidIdError: The id breaks the id rules (a ``ValueError``).
+            InvalidNamespaceError: The namespace cannot name a collection (a ``ValueError``).
+            ModelConflictError: ``strict_namespace`` and the model is in several namespaces.
+            WrongTypeError: ``data`` is not a pydantic model (a ``TypeError``).
+            UnsupportedTypeError: A value of a type that cannot be stored, or a secret without
+                ``store_secrets`` (a ``TypeError``).
+            LossyValueError: A value that would not come back equal (a ``ValueError``).
+            DocumentTooLargeError: The result is over the store's size limit (a ``ValueError``).
+            RejectedByServerError: The server refused the document (a ``ValueError``).
+            StoreWriteError: The file store's disk refused the write (an ``OSError``).
+            OutcomeUnknownError: The connection was lost after the write was sent; retry with
+                ``SKIP_IF_EXISTS`` or ``RAISE_IF_DIFFERENT``.
         """
         return self._run(self._ops().set(result_id, data, behavior, namespace, strict_namespace))
 
@@ -273,12 +330,27 @@ class ResultsManager(ManagerBase[T]):
     @overload
     def get(self, result_id: ResultId, model_class: type[M], namespace: str | None = None) -> M: ...
     def get(self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None) -> Any:
-        """The result stored under ``result_id``, validated into its model class.
+        """Read the result stored under ``result_id``, validated into its model class.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            model_class: The class to validate into; None takes the class registered under the
+                stored model type. Given, it also chooses the namespace when ``namespace`` is None.
+            namespace: The namespace to read from; None looks in every namespace.
+
+        Returns:
+            The result, an instance of ``model_class`` or of the registered class.
 
         Raises:
-            FileNotFoundError: nothing is stored under the id.
-            ValueError: the model type is not registered, or several namespaces hold the id.
-            pydantic.ValidationError: the stored data no longer fits the model.
+            ResultNotFoundError: Nothing is stored under the id (a ``FileNotFoundError``).
+            AmbiguousResultError: Several namespaces hold the id and neither ``namespace`` nor
+                ``model_class`` chooses one (a ``ValueError``).
+            ModelNotRegisteredError: The stored model type is not registered (a ``ValueError``).
+            InvalidIdError: The id breaks the id rules (a ``ValueError``).
+            CorruptResultError: The stored document lacks its envelope, or its large-field file
+                is gone (a ``ValueError``).
+            pydantic.ValidationError: The stored data no longer fits the model; its title names
+                the result id.
         """
         return self._run(self._ops().get(result_id, model_class, namespace))
 
@@ -290,10 +362,29 @@ class ResultsManager(ManagerBase[T]):
         *,
         raise_errors: bool = False,
     ) -> list[bool | BaseException]:
-        """``set`` for many results, in as few round trips as the store allows.
+        """Store many results, in as few round trips as the store allows.
 
-        Returns, per item, what ``set`` would return or the exception it would raise;
-        ``raise_errors=True`` raises the first exception instead (the others are stored).
+        Each item is decided as [`set`][mongo_results.ResultsManager.set] decides it; one item
+        failing stops none of the others.
+
+        Args:
+            items: ``{id: result}`` or ``(id, result)`` pairs.
+            behavior: What to do where a result is already stored; see
+                [`SetBehavior`][mongo_results.SetBehavior].
+            namespace: The namespace to store into; None takes each model's registered namespace.
+            raise_errors: Raise the first item's exception (after every item is decided) instead
+                of returning it in the list.
+
+        Returns:
+            Per item, in order, what ``set`` would return (True or False) or the exception it
+            would raise.
+
+        Raises:
+            MongoResultsError: With ``raise_errors``, the first item's exception (for example
+                ``ResultExistsError``).
+            InvalidNamespaceError: ``namespace`` cannot name a collection (a ``ValueError``).
+            SetManyInterruptedError: The store became unreachable midway; its ``outcomes``,
+                ``unknown`` and ``not_sent`` say what is known per item.
         """
         return self._run(self._ops().set_many(items, behavior, namespace, raise_errors=raise_errors))
 
@@ -326,10 +417,31 @@ class ResultsManager(ManagerBase[T]):
         on_error: OnError = "raise",
         skipped: Skipped | None = None,
     ) -> list[Any]:
-        """The results under ``result_ids``, in order; FileNotFoundError names the ids that are missing.
+        """Read the results under ``result_ids``: one query per namespace and batch, not one per id.
 
-        ``on_error="skip"`` leaves out results that no longer load (the model changed, the type
-        is not registered), warns with their count, and appends ``(id, error)`` to ``skipped``.
+        Args:
+            result_ids: The ids, each ``"a/b/c"`` or a sequence of segments.
+            model_class: The class to validate into; None takes each stored model type's class.
+            namespace: The namespace to read from; None looks in every namespace.
+            on_error: ``"raise"`` raises on the first result that no longer loads; ``"skip"``
+                leaves such results out and warns with their count
+                ([`SkippedResultsWarning`][mongo_results.SkippedResultsWarning]).
+            skipped: A list that receives ``(id, error)`` for each result left out by ``"skip"``.
+
+        Returns:
+            The results, in the order of ``result_ids``.
+
+        Raises:
+            ResultNotFoundError: Some ids hold no result; the message names them
+                (a ``FileNotFoundError``).
+            AmbiguousResultError: An id is held in several namespaces and the call does not say
+                which (a ``ValueError``).
+            InvalidIdError: An id breaks the id rules (a ``ValueError``).
+            ModelNotRegisteredError: With ``on_error="raise"``, a stored model type that is not
+                registered (a ``ValueError``).
+            pydantic.ValidationError: With ``on_error="raise"``, stored data that no longer fits
+                its model.
+            InvalidArgumentError: ``on_error`` is neither ``"raise"`` nor ``"skip"``.
         """
         return self._run(self._ops().get_many(result_ids, model_class, namespace, on_error=on_error, skipped=skipped))
 
@@ -376,9 +488,29 @@ class ResultsManager(ManagerBase[T]):
         on_error: OnError = "raise",
         skipped: Skipped | None = None,
     ) -> Iterator[tuple[str, Any]]:
-        """``(id, result)`` under ``prefix`` in id order, read in batches so memory stays flat.
+        """Iterate over the results under ``prefix`` in id order, read in batches so memory stays flat.
 
-        ``on_error`` and ``skipped`` as for :meth:`get_many`.
+        Args:
+            prefix: Whole leading segments of the ids (``"sweep"`` matches ``"sweep/1"``, not
+                ``"sweep2"``); None iterates over every result.
+            model_class: Only results stored as this class, validated into it; None takes every
+                result, each into its registered class.
+            namespace: The namespace to read; None reads every namespace.
+            batch_size: Results read per round trip.
+            on_error: ``"raise"`` or ``"skip"``, as for
+                [`get_many`][mongo_results.ResultsManager.get_many].
+            skipped: A list that receives ``(id, error)`` for each result left out by ``"skip"``.
+
+        Yields:
+            ``(id, result)`` pairs, in id order.
+
+        Raises:
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            InvalidArgumentError: ``on_error`` is neither ``"raise"`` nor ``"skip"``.
+            ModelNotRegisteredError: With ``on_error="raise"``, a stored model type that is not
+                registered (a ``ValueError``).
+            pydantic.ValidationError: With ``on_error="raise"``, stored data that no longer fits
+                its model.
         """
         return self._stream(
             self._ops().iter_results(prefix, model_class, namespace, batch_size, on_error=on_error, skipped=skipped)
@@ -403,10 +535,34 @@ class ResultsManager(ManagerBase[T]):
         model_class: type[BaseModel] | None = None,
         **options: Unpack[Query],
     ) -> Iterator[tuple[str, Any]]:
-        """``(id, result)`` of the results whose fields match ``where`` (MongoDB's query language).
+        """Iterate over the results whose fields match ``where``, in MongoDB's query language.
 
-        ``where`` names the model's own fields (dotted into nested models and lists); values
-        are encoded as stored. In id order unless ``sort`` gives ``(field, 1 | -1)`` pairs.
+        ``where`` names the model's own fields, dotted into nested models and lists
+        (``{"config.lr": {"$lt": 0.1}}``); its values are encoded as results are stored, so a
+        ``datetime`` or a ``Decimal`` compares as it would in Python. The file store evaluates
+        the same filters itself.
+
+        Args:
+            where: The filter on the results' fields; None matches every result.
+            prefix: Only results whose ids start with these whole segments; None for all.
+            model_class: Only results stored as this class, validated into it.
+            **options: ``namespace`` (the namespace to search; None for all), ``sort``
+                (``(field, 1 | -1)`` pairs; id order when None), ``limit`` (at most this many
+                results), ``on_error`` and ``skipped`` (as for
+                [`get_many`][mongo_results.ResultsManager.get_many]).
+
+        Yields:
+            ``(id, result)`` pairs, in id order or in ``sort`` order.
+
+        Raises:
+            InvalidArgumentError: ``where`` is not a filter the library knows (an unknown
+                operator, a malformed condition), or ``limit`` or ``on_error`` has a value the
+                call cannot use (a ``ValueError``).
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            ModelNotRegisteredError: With ``on_error="raise"``, a stored model type that is not
+                registered (a ``ValueError``).
+            pydantic.ValidationError: With ``on_error="raise"``, stored data that no longer fits
+                its model.
         """
         return self._stream(self._ops().find(where, prefix, model_class, **options))
 
@@ -419,35 +575,102 @@ class ResultsManager(ManagerBase[T]):
         *,
         batch_size: int = 500,
     ) -> Any:
-        """A pandas DataFrame: one row per result, indexed by id, with the model's fields as columns.
+        """Read results into a pandas DataFrame: one row per result, indexed by id.
 
-        Nested models become dotted columns (``config.lr``), as ``pandas.json_normalize`` makes them;
-        read page by page, with a progress bar on a terminal for large reads.
+        The model's fields are the columns; nested models become dotted columns (``config.lr``),
+        as ``pandas.json_normalize`` makes them. Read page by page, with a progress bar on a
+        terminal for large reads.
+
+        Args:
+            prefix: Only results whose ids start with these whole segments; None for all.
+            model_class: Only results stored as this class; None for every model type.
+            namespace: The namespace to read; None reads every namespace.
+            where: A filter on the results' fields, as for
+                [`find`][mongo_results.ResultsManager.find]; None for every result.
+            batch_size: Results read per round trip.
+
+        Returns:
+            A ``pandas.DataFrame`` indexed by id (empty when nothing matches).
+
+        Raises:
+            MissingExtraError: pandas is not installed (an ``ImportError``).
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            pydantic.ValidationError: Stored data that no longer fits its model.
         """
         return self._run(
             frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"))
         )
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
-        """Whether a result is stored under ``result_id``."""
+        """Tell whether a result is stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            namespace: The namespace to look in; None looks in every namespace.
+
+        Returns:
+            True if a result is stored under the id.
+
+        Raises:
+            InvalidIdError: The id breaks the id rules (a ``ValueError``).
+        """
         return self._run(self._ops().exists(result_id, namespace))
 
     def list_ids(self, prefix: ResultId | None = None, namespace: str | None = None) -> list[str]:
-        """Sorted ids equal to or under ``prefix`` (whole segments); all ids when None."""
+        """List the ids equal to or under ``prefix``, sorted.
+
+        Args:
+            prefix: Whole leading segments (``"sweep"`` lists ``"sweep"`` and ``"sweep/1"``, not
+                ``"sweep2"``); None lists every id.
+            namespace: The namespace to list; None lists every namespace.
+
+        Returns:
+            The canonical ids (``"a/b/c"``), sorted.
+
+        Raises:
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+        """
         return self._run(self._ops().list_ids(prefix, namespace))
 
     def delete(self, result_id: ResultId, namespace: str | None = None) -> bool:
-        """Delete a result; True if one was deleted."""
+        """Delete the result stored under ``result_id``.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            namespace: The namespace to delete from; None deletes the id from every namespace.
+
+        Returns:
+            True if a result was deleted, False if none was stored.
+
+        Raises:
+            InvalidIdError: The id breaks the id rules (a ``ValueError``).
+        """
         return self._run(self._ops().delete(result_id, namespace))
 
     def clear(self) -> None:
-        """Delete every stored result (documents and files that are not results are left alone)."""
+        """Delete every stored result, in every namespace.
+
+        Documents and files that are not results are left alone.
+        """
         return self._run(self._ops().clear())
 
     def documents(
         self, prefix: ResultId | None = None, namespace: str | None = None, *, with_data: bool = True
     ) -> list[dict[str, Any]]:
-        """The stored documents (envelope and encoded data) under a prefix, sorted by id: for inspection."""
+        """Read the stored documents (envelope and encoded data) under ``prefix``, for inspection.
+
+        Args:
+            prefix: Whole leading segments of the ids; None for every result.
+            namespace: The namespace to read; None reads every namespace.
+            with_data: Include each document's encoded ``data``; False reads the envelopes only.
+
+        Returns:
+            The documents as stored (``_id``, ``model_type``, ``namespace``, ``data``...), sorted
+            by id.
+
+        Raises:
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+        """
         return self._run(self._ops().documents(prefix, namespace, with_data=with_data))
 
     def iter_documents(
@@ -458,7 +681,22 @@ class ResultsManager(ManagerBase[T]):
         with_data: bool = True,
         batch_size: int = 500,
     ) -> Iterator[dict[str, Any]]:
-        """:meth:`documents` read page by page, for stores too large to hold in memory."""
+        """Iterate over the stored documents under ``prefix``, read page by page.
+
+        [`documents`][mongo_results.ResultsManager.documents] for stores too large to hold in memory.
+
+        Args:
+            prefix: Whole leading segments of the ids; None for every result.
+            namespace: The namespace to read; None reads every namespace.
+            with_data: Include each document's encoded ``data``; False reads the envelopes only.
+            batch_size: Documents read per round trip.
+
+        Yields:
+            The documents as stored, in id order.
+
+        Raises:
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+        """
         return self._stream(self._ops().iter_documents(prefix, namespace, batch_size, with_data=with_data))
 
     def store(
@@ -469,7 +707,25 @@ class ResultsManager(ManagerBase[T]):
         behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
         namespace: str = DEFAULT_NAMESPACE,
     ) -> bool:
-        """Store data already in stored form (an export or a file tree) with ``set``'s semantics."""
+        """Store data already in stored form (an export, a file tree) with ``set``'s semantics.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            model_type: The model's name, as stored (need not be registered).
+            data: The encoded data, as [`documents`][mongo_results.ResultsManager.documents]
+                returns it.
+            behavior: What to do when a result is already stored under the id.
+            namespace: The namespace to store into.
+
+        Returns:
+            True if written, False if skipped, as for [`set`][mongo_results.ResultsManager.set].
+
+        Raises:
+            ResultExistsError: As for ``set`` (a ``FileExistsError``).
+            InvalidIdError: The id breaks the id rules (a ``ValueError``).
+            InvalidNamespaceError: The namespace cannot name a collection (a ``ValueError``).
+            DocumentTooLargeError: The result is over the store's size limit (a ``ValueError``).
+        """
         return self._run(self._ops().store(result_id, model_type, data, behavior, namespace))
 
     def upgrade(
@@ -482,26 +738,54 @@ class ResultsManager(ManagerBase[T]):
         batch_size: int = 500,
         old_types: Iterable[str] = (),
     ) -> Upgraded:
-        """Rewrite results under ``prefix`` into ``model_class`` as ``convert(old data)``.
+        """Rewrite the results under ``prefix`` into ``model_class`` as ``convert(old data)``.
 
         Only results stored as ``model_class`` (by its name) that no longer load into it, and
         results stored as one of ``old_types``, are rewritten; results of other model types
         are left alone and counted in ``other_types``. Results that load are left alone, so it
         can run again after an interruption; each rewrite is atomic and skips a result written
-        meanwhile (see the README's "When a model changes").
+        meanwhile (see [When a model changes](../changed-models.md)).
+
+        Args:
+            prefix: Whole leading segments of the ids to upgrade; None for every result.
+            model_class: The model's current class; rewritten results are stored as it.
+            convert: Takes a result's stored data (a dict, as decoded) and returns a
+                ``model_class`` instance.
+            namespace: The namespace to upgrade; None upgrades every namespace.
+            batch_size: Results read per round trip.
+            old_types: Former model type names (a renamed class) whose results are rewritten too.
+
+        Returns:
+            The counts of what was done; see ``Upgraded``.
 
         Raises:
-            UpgradeFailedError: ``convert`` raised (a ValueError naming the result and the count done).
-            WrongTypeError: ``convert`` returned something other than a ``model_class``.
+            UpgradeFailedError: ``convert`` raised; names the result and how many were rewritten
+                before it (a ``ValueError``).
+            WrongTypeError: ``convert`` returned something other than a ``model_class`` instance.
+            InvalidArgumentError: ``old_types`` is not a list of names.
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
         """
         return self._run(upgrade(self._ops(), prefix, model_class, convert, namespace, batch_size, old_types=old_types))
 
     def engine(self) -> EngineProfile:
-        """What the store is and can hold (asked of the server once per connection)."""
+        """Describe the store's engine and what it can hold, asked of the server once per connection.
+
+        Returns:
+            The engine's profile: its name and version (MongoDB, FerretDB, the embedded or the
+            file store) and the features it supports.
+        """
         return self._run(self._ops().learn_engine())
 
     def doctor(self, fix: bool = False) -> Report:
-        """Check the store's namespaces, indexes and validators; ``fix`` creates what is missing."""
+        """Check the store's namespaces, indexes, validators and large-result files.
+
+        Args:
+            fix: Create the missing indexes and validators and remove leftovers (files of
+                killed writers, orphaned large-result files); False only reports.
+
+        Returns:
+            One line per check and the number of problems left; ``str()`` of it is the report.
+        """
         return self._run(diagnose(self._ops(), fix=fix))
 
     def missing(self, result_ids: Iterable[ResultId], namespace: str | None = None) -> list[str]:
@@ -531,8 +815,8 @@ class ResultsManager(ManagerBase[T]):
             namespace: where the result would be stored; None looks for it in every namespace.
 
         Returns:
-            A :class:`Claim` (let it go with ``release()`` or a ``with`` block), or None when the
-            result is stored or another worker's claim on it is live.
+            A [Claim][mongo_results.Claim] (let it go with ``release()`` or a ``with`` block), or None
+            when the result is stored or another worker's claim on it is live.
 
         Raises:
             ValueError: a lease that is not a positive number of seconds up to a day, an invalid id
@@ -543,7 +827,9 @@ class ResultsManager(ManagerBase[T]):
     def claim_each(
         self, result_ids: Iterable[ResultId], lease: float | timedelta = 600.0, namespace: str | None = None
     ) -> Iterator[Claim]:
-        """A :class:`Claim` for each id, in order, that this worker could take; stored or held ids are passed over.
+        """A [Claim][mongo_results.Claim] for each id, in order, that this worker could take.
+
+        Ids whose result is stored, or that another worker's live claim holds, are passed over.
 
         Each claim is taken when the loop asks for the next one, so its lease starts with its work::
 
@@ -553,21 +839,34 @@ class ResultsManager(ManagerBase[T]):
 
         Args:
             result_ids: the ids of the sweep.
-            lease: as for :meth:`claim`.
-            namespace: as for :meth:`claim`.
+            lease: as for ``claim``.
+            namespace: as for ``claim``.
+
+        Yields:
+            The claims this worker took, one when the loop asks for it.
 
         Raises:
-            ValueError: as for :meth:`claim`.
+            ValueError: as for ``claim``.
         """
         return self._stream(take_each(self._ops(), result_ids, lease, namespace, _worker()))
 
     def claims(self, prefix: ResultId | None = None) -> list[dict[str, Any]]:
-        """The live claims under ``prefix`` (by id): ``result_id``, ``namespace``, ``owner``, ``expires_at``
-        and ``expires_in`` (seconds), for watching a sweep."""
+        """The live claims under ``prefix``, for watching a sweep.
+
+        Args:
+            prefix: only claims on ids equal to or under it (whole segments); None for all.
+
+        Returns:
+            One dict per claim whose lease has not run out, by id: ``result_id``, ``namespace``,
+            ``owner``, ``claimed_at``, ``expires_at`` (aware UTC) and ``expires_in`` (seconds).
+        """
         return self._run(live_claims(self._ops(), prefix))
 
     def close(self) -> None:
-        """Release the connections the store opened, if it holds any."""
+        """Release the connections the store opened, if it holds any.
+
+        A client passed in (``MongoBackend(client)``) stays open: its owner closes it.
+        """
         # Not an operation: releasing clients is the store's own business, sync or awaited.
         self._executor.close()
 
@@ -579,11 +878,30 @@ class ResultsManager(ManagerBase[T]):
 
 
 class AsyncResultsManager(ManagerBase[T]):
-    """:class:`ResultsManager` for asyncio code: the same constructor, every method awaitable.
+    """[`ResultsManager`][mongo_results.ResultsManager] for asyncio code: every method awaitable.
 
     A ``mongodb://`` URI uses PyMongo's ``AsyncMongoClient`` (one per event loop);
     ``backend=AsyncMongoBackend(motor_client)`` uses Motor; ``mongomock://`` is the
     embedded store; a path is the file store, its disk I/O kept off the event loop.
+    ``iter_results``, ``iter_documents`` and ``find`` return async iterators
+    (``async for``); every other method is a coroutine. Parameters, results and errors
+    are those of the same method of ``ResultsManager``.
+
+    Args:
+        base_dir: A directory (the file store) or a ``mongodb://``, ``mongodb+srv://`` or
+            ``mongomock://`` URI. Ignored when ``backend`` is given.
+        create_if_missing: Whether to create the file store's directory when it does not exist.
+        backend: A store object ([`AsyncMongoBackend`][mongo_results.AsyncMongoBackend] built from
+            a client, [`AsyncFileBackend`][mongo_results.AsyncFileBackend] with options) or a
+            subclass of [`AsyncResultsBackend`][mongo_results.AsyncResultsBackend]; overrides
+            ``base_dir``.
+        store_secrets: Whether pydantic ``SecretStr``/``SecretBytes`` values may be stored.
+
+    Raises:
+        InvalidArgumentError: Neither ``base_dir`` nor ``backend`` is given (a ``ValueError``).
+        InvalidUriError: ``base_dir`` is a URI that cannot be used (a ``ValueError``).
+        StoreNotFoundError: The directory is missing and ``create_if_missing`` is False.
+        NotAStoreError: ``base_dir`` is a path to a file (a ``NotADirectoryError``).
     """
 
     _asynchronous = True
@@ -617,14 +935,43 @@ class AsyncResultsManager(ManagerBase[T]):
     async def claim(
         self, result_id: ResultId, lease: float | timedelta = 600.0, namespace: str | None = None
     ) -> AsyncClaim | None:
-        """See :meth:`ResultsManager.claim`; the claim's ``renew`` and ``release`` are awaited."""
+        """Take the right to compute ``result_id`` for ``lease`` seconds, atomically.
+
+        Args:
+            result_id: the result this worker would compute.
+            lease: seconds (or a timedelta), over 0 and at most a day; renew a claim to hold it longer.
+            namespace: where the result would be stored; None looks for it in every namespace.
+
+        Returns:
+            An [AsyncClaim][mongo_results.AsyncClaim] (let it go with ``await claim.release()`` or
+            ``async with claim``), or None when the result is stored or another worker's claim is live.
+
+        Raises:
+            ValueError: a lease that is not a positive number of seconds up to a day, an invalid id
+                or namespace (before any I/O).
+        """
         operation = take(self._ops(), result_id, lease, namespace, _worker())
         return self._handle(await run_async(operation, self._executor.execute, tell))  # type: ignore[no-any-return]
 
     def claim_each(
         self, result_ids: Iterable[ResultId], lease: float | timedelta = 600.0, namespace: str | None = None
     ) -> AsyncIterator[AsyncClaim]:
-        """See :meth:`ResultsManager.claim_each`: ``async for claim in arm.claim_each(...)``, ``async with claim``."""
+        """An [AsyncClaim][mongo_results.AsyncClaim] for each id, in order, that this worker could take.
+
+        ``async for claim in arm.claim_each(grid): async with claim: ...``; ids whose result is
+        stored, or that another worker's live claim holds, are passed over.
+
+        Args:
+            result_ids: the ids of the sweep.
+            lease: as for ``claim``.
+            namespace: as for ``claim``.
+
+        Returns:
+            An async iterator of the claims this worker took, one when the loop asks for it.
+
+        Raises:
+            ValueError: as for ``claim`` (when the iteration starts).
+        """
 
         async def claims() -> AsyncIterator[AsyncClaim]:
             operation = take_each(self._ops(), result_ids, lease, namespace, _worker())
@@ -640,13 +987,37 @@ class AsyncResultsManager(ManagerBase[T]):
     async def get(
         self, result_id: ResultId, model_class: type[BaseModel] | None = None, namespace: str | None = None
     ) -> Any:
-        """See :meth:`ResultsManager.get`."""
+        """Read the result stored under ``result_id``, validated into its model class.
+
+        Args:
+            result_id: The id, ``"a/b/c"`` or a sequence of segments.
+            model_class: The class to validate into; None takes the class registered under the
+                stored model type. Given, it also chooses the namespace when ``namespace`` is None.
+            namespace: The namespace to read from; None looks in every namespace.
+
+        Returns:
+            The result, an instance of ``model_class`` or of the registered class.
+
+        Raises:
+            ResultNotFoundError: Nothing is stored under the id (a ``FileNotFoundError``).
+            AmbiguousResultError: Several namespaces hold the id and neither ``namespace`` nor
+                ``model_class`` chooses one (a ``ValueError``).
+            ModelNotRegisteredError: The stored model type is not registered (a ``ValueError``).
+            InvalidIdError: The id breaks the id rules (a ``ValueError``).
+            CorruptResultError: The stored document lacks its envelope, or its large-field file
+                is gone (a ``ValueError``).
+            pydantic.ValidationError: The stored data no longer fits the model; its title names
+                the result id.
+        """
         # Written out, not derived: a wrapper typed by ParamSpec would lose the overload that
         # returns the manager's own T (``await arm.get(id)`` would be Any to a type checker).
         return await run_async(self._ops().get(result_id, model_class, namespace), self._executor.execute, tell)
 
     async def close(self) -> None:
-        """Close the clients the store opened (those of this event loop, and of loops that have ended)."""
+        """Close the clients the store opened: those of this event loop, and of loops that have ended.
+
+        A client passed in (``AsyncMongoBackend(client)``) stays open: its owner closes it.
+        """
         await self._executor.close()
 
     async def __aenter__(self) -> AsyncResultsManager[T]:

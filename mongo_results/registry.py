@@ -83,9 +83,25 @@ def register_model(
     """Register a model class, as a decorator (with or without a namespace) or directly.
 
     ``@register_model``, ``@register_model(namespace="ns")``, ``@register_model("ns")``
-    and ``register_model(Model, namespace="ns")`` all work. ``indexes`` names fields of the
-    model (dotted into nested ones; ``("field", -1)`` for descending) that get an index in
-    the namespace's collection, for ``find``.
+    and ``register_model(Model, namespace="ns")`` all work. Registering a class again is a
+    no-op; a new class of the same name and structure replaces the old one with a warning.
+
+    Args:
+        model_class_or_namespace: The model class (registered directly), a namespace (the
+            decorator form ``@register_model("ns")``), or None (``@register_model(...)``).
+        namespace: The namespace to register into, when not given positionally.
+        indexes: Fields of the model (dotted into nested ones; ``("field", -1)`` for
+            descending) that get an index in the namespace's collection, for ``find``.
+
+    Returns:
+        The class itself when a class is given; otherwise a decorator that registers the
+        class it decorates and returns it.
+
+    Raises:
+        WrongTypeError: The class is not a pydantic model (a ``TypeError``).
+        ModelConflictError: Another class of the same name but other fields or field types is
+            registered in the namespace (a ``ValueError``).
+        InvalidArgumentError: An index is not a field name or a ``(field, 1 | -1)`` pair.
     """
     wanted = _index_spec(indexes)
     if isinstance(model_class_or_namespace, type):
@@ -115,21 +131,46 @@ def _indexed(model_class: M, namespace: str, spec: tuple[tuple[str, int], ...]) 
 
 
 def get_indexes(namespace: str = DEFAULT_NAMESPACE) -> list[tuple[str, int]]:
-    """The result fields indexed in ``namespace``, from its registered models, in a stable order."""
+    """List the result fields indexed in ``namespace``, from its registered models' ``indexes``.
+
+    Args:
+        namespace: The namespace.
+
+    Returns:
+        ``(field, 1 | -1)`` pairs, sorted.
+    """
     found = {pair for (ns, _), spec in _INDEXES.items() if ns == namespace for pair in spec}
     return sorted(found)
 
 
 def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BaseModel] | None:
-    """The class registered under ``model_name`` in ``namespace``, or None."""
+    """Look up the class registered under ``model_name`` in ``namespace``.
+
+    Args:
+        model_name: The class's name, as stored in results' ``model_type``.
+        namespace: The namespace to look in.
+
+    Returns:
+        The class, or None if none is registered under that name there.
+    """
     return _REGISTRY.get(namespace, {}).get(model_name)
 
 
 def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> str | None:
-    """The namespace a class is registered in, preferring a non-default one.
+    """Find the namespace a class is registered in, preferring a non-default one.
+
+    Args:
+        model_class: The registered class.
+        strict: Raise instead of picking the first when the class is in several non-default
+            namespaces.
+
+    Returns:
+        The namespace (the first non-default one, else the default one), or None if the class
+        is not registered.
 
     Raises:
-        ValueError: ``strict`` and the class is in several non-default namespaces.
+        ModelConflictError: ``strict`` and the class is in several non-default namespaces
+            (a ``ValueError``).
     """
     name = model_class.__name__
     found = [ns for ns, models in _REGISTRY.items() if models.get(name) is model_class]
@@ -145,12 +186,23 @@ def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> 
 
 
 def find_model_in_all_namespaces(model_name: str) -> list[tuple[str, type[BaseModel]]]:
-    """Every ``(namespace, class)`` registered under ``model_name``."""
+    """Find every class registered under ``model_name``, in any namespace.
+
+    Args:
+        model_name: The class's name.
+
+    Returns:
+        ``(namespace, class)`` pairs, in the order the namespaces were first registered into.
+    """
     return [(ns, models[model_name]) for ns, models in _REGISTRY.items() if model_name in models]
 
 
 def clear_registry(namespace: str | None = None) -> None:
-    """Forget every registration, or only those of one namespace."""
+    """Forget every registration (and declared index), or only those of one namespace.
+
+    Args:
+        namespace: The namespace to clear; None clears every namespace.
+    """
     if namespace is None:
         _REGISTRY.clear()
         _INDEXES.clear()
@@ -161,12 +213,23 @@ def clear_registry(namespace: str | None = None) -> None:
 
 
 def get_namespaces() -> list[str]:
-    """Every namespace that has been registered into."""
+    """List every namespace that has been registered into.
+
+    Returns:
+        The namespaces, in the order they were first registered into.
+    """
     return list(_REGISTRY)
 
 
 def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
-    """The model names registered in ``namespace``."""
+    """List the model names registered in ``namespace``.
+
+    Args:
+        namespace: The namespace.
+
+    Returns:
+        The class names, in registration order (empty for an unknown namespace).
+    """
     return list(_REGISTRY.get(namespace, {}))
 
 

@@ -10,13 +10,22 @@ __all__ = ["SetBehavior", "Stored", "outcome", "writes"]
 
 
 class SetBehavior(str, Enum):
-    """What ``set`` does when a result already exists under the id."""
+    """What ``set`` (and ``set_many``, ``store``) does when a result already exists under the id.
+
+    A ``str`` enum: ``SetBehavior("overwrite")`` and the member are interchangeable. Each
+    decision is atomic on every store, so concurrent writers of one id cannot both win.
+    """
 
     RAISE_IF_EXISTS = "raise_if_exists"
+    """Write only into an empty id; raise ``ResultExistsError`` if anything is stored (the default)."""
     RAISE_IF_DIFFERENT = "raise_if_different"
+    """Write into an empty id; return True if the same content is stored; raise ``ResultExistsError`` if other."""
     OVERWRITE = "overwrite"
+    """Always write, replacing whatever is stored; return True."""
     SKIP_IF_EXISTS = "skip_if_exists"
-    KEEP_EXISTING = "keep_existing"  # write only into an empty id; whatever is stored stays
+    """Return False without writing if the same content is stored; otherwise write (replacing) and return True."""
+    KEEP_EXISTING = "keep_existing"
+    """Write only into an empty id and return True; whatever is stored stays, and the call returns False."""
 
 
 class Stored(Enum):

@@ -69,8 +69,10 @@ def _collection(ops: Operations) -> str:
 
 
 def missing(ops: Operations, result_ids: Iterable[ResultId], namespace: str | None) -> Operation[list[str]]:
-    """The canonical ids, in order and without repeats, with no stored result: one query per namespace
-    and 1,000 ids."""
+    """The canonical ids, in order and without repeats, with no stored result.
+
+    One query per namespace and 1,000 ids.
+    """
     wanted = list(dict.fromkeys(canonical_id(r) for r in result_ids))
     namespace = optional_namespace(namespace)
     found: set[str] = set()
@@ -122,8 +124,10 @@ def _take(
 def take_each(
     ops: Operations, result_ids: Iterable[ResultId], lease: object, namespace: str | None, worker: str
 ) -> Operation[None]:
-    """Stream a claim for each id, in order, that is not stored and not held: one at a time, taken
-    when the caller asks for the next (its lease starts with the work)."""
+    """Stream a claim for each id, in order, that is not stored and not held.
+
+    One at a time, taken when the caller asks for the next: its lease starts with the work.
+    """
     span = check_lease(lease)
     namespace = optional_namespace(namespace)
     wanted = list(dict.fromkeys(canonical_id(r) for r in result_ids))
@@ -135,8 +139,10 @@ def take_each(
 
 
 def renew(ops: Operations, state: ClaimState, lease: object | None) -> Operation[bool]:
-    """Extend a claim by ``lease`` (its own when None); False once it was lost (taken by another
-    worker after it ran out) or the result is stored."""
+    """Extend a claim by ``lease`` (its own when None).
+
+    False once it was lost (taken by another worker after it ran out) or the result is stored.
+    """
     span = state.lease if lease is None else check_lease(lease)
     now = yield from ops.server_now()
     expires = now + span

@@ -184,8 +184,10 @@ class BuildInfo:
 
 @dataclass(frozen=True, slots=True)
 class ServerTime:
-    """The store's clock now (naive or aware UTC): the server's where there is one, so that every
-    worker decides a claim's expiry by the same clock."""
+    """The store's clock now (naive or aware UTC).
+
+    The server's where there is one, so that every worker decides a claim's expiry by the same clock.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +251,10 @@ class DeleteFile(_OnFile):
 
 @dataclass(frozen=True, slots=True)
 class Leftovers:
-    """The temporary files of writers killed mid-write (removed first with ``remove``), for stores
-    that write through them (``EngineProfile.temp_files``); answered by their names."""
+    """The temporary files of writers killed mid-write (removed first with ``remove``).
+
+    For stores that write through them (``EngineProfile.temp_files``); answered by their names.
+    """
 
     remove: bool = False
 

@@ -37,8 +37,10 @@ def _ignore(note: Note) -> None:
 
 
 def stream(operation: Operation[Any], execute: Execute, notify: Notify = _ignore) -> Generator[Any, None, Any]:
-    """Run ``operation``, yielding what it emits and handing its notes to ``notify``; its result is the
-    StopIteration value."""
+    """Run ``operation``, yielding what it emits and handing its notes to ``notify``.
+
+    Its result is the StopIteration value.
+    """
     reply: Any = None
     error: MongoResultsError | None = None
     while True:

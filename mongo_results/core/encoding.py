@@ -329,8 +329,11 @@ def unescape_tree(value: Any) -> Any:
 
 
 def _fields_of(model_class: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    """Stored data less the computed fields it keeps for queries: validation would take them
-    for extra fields (refused with ``extra="forbid"``, kept as extras with ``"allow"``)."""
+    """Stored data less the computed fields it keeps for queries.
+
+    Validation would take them for extra fields (refused with ``extra="forbid"``, kept as
+    extras with ``"allow"``).
+    """
     computed = model_class.__pydantic_computed_fields__
     return {k: v for k, v in data.items() if k not in computed} if computed else data
 

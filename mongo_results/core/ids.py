@@ -73,7 +73,22 @@ def segments(result_id: ResultId) -> tuple[str, ...]:
 
 
 def canonical_id(result_id: ResultId) -> str:
-    """Return the canonical ``a/b/c`` form of an id."""
+    """Return the canonical ``a/b/c`` form of an id, the form ids are stored and listed in.
+
+    Every part is split on ``/`` and empty segments are dropped, so ``"a//b/"``,
+    ``["a", "b"]`` and ``["a/b"]`` are the same id ``"a/b"``.
+
+    Args:
+        result_id: A string ``"a/b/c"`` or a sequence of string parts.
+
+    Returns:
+        The segments joined by ``/``.
+
+    Raises:
+        InvalidIdError: The id is empty, not a string or sequence of strings, has a ``.`` or
+            ``..`` segment or a NUL character, a segment over 255 UTF-8 bytes, or is over
+            1024 bytes in all (a ``ValueError``).
+    """
     return "/".join(segments(result_id))
 
 

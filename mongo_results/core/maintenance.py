@@ -39,13 +39,13 @@ __all__ = ["Report", "Upgraded", "diagnose", "upgrade", "upgraded_types"]
 
 @dataclass(frozen=True, slots=True)
 class Upgraded:
-    """What an upgrade did.
+    """What ``upgrade`` did: counts of results, by what happened to them.
 
     Attributes:
-        upgraded: results rewritten.
-        current: results of the model's own type that already loaded, left alone.
-        changed_meanwhile: results written or deleted by someone else between read and rewrite.
-        other_types: results under the prefix stored as other model types, left alone.
+        upgraded: Results rewritten.
+        current: Results of the model's own type that already loaded, left alone.
+        changed_meanwhile: Results written or deleted by someone else between read and rewrite.
+        other_types: Results under the prefix stored as other model types, left alone.
     """
 
     upgraded: int
@@ -72,8 +72,10 @@ def upgrade(
     secrets: bool | None = None,
     old_types: Iterable[str] = (),
 ) -> Operation[Upgraded]:
-    """Rewrite the results under ``prefix`` stored as ``model_class`` that no longer load, and every
-    result stored as one of ``old_types``, as ``convert(old data)``.
+    """Rewrite results that no longer load into ``model_class`` as ``convert(old data)``.
+
+    Those under ``prefix`` stored as ``model_class`` that no longer load, and every result
+    stored as one of ``old_types``.
 
     Results of other model types are left alone and counted. A result that loads is left
     alone, so a second run does nothing. Each rewrite is one update filtered on the digest
@@ -159,7 +161,14 @@ _NOTES = {
 
 @dataclass
 class Report:
-    """What ``doctor`` found: one line per check, and how many problems are left."""
+    """What ``doctor`` found: one line per check, and how many problems are left.
+
+    ``str(report)`` is the report as ``mongo-results doctor`` prints it.
+
+    Attributes:
+        lines: One line per check (``problem:``, ``fixed:`` or ``note:`` lines under each).
+        problems: How many problems are left; 0 when the store is sound.
+    """
 
     lines: list[str] = field(default_factory=list)
     problems: int = 0

@@ -25,6 +25,7 @@ __all__ = [
 
 DEFAULT_COLLECTION_PREFIX = "results."
 DEFAULT_NAMESPACE = "default"
+"""The namespace of models registered without one."""
 GRIDFS = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
 CLAIMS = "_claims"  # the claims of sweeps' workers: <prefix>_claims
 RESERVED = {GRIDFS: "holds results over 16 MiB", CLAIMS: "holds the claims of sweeps"}

@@ -387,8 +387,10 @@ class Operations:
         with_data: bool = True,
         where: dict[str, Any] | None = None,
     ) -> Operation[None]:
-        """Batch the stored documents under a prefix (matching a stored-document filter ``where``) in id
-        order across namespaces: keyset pages, memory stays flat."""
+        """Batch the stored documents under a prefix in id order across namespaces.
+
+        Only those matching the stored-document filter ``where``; keyset pages, so memory stays flat.
+        """
         query = scoped(prefix, where)
         projection = None if with_data else {"data": 0}
         pages = {c: Pages(c, query, batch_size, projection) for c in (yield from self.collections(namespace))}

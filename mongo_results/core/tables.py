@@ -58,8 +58,9 @@ def frame(
 
 
 def _row(model: BaseModel, dumped: dict[str, Any], prefix: str, row: dict[str, Any]) -> dict[str, Any]:
-    """A model's dump as one row: nested models' fields as dotted columns, anything else (a dict
-    field included) as one column.
+    """A model's dump as one row.
+
+    Nested models' fields become dotted columns, anything else (a dict field included) one column.
 
     Flattening dicts too (as ``pandas.json_normalize`` does) would put the key ``"a.b"`` and
     the key ``"b"`` of ``"a"`` in one column, and one value would be lost. A name with a dot

@@ -175,7 +175,7 @@ def _find_in_python(collection: Any, command: Find) -> list[dict[str, Any]]:
 
 
 def _bulk_one_by_one(collection: Any, command: BulkWrite) -> list[Any]:
-    """mongomock's bulk_write predates PyMongo 4.9's request objects: apply each write in turn."""
+    """Apply a bulk write one write at a time: mongomock's bulk_write predates PyMongo 4.9's request objects."""
     replies: list[Any] = []
     for write in command.writes:
         try:

@@ -46,7 +46,24 @@ PAGE_BYTES = 8 * 1024 * 1024
 
 
 class FileBackend:
-    """Results as JSON files under ``base_dir``."""
+    """Results as JSON files under ``base_dir``: one file per id, safe for many processes.
+
+    ``base_dir/<segments>.json`` holds each result; writes are atomic (a temporary file
+    renamed into place) under one lock, reads take no lock. Trees written by
+    ``results_manager`` are read as they are. Pickles as its path, so worker processes
+    reopen the same directory.
+
+    Args:
+        base_dir: The store's directory.
+        create_if_missing: Create the directory (and its parents) when it does not exist.
+        store_secrets: Whether pydantic ``SecretStr``/``SecretBytes`` values may be stored
+            (in clear text); can be changed on the instance later.
+
+    Raises:
+        StoreNotFoundError: The directory is missing and ``create_if_missing`` is False
+            (a ``FileNotFoundError``).
+        NotAStoreError: ``base_dir`` exists and is not a directory (a ``NotADirectoryError``).
+    """
 
     def __init__(
         self, base_dir: str | os.PathLike[str], create_if_missing: bool = True, *, store_secrets: bool = False
@@ -65,7 +82,11 @@ class FileBackend:
         self.claims = ClaimFiles(self.tree, self.collection_prefix + CLAIMS)
 
     def operations(self) -> Operations:
-        """The core's operations over this store."""
+        """Give the core's operations over this store, for the managers.
+
+        Returns:
+            The operations, with the store's current ``store_secrets``.
+        """
         self._ops.store_secrets = self.store_secrets  # an attribute users may change at any time
         return self._ops
 
@@ -215,7 +236,18 @@ class FileBackend:
         return count
 
     def execute(self, command: cmd.Command) -> Any:
-        """Run one command; its reply."""
+        """Run one of the core's commands on the files, for the managers.
+
+        Args:
+            command: The command, built by the core's operations.
+
+        Returns:
+            The command's reply, shaped as a MongoDB server's.
+
+        Raises:
+            StoreWriteError: The disk refused a write (an ``OSError``).
+            InvalidIdError: An id whose file would leave the store's directory.
+        """
         if getattr(command, "collection", None) == self.claims.collection:
             return self.claims.execute(command)
         match command:
@@ -263,11 +295,21 @@ class FileBackend:
         raise TypeError(f"not a command: {command!r}")  # pragma: no cover
 
     def leftovers(self) -> list[Path]:
-        """Temporary files of writers that were killed mid-write (never a visible result)."""
+        """List the temporary files of writers that were killed mid-write.
+
+        They are never read as results, but they take space; ``doctor`` reports them.
+
+        Returns:
+            The files' paths.
+        """
         return self._leftovers(remove=False)
 
     def remove_leftovers(self) -> int:
-        """Remove the temporary files of killed writers; how many there were."""
+        """Remove the temporary files of killed writers, under the writers' lock.
+
+        Returns:
+            How many files were removed.
+        """
         return len(self._leftovers(remove=True))
 
     def _leftovers(self, remove: bool) -> list[Path]:
@@ -284,7 +326,7 @@ class FileBackend:
 
     @property
     def where(self) -> str:
-        """The store, for people."""
+        """The store, for people: ``file store at <base_dir>``."""
         return f"file store at {self.base_dir}"
 
     def close(self) -> None:
@@ -381,13 +423,27 @@ class ClaimFiles:
 
 
 class AsyncFileBackend:
-    """A :class:`FileBackend` whose commands run in threads, so the event loop never waits on disk."""
+    """A [`FileBackend`][mongo_results.FileBackend] for asyncio code: its commands run in threads.
+
+    The event loop never waits on disk. Storage and behaviour are ``FileBackend``'s.
+
+    Args:
+        base_dir: The store's directory.
+        create_if_missing: Create the directory (and its parents) when it does not exist.
+        **options: ``FileBackend``'s keyword options (``store_secrets``).
+
+    Raises:
+        StoreNotFoundError: The directory is missing and ``create_if_missing`` is False
+            (a ``FileNotFoundError``).
+        NotAStoreError: ``base_dir`` exists and is not a directory (a ``NotADirectoryError``).
+    """
 
     def __init__(self, base_dir: str | os.PathLike[str], create_if_missing: bool = True, **options: Any) -> None:
         self.files = FileBackend(base_dir, create_if_missing, **options)
 
     @property
     def store_secrets(self) -> bool:
+        """Whether pydantic secret values may be stored (in clear text); assignable."""
         return self.files.store_secrets
 
     @store_secrets.setter
@@ -395,13 +451,27 @@ class AsyncFileBackend:
         self.files.store_secrets = value
 
     def operations(self) -> Operations:
-        """The core's operations over this store."""
+        """Give the core's operations over this store, for the managers.
+
+        Returns:
+            The operations, with the store's current ``store_secrets``.
+        """
         ops = self.files.operations()
         ops.where = repr(self)
         return ops
 
     async def execute(self, command: cmd.Command) -> Any:
-        """Run one command on a worker thread; its reply."""
+        """Run one of the core's commands on a worker thread, for the managers.
+
+        Args:
+            command: The command, built by the core's operations.
+
+        Returns:
+            The command's reply, as ``FileBackend.execute`` gives it.
+
+        Raises:
+            StoreWriteError: The disk refused a write (an ``OSError``).
+        """
         return await asyncio.to_thread(self.files.execute, command)
 
     async def close(self) -> None:
@@ -464,9 +534,11 @@ class FileTree:
         return path
 
     def clock(self) -> datetime:
-        """The time now on the machine that serves the directory: a file's modification time, set
-        to "now" by the file system (on NFS, by the server), so that workers on machines whose
-        clocks disagree read one clock."""
+        """The time now on the machine that serves the directory.
+
+        A file's modification time, set to "now" by the file system (on NFS, by the server), so
+        that workers on machines whose clocks disagree read one clock.
+        """
         path = self.root / CLOCK_NAME
         with _disk(path):
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
@@ -550,6 +622,7 @@ class FileTree:
         return True
 
     def prune(self, directory: Path) -> None:
+        """Remove ``directory`` and its parents while they are empty, up to the store's root."""
         while directory != self.root and directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
             directory = directory.parent
@@ -598,8 +671,10 @@ class FileTree:
                 yield from self._walk(Path(entry.path), key, low, high)
 
     def leftovers(self, remove: bool = False) -> list[Path]:
-        """Temporary files of writers that were killed mid-write (never a visible result); ``remove``
-        them (under the lock only: else a live writer's file could go)."""
+        """Temporary files of writers that were killed mid-write (never a visible result).
+
+        ``remove`` deletes them: call it under the lock only, else a live writer's file could go.
+        """
         found = [Path(e.path) for e in self.files(self.root) if e.name.startswith(".") and e.name.endswith(TMP)]
         for path in found if remove else ():
             with _disk(path):

@@ -128,16 +128,21 @@ class MongoStore:
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> Self:
-        """A backend for a ``mongodb://``, ``mongodb+srv://`` or ``mongomock://`` URI.
+        """Build a backend for a ``mongodb://``, ``mongodb+srv://`` or ``mongomock://`` URI.
+
+        ``results_manager``'s spelling of the constructor with a URI.
 
         Args:
-            uri: the store's URI; its path names the database (default ``mongo_results``).
-            **options: the constructor's keyword options (``database``, ``collection_prefix``,
+            uri: The store's URI; its path names the database (default ``mongo_results``).
+            **options: The constructor's keyword options (``database``, ``collection_prefix``,
                 ``validation``...) and the client's options.
 
+        Returns:
+            The backend; its client is opened on first use.
+
         Raises:
-            TypeError: ``uri`` is not a string.
-            ValueError: ``uri`` is not a supported store URI.
+            WrongTypeError: ``uri`` is not a string (a ``TypeError``).
+            InvalidUriError: ``uri`` is not a supported store URI (a ``ValueError``).
         """
         if not isinstance(uri, str):
             raise WrongTypeError(f"{cls.__name__}.from_uri needs a URI string, got {type(uri).__name__}")
@@ -209,11 +214,29 @@ class MongoStore:
         return reply
 
     def database(self) -> Any:
-        """The driver's database this store uses (for inspection and repairs)."""
+        """Give the driver's database this store uses, for inspection and repairs.
+
+        Returns:
+            PyMongo's ``Database`` (``AsyncDatabase``, or Motor's, for ``AsyncMongoBackend``),
+            opening the client if needed.
+
+        Raises:
+            StoreUnavailableError: The client could not be opened (an SRV name that does
+                not resolve).
+        """
         return self._guarded(self._database)
 
     def operations(self) -> Operations:
-        """The core's operations over the current connection (opening it if needed)."""
+        """Give the core's operations over the current connection, for the managers.
+
+        Returns:
+            The operations, with the store's current options; the connection is opened if
+            needed (once per process, and per event loop for ``AsyncMongoBackend``).
+
+        Raises:
+            StoreUnavailableError: The client could not be opened.
+            WrongProcessError: An embedded store used from a process other than its own.
+        """
         if self._ops is None or self._stale():
             self._guarded(self._database)
             self._ops = Operations(
@@ -276,7 +299,7 @@ class MongoStore:
 
     @property
     def where(self) -> str:
-        """The store, for people."""
+        """The store, for people: its hosts and database, never the password."""
         return f"connected to {self.hosts}, database {self.database_name!r}"
 
     def __repr__(self) -> str:
@@ -435,10 +458,32 @@ def _close_all() -> None:
 class MongoBackend(MongoStore):
     """Results in MongoDB: one collection per namespace, one document per result.
 
-    ``target`` is a URI (``mongodb://``, ``mongodb+srv://``, ``mongomock://``), a
-    ``MongoClient`` or a ``Database``. A client built from a URI is opened lazily,
-    once per process, and shared by every backend of that process with the same
-    URI and options.
+    A client built from a URI is opened lazily, once per process, and shared by every
+    backend of that process with the same URI and options; such a backend pickles as its
+    URI and options, so worker processes open their own client. A client passed in is
+    used as it is and never closed here.
+
+    Args:
+        target: A URI (``mongodb://``, ``mongodb+srv://``, or ``mongomock://`` for the
+            embedded in-process store), a PyMongo ``MongoClient`` or a ``Database``.
+        database: The database; None takes the URI's path, the client's default database,
+            or ``mongo_results``.
+        collection_prefix: Prefix of the collections' names (``results.<namespace>``).
+        store_secrets: Whether pydantic ``SecretStr``/``SecretBytes`` values may be stored
+            (in clear text); can be changed on the instance later.
+        validation: The collections' validator: ``"warn"`` (the server logs documents that
+            break it), ``"error"`` (the server refuses them) or ``"off"`` (none installed).
+        path_index: Also index the ids' segments (``path``), for filters by segment; it
+            slows writes.
+        **client_options: Options for the client built from a URI (``serverSelectionTimeoutMS``,
+            ``maxPoolSize``...), as PyMongo's ``MongoClient`` takes them.
+
+    Raises:
+        InvalidUriError: The URI is not a supported store URI (a ``ValueError``).
+        InvalidArgumentError: ``validation`` is not ``"warn"``, ``"error"`` or ``"off"``.
+        InvalidNamespaceError: ``collection_prefix`` cannot start a collection name.
+        WrongTypeError: ``target`` is neither a URI, a client nor a database, or is an
+            async client (a ``TypeError``).
     """
 
     _client_kinds = ("MongoClient",)
@@ -452,7 +497,19 @@ class MongoBackend(MongoStore):
         return acquire(self._client_key(), lambda: MongoClient(uri, **options))
 
     def execute(self, command: Command) -> Any:
-        """Run one command; its reply."""
+        """Run one of the core's commands on the database, for the managers.
+
+        Args:
+            command: The command, built by the core's operations.
+
+        Returns:
+            The command's reply (a duplicate key is a reply, not an error).
+
+        Raises:
+            StoreUnavailableError: No server answered within the timeout.
+            OutcomeUnknownError: The connection was lost after the command was sent.
+            RejectedByServerError: The server refused the document or command.
+        """
         db = self._guarded(self._database)
         lock = self._lock
         if lock is not None:
@@ -479,12 +536,24 @@ class MongoBackend(MongoStore):
 
 
 class AsyncMongoBackend(MongoStore):
-    """Results in MongoDB for asyncio code: the storage and behaviour of MongoBackend.
+    """Results in MongoDB for asyncio code: the storage and behaviour of [`MongoBackend`][mongo_results.MongoBackend].
 
-    ``target`` is a URI, an ``AsyncMongoClient``/``AsyncDatabase`` or a Motor
-    client/database. A client built from a URI is opened per event loop, since
-    a PyMongo async client cannot be shared between loops; ``close()`` closes
-    the one of the running loop and those of loops that have ended.
+    A client built from a URI (PyMongo's ``AsyncMongoClient``) is opened per event loop,
+    since an async client cannot be shared between loops; ``close()`` closes the one of the
+    running loop, and each other is closed as its loop shuts down.
+
+    Args:
+        target: A URI (``mongodb://``, ``mongodb+srv://``, ``mongomock://``), an
+            ``AsyncMongoClient``/``AsyncDatabase``, or a Motor client or database.
+        **options: ``MongoBackend``'s keyword options (``database``, ``collection_prefix``,
+            ``store_secrets``, ``validation``, ``path_index``) and the client's options.
+
+    Raises:
+        InvalidUriError: The URI is not a supported store URI (a ``ValueError``).
+        InvalidArgumentError: ``validation`` is not ``"warn"``, ``"error"`` or ``"off"``.
+        InvalidNamespaceError: ``collection_prefix`` cannot start a collection name.
+        WrongTypeError: ``target`` is neither a URI, a client nor a database, or is a sync
+            client (a ``TypeError``).
     """
 
     _client_kinds = ("AsyncMongoClient", "AsyncIOMotorClient")
@@ -524,7 +593,19 @@ class AsyncMongoBackend(MongoStore):
         return client
 
     async def execute(self, command: Command) -> Any:
-        """Run one command; its reply."""
+        """Run one of the core's commands on the database, for the managers.
+
+        Args:
+            command: The command, built by the core's operations.
+
+        Returns:
+            The command's reply (a duplicate key is a reply, not an error).
+
+        Raises:
+            StoreUnavailableError: No server answered within the timeout.
+            OutcomeUnknownError: The connection was lost after the command was sent.
+            RejectedByServerError: The server refused the document or command.
+        """
         db = self._guarded(self._database)
         lock = self._lock
         if lock is not None:

@@ -1,5 +1,6 @@
-"""A backend written for ``results_manager`` (``set``, ``get``, ``exists``, ``list_ids``, ``delete``,
-``clear``) under the managers: each operation becomes calls of its methods.
+"""A backend written for ``results_manager`` under the managers: each operation becomes calls of its methods.
+
+Such a backend has ``set``, ``get``, ``exists``, ``list_ids``, ``delete`` and ``clear``.
 
 The operations yield :class:`CallBackend` commands instead of the core's, so the one
 difference between a backend with plain methods and one with coroutines lives in the
