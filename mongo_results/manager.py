@@ -187,8 +187,13 @@ class Claim(_ClaimView):
     """The right to compute one result, from ``ResultsManager.claim`` or ``claim_each``.
 
     Hold it while computing and store the result; leaving a ``with`` block lets it go. If the
-    work outlasts the lease, :meth:`renew` it; once ``renew`` answers False another worker
-    may be computing the same result (the set behaviour then decides, as always).
+    work outlasts the lease, ``renew`` it; once ``renew`` answers False another worker may be
+    computing the same result (the set behaviour then decides, as always). Made by the manager,
+    not by users.
+
+    Args:
+        manager: the manager that took the claim; ``renew`` and ``release`` go through it.
+        state: the claim as the core took it (id, namespace, owner, expiry, lease).
     """
 
     def renew(self, lease: float | timedelta | None = None) -> bool:
@@ -216,7 +221,12 @@ class Claim(_ClaimView):
 
 
 class AsyncClaim(_ClaimView):
-    """[Claim][mongo_results.Claim] for asyncio code: await its `renew` and `release`, or use `async with`."""
+    """[Claim][mongo_results.Claim] for asyncio code: await its `renew` and `release`, or use `async with`.
+
+    Args:
+        manager: the async manager that took the claim; ``renew`` and ``release`` go through it.
+        state: the claim as the core took it (id, namespace, owner, expiry, lease).
+    """
 
     async def renew(self, lease: float | timedelta | None = None) -> bool:
         """Extend the lease from now by ``lease`` (the claim's own when None).
@@ -966,8 +976,8 @@ class AsyncResultsManager(ManagerBase[T]):
             lease: as for ``claim``.
             namespace: as for ``claim``.
 
-        Returns:
-            An async iterator of the claims this worker took, one when the loop asks for it.
+        Yields:
+            The claims this worker took, one when the loop asks for it.
 
         Raises:
             ValueError: as for ``claim`` (when the iteration starts).

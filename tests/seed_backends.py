@@ -149,6 +149,43 @@ class FileBackend:
             self.base_dir.mkdir(parents=True)
 
 
+class AsyncFileBackend:
+    """The seed's file backend with coroutine methods, as a user's async port of it would be."""
+
+    def __init__(self, base_dir: Union[str, Path], create_if_missing: bool = True):
+        self.files = FileBackend(base_dir, create_if_missing)
+
+    async def set(
+        self,
+        result_id: Union[str, list[str]],
+        data: BaseModel,
+        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        namespace: Optional[str] = None,
+        strict_namespace: bool = False,
+    ) -> bool:
+        return self.files.set(result_id, data, behavior, namespace, strict_namespace)
+
+    async def get(
+        self,
+        result_id: Union[str, list[str]],
+        model_class: Optional[type[BaseModel]] = None,
+        namespace: Optional[str] = None,
+    ) -> BaseModel:
+        return self.files.get(result_id, model_class, namespace)
+
+    async def exists(self, result_id: Union[str, list[str]]) -> bool:
+        return self.files.exists(result_id)
+
+    async def list_ids(self, prefix: Optional[Union[str, list[str]]] = None) -> list[str]:
+        return self.files.list_ids(prefix)
+
+    async def delete(self, result_id: Union[str, list[str]]) -> bool:
+        return self.files.delete(result_id)
+
+    async def clear(self) -> None:
+        self.files.clear()
+
+
 class AsyncSqliteBackend:
     """The seed's async SQLite backend: every method a coroutine (sqlite3 in a thread, as aiosqlite does)."""
 
