@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -281,6 +282,57 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if report.problems else 0
 
 
+def _expires(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def cmd_claims(args: argparse.Namespace, out: TextIO) -> int:
+    claims = open_store(args).claims(args.prefix)
+    rows = [(c["result_id"], str(c.get("namespace") or "*"), c["owner"], _expires(c["expires_in"])) for c in claims]
+    if args.json:
+        keys = ("id", "namespace", "owner", "expires_in")
+        records = [
+            dict(zip(keys, (*r[:3], round(c["expires_in"], 1)), strict=True)) for r, c in zip(rows, claims, strict=True)
+        ]
+        out.write(json.dumps(records, indent=2) + "\n")
+    elif rows:
+        out.write("\n".join(table(rows, ("ID", "NAMESPACE", "OWNER", "EXPIRES IN"))) + "\n")
+    else:
+        under = f" under {args.prefix!r}" if args.prefix else ""
+        sys.stderr.write(f"mongo-results: no live claims{under}\n")
+    return 0
+
+
+def _progress_line(stored: int, claimed: int, expect: int) -> str:
+    share = min(stored / expect, 1.0) if expect else 1.0
+    filled = int(30 * share)
+    return f"[{'#' * filled}{'.' * (30 - filled)}] {stored}/{expect} stored ({share:.0%}), {claimed} claimed"
+
+
+def cmd_progress(args: argparse.Namespace, out: TextIO) -> int:
+    if args.expect < 0:
+        raise UsageError("--expect is a number of results, 0 or more")
+    if args.interval < 0.5:
+        raise UsageError("--interval is at least 0.5 seconds: each look is a query per namespace")
+    store = open_store(args)
+    tty = out.isatty()
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    try:
+        while True:
+            stored, claimed = len(store.list_ids(args.prefix)), len(store.claims(args.prefix))
+            line = _progress_line(stored, claimed, args.expect)
+            finished = stored >= args.expect
+            if not args.watch or finished or (deadline is not None and time.monotonic() >= deadline):
+                out.write(("\r" if tty and args.watch else "") + line + "\n")
+                return 0 if finished else 1
+            out.write(("\r" + line) if tty else line + "\n")
+            out.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:  # Ctrl-C ends the watch, not the sweep: quietly
+        out.write("\n")
+        return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mongo-results", description="Look at, move and check mongo_results stores.")
     p.add_argument("--uri", default=os.environ.get("MONGO_RESULTS_URI"), help="store: directory or mongodb:// URI")
@@ -330,6 +382,19 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--behavior", choices=[b.value for b in SetBehavior], default=SetBehavior.SKIP_IF_EXISTS.value)
     command("stats", cmd_stats, "counts per namespace and model type, ages and size", namespace=False)
     command("validate", cmd_validate, "check every stored result against its registered model class", prefix="--")
+
+    command(
+        "claims", cmd_claims, "live claims of sweeps' workers: id, owner, expires in", namespace=False
+    ).add_argument("--json", action="store_true", help="JSON for scripts")
+    progress = sub.add_parser("progress", help="how many of a sweep's results are stored and claimed")
+    progress.add_argument("prefix")
+    progress.add_argument("--expect", type=int, required=True, metavar="N", help="the sweep's number of results")
+    progress.add_argument("--watch", action="store_true", help="follow the sweep until N are stored (Ctrl-C ends)")
+    progress.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="between looks (default 2)")
+    progress.add_argument(
+        "--for", dest="seconds", type=float, default=0.0, metavar="SECONDS", help="stop watching after"
+    )
+    progress.set_defaults(run=cmd_progress)
 
     doctor = sub.add_parser("doctor", help="check the connection, engine, indexes and validators")
     doctor.add_argument("--fix", action="store_true", help="create missing indexes and install validators")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -463,3 +465,64 @@ def test_a_timeout_message_states_the_timeout_in_force(query: str, says: str) ->
     _one_line(proc, 1, f"StoreUnavailableError: Cannot reach MongoDB at 127.0.0.1:9 {says}:")
     with pytest.raises(StoreUnavailableError, match=says):
         ResultsManager(uri).list_ids()
+
+
+def test_claims_lists_the_live_claims_and_progress_counts_a_sweep(uri: str) -> None:
+    rm = filled(uri)
+    claim = rm.claim("sweep/lr=0.3/seed=1/metrics", lease=600)
+    assert claim is not None
+    code, text = run("--uri", uri, "claims", "sweep")
+    assert code == 0 and "sweep/lr=0.3/seed=1/metrics" in text and claim.owner in text and "min" in text
+    code, text = run("--uri", uri, "claims", "sweep", "--json")
+    [record] = json.loads(text)
+    assert record["id"] == "sweep/lr=0.3/seed=1/metrics" and 590 < record["expires_in"] <= 600
+    code, text = run("--uri", uri, "progress", "sweep", "--expect", "8")
+    assert code == 1 and "4/8 stored (50%), 1 claimed" in text  # not finished: exit 1, for scripts
+    claim.release()
+    code, text = run("--uri", uri, "claims")
+    assert code == 0 and text == ""
+    code, text = run("--uri", uri, "progress", "sweep", "--expect", "4")
+    assert code == 0 and "4/4 stored (100%), 0 claimed" in text
+
+
+def test_progress_follows_a_running_sweep_until_it_is_done(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    rm = ResultsManager(store)
+    register_model(Metrics)
+    watch = subprocess.Popen(
+        [*CLI, "--uri", str(store), "progress", "grid", "--expect", "6", "--watch", "--interval", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for i in range(6):
+        time.sleep(0.3)
+        rm.set(f"grid/{i}", Metrics(loss=i, accuracy=0))
+    out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0 and out.splitlines()[-1].endswith("6/6 stored (100%), 0 claimed") and not err
+    assert len(out.splitlines()) >= 2  # it looked more than once
+
+
+def test_ctrl_c_ends_a_watch_quietly(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ResultsManager(store)
+    watch = subprocess.Popen(
+        [*CLI, "--uri", str(store), "progress", "grid", "--expect", "6", "--watch", "--interval", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    watch.send_signal(signal.SIGINT)
+    out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0 and "0/6 stored" in out and "Traceback" not in err and err == ""
+
+
+@pytest.mark.parametrize("argv", [["--expect", "-1"], ["--expect", "3", "--interval", "0.1"], ["--expect", "x"]])
+def test_progress_refuses_bad_numbers_in_one_line(tmp_path: Path, argv: list[str]) -> None:
+    ResultsManager(tmp_path / "store")
+    proc = subprocess.run(
+        [*CLI, "--uri", str(tmp_path / "store"), "progress", "grid", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr.strip().splitlines()[-1]  # argparse's usage, then one line saying what is wrong
