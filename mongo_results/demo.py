@@ -1,4 +1,4 @@
-"""The main job: a parallel hyper-parameter sweep stored with KEEP_EXISTING.
+"""The main job: a parallel hyper-parameter sweep stored with KEEP_EXISTING, then a job array with claims.
 
     python -m mongo_results.demo                      # embedded store, no server
     python -m mongo_results.demo --uri mongodb://localhost:27017/demo
@@ -8,19 +8,30 @@ With a server or a directory each worker stores its own result; the embedded
 mongomock store lives in this process, so there the workers hand results back
 and this process stores them. A second pass over the same sweep, as a re-run
 after a crash would be, finds every result already stored and keeps it.
+
+Then a job array: the same worker started several times, each claiming the cells
+it computes (``claim_each``), as a cluster's array job would. One worker is killed
+mid-run; once its lease runs out the others finish its cell, and no cell is
+computed twice. Claims need a store every worker reaches: on the embedded store
+this part runs on a temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import random
+import signal
 import statistics
 import sys
+import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -158,6 +169,78 @@ def summary(rm: ResultsManager) -> list[str]:
     return table(rows, ("configuration", "runs", "mean loss", "std", "accuracy", "best"), numbers_right=True)
 
 
+ARRAY = "sweep-demo-array"
+LEASE = 3.0  # seconds: short, so the killed worker's cell is taken over within the demo
+
+
+def array_cells() -> list[RunConfig]:
+    return [
+        RunConfig(learning_rate=lr, batch_size=b, seed=0, epochs=8) for lr in (0.3, 0.1, 0.03) for b in (16, 64, 256)
+    ]
+
+
+def cell_id(cfg: RunConfig) -> str:
+    return f"{ARRAY}/lr={cfg.learning_rate}/batch={cfg.batch_size}/metrics"
+
+
+def array_worker(target: str, log: str, name: str) -> None:
+    """One task of the job array: claim a free cell, compute it, store it; until no cell is missing.
+
+    Cells another worker holds are passed over; the loop looks again until every result is
+    stored, so the cell of a worker that died is taken once its lease runs out.
+    """
+    rm: ResultsManager = ResultsManager(target)
+    cells = {cell_id(cfg): cfg for cfg in array_cells()}
+    while rm.missing(cells, namespace="demo"):
+        for claim in rm.claim_each(cells, lease=LEASE, namespace="demo"):
+            with claim, open(log, "a", encoding="utf-8") as out:
+                out.write(f"{name} took {claim.result_id}\n")
+                out.flush()
+                result = train(cells[claim.result_id])
+                rm.set(claim.result_id, result, SetBehavior.KEEP_EXISTING)
+                out.write(f"{name} stored {claim.result_id}\n")
+        time.sleep(0.5)  # the rest is held by others (or by a dead worker until its lease runs out)
+
+
+def run_array(target: str, workers: int) -> list[str]:
+    """Start the job array, kill one task mid-run, and say what happened."""
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "array.log")
+        Path(log).touch()
+        ctx = multiprocessing.get_context("spawn")
+        tasks = [ctx.Process(target=array_worker, args=(target, log, f"task{i}")) for i in range(1, workers + 1)]
+        started = time.monotonic()
+        for task in tasks:
+            task.start()
+        # Kill the first task seen holding a claim on a cell it has not stored: mid-run.
+        while any(task.is_alive() for task in tasks) and time.monotonic() - started < 120:
+            events = Path(log).read_text(encoding="utf-8").splitlines()
+            done = {e.split()[2] for e in events if " stored " in e}
+            holding = [e.split() for e in events if " took " in e and e.split()[2] not in done]
+            if holding:
+                name, _, cell = holding[0]
+                os.kill(tasks[int(name.removeprefix("task")) - 1].pid or 0, signal.SIGKILL)
+                lines.append(f"{name} killed while computing {cell} (its claim runs out {LEASE:g} s later)")
+                break
+            time.sleep(0.005)
+        for task in tasks:
+            task.join(300)
+        events = Path(log).read_text(encoding="utf-8").splitlines()
+    stored = Counter(e.split()[2] for e in events if " stored " in e)
+    finishers = {e.split()[2]: e.split()[0] for e in events if " stored " in e}
+    cells = [cell_id(cfg) for cfg in array_cells()]
+    once = all(stored[c] == 1 for c in cells) and len(stored) == len(cells)
+    lines.append(
+        f"done in {time.monotonic() - started:.1f} s: {len(stored)} of {len(cells)} cells stored, "
+        + ("each computed once to the end" if once else "SOME COMPUTED TWICE")
+    )
+    killed = [line.split()[4] for line in lines if " killed " in line]
+    if killed:
+        lines.append(f"{killed[0]} was finished by {finishers.get(killed[0], 'nobody')} after the lease ran out")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mongo_results.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -184,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"{SWEEP}/lr=0.1"
     print(f"\n{len(rm.list_ids(prefix))} results under {prefix!r}, {len(rm.list_ids(SWEEP))} under {SWEEP!r}\n")
     print("\n".join(summary(rm)))
+
+    with tempfile.TemporaryDirectory() as scratch:
+        target = os.path.join(scratch, "array") if _is_embedded(rm) else args.uri
+        place = "a temporary directory (the embedded store is this process's)" if _is_embedded(rm) else "the store"
+        tasks = max(args.workers, 2) + 1
+        print(f"\nJob array: {tasks} tasks claim the {len(array_cells())} cells of {ARRAY!r} on {place}")
+        print("\n".join(run_array(target, tasks)))
     rm.close()
     if _is_embedded(rm):
         print(
