@@ -49,6 +49,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench scale $(SCALE_ARGS)
 	$(BIN)/python -m bench overhead
 	$(BIN)/python -m bench large
+	$(BIN)/python -m bench claims
 	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)

@@ -6,6 +6,7 @@ MONGODB_URI=mongodb://host/ python -m bench
 python -m bench scale                # list_ids: 10,000 vs 1,000,000 documents, same 100 matches
 python -m bench overhead             # the library's own CPU per call, with no server
 python -m bench large                # results over 16 MiB, set and got on every store
+python -m bench claims               # claim_each over free ids, missing() over 100,000 ids
 """
 
 from __future__ import annotations
@@ -157,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     big = sub.add_parser("large", help="results over 16 MiB, set and got back on every store")
     big.add_argument("--sizes", default="20,256,1024", help="MiB per result")
     big.add_argument("--out", type=Path, default=OUT)
+    claiming = sub.add_parser("claims", help="claim_each over free ids, missing() over many ids")
+    claiming.add_argument("--count", type=int, default=10_000)
+    claiming.add_argument("--ids", type=int, default=100_000)
+    claiming.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -175,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         with server(args.uri) as uri:
             label = describe(uri, {})["server"]
             return large(uri, DATABASE, [int(s) for s in args.sizes.split(",")], label, args.out)
+    if args.command == "claims":
+        from .claims import claims
+
+        with server(args.uri) as uri:
+            return claims(uri, DATABASE, args.count, args.ids, describe(uri, {})["server"], args.out)
     if args.command == "scale":
         from .scale import scale as run_scale
 

@@ -68,6 +68,8 @@ def test_missing_keeps_order_drops_repeats_and_looks_where_asked(rm: ResultsMana
     assert rm.missing(ids) == ["m/1", "m/3"]
     assert rm.missing(ids, namespace="default") == ["m/1", "m/3", "m/4"]
     assert rm.missing([f"big/{i}" for i in range(2500)])[-1] == "big/2499"  # three batches of ids
+    rm.set_many([(f"c/{i:02d}", M) for i in range(30)])  # a range crowded with ids not asked for
+    assert rm.missing(["c/29", "c/00", "c/99"]) == ["c/99"]
     with pytest.raises(ValueError, match="segment"):
         rm.missing(["ok", "a/../b"])
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .commands import Batch, Delete, DuplicateKey, Find, Insert, NoMatch, Update
+from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, Insert, NoMatch, Update
 from .ids import ResultId, canonical_id, canonical_prefix
 from .names import CLAIMS, optional_namespace
 from .operations import BATCH, Operation, Operations
@@ -71,17 +71,24 @@ def _collection(ops: Operations) -> str:
 def missing(ops: Operations, result_ids: Iterable[ResultId], namespace: str | None) -> Operation[list[str]]:
     """The canonical ids, in order and without repeats, with no stored result.
 
-    One query per namespace and 1,000 ids.
+    Per namespace, the stored ids between the first and the last asked for, read from the
+    index alone: a sweep's ids lie close together, so that range holds little else, and one
+    range costs far less than ``$in`` queries of as many ids (a third on DocumentDB). Where the
+    range holds more than twice the ids asked for, one ``$in`` query per 1,000 ids asks instead.
     """
     wanted = list(dict.fromkeys(canonical_id(r) for r in result_ids))
     namespace = optional_namespace(namespace)
+    ordered = sorted(wanted)
     found: set[str] = set()
-    for start in range(0, len(wanted), BATCH):
-        part = wanted[start : start + BATCH]
-        for collection in (yield from ops.collections(namespace)):
-            asked = [r for r in part if r not in found]
-            if asked:
-                found.update(d["_id"] for d in (yield Find(collection, {"_id": {"$in": asked}}, {"_id": 1})))
+    for collection in (yield from ops.collections(namespace)) if ordered else ():
+        cap = 2 * len(ordered)
+        span = {"_id": {"$gte": ordered[0], "$lte": ordered[-1]}}
+        stored = yield Find(collection, span, {"_id": 1}, BY_ID, cap + 1)
+        if len(stored) > cap:  # the range is crowded with other results: ask for the ids themselves
+            stored = []
+            for start in range(0, len(ordered), BATCH):
+                stored += yield Find(collection, {"_id": {"$in": ordered[start : start + BATCH]}}, {"_id": 1})
+        found.update(d["_id"] for d in stored)
     return [r for r in wanted if r not in found]
 
 

@@ -139,6 +139,8 @@ class FileBackend:
             return
         low = cond.get("$gte", cond.get("$gt")) if isinstance(cond, Mapping) else None
         high = cond.get("$lt") if isinstance(cond, Mapping) else None
+        if isinstance(cond, Mapping) and isinstance(cond.get("$lte"), str):
+            high = cond["$lte"] + "\x00"  # the first string after it: ids up to and including it
         yield from self.tree.results(low if isinstance(low, str) else "", high if isinstance(high, str) else None)
 
     def _find(
