@@ -276,35 +276,48 @@ def _index_spec(indexes: Indexes) -> tuple[tuple[str, int], ...]:
 
 
 def get_indexes(namespace: str = DEFAULT_NAMESPACE) -> list[tuple[str, int]]:
-    """The result fields indexed in ``namespace``, from its registered models, in a stable order."""
+    """List the result fields indexed in ``namespace``, from its registered models' ``indexes``.
+
+    Args:
+        namespace: The namespace.
+
+    Returns:
+        ``(field, 1 | -1)`` pairs, sorted.
+    """
     _settle()
     found = {pair for (ns, _), spec in _INDEXES.items() if ns == namespace for pair in spec}
     return sorted(found)
 
 
 def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BaseModel] | None:
-    """The class registered under ``model_name`` in ``namespace``, or None."""
+    """Look up the class registered under ``model_name`` in ``namespace``.
+
+    Args:
+        model_name: The class's name, as stored in results' ``model_type``.
+        namespace: The namespace to look in.
+
+    Returns:
+        The class, or None if none is registered under that name there.
+    """
     _settle(model_name)
     return _REGISTRY.get(namespace, {}).get(model_name)
 
 
 def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> str | None:
-    """The namespace a class is registered in, preferring a non-default one.
-
-    A class that arrived by value from the process that registered it is registered here
-    first, from the record it carries; among several namespaces, the one that process
-    would pick is picked.
+    """Find the namespace a class is registered in, preferring a non-default one.
 
     Args:
-        model_class: the model class.
-        strict: refuse to pick among several non-default namespaces.
+        model_class: The registered class.
+        strict: Raise instead of picking the first when the class is in several non-default
+            namespaces.
 
     Returns:
-        The namespace, or None if the class is not registered.
+        The namespace (the first non-default one, else the default one), or None if the class
+        is not registered.
 
     Raises:
-        ModelConflictError: ``strict`` and the class is in several non-default namespaces, or
-            it arrived by value and clashes with a class registered here under its name.
+        ModelConflictError: ``strict`` and the class is in several non-default namespaces
+            (a ``ValueError``).
     """
     name = model_class.__name__
     _settle(name)
@@ -324,15 +337,23 @@ def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> 
 
 
 def find_model_in_all_namespaces(model_name: str) -> list[tuple[str, type[BaseModel]]]:
-    """Every ``(namespace, class)`` registered under ``model_name``."""
+    """Find every class registered under ``model_name``, in any namespace.
+
+    Args:
+        model_name: The class's name.
+
+    Returns:
+        ``(namespace, class)`` pairs, in the order the namespaces were first registered into.
+    """
     _settle(model_name)
     return [(ns, models[model_name]) for ns, models in _REGISTRY.items() if model_name in models]
 
 
 def clear_registry(namespace: str | None = None) -> None:
-    """Forget every registration, or only those of one namespace.
+    """Forget every registration (and declared index), or only those of one namespace.
 
-    Classes forget them too: a class cleared from a namespace no longer names it.
+    Args:
+        namespace: The namespace to clear; None clears every namespace.
     """
     with _ARRIVED_LOCK:
         waiting = list(_ARRIVED)
@@ -353,13 +374,24 @@ def clear_registry(namespace: str | None = None) -> None:
 
 
 def get_namespaces() -> list[str]:
-    """Every namespace that has been registered into."""
+    """List every namespace that has been registered into.
+
+    Returns:
+        The namespaces, in the order they were first registered into.
+    """
     _settle()
     return list(_REGISTRY)
 
 
 def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
-    """The model names registered in ``namespace``."""
+    """List the model names registered in ``namespace``.
+
+    Args:
+        namespace: The namespace.
+
+    Returns:
+        The class names, in registration order (empty for an unknown namespace).
+    """
     _settle()
     return list(_REGISTRY.get(namespace, {}))
 
