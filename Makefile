@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+BASE_STAMP := $(VENV)/.base-installed
 STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -9,9 +10,14 @@ DOCS_STAMP := $(VENV)/.docs-installed
 
 .PHONY: demo test soak bench docs lint typecheck api clean
 
-$(STAMP): pyproject.toml
+# The demo needs the package alone; the tests add their tools and the frameworks they run sweeps on.
+$(BASE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,motor]"
 	touch $@
 
@@ -23,8 +29,8 @@ $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	touch $@
 
-## demo: the parallel sweep on the embedded store (MONGO_RESULTS_URI or ARGS="--uri ..." for MongoDB)
-demo: $(STAMP)
+## demo: the parallel sweep and a job array with claims (MONGO_RESULTS_URI or ARGS="--uri ..." for MongoDB)
+demo: $(BASE_STAMP)
 	$(BIN)/python -m mongo_results.demo $(ARGS)
 
 ## test: ruff, the import contracts, mypy --strict, the docs build and the whole suite, including a FerretDB it builds and starts
