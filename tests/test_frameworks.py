@@ -119,7 +119,11 @@ def sweep(function, rm, seeds):
 
 
 def fresh_workers():
-    client.restart()  # the reads run in workers that never stored
+    # The reads run on a second cluster, whose workers never stored (a restart of the first
+    # one can leave a cancelled task that never finishes).
+    global client
+    client.close()
+    client = Client(sys.argv[3])
 
 
 def done():
@@ -201,12 +205,14 @@ def in_server_collections(uri: str, database: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def dask_cluster() -> Iterator[str]:
-    """One Dask cluster of two worker processes for the module's sweeps: its scheduler's address."""
+def dask_cluster() -> Iterator[tuple[str, str]]:
+    """Two Dask clusters of two worker processes each, for the module's sweeps: their schedulers'
+    addresses (the second runs the reads)."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
+    options: dict[str, Any] = {"n_workers": 2, "processes": True, "threads_per_worker": 1, "dashboard_address": ":0"}
+    with LocalCluster(**options) as writes, LocalCluster(**options) as reads:
+        yield writes.scheduler_address, reads.scheduler_address
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +233,7 @@ def framework_args(name: str, request: pytest.FixtureRequest) -> tuple[str, tupl
     if name == "joblib":
         return JOBLIB, ()
     if name == "dask":
-        return DASK, (request.getfixturevalue("dask_cluster"),)
+        return DASK, tuple(request.getfixturevalue("dask_cluster"))
     return RAY, (request.getfixturevalue("ray_cluster"),)
 
 
