@@ -30,7 +30,7 @@ from .core.ids import ResultId
 from .core.maintenance import Report, Upgraded, diagnose, upgrade
 from .core.operations import Operation, Operations
 from .core.profiles import EngineProfile
-from .core.tables import frame
+from .core.tables import frame, polars_frame, table
 from .registry import DEFAULT_NAMESPACE
 from .stores import AsyncExecutor, AsyncSeedBackend, Executor, SeedBackend, open_backend
 from .terminal import ProgressBar
@@ -576,6 +576,75 @@ class ResultsManager(ManagerBase[T]):
         """
         return self._stream(self._ops().find(where, prefix, model_class, **options))
 
+    def to_arrow(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        where: Where = None,
+        *,
+        batch_size: int = 500,
+    ) -> Any:
+        """Read results into a ``pyarrow.Table``: one row per result, in id order.
+
+        The columns are ``id`` (string), then the model's fields, nested models' as dotted
+        columns (``config.lr``); their types come from the model (see the type table in the
+        README). On MongoDB the pages are decoded by PyMongoArrow, and a result it cannot
+        decode exactly as ``get`` would is read through its model. Progress bar on a terminal.
+
+        Args:
+            prefix: Only results whose ids start with these whole segments; None for all.
+            model_class: The class whose columns to read; None reads every stored model
+                type through its registered class (the union of their columns).
+            namespace: The namespace to read; None reads every namespace.
+            where: A filter on the results' fields, as for
+                [`find`][mongo_results.ResultsManager.find]; None for every result.
+            batch_size: Results read per round trip where results are read one by one.
+
+        Returns:
+            A ``pyarrow.Table`` (with no rows when nothing matches).
+
+        Raises:
+            MissingExtraError: pyarrow, or PyMongoArrow for MongoDB, is not installed (an ``ImportError``).
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            InvalidArgumentError: Without ``model_class``, two stored model types give one
+                column two types (a ``ValueError``).
+            LossyValueError: An int beyond 64 bits in an ``int`` field (a ``ValueError``).
+            pydantic.ValidationError: Stored data that no longer fits its model.
+        """
+        return self._run(table(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("arrow")))
+
+    def to_polars(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        where: Where = None,
+        *,
+        batch_size: int = 500,
+    ) -> Any:
+        """Read results into a polars DataFrame: the table of [`to_arrow`][mongo_results.ResultsManager.to_arrow].
+
+        Args:
+            prefix: Only results whose ids start with these whole segments; None for all.
+            model_class: The class whose columns to read; None for every stored model type.
+            namespace: The namespace to read; None reads every namespace.
+            where: A filter on the results' fields, as for
+                [`find`][mongo_results.ResultsManager.find]; None for every result.
+            batch_size: Results read per round trip where results are read one by one.
+
+        Returns:
+            A ``polars.DataFrame`` with the ``id`` column first.
+
+        Raises:
+            MissingExtraError: polars or pyarrow (or PyMongoArrow for MongoDB) is not installed.
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            pydantic.ValidationError: Stored data that no longer fits its model.
+        """
+        return self._run(
+            polars_frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("polars"))
+        )
+
     def to_dataframe(
         self,
         prefix: ResultId | None = None,
@@ -587,9 +656,10 @@ class ResultsManager(ManagerBase[T]):
     ) -> Any:
         """Read results into a pandas DataFrame: one row per result, indexed by id.
 
-        The model's fields are the columns; nested models become dotted columns (``config.lr``),
-        as ``pandas.json_normalize`` makes them. Read page by page, with a progress bar on a
-        terminal for large reads.
+        The table of [`to_arrow`][mongo_results.ResultsManager.to_arrow] converted by pyarrow,
+        with ``id`` as the index; columns that Arrow holds as text for want of an exact type
+        (a ``dict``, ``set``, ``UUID``, ``timedelta``...) hold the Python values again.
+        Progress bar on a terminal for large reads.
 
         Args:
             prefix: Only results whose ids start with these whole segments; None for all.
@@ -603,7 +673,8 @@ class ResultsManager(ManagerBase[T]):
             A ``pandas.DataFrame`` indexed by id (empty when nothing matches).
 
         Raises:
-            MissingExtraError: pandas is not installed (an ``ImportError``).
+            MissingExtraError: pandas or pyarrow (or PyMongoArrow for MongoDB) is not installed
+                (an ``ImportError``).
             InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
             pydantic.ValidationError: Stored data that no longer fits its model.
         """
@@ -938,6 +1009,8 @@ class AsyncResultsManager(ManagerBase[T]):
     iter_results = streaming(ResultsManager.iter_results)
     iter_documents = streaming(ResultsManager.iter_documents)
     find = streaming(ResultsManager.find)
+    to_arrow = awaitable(ResultsManager.to_arrow)
+    to_polars = awaitable(ResultsManager.to_polars)
     to_dataframe = awaitable(ResultsManager.to_dataframe)
     missing = awaitable(ResultsManager.missing)
     claims = awaitable(ResultsManager.claims)

@@ -40,6 +40,11 @@ class ProgressBar:
         self.label = label
         self.bar: Progress | None = None
 
+    @property
+    def active(self) -> bool:
+        """Whether a bar may be drawn: the read counts its results first only then."""
+        return sys.stderr.isatty()
+
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
             if total < self.LARGE or not sys.stderr.isatty():

@@ -27,6 +27,7 @@ __all__ = [
     "EnsureIndexes",
     "Failed",
     "Find",
+    "FindArrow",
     "FindOne",
     "GetFile",
     "Index",
@@ -41,6 +42,7 @@ __all__ = [
     "PutFile",
     "ReadValidator",
     "Refused",
+    "Undecodable",
     "ServerTime",
     "SetValidator",
     "Update",
@@ -138,6 +140,20 @@ class PartialPage(list[dict[str, Any]]):
 
 
 BY_ID: tuple[tuple[str, int], ...] = (("_id", 1),)
+
+
+@dataclass(frozen=True, slots=True)
+class FindArrow:
+    """A keyset page in id order of what ``filter`` matches, at most ``limit``, as a ``pyarrow.Table`` of ``schema``.
+
+    Only for stores whose engine has ``arrow_decoder``; answered by the table, or by
+    Undecodable when a value is not of its column's type.
+    """
+
+    collection: str
+    filter: Filter
+    schema: Any
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +281,7 @@ Command = (
     | Update
     | BulkWrite
     | Find
+    | FindArrow
     | FindOne
     | CountDocuments
     | Delete
@@ -320,6 +337,13 @@ class DuplicateKey:
     """The write met the unique ``_id`` index; ``namespace``, when known, is where the id is held."""
 
     namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A FindArrow page held a value its column's type cannot hold."""
+
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

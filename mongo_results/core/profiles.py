@@ -48,6 +48,8 @@ class EngineProfile:
     max_document: int | None = 16 * 1024 * 1024
     # Writes go through temporary files, which a writer killed mid-write leaves (doctor names them).
     temp_files: bool = False
+    # Pages can be decoded into Arrow by the driver's side (PyMongoArrow): servers, not the embedded or file store.
+    arrow_decoder: bool = True
 
     @property
     def label(self) -> str:
@@ -83,8 +85,10 @@ class EngineProfile:
         return cls("mongodb", str(info.get("version", "")))
 
 
-EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None)
-FILES = EngineProfile("files", validators=False, one_keyspace=True, max_document=None, temp_files=True)
+EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None, arrow_decoder=False)
+FILES = EngineProfile(
+    "files", validators=False, one_keyspace=True, max_document=None, temp_files=True, arrow_decoder=False
+)
 
 
 def _engine_refusal(value: Any, path: str, engine: EngineProfile, in_array: bool = False) -> str | None:

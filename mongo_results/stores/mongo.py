@@ -27,12 +27,13 @@ from pymongo import MongoClient
 from pymongo.errors import ConfigurationError
 from typing_extensions import Self
 
-from ..core.commands import Command
+from ..core.commands import Command, FindArrow
 from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
 from ..core.operations import Operations
 from ..core.profiles import EMBEDDED
 from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
 from ..registry import MODELS
+from .arrow import find_arrow, find_arrow_async
 from .driver import DRIVER_ERRORS, Call, call_for, driver_reply, error_reply, translate
 from .embedded import embedded_lock, execute_embedded, in_child_process, is_embedded, mock_client
 
@@ -205,6 +206,12 @@ class MongoStore:
             if target is None:
                 target = self._handles[key] = _bucket(db, call.collection) if call.bucket else db[call.collection]
         return getattr(target, call.method)(*call.args, **(call.kwargs or {}))
+
+    def _collection(self, db: Any, name: str) -> Any:
+        target = self._handles.get(name)
+        if target is None:
+            target = self._handles[name] = db[name]
+        return target
 
     def _failed(self, command: Command, call: Call, exc: Exception) -> Any:
         """The reply a driver error stands for (a duplicate key), or the library error it translates to."""
@@ -514,6 +521,8 @@ class MongoBackend(MongoStore):
         lock = self._lock
         if lock is not None:
             return self._guarded(lambda: execute_embedded(db, command, lock))
+        if isinstance(command, FindArrow):
+            return self._guarded(lambda: find_arrow(self._collection(db, command.collection), command))
         call = call_for(command)
         try:
             raw = self._invoke(db, call)
@@ -613,6 +622,11 @@ class AsyncMongoBackend(MongoStore):
         guard, self._unguarded = self._unguarded, None
         if guard is not None:
             await anext(guard)  # started in this loop, so the loop finalizes it before it closes
+        if isinstance(command, FindArrow):
+            try:
+                return await find_arrow_async(self._collection(db, command.collection), command)
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, self.hosts, self._timeout(), command) from exc
         call = call_for(command)
         try:
             pending = self._invoke(db, call)

@@ -1,0 +1,642 @@
+"""Arrow tables of results: the columns a model class gives, and reading them on any store.
+
+The column types come from the model class alone (its pydantic core schema), so every store
+builds the same table. On a server the store decodes pages with PyMongoArrow; the core then
+keeps only the rows it can prove equal to what ``get`` would return, and reads every other
+row through the model, as the file and embedded stores read them all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
+from .commands import BY_ID, CountDocuments, Find, FindArrow, Operation, Undecodable
+from .encoding import _sort_key
+from .ids import ResultId
+from .operations import Operations
+from .queries import page_after, scoped, translate
+from .reads import each_batch, load
+
+__all__ = ["Column", "arrow_table", "columns_of", "pyarrow"]
+
+BY_IDS = 10_000  # ids per $in query for the rows a page could not prove
+ARROW_PAGE = 20_000  # rows per PyMongoArrow page: the progress bar moves, memory holds pages of Arrow only
+_INT64 = (-(2**63), 2**63 - 1)
+# Keys of a core schema that change nothing about how a value of the declared type validates.
+_PLAIN = {"type", "metadata", "ref", "strict", "microseconds_precision", "cls", "members", "sub_type", "expected"}
+_NEUTRAL_CONFIG = {"title", "validate_by_alias", "validate_by_name", "loc_by_alias", "from_attributes"}
+_BSON = {"int": "long", "float": "double", "bool": "bool", "str": "string"}
+
+
+def pyarrow(what: str) -> Any:
+    """The pyarrow module, or the error naming the extra that brings it."""
+    try:
+        import pyarrow
+    except ImportError as exc:
+        raise MissingExtraError(f'{what} needs pyarrow: pip install "mongo-results[arrow]"') from exc
+    return pyarrow
+
+
+@dataclass
+class Column:
+    """One column: where its value is in a model and in a stored document, and its Arrow type.
+
+    ``fast``: PyMongoArrow may decode the stored value as ``stored`` and the core check it
+    (``check``: "" nothing more, "datetime"/"date" parse ISO text, "members" an enum's values).
+    ``restore`` turns a stand-in (text for a type Arrow has no exact form of) back into the
+    Python value, for DataFrames.
+    """
+
+    name: str
+    attrs: tuple[str, ...]
+    arrow: Any
+    nullable: bool
+    convert: Callable[[Any], Any] | None = None
+    restore: Callable[[Any], Any] | None = None
+    fast: bool = False
+    stored: Any = None
+    bson: tuple[str, ...] = ()
+    check: str = ""
+    members: tuple[Any, ...] = ()
+    items_nullable: bool = True
+
+
+@dataclass
+class _Kind:
+    """A value's Arrow form, before it is placed in a column."""
+
+    arrow: Any
+    nullable: bool = False
+    fast: bool = False
+    stored: Any = None
+    bson: tuple[str, ...] = ()
+    check: str = ""
+    members: tuple[Any, ...] = ()
+    convert: Callable[[Any], Any] | None = None
+    items_nullable: bool = True
+    standin: str = ""  # "text" or "json": restored through the field's type for DataFrames
+    model: Any = None  # a nested model's (class, schema), flattened into dotted columns
+    sets: bool = False
+
+
+@dataclass
+class Table:
+    """The columns of a model class, and whether a server's pages of it can be decoded as stored."""
+
+    cls: type[BaseModel]
+    columns: list[Column] = field(default_factory=list)
+    fast: bool = True
+
+
+def _column_name(name: str) -> str:
+    return name.replace("%", "%25").replace(".", "%2E") if "." in name or "%" in name else name
+
+
+def _plain(schema: Mapping[str, Any]) -> bool:
+    return set(schema) <= _PLAIN
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)  # a naive value in an aware column is read as UTC
+    return value
+
+
+def _int64(value: Any) -> Any:
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise LossyValueError(f"the int {value} is beyond 64 bits: Arrow's int64 cannot hold it")
+    return value
+
+
+def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: frozenset[str]) -> _Kind:
+    t = schema.get("type")
+    if t == "default":
+        return _kind(pa, schema["schema"], defs, seen)
+    if t == "nullable":
+        inner = _kind(pa, schema["schema"], defs, seen)
+        inner.nullable = True
+        inner.bson = (*inner.bson, "null") if inner.bson else ()
+        return inner
+    if t == "definitions":
+        return _kind(pa, schema["schema"], {**defs, **{d["ref"]: d for d in schema["definitions"]}}, seen)
+    if t == "definition-ref":
+        ref = schema["schema_ref"]
+        if ref in seen or ref not in defs:
+            return _Kind(pa.string(), standin="json")
+        return _kind(pa, defs[ref], defs, seen | {ref})
+    if t == "model":
+        ref = schema.get("ref")
+        return _Kind(None, fast=True, model=(schema["cls"], schema, defs, seen | ({ref} if ref else set())))
+    if isinstance(t, str) and t.startswith("function-") and "schema" in schema:
+        inner = _kind(pa, schema["schema"], defs, seen)
+        inner.fast = False
+        return inner
+    plain = _plain(schema)
+    if t in _BSON:
+        arrow = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}[t]
+        return _Kind(arrow, fast=plain, stored=arrow, bson=(_BSON[t],), convert=_int64 if t == "int" else None)
+    if t == "datetime":
+        naive = schema.get("tz_constraint") == "naive"
+        arrow = pa.timestamp("us") if naive else pa.timestamp("us", "UTC")
+        return _Kind(arrow, fast=set(schema) <= _PLAIN | {"tz_constraint"}, stored=pa.string(), bson=("string",),
+                     check="datetime", convert=None if naive else _utc)  # fmt: skip
+    if t == "date":
+        return _Kind(pa.date32(), fast=plain, stored=pa.string(), bson=("string",), check="date")
+    if t == "decimal":
+        digits, places = schema.get("max_digits"), schema.get("decimal_places")
+        if digits is not None and places is not None and 0 < digits <= 38 and 0 <= places <= digits:
+            return _Kind(pa.decimal128(digits, places))
+        return _Kind(pa.string(), standin="text")
+    if t == "bytes":
+        return _Kind(pa.binary())
+    if t in ("uuid", "time", "timedelta"):
+        return _Kind(pa.string(), standin="text")
+    if t in ("enum", "literal"):
+        values = tuple(m.value for m in schema["members"]) if t == "enum" else tuple(schema["expected"])
+        if values and all(type(v) is str for v in values):
+            arrow, bson = pa.string(), ("string",)
+        elif values and all(type(v) is int for v in values):
+            arrow, bson = pa.int64(), ("long",)
+        elif values and all(type(v) is bool for v in values):
+            arrow, bson = pa.bool_(), ("bool",)
+        else:
+            return _Kind(pa.string(), standin="json")
+        convert = (lambda v: v.value) if t == "enum" else None
+        return _Kind(arrow, fast=plain, stored=arrow, bson=bson, check="members", members=values, convert=convert)
+    if t in ("list", "tuple") and set(schema) <= _PLAIN | {"items_schema", "variadic_item_index"}:
+        items = schema["items_schema"]
+        if t == "tuple":
+            if schema.get("variadic_item_index") != 0 or len(items) != 1:
+                return _Kind(pa.string(), standin="json")
+            items = items[0]
+        item = _kind(pa, items, defs, seen)
+        if item.model is not None:
+            item = _struct(pa, item)
+        if item.standin:
+            return _Kind(pa.string(), standin="json")
+        fast = item.fast and not item.check and t == "list"
+        convert = _list_of(item.convert)
+        return _Kind(pa.list_(item.arrow), fast=fast, stored=pa.list_(item.stored) if fast else None,
+                     bson=("array",), convert=convert, items_nullable=item.nullable)  # fmt: skip
+    if t in ("set", "frozenset"):
+        return _Kind(pa.string(), standin="json", sets=True)
+    return _Kind(pa.string(), standin="json")
+
+
+def _list_of(convert: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    if convert is None:
+        return lambda v: None if v is None else list(v)
+    return lambda v: None if v is None else [None if x is None else convert(x) for x in v]
+
+
+def _struct(pa: Any, kind: _Kind) -> _Kind:
+    """A nested model inside a list: one struct, when each of its fields has an exact Arrow type."""
+    table = _table(pa, *kind.model)
+    if any(c.restore is not None for c in table.columns):
+        return _Kind(pa.string(), standin="json")
+    fields = [(c.name, c.arrow) for c in table.columns]
+    columns = table.columns
+
+    def convert(model: Any) -> Any:
+        out = {}
+        for c in columns:
+            value = _get(model, c.attrs)
+            out[c.name] = value if c.convert is None or value is None else c.convert(value)
+        return out
+
+    return _Kind(pa.struct(fields), nullable=kind.nullable, convert=convert)
+
+
+def _get(model: Any, attrs: tuple[str, ...]) -> Any:
+    for attr in attrs:
+        if model is None:
+            return None
+        model = getattr(model, attr)
+    return model
+
+
+def _table(
+    pa: Any, cls: type[BaseModel], schema: Mapping[str, Any], defs: Mapping[str, Any], seen: frozenset[str]
+) -> Table:
+    table = Table(cls)
+    fields = schema["schema"]
+    config = schema.get("config") or {}
+    if (
+        set(schema) - {"type", "cls", "config", "custom_init", "metadata", "ref", "root_model", "schema"}
+        or schema.get("custom_init")
+        or schema.get("root_model")
+        or fields.get("type") != "model-fields"
+        or fields.get("computed_fields")
+        or set(config) - _NEUTRAL_CONFIG - {"extra_fields_behavior"}
+        or config.get("extra_fields_behavior", "ignore") != "ignore"
+    ):
+        table.fast = False
+    if fields.get("type") != "model-fields":
+        raise InvalidArgumentError(f"{cls.__name__} has no fields to make columns of")
+    nested = []
+    for name, spec in fields["fields"].items():
+        kind = _kind(pa, spec["schema"], defs, seen)
+        if set(spec) - {"type", "schema", "metadata", "frozen", "serialization_alias"} or name != _column_name(name):
+            kind.fast = False
+        if name.startswith("$") or "\x00" in name:
+            kind.fast = False
+        if kind.model is not None:
+            nested.append((name, kind))
+            continue
+        table.columns.append(_leaf_column(name, (name,), kind, cls))
+        table.fast = table.fast and kind.fast
+    for name, kind in nested:
+        inner = _table(pa, *kind.model)
+        table.fast = table.fast and inner.fast and kind.fast
+        for c in inner.columns:
+            c.name = f"{_column_name(name)}.{c.name}"
+            c.attrs = (name, *c.attrs)
+            c.nullable = c.nullable or kind.nullable
+            if kind.nullable and c.bson and "null" not in c.bson:
+                c.bson = (*c.bson, "null")
+            table.columns.append(c)
+    return table
+
+
+def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, cls: type[BaseModel]) -> Column:
+    convert, restore = kind.convert, None
+    if kind.standin:
+        adapter: TypeAdapter[Any] = TypeAdapter(cls.model_fields[name].annotation or Any)
+        if kind.standin == "json":
+            if kind.sets:
+
+                def convert(v: Any) -> Any:
+                    return json.dumps(sorted(adapter.dump_python(v, mode="json"), key=_sort_key))
+            else:
+
+                def convert(v: Any) -> Any:
+                    return adapter.dump_json(v).decode()
+
+            restore = adapter.validate_json
+        else:
+
+            def convert(v: Any) -> Any:
+                return adapter.dump_python(v, mode="json")
+
+            restore = adapter.validate_python
+    return Column(
+        _column_name(name),
+        attrs,
+        kind.arrow,
+        kind.nullable,
+        convert,
+        restore,
+        kind.fast,
+        kind.stored,
+        kind.bson,
+        kind.check,
+        kind.members,
+        kind.items_nullable,
+    )
+
+
+def columns_of(cls: type[BaseModel]) -> Table:
+    """The columns of a model class's results (nested models' fields dotted, after the others)."""
+    pa = pyarrow("to_arrow")
+    schema = cls.__pydantic_core_schema__
+    defs: dict[str, Any] = {}
+    if schema.get("type") == "definitions":
+        defs = {d["ref"]: d for d in schema["definitions"]}
+        schema = schema["schema"]
+    if schema.get("type") == "definition-ref":
+        schema = defs[schema["schema_ref"]]
+    if schema.get("type") != "model":
+        raise InvalidArgumentError(f"{cls.__name__} has no fields to make columns of (a validator wraps it)")
+    return _table(pa, cls, schema, defs, frozenset({schema["ref"]} if schema.get("ref") else set()))
+
+
+def arrow_schema(table: Table) -> Any:
+    pa = pyarrow("to_arrow")
+    return pa.schema([pa.field("id", pa.string(), nullable=False)] + [pa.field(c.name, c.arrow) for c in table.columns])
+
+
+# -- Building tables from models (every store), and from PyMongoArrow's pages (servers).
+
+
+def from_models(table: Table, ids: Sequence[str], models: Sequence[BaseModel]) -> Any:
+    """The Arrow table of loaded models, by the columns of ``table``."""
+    pa = pyarrow("to_arrow")
+    arrays = [pa.array(ids, pa.string())]
+    for c in table.columns:
+        values = [_get(m, c.attrs) for m in models]
+        if c.convert is not None:
+            values = [None if v is None else c.convert(v) for v in values]
+        arrays.append(pa.array(values, c.arrow))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(table))
+
+
+def stored_schema(table: Table) -> Any:
+    """What the store decodes: the envelope's proof fields and ``data`` as the fast columns are stored."""
+    pa = pyarrow("to_arrow")
+    tree: dict[str, Any] = {}
+    for c in table.columns:
+        node = tree
+        for attr in c.attrs[:-1]:
+            node = node.setdefault(attr, {})
+        node[c.attrs[-1]] = c.stored
+
+    def struct(node: dict[str, Any]) -> Any:
+        return pa.struct([(k, struct(v) if isinstance(v, dict) else v) for k, v in node.items()])
+
+    return pa.schema(
+        [
+            ("_id", pa.string()),
+            ("model_type", pa.string()),
+            ("gridfs", pa.struct([("length", pa.int64())])),
+            ("data", struct(tree)),
+        ]
+    )
+
+
+def proof(table: Table) -> dict[str, Any]:
+    """The filter for what PyMongoArrow cannot tell apart: a nullable field stored null, not missing."""
+    return {
+        "data." + ".".join(c.attrs): {"$type": list(c.bson)} for c in table.columns if c.nullable and "null" in c.bson
+    }
+
+
+def _path(arrays: Any, attrs: Iterable[str]) -> Any:
+    pc = pyarrow("to_arrow").compute
+    out = arrays
+    for attr in attrs:
+        out = pc.struct_field(out, attr)
+    return out
+
+
+def decode_page(table: Table, raw: Any) -> tuple[Any, list[str]]:
+    """The rows of a decoded page that equal what ``get`` gives, and the ids of the others.
+
+    A row is left to the model when its model type is another, its fields are in GridFS, a
+    field that cannot be null is null (missing, so ``get`` would use a default or fail), an
+    enum value is not a member, a list holds a null its items cannot be, or its text is
+    not the ISO form of its datetime or date.
+    """
+    pa = pyarrow("to_arrow")
+    pc = pa.compute
+    raw = raw.combine_chunks()
+    ids = raw.column("_id")
+    n = raw.num_rows
+    bad = pc.or_kleene(pc.invert(pc.fill_null(pc.equal(raw.column("model_type"), table.cls.__name__), False)),
+                       pc.is_valid(raw.column("gridfs")))  # fmt: skip
+    data = raw.column("data")
+    values = []
+    for c in table.columns:
+        column = _path(data, c.attrs)
+        if not c.nullable:
+            bad = pc.or_(bad, pc.is_null(column))
+        if c.check == "members":
+            bad = pc.or_(bad, pc.invert(pc.fill_null(pc.is_in(column, pa.array(c.members, c.stored)), True)))
+        elif c.check in ("datetime", "date"):
+            column, failed = _parse(pa, column, c)
+            if failed is not None:
+                bad = pc.or_(bad, failed)
+        elif pa.types.is_list(c.arrow) and not c.items_nullable:
+            bad = pc.or_(bad, pc.fill_null(pc.greater(pc.list_value_length(column), _count(pa, column)), False))
+        values.append(column)
+    keep = pc.invert(bad)
+    out = pa.Table.from_arrays([ids, *values], schema=arrow_schema(table))
+    left = pc.filter(ids, bad).to_pylist() if n and pc.any(bad).as_py() else []
+    return (out.filter(keep) if left else out), left
+
+
+def _count(pa: Any, lists: Any) -> Any:
+    """Each list's count of non-null items."""
+    pc = pa.compute
+    flat = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists)
+    counts = pa.table({"p": parents, "v": pc.is_valid(flat).cast(pa.int64())}).group_by("p").aggregate([("v", "sum")])
+    out = [0] * len(lists)
+    for p, v in zip(counts.column("p").to_pylist(), counts.column("v_sum").to_pylist(), strict=True):
+        out[p] = v
+    return pa.array(out, pa.int32())
+
+
+def _parse(pa: Any, text: Any, c: Column) -> tuple[Any, Any | None]:
+    """ISO text as timestamps or dates; where Arrow's strict parser refuses, Python's reads each value."""
+    pc = pa.compute
+    try:
+        return pc.cast(text, c.arrow), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    parsed, failed = [], []
+    read = datetime.fromisoformat if c.check == "datetime" else _date
+    for value in text.to_pylist():
+        try:
+            got = None if value is None else read(value)
+            if c.check == "datetime" and got is not None:
+                naive = c.arrow.tz is None
+                if naive != (got.tzinfo is None):
+                    got = _utc(got) if not naive else None
+                    if got is None:
+                        raise ValueError(value)
+            parsed.append(got)
+            failed.append(False)
+        except (ValueError, TypeError):
+            parsed.append(None)
+            failed.append(True)
+    return pa.array(parsed, c.arrow), pa.array(failed, pa.bool_())
+
+
+def _date(text: str) -> Any:
+    from datetime import date
+
+    return date.fromisoformat(text)
+
+
+# -- The read.
+
+
+def arrow_table(
+    ops: Operations,
+    prefix: ResultId | None,
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+    where: Mapping[str, Any] | None,
+    batch_size: int,
+    progress: Callable[[int, int], None],
+) -> Operation[tuple[Any, list[type[BaseModel]]]]:
+    """The results as an Arrow table (``id``, then the model's columns), and the model classes it holds.
+
+    ``progress(done, total)`` is called after each page.
+    """
+    pa = pyarrow("to_arrow")
+    engine = yield from ops.learn_engine()
+    translated = translate(where or {}, model_class, engine)
+    collections = sorted((yield from ops.collections(namespace)))
+    total = 0
+    if getattr(progress, "active", True):
+        for collection in collections:
+            total += yield CountDocuments(collection, scoped(prefix, translated))
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        progress(done[0], total)
+
+    if model_class is None:
+        return (yield from _all_types(ops, prefix, namespace, translated, batch_size, advance))
+    table = columns_of(model_class)
+    if not table.fast or not engine.arrow_decoder:
+        return (yield from _through_models(ops, table, prefix, namespace, translated, batch_size, advance)), [
+            model_class
+        ]
+    parts = []
+    for collection in collections:
+        parts.append((yield from _decoded(ops, table, collection, prefix, translated, batch_size, advance)))
+    if not parts:
+        return arrow_schema(table).empty_table(), [model_class]
+    out = pa.concat_tables(parts)
+    if len(parts) > 1:
+        out = out.take(pa.compute.sort_indices(out, [("id", "ascending")]))  # stable: namespaces in name order
+    return out, [model_class]
+
+
+def _through_models(
+    ops: Operations,
+    table: Table,
+    prefix: ResultId | None,
+    namespace: str | None,
+    where: dict[str, Any],
+    batch_size: int,
+    advance: Callable[[int], None],
+) -> Operation[Any]:
+    pa = pyarrow("to_arrow")
+    parts = []
+
+    def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+        models = [load(d, table.cls, namespace, None, ops.models) for d in documents]
+        parts.append(from_models(table, [d["_id"] for d in documents], models))  # type: ignore[arg-type]
+        advance(len(documents))
+        return []
+        yield  # sends nothing
+
+    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=where), take)
+    return pa.concat_tables(parts) if parts else arrow_schema(table).empty_table()
+
+
+def _all_types(
+    ops: Operations,
+    prefix: ResultId | None,
+    namespace: str | None,
+    where: dict[str, Any],
+    batch_size: int,
+    advance: Callable[[int], None],
+) -> Operation[tuple[Any, list[type[BaseModel]]]]:
+    """Every stored model type: their columns in order of first appearance, each absent one null."""
+    pa = pyarrow("to_arrow")
+    ids: list[str] = []
+    models: list[BaseModel] = []
+
+    def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+        for doc in documents:
+            model = load(doc, None, namespace, None, ops.models)
+            assert model is not None  # no skipped list: a result that does not load raises
+            ids.append(doc["_id"])
+            models.append(model)
+        advance(len(documents))
+        return []
+        yield  # sends nothing
+
+    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=where), take)
+    classes = list(dict.fromkeys(type(m) for m in models))
+    if len(classes) == 1:
+        return from_models(columns_of(classes[0]), ids, models), classes
+    merged: dict[str, Column] = {}
+    for cls in classes:
+        for c in columns_of(cls).columns:
+            known = merged.get(c.name)
+            if known is not None and known.arrow != c.arrow:
+                raise InvalidArgumentError(
+                    f"column {c.name!r} is {known.arrow} in one stored model type and {c.arrow} in another: "
+                    "pass model_class to read one type"
+                )
+            merged.setdefault(c.name, c)
+    columns = list(merged.values())
+    schema = pa.schema([pa.field("id", pa.string(), nullable=False)] + [pa.field(c.name, c.arrow) for c in columns])
+    arrays = [pa.array(ids, pa.string())]
+    by_class = {cls: {c.name: c for c in columns_of(cls).columns} for cls in classes}
+    for c in columns:
+        values = []
+        for m in models:
+            own = by_class[type(m)].get(c.name)
+            v = None if own is None else _get(m, own.attrs)
+            values.append(v if v is None or own is None or own.convert is None else own.convert(v))
+        arrays.append(pa.array(values, c.arrow))
+    return pa.Table.from_arrays(arrays, schema=schema), classes
+
+
+def _decoded(
+    ops: Operations,
+    table: Table,
+    collection: str,
+    prefix: ResultId | None,
+    where: dict[str, Any],
+    batch_size: int,
+    advance: Callable[[int], None],
+) -> Operation[Any]:
+    """One collection by PyMongoArrow pages, rows it cannot prove read through the model."""
+    pa = pyarrow("to_arrow")
+    namespace = collection[len(ops.prefix) :]
+    shape = stored_schema(table)
+    proven = proof(table)
+    query = scoped(prefix, {**where, **proven} if proven else where)
+    size = max(batch_size, ARROW_PAGE)
+    parts: list[Any] = []
+    left: list[str] = []
+    after: str | None = None
+    while True:
+        page = query if after is None else page_after(query, after)
+        raw = yield FindArrow(collection, page, shape, size)
+        if isinstance(raw, Undecodable):  # a value of another type: this page goes through the model
+            docs = yield Find(collection, page, None, BY_ID, size)
+            rows, count = None, len(docs)
+            left.extend(d["_id"] for d in docs)
+            last = docs[-1]["_id"] if docs else None
+        else:
+            count = raw.num_rows
+            last = raw.column("_id")[count - 1].as_py() if count else None
+            rows, bad = decode_page(table, raw)
+            left.extend(bad)
+        if rows is not None and rows.num_rows:
+            parts.append(rows)
+        advance(count)
+        if count < size:
+            break
+        after = last
+    others = []
+    for start in range(0, len(left), BY_IDS):
+        which = {"_id": {"$in": left[start : start + BY_IDS]}}
+        others.append((yield from _loaded(ops, table, namespace, prefix, which, where, batch_size)))
+    if proven:
+        others.append((yield from _loaded(ops, table, namespace, prefix, {"$nor": [proven]}, where, batch_size)))
+    others = [t for t in others if t.num_rows]
+    out = pa.concat_tables(parts + others) if parts or others else arrow_schema(table).empty_table()
+    if others:
+        out = out.take(pa.compute.sort_indices(out, [("id", "ascending")]))
+    return out
+
+
+def _loaded(
+    ops: Operations,
+    table: Table,
+    namespace: str,
+    prefix: ResultId | None,
+    which: dict[str, Any],
+    where: dict[str, Any],
+    batch_size: int,
+) -> Operation[Any]:
+    """The documents ``which`` picks, read through the model (GridFS fields filled)."""
+    query = {"$and": [where, which]} if where else which
+    return (yield from _through_models(ops, table, prefix, namespace, query, batch_size, lambda n: None))
