@@ -7,6 +7,7 @@ python -m bench scale                # list_ids: 10,000 vs 1,000,000 documents, 
 python -m bench overhead             # the library's own CPU per call, with no server
 python -m bench large                # results over 16 MiB, set and got on every store
 python -m bench claims               # claim_each over free ids, missing() over 100,000 ids
+python -m bench frames               # 200,000 results into a DataFrame, against PyMongoArrow (--count 1000000)
 """
 
 from __future__ import annotations
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     claiming.add_argument("--count", type=int, default=10_000)
     claiming.add_argument("--ids", type=int, default=100_000)
     claiming.add_argument("--out", type=Path, default=OUT)
+    framing = sub.add_parser("frames", help="stored results into a DataFrame, against PyMongoArrow")
+    framing.add_argument("--count", type=int, default=200_000)
+    framing.add_argument("--rounds", type=int, default=3)
+    framing.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -185,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
 
         with server(args.uri) as uri:
             return claims(uri, DATABASE, args.count, args.ids, describe(uri, {})["server"], args.out)
+    if args.command == "frames":
+        from .frames import frames
+
+        with server(args.uri) as uri:
+            label = describe(uri, {})["server"]
+            return frames(uri, f"{DATABASE}_frames", args.count, args.rounds, label, args.out)
     if args.command == "scale":
         from .scale import scale as run_scale
 
