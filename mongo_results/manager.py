@@ -576,6 +576,43 @@ class ResultsManager(ManagerBase[T]):
         """
         return self._stream(self._ops().find(where, prefix, model_class, **options))
 
+    def to_dataframe(
+        self,
+        prefix: ResultId | None = None,
+        model_class: type[BaseModel] | None = None,
+        namespace: str | None = None,
+        where: Where = None,
+        *,
+        batch_size: int = 500,
+    ) -> Any:
+        """Read results into a pandas DataFrame: one row per result, indexed by id.
+
+        The table of [`to_arrow`][mongo_results.ResultsManager.to_arrow] converted by pyarrow,
+        with ``id`` as the index; columns that Arrow holds as text for want of an exact type
+        (a ``dict``, ``set``, ``UUID``, ``timedelta``...) hold the Python values again.
+        Progress bar on a terminal for large reads.
+
+        Args:
+            prefix: Only results whose ids start with these whole segments; None for all.
+            model_class: Only results stored as this class; None for every model type.
+            namespace: The namespace to read; None reads every namespace.
+            where: A filter on the results' fields, as for
+                [`find`][mongo_results.ResultsManager.find]; None for every result.
+            batch_size: Results read per round trip.
+
+        Returns:
+            A ``pandas.DataFrame`` indexed by id (empty when nothing matches).
+
+        Raises:
+            MissingExtraError: pandas or pyarrow (or PyMongoArrow for MongoDB) is not installed
+                (an ``ImportError``).
+            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            pydantic.ValidationError: Stored data that no longer fits its model.
+        """
+        return self._run(
+            frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"))
+        )
+
     def to_arrow(
         self,
         prefix: ResultId | None = None,
@@ -643,43 +680,6 @@ class ResultsManager(ManagerBase[T]):
         """
         return self._run(
             polars_frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("polars"))
-        )
-
-    def to_dataframe(
-        self,
-        prefix: ResultId | None = None,
-        model_class: type[BaseModel] | None = None,
-        namespace: str | None = None,
-        where: Where = None,
-        *,
-        batch_size: int = 500,
-    ) -> Any:
-        """Read results into a pandas DataFrame: one row per result, indexed by id.
-
-        The table of [`to_arrow`][mongo_results.ResultsManager.to_arrow] converted by pyarrow,
-        with ``id`` as the index; columns that Arrow holds as text for want of an exact type
-        (a ``dict``, ``set``, ``UUID``, ``timedelta``...) hold the Python values again.
-        Progress bar on a terminal for large reads.
-
-        Args:
-            prefix: Only results whose ids start with these whole segments; None for all.
-            model_class: Only results stored as this class; None for every model type.
-            namespace: The namespace to read; None reads every namespace.
-            where: A filter on the results' fields, as for
-                [`find`][mongo_results.ResultsManager.find]; None for every result.
-            batch_size: Results read per round trip.
-
-        Returns:
-            A ``pandas.DataFrame`` indexed by id (empty when nothing matches).
-
-        Raises:
-            MissingExtraError: pandas or pyarrow (or PyMongoArrow for MongoDB) is not installed
-                (an ``ImportError``).
-            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
-            pydantic.ValidationError: Stored data that no longer fits its model.
-        """
-        return self._run(
-            frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"))
         )
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:
