@@ -112,7 +112,7 @@ def read(reader: str, uri: str, database: str) -> dict[str, Any]:
         from beanie import Document, init_beanie
         from pymongo import AsyncMongoClient
 
-        class Doc(Document, Small):  # type: ignore[misc]
+        class Doc(Document, Small):
             id: str  # type: ignore[assignment]
 
             class Settings:
