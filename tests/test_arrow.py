@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, ValidationError, computed_field, create_model
 
 from mongo_results import LossyValueError, ResultsManager, clear_registry, register_model
 from mongo_results.core.arrow import columns_of, from_models
@@ -156,6 +156,37 @@ def test_several_model_types_without_model_class(rm: ResultsManager) -> None:
     rm.set("t/3", Clash(i="3"))
     with pytest.raises(ValueError, match="column 'i'"):
         rm.to_arrow("t")
+
+
+class Scored(BaseModel, extra="allow"):
+    value: float
+    c: Color
+    shades: list[Color] = []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def doubled(self) -> float:
+        return self.value * 2
+
+
+def test_computed_and_extra_fields_and_enum_members_as_model_dump_gives_them(rm: ResultsManager) -> None:
+    """What to_dataframe gave before it was built on Arrow: no column lost, enums as members."""
+    one = Scored(value=1.5, c=Color.RED, shades=[Color.BLUE], run="a", n=1)  # type: ignore[call-arg]
+    two = Scored(value=2.0, c=Color.BLUE, n="two", extra_only={"k": [1]})  # type: ignore[call-arg]
+    rm.set_many([("x/1", one), ("x/2", two)])
+    table = rm.to_arrow("x", Scored)
+    assert table.column_names == ["id", "value", "c", "shades", "doubled", "run", "n", "extra_only"]
+    assert table.column("doubled").to_pylist() == [3.0, 4.0]
+    assert table.column("c").to_pylist() == [Color.RED.value, Color.BLUE.value]
+    assert table.column("run").to_pylist() == ["a", None]
+    assert table.column("n").to_pylist() == ["1", '"two"']  # an int and a str: one column of JSON text
+    frame = rm.to_dataframe("x", Scored)
+    for rid, model in (("x/1", one), ("x/2", two)):
+        row = {k: v for k, v in frame.loc[rid].to_dict().items() if not (v is None or v != v)}  # None, NaN: absent
+        assert row == {k: v for k, v in model.model_dump().items() if v is not None}
+    assert frame.loc["x/1", "c"] is Color.RED and frame.loc["x/1", "shades"] == [Color.BLUE]
+    register_model(Scored)
+    assert rm.to_arrow("x").column_names == table.column_names  # the same through the registry
 
 
 def test_stand_ins_are_text_in_arrow_and_values_in_pandas() -> None:

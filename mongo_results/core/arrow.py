@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import to_json
 
 from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
 from .commands import BY_ID, CountDocuments, Find, FindArrow, Operation, Undecodable
@@ -24,7 +25,7 @@ from .operations import Operations
 from .queries import page_after, scoped, translate
 from .reads import each_batch, load
 
-__all__ = ["Column", "arrow_table", "columns_of", "pyarrow"]
+__all__ = ["JSON_TEXT", "Column", "arrow_table", "columns_of", "pyarrow"]
 
 BY_IDS = 10_000  # ids per $in query for the rows a page could not prove
 ARROW_PAGE = 20_000  # rows per PyMongoArrow page: the progress bar moves, memory holds pages of Arrow only
@@ -66,6 +67,7 @@ class Column:
     check: str = ""
     members: tuple[Any, ...] = ()
     items_nullable: bool = True
+    standin: bool = False
 
 
 @dataclass
@@ -84,6 +86,7 @@ class _Kind:
     standin: str = ""  # "text" or "json": restored through the field's type for DataFrames
     model: Any = None  # a nested model's (class, schema), flattened into dotted columns
     sets: bool = False
+    restore: Callable[[Any], Any] | None = None  # an enum's value back to its member, for DataFrames
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Table:
     cls: type[BaseModel]
     columns: list[Column] = field(default_factory=list)
     fast: bool = True
+    extras: bool = False  # extra="allow": the extra fields' columns come from the results themselves
 
 
 def _column_name(name: str) -> str:
@@ -169,7 +173,9 @@ def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: fro
         else:
             return _Kind(pa.string(), standin="json")
         convert = (lambda v: v.value) if t == "enum" else None
-        return _Kind(arrow, fast=plain, stored=arrow, bson=bson, check="members", members=values, convert=convert)
+        restore = schema["cls"] if t == "enum" else None
+        return _Kind(arrow, fast=plain, stored=arrow, bson=bson, check="members", members=values, convert=convert,
+                     restore=restore)  # fmt: skip
     if t in ("list", "tuple") and set(schema) <= _PLAIN | {"items_schema", "variadic_item_index"}:
         items = schema["items_schema"]
         if t == "tuple":
@@ -183,8 +189,9 @@ def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: fro
             return _Kind(pa.string(), standin="json")
         fast = item.fast and not item.check and t == "list"
         convert = _list_of(item.convert)
+        restore = None if item.restore is None else _list_of(item.restore)
         return _Kind(pa.list_(item.arrow), fast=fast, stored=pa.list_(item.stored) if fast else None,
-                     bson=("array",), convert=convert, items_nullable=item.nullable)  # fmt: skip
+                     bson=("array",), convert=convert, items_nullable=item.nullable, restore=restore)  # fmt: skip
     if t in ("set", "frozenset"):
         return _Kind(pa.string(), standin="json", sets=True)
     return _Kind(pa.string(), standin="json")
@@ -199,7 +206,7 @@ def _list_of(convert: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
 def _struct(pa: Any, kind: _Kind) -> _Kind:
     """A nested model inside a list: one struct, when each of its fields has an exact Arrow type."""
     table = _table(pa, *kind.model)
-    if any(c.restore is not None for c in table.columns):
+    if any(c.standin for c in table.columns):
         return _Kind(pa.string(), standin="json")
     fields = [(c.name, c.arrow) for c in table.columns]
     columns = table.columns
@@ -250,8 +257,18 @@ def _table(
         if kind.model is not None:
             nested.append((name, kind))
             continue
-        table.columns.append(_leaf_column(name, (name,), kind, cls))
+        table.columns.append(_leaf_column(name, (name,), kind, cls.model_fields[name].annotation))
         table.fast = table.fast and kind.fast
+    # Computed fields are columns too, as model_dump gives them; their rows are never decoded
+    # as stored (table.fast is off), since get() recomputes them.
+    for spec in fields.get("computed_fields") or ():
+        name = spec["property_name"]
+        kind = _kind(pa, spec["return_schema"], defs, seen)
+        if kind.model is not None:
+            nested.append((name, kind))
+        else:
+            table.columns.append(_leaf_column(name, (name,), kind, cls.model_computed_fields[name].return_type))
+    table.extras = config.get("extra_fields_behavior") == "allow"
     for name, kind in nested:
         inner = _table(pa, *kind.model)
         table.fast = table.fast and inner.fast and kind.fast
@@ -265,10 +282,10 @@ def _table(
     return table
 
 
-def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, cls: type[BaseModel]) -> Column:
-    convert, restore = kind.convert, None
+def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, annotation: Any) -> Column:
+    convert, restore = kind.convert, kind.restore
     if kind.standin:
-        adapter: TypeAdapter[Any] = TypeAdapter(cls.model_fields[name].annotation or Any)
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation or Any)
         if kind.standin == "json":
             if kind.sets:
 
@@ -299,6 +316,7 @@ def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, cls: type[BaseM
         kind.check,
         kind.members,
         kind.items_nullable,
+        bool(kind.standin),
     )
 
 
@@ -326,7 +344,7 @@ def arrow_schema(table: Table) -> Any:
 
 
 def from_models(table: Table, ids: Sequence[str], models: Sequence[BaseModel]) -> Any:
-    """The Arrow table of loaded models, by the columns of ``table``."""
+    """The Arrow table of loaded models, by the columns of ``table`` (and their extra fields)."""
     pa = pyarrow("to_arrow")
     arrays = [pa.array(ids, pa.string())]
     for c in table.columns:
@@ -334,7 +352,34 @@ def from_models(table: Table, ids: Sequence[str], models: Sequence[BaseModel]) -
         if c.convert is not None:
             values = [None if v is None else c.convert(v) for v in values]
         arrays.append(pa.array(values, c.arrow))
-    return pa.Table.from_arrays(arrays, schema=arrow_schema(table))
+    schema = arrow_schema(table)
+    for column, array in extra_columns(models, {c.name for c in table.columns}):
+        schema = schema.append(column)
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+JSON_TEXT = {b"mongo_results": b"json"}  # an extra field's column held as JSON text: no one Arrow type fits it
+
+
+def extra_columns(models: Sequence[BaseModel], taken: set[str]) -> list[tuple[Any, Any]]:
+    """The columns of ``extra="allow"`` fields, in order of first appearance, each typed by its values.
+
+    Values of no one Arrow type (an int in one result, text in another) are a column of JSON text.
+    """
+    pa = pyarrow("to_arrow")
+    extras = [m.__pydantic_extra__ or {} for m in models]
+    names = [n for n in dict.fromkeys(k for e in extras for k in e) if _column_name(n) not in taken]
+    out = []
+    for name in names:
+        values = [e.get(name) for e in extras]
+        try:
+            array, metadata = pa.array(values), None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError):
+            array = pa.array([None if v is None else to_json(v).decode() for v in values], pa.string())
+            metadata = JSON_TEXT
+        out.append((pa.field(_column_name(name), array.type, metadata=metadata), array))
+    return out
 
 
 def stored_schema(table: Table) -> Any:
@@ -500,15 +545,24 @@ def _through_models(
 ) -> Operation[Any]:
     pa = pyarrow("to_arrow")
     parts = []
+    # Extra fields' columns depend on every result, so such a table is built once, at the end.
+    ids: list[str] = []
+    models: list[BaseModel] = []
 
     def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
-        models = [load(d, table.cls, namespace, None, ops.models) for d in documents]
-        parts.append(from_models(table, [d["_id"] for d in documents], models))  # type: ignore[arg-type]
+        page = [load(d, table.cls, namespace, None, ops.models) for d in documents]
+        if table.extras:
+            ids.extend(d["_id"] for d in documents)
+            models.extend(page)  # type: ignore[arg-type]
+        else:
+            parts.append(from_models(table, [d["_id"] for d in documents], page))  # type: ignore[arg-type]
         advance(len(documents))
         return []
         yield  # sends nothing
 
     yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=where), take)
+    if table.extras:
+        return from_models(table, ids, models)
     return pa.concat_tables(parts) if parts else arrow_schema(table).empty_table()
 
 
@@ -560,6 +614,9 @@ def _all_types(
             v = None if own is None else _get(m, own.attrs)
             values.append(v if v is None or own is None or own.convert is None else own.convert(v))
         arrays.append(pa.array(values, c.arrow))
+    for column, array in extra_columns(models, set(merged)):
+        schema = schema.append(column)
+        arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=schema), classes
 
 

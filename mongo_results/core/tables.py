@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..errors import MissingExtraError
-from .arrow import arrow_table, columns_of
+from .arrow import JSON_TEXT, arrow_table, columns_of
 from .ids import ResultId
 from .operations import Operation, Operations
 
@@ -59,7 +60,8 @@ def frame(
     """The results as a pandas DataFrame indexed by id, from the Arrow table.
 
     Columns held as text in Arrow for want of an exact type (``dict``, ``set``, ``timedelta``,
-    ``UUID``...) come back as the Python values they stand for, as ``model_dump`` gives them.
+    ``UUID``...) come back as the Python values they stand for, and enums as their members,
+    as ``model_dump`` gives them.
     """
     try:
         import pandas
@@ -77,6 +79,9 @@ def frame(
 def _restorers(arrow: Any, classes: list[type[BaseModel]]) -> dict[str, Callable[[Any], Any]]:
     """The stand-in columns of the table's model classes, and how to read each back."""
     out: dict[str, Callable[[Any], Any]] = {}
+    for f in arrow.schema:
+        if f.metadata == JSON_TEXT:
+            out[f.name] = json.loads
     for cls in classes:
         for c in columns_of(cls).columns:
             if c.restore is not None and c.name in arrow.column_names:
