@@ -48,6 +48,9 @@ class EngineProfile:
     max_document: int | None = 16 * 1024 * 1024
     # Writes go through temporary files, which a writer killed mid-write leaves (doctor names them).
     temp_files: bool = False
+    # A server that may be a sharded cluster: its collections' shard keys are read before writing,
+    # since a key other than _id lets two shards each hold one id. FerretDB 1.x has no sharding.
+    sharding: bool = True
 
     @property
     def label(self) -> str:
@@ -70,6 +73,7 @@ class EngineProfile:
                 validators=False,
                 bulk_updates=False,
                 elem_match_fields=False,
+                sharding=False,
             )
         v2 = info.get("ferretdb")
         if isinstance(v2, Mapping):
@@ -83,8 +87,8 @@ class EngineProfile:
         return cls("mongodb", str(info.get("version", "")))
 
 
-EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None)
-FILES = EngineProfile("files", validators=False, one_keyspace=True, max_document=None, temp_files=True)
+EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None, sharding=False)
+FILES = EngineProfile("files", validators=False, one_keyspace=True, max_document=None, temp_files=True, sharding=False)
 
 
 def _engine_refusal(value: Any, path: str, engine: EngineProfile, in_array: bool = False) -> str | None:
