@@ -95,7 +95,8 @@ def test_reads_across_shards_come_in_id_order(sharded_db: tuple[str, str]) -> No
     assert rm.list_ids("sweep/lr=0.1") == sorted(i for i in ids if i.startswith("sweep/lr=0.1/"))
     assert [rid for rid, _ in rm.iter_results("sweep", batch_size=7)] == sorted(ids)
     assert [rid for rid, _ in rm.find({"step": {"$gte": 0}}, "sweep")] == sorted(ids)
-    assert [m.step for _, m in rm.find({}, "sweep", sort=[("step", -1)], limit=5)] == [119, 118, 117, 116, 115]
+    top = rm.find({}, "sweep", model_class=Metrics, sort=[("step", -1)], limit=5)
+    assert [m.step for _, m in top] == [119, 118, 117, 116, 115]
     rm.close()
 
 
@@ -115,7 +116,7 @@ def test_a_collection_sharded_on_another_key_stores_one_id_twice_and_the_library
     # under one id would each succeed under RAISE_IF_EXISTS, on their own shards.
     client.admin.command("shardCollection", f"{name}.results.default", key={"digest": "hashed"})
     rm = ResultsManager(backend=MongoBackend(sharded_uri, database=name))
-    outcomes = []
+    outcomes: list[bool | Exception] = []
     for step in range(8):
         try:
             outcomes.append(rm.set("one/id", Metrics(loss=1, accuracy=1, step=step), SetBehavior.RAISE_IF_EXISTS))
