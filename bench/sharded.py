@@ -48,6 +48,35 @@ def _ms(call: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def _calls(
+    rm: ResultsManager, data: list[tuple[str, Run]], batch: list[tuple[str, Run]], round: int, count: int
+) -> dict[str, Callable[[], object]]:
+    """The measured calls of one round on one store."""
+
+    def set_one() -> object:
+        return rm.set(f"one/{round}/{time.perf_counter_ns()}", Run(loss=1, step=round))
+
+    def get() -> object:
+        return rm.get(data[(round * 37) % count][0], Run)
+
+    def set_many() -> object:
+        return rm.set_many(batch, SetBehavior.OVERWRITE)
+
+    def list_ids() -> object:
+        return rm.list_ids("sweep-3")
+
+    def find() -> object:
+        return list(rm.find({"loss": {"$lt": 0.5}}, "sweep-3", model_class=Run, limit=100))
+
+    return {
+        "set (one result)": set_one,
+        "get": get,
+        "set_many (1,000)": set_many,
+        f"list_ids (prefix, {count // 10:,} ids)": list_ids,
+        "find (prefix, filter, 100)": find,
+    }
+
+
 def sharded(single_uri: str, sharded_uri: str, database: str, count: int, rounds: int, out: Path) -> int:
     register_model(Run)
     stores = {
@@ -61,17 +90,7 @@ def sharded(single_uri: str, sharded_uri: str, database: str, count: int, rounds
     for round in range(rounds):
         for name, rm in stores.items():  # interleaved: each round measures both
             batch = [(f"many-{round}/{i:05d}", Run(loss=0.5, step=i)) for i in range(1000)]
-            ops: dict[str, Callable[[], object]] = {
-                "set (one result)": lambda rm=rm, r=round: rm.set(
-                    f"one/{r}/{time.perf_counter_ns()}", Run(loss=1, step=r)
-                ),
-                "get": lambda rm=rm, r=round: rm.get(data[(r * 37) % count][0], Run),
-                "set_many (1,000)": lambda rm=rm, b=batch: rm.set_many(b, SetBehavior.OVERWRITE),
-                f"list_ids (prefix, {count // 10:,} ids)": lambda rm=rm: rm.list_ids("sweep-3"),
-                "find (prefix, filter, 100)": lambda rm=rm: list(
-                    rm.find({"loss": {"$lt": 0.5}}, "sweep-3", model_class=Run, limit=100)
-                ),
-            }
+            ops = _calls(rm, data, batch, round, count)
             for op, call in ops.items():
                 timings[name].setdefault(op, []).append(_ms(call, 1 if op.startswith("set_many") else 5))
     single, spread = stores
