@@ -582,8 +582,12 @@ def test_shard_on_a_server_without_sharding_has_nothing_to_do() -> None:
 def test_a_write_into_a_collection_sharded_on_another_key_is_refused_before_sending(key: dict[str, Any]) -> None:
     from mongo_results import InvalidShardKeyError
 
-    answers = Canned(lambda c: key if isinstance(c, ShardKeyOf) else Written(True), probes=False)
-    answers.probes = True  # the shard key's read answered by ``key``
+    def answer(command: Command) -> Any:
+        if isinstance(command, ShardKeyOf):
+            return key
+        return None if isinstance(command, FindOne) else Written(True)  # no other store's results there
+
+    answers = Canned(answer, probes=True)
     core = ops()
 
     def act() -> Any:
