@@ -57,6 +57,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench large
 	$(BIN)/python -m bench claims
 	$(BIN)/python -m bench frames
+	$(BIN)/python -m bench sharded
 	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)

@@ -8,6 +8,7 @@ python -m bench overhead             # the library's own CPU per call, with no s
 python -m bench large                # results over 16 MiB, set and got on every store
 python -m bench claims               # claim_each over free ids, missing() over 100,000 ids
 python -m bench frames               # 200,000 results into a DataFrame, against PyMongoArrow (--count 1000000)
+python -m bench sharded              # the sharded cluster against the single-node server, with explain
 """
 
 from __future__ import annotations
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     framing.add_argument("--count", type=int, default=200_000)
     framing.add_argument("--rounds", type=int, default=3)
     framing.add_argument("--out", type=Path, default=OUT)
+    spread = sub.add_parser("sharded", help="the sharded cluster against the single-node server")
+    spread.add_argument("--count", type=int, default=20_000)
+    spread.add_argument("--rounds", type=int, default=9)
+    spread.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -196,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         with server(args.uri) as uri:
             label = describe(uri, {})["server"]
             return frames(uri, f"{DATABASE}_frames", args.count, args.rounds, label, args.out)
+    if args.command == "sharded":
+        from tests.servers import Sharded
+
+        from .sharded import sharded
+
+        cluster = Sharded().start()
+        try:
+            with server(args.uri) as uri:
+                return sharded(uri, cluster.uri, DATABASE, args.count, args.rounds, args.out)
+        finally:
+            cluster.close()
     if args.command == "scale":
         from .scale import scale as run_scale
 

@@ -282,6 +282,18 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if report.problems else 0
 
 
+def cmd_shard(args: argparse.Namespace, out: TextIO) -> int:
+    key = None
+    if args.key is not None:
+        try:
+            key = json.loads(args.key)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f'--key takes a JSON document such as \'{{"_id": "hashed"}}\': {exc}') from exc
+    report = open_store(args).shard(args.namespace, key)
+    out.write(f"{report}\n")
+    return 1 if report.problems else 0
+
+
 def _expires(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
@@ -399,6 +411,18 @@ def parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check the connection, engine, indexes and validators")
     doctor.add_argument("--fix", action="store_true", help="create missing indexes and install validators")
     doctor.set_defaults(run=cmd_doctor)
+
+    sharding = command(
+        "shard",
+        cmd_shard,
+        "shard the results on _id, large results' chunks and the claims on a sharded cluster",
+        prefix=None,
+    )
+    sharding.add_argument(
+        "--key",
+        metavar="JSON",
+        help='the results\' key: {"_id": 1} or {"_id": "hashed"} (default: ranged if supported)',
+    )
     return p
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidIdError",
     "InvalidNamespaceError",
+    "InvalidShardKeyError",
     "InvalidUriError",
     "LossyValueError",
     "MissingExtraError",
@@ -160,6 +161,15 @@ class InvalidNamespaceError(MongoResultsError, ValueError):
     Raised by writes and reads given such a namespace, before anything is sent: a namespace
     is 1-64 letters, digits, ``_``, ``-`` or ``.``, starting with a letter, digit or ``_``,
     not ending with ``.``, with no ``..``.
+    """
+
+
+class InvalidShardKeyError(MongoResultsError, ValueError):
+    """A shard key that would let two shards each hold a result under one id.
+
+    Raised by ``shard`` when asked for a key other than ``_id`` (ranged or hashed), and by
+    writes (``set``, ``set_many``, ``store``, ``claim``) into a collection the server reports
+    sharded on another key: there, ``RAISE_IF_EXISTS`` could succeed once per shard.
     """
 
 

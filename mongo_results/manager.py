@@ -27,7 +27,7 @@ from .core.claims import ClaimState, live_claims, missing, release, renew, take,
 from .core.commands import Note
 from .core.drive import run, run_async, stream, stream_async
 from .core.ids import ResultId
-from .core.maintenance import Report, Upgraded, diagnose, upgrade
+from .core.maintenance import Report, ShardReport, Upgraded, diagnose, shard, upgrade
 from .core.operations import Operation, Operations
 from .core.profiles import EngineProfile
 from .core.tables import frame, polars_frame, table
@@ -869,6 +869,33 @@ class ResultsManager(ManagerBase[T]):
         """
         return self._run(diagnose(self._ops(), fix=fix))
 
+    def shard(self, namespace: str | None = None, key: Mapping[str, Any] | None = None) -> ShardReport:
+        """Shard the store's collections on a sharded cluster, on keys that keep every id unique.
+
+        Each namespace collection on ``_id``, the GridFS chunks of results over 16 MiB on their
+        file id, the claims on their id: ranged where the server supports it, hashed where it
+        supports only hashed keys. A collection already sharded on such a key is left as it is;
+        one sharded on another key is reported as a problem and never changed. On a server that
+        is not a sharded cluster, and on the file and embedded stores, there is nothing to shard
+        and the report says so.
+
+        Args:
+            namespace: Also shard this namespace's collection, creating it if it does not exist yet
+                (a namespace created later is sharded by calling ``shard`` again).
+            key: The results' shard key: ``{"_id": 1}`` (ranged) or ``{"_id": "hashed"}``; None
+                for ranged where the server supports it, else hashed.
+
+        Returns:
+            One line per collection, the key each is sharded on, and the number of problems left;
+            ``str()`` of it is the report.
+
+        Raises:
+            InvalidShardKeyError: ``key`` is not ``_id``: two shards could each hold a result under
+                one id (a ``ValueError``), before any I/O.
+            InvalidNamespaceError: ``namespace`` is invalid (a ``ValueError``).
+        """
+        return self._run(shard(self._ops(), namespace, key))
+
     def missing(self, result_ids: Iterable[ResultId], namespace: str | None = None) -> list[str]:
         """The ids that have no stored result: what a sweep has left to compute.
 
@@ -1004,6 +1031,7 @@ class AsyncResultsManager(ManagerBase[T]):
     store = awaitable(ResultsManager.store)
     engine = awaitable(ResultsManager.engine)
     doctor = awaitable(ResultsManager.doctor)
+    shard = awaitable(ResultsManager.shard)
     upgrade = awaitable(ResultsManager.upgrade)
     get_many = awaitable(ResultsManager.get_many)
     iter_results = streaming(ResultsManager.iter_results)

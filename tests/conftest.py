@@ -14,10 +14,12 @@ from pymongo import MongoClient
 
 from mongo_results import AsyncMongoBackend, AsyncResultsManager, MongoBackend, ResultsManager, clear_registry
 
-from .servers import FerretDB, reference_server
+from .servers import FerretDB, Sharded, reference_server
 
 # "server" is the reference server (MONGODB_URI, else FerretDB 2.5 on DocumentDB);
-# "ferretdb1" is FerretDB 1.24 on SQLite, the light second engine.
+# "ferretdb1" is FerretDB 1.24 on SQLite, the light second engine; "sharded" is the reference
+# engine on a Citus coordinator and two workers, each store's collections sharded by ``shard``
+# before use (it runs the parts of the suite that sharding could change, not all of it).
 SYNC = ["file", "mongomock", "server", "ferretdb1"]
 ASYNC = ["async-file", "async-mongomock", "async-server", "motor-server", "async-ferretdb1"]
 BACKENDS = SYNC + ASYNC
@@ -103,6 +105,23 @@ def ferretdb1_uri() -> Iterator[str]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def sharded_uri() -> Iterator[str]:
+    """The sharded cluster: FerretDB 2.5 on DocumentDB over Citus, two workers (mandatory under CI=true)."""
+    try:
+        server = Sharded()
+    except Exception as exc:
+        _server_failed(Sharded.name, exc)
+    try:
+        server.start()
+    except Exception as exc:
+        server.close()
+        _server_failed(Sharded.name, exc)
+    SERVERS["sharded cluster"] = Sharded.name
+    yield server.uri
+    server.close()
+
+
 def engine_label(uri: str) -> str:
     """``mongodb``, ``ferretdb1`` or ``ferretdb2``, told apart by buildInfo."""
     client: MongoClient[dict[str, Any]]
@@ -139,11 +158,27 @@ def ferretdb1_db(ferretdb1_uri: str) -> Iterator[tuple[str, str]]:
     yield from _fresh_db(ferretdb1_uri)
 
 
+@pytest.fixture
+def sharded_db(sharded_uri: str) -> Iterator[tuple[str, str]]:
+    """A fresh database on the sharded cluster whose store is sharded before use: (uri, database name).
+
+    ``shard`` shards the default namespace's collection, the GridFS chunks and the claims; other
+    namespaces a test writes to stay unsharded, on the coordinator, as they would on MongoDB.
+    """
+    for uri, name in _fresh_db(sharded_uri):
+        with ResultsManager(backend=MongoBackend(uri, database=name)) as manager:
+            report = manager.shard(namespace="default")
+        assert report.problems == 0 and len(report.keys) == 3, str(report)
+        yield uri, name
+
+
 def _db_for(kind: str) -> str:
+    if kind.endswith("sharded"):
+        return "sharded_db"
     return "ferretdb1_db" if kind.endswith("ferretdb1") else "server_db"
 
 
-@pytest.fixture(params=["server", "ferretdb1"])
+@pytest.fixture(params=["server", "ferretdb1", "sharded"])
 def either_db(request: pytest.FixtureRequest) -> tuple[str, str]:
     """A fresh database on the reference server, then on FerretDB 1.24."""
     return cast(tuple[str, str], request.getfixturevalue(_db_for(str(request.param))))
@@ -156,7 +191,7 @@ def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> R
         return ResultsManager(tmp_path / "store")
     if kind == "mongomock":
         return ResultsManager(mock_uri)
-    if kind in ("server", "ferretdb1"):
+    if kind in ("server", "ferretdb1", "sharded"):
         uri, name = request.getfixturevalue(_db_for(kind))
         return ResultsManager(backend=MongoBackend(uri, database=name))
 
@@ -166,7 +201,7 @@ def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> R
         if kind == "async-mongomock":
             return AsyncResultsManager(mock_uri)
         uri, name = request.getfixturevalue(_db_for(kind))
-        if kind in ("async-server", "async-ferretdb1"):
+        if kind in ("async-server", "async-ferretdb1", "async-sharded"):
             return AsyncResultsManager(backend=AsyncMongoBackend(uri, database=name))
         from motor.motor_asyncio import AsyncIOMotorClient
 
@@ -177,9 +212,9 @@ def make_manager(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> R
     return cast(ResultsManager, SyncView(make))
 
 
-@pytest.fixture(params=["file", "server", "ferretdb1"])
+@pytest.fixture(params=["file", "server", "ferretdb1", "sharded"])
 def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsManager:
-    """A store several processes can share: a directory, or a database on either server."""
+    """A store several processes can share: a directory, or a database on a server or the sharded cluster."""
     return make_manager(str(request.param), request, tmp_path)
 
 
@@ -202,9 +237,11 @@ def rm(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Re
 
 @pytest.fixture
 def engine(kind: str, request: pytest.FixtureRequest) -> str:
-    """The engine behind ``rm``: file, mongomock, ferretdb1, ferretdb2 or mongodb."""
+    """The engine behind ``rm``: file, mongomock, ferretdb1, ferretdb2 (also the sharded cluster's) or mongodb."""
     if kind.endswith("ferretdb1"):
         return "ferretdb1"
+    if kind.endswith("sharded"):
+        return "ferretdb2"
     return str(request.getfixturevalue("server_engine")) if kind.endswith("server") else kind
 
 

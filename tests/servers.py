@@ -201,18 +201,27 @@ class DocumentDB:
     """
 
     name = "FerretDB 2.5 (PostgreSQL + DocumentDB)"
+    label = "documentdb"  # the data directory's prefix
+    kit_variable = "DOCUMENTDB_ENGINE_KIT"
+
+    @staticmethod
+    def find_kit() -> Path:
+        return documentdb_kit()
 
     def __init__(self, port: int | None = None) -> None:
-        self.kit = documentdb_kit()
+        self.kit = self.find_kit()
         if not (self.kit / "start").is_file():
-            raise RuntimeError(f"no engine kit at {self.kit} (set DOCUMENTDB_ENGINE_KIT)")
+            raise RuntimeError(f"no engine kit at {self.kit} (set {self.kit_variable})")
         if os.geteuid() != 0:
             raise RuntimeError("the DocumentDB engine kit needs root (apt-get, make install)")
         self.port = port or free_port()
-        self.pg_port = free_port()
+        self.pg_port = self.free_pg_port()
         # PostgreSQL runs as the postgres user: its directory must be reachable by it.
-        self.state = Path(tempfile.mkdtemp(prefix="documentdb-", dir="/tmp"))
+        self.state = Path(tempfile.mkdtemp(prefix=f"{self.label}-", dir="/tmp"))
         self.state.chmod(0o755)
+
+    def free_pg_port(self) -> int:
+        return free_port()
 
     @property
     def uri(self) -> str:
@@ -327,3 +336,100 @@ def reference_server() -> tuple[str, Server | None, str]:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         fallback = FerretDB().start()
         return fallback.uri, fallback, f"{FerretDB.name}, because FerretDB 2.5 could not start: {reason}"
+
+
+def sharded_kit() -> Path:
+    """The engine kit that builds and starts the same engine on a Citus coordinator and two workers."""
+    given = os.environ.get("DOCUMENTDB_SHARDED_ENGINE_KIT")
+    return Path(given) if given else REPO.parent / "shared" / "engines" / "documentdb-sharded"
+
+
+class Sharded(DocumentDB):
+    """FerretDB 2.5 in front of DocumentDB's distributed mode on Citus: a coordinator and two workers.
+
+    Collections are hash-sharded (8 shards, 4 on each worker) once ``shardCollection`` names
+    them; unsharded ones live on the coordinator. ``stop_worker``/``start_worker`` stop one
+    worker's PostgreSQL under a running cluster, as a node failure would.
+    """
+
+    name = "FerretDB 2.5 (DocumentDB on Citus: a coordinator and two workers)"
+    label = "sharded"
+    kit_variable = "DOCUMENTDB_SHARDED_ENGINE_KIT"
+
+    @staticmethod
+    def find_kit() -> Path:
+        return sharded_kit()
+
+    def free_pg_port(self) -> int:
+        # The kit puts the workers on the two ports after the coordinator's: all three must be free.
+        return _free_run(3)
+
+    def _worker_ctl(self, worker: str, action: str) -> None:
+        data = self.state / worker / "data"
+        options = {"start": f"-l '{self.state}/{worker}/postgres.log' -w -t 60", "stop": "-m immediate -w"}[action]
+        command = f"/usr/lib/postgresql/15/bin/pg_ctl -D '{data}' {options} {action}"
+        done = subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], capture_output=True, timeout=90)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl {action} of {worker} failed ({done.returncode}): {done.stderr[-2000:]!r}")
+
+    def durable(self) -> None:
+        """Acknowledge a commit only once its WAL is written (the kit trades that for speed).
+
+        With ``synchronous_commit = off``, a worker stopped with ``-m immediate`` loses writes it
+        had acknowledged: measured, and a property of that setting, not of the library.
+        """
+        for offset in range(3):
+            command = (
+                f"psql -h 127.0.0.1 -p {self.pg_port + offset} -U postgres -d postgres -q "
+                "-c 'ALTER SYSTEM SET synchronous_commit = on' -c 'SELECT pg_reload_conf()'"
+            )
+            subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], check=True, capture_output=True)
+
+    def stop_worker(self, worker: str = "worker1") -> None:
+        """Stop one worker's PostgreSQL at once (``-m immediate``: no shutdown checkpoint), as a crash would."""
+        self._worker_ctl(worker, "stop")
+
+    def start_worker(self, worker: str = "worker1") -> None:
+        """Start the worker again (it replays its write-ahead log), and wait until the cluster answers."""
+        self._worker_ctl(worker, "start")
+
+
+def _free_run(count: int) -> int:
+    """A port with the ``count - 1`` ports after it free too (checked now; good enough for throwaway servers)."""
+    for _ in range(100):
+        first = free_port()
+        if first + count > 65535:
+            continue
+        try:
+            for offset in range(1, count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", first + offset))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no run of free ports")
+
+
+def citus_tasks(explain: dict[str, object]) -> tuple[int, set[str]]:
+    """From a query's explain on the sharded cluster: Citus's task count and the nodes its tasks ran on.
+
+    One task is one shard: a query routed on the shard key has one, a broadcast one per shard.
+    """
+    counts: list[int] = []
+    nodes: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            if "Task Count" in value:
+                counts.append(int(value["Task Count"]))
+            node = value.get("Node")
+            if isinstance(node, str):
+                nodes.add(node.split("dbname=")[0].strip())
+            for inner in value.values():
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(explain)
+    return sum(counts), nodes

@@ -9,6 +9,7 @@ sequences of up to ``CONTRACT_STEPS`` steps (``make soak`` runs ten times more).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from mongo_results import (
     register_model,
 )
 
-from .conftest import SyncView
+from .conftest import SyncView, _db_for
 from .contract import Contract, Outcome
 from .seed_backends import AsyncFileBackend as SeedAsyncFileBackend
 from .seed_backends import FileBackend as SeedFileBackend
@@ -116,6 +117,14 @@ class Handle:
     manager: ResultsManager
     contract: Contract
     seed: bool = False
+    # On the sharded cluster: clear() drops the collections, so they are sharded again before use.
+    after_clear: Callable[[], None] | None = None
+
+    def clear(self) -> None:
+        self.manager.clear()
+        self.contract.clear()
+        if self.after_clear is not None:
+            self.after_clear()
 
     def namespace(self, namespace: str | None) -> str | None:
         return None if self.seed else namespace
@@ -131,8 +140,7 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         register()
         for handle in self.handles:
-            handle.manager.clear()
-            handle.contract.clear()
+            handle.clear()
 
     def pick(self, index: int) -> Handle:
         return self.handles[index % len(self.handles)]
@@ -226,9 +234,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(h=st.integers(0, 3))
     def clear(self, h: int) -> None:
-        handle = self.pick(h)
-        handle.manager.clear()
-        handle.contract.clear()
+        self.pick(h).clear()
 
     @rule(h=st.integers(0, 3), prefix=prefixes)
     def upgrade(self, h: int, prefix: str | None) -> None:
@@ -285,7 +291,7 @@ def handles_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     if kind.endswith("mongomock"):
         uri, name = f"mongomock://localhost/c_{uuid.uuid4().hex[:8]}", None
     else:
-        uri, name = request.getfixturevalue("ferretdb1_db" if kind.endswith("ferretdb1") else "server_db")
+        uri, name = request.getfixturevalue(_db_for(kind))
     outer, nested = Contract(one_keyspace=False), Contract(one_keyspace=False)
     made = [
         _manager(kind, uri, name, "results."),
@@ -298,11 +304,20 @@ def handles_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
         Handle("nested", made[2], nested),
         seed_handle(kind, tmp_path),
     ]
+    if kind.endswith("sharded"):
+        for handle in (handles[0], handles[2]):
+            handle.after_clear = functools.partial(_shard_all, handle.manager)
     yield handles
     for handle in handles:
         handle.manager.clear()
         close = getattr(handle.manager, "shutdown", None) or handle.manager.close
         close()
+
+
+def _shard_all(manager: ResultsManager) -> None:
+    """Every namespace the machine writes to sharded on _id (with the GridFS chunks and the claims)."""
+    for namespace in ("default", "other", "n.x"):
+        assert manager.shard(namespace=namespace).problems == 0
 
 
 def seed_handle(kind: str, tmp_path: Path) -> Handle:
@@ -336,7 +351,17 @@ def _async(make: Callable[[], AsyncResultsManager]) -> ResultsManager:
     return view  # type: ignore[no-any-return]
 
 
-KINDS = ["file", "mongomock", "server", "ferretdb1", "async-file", "async-mongomock", "async-server", "async-ferretdb1"]
+KINDS = [
+    "file",
+    "mongomock",
+    "server",
+    "ferretdb1",
+    "sharded",
+    "async-file",
+    "async-mongomock",
+    "async-server",
+    "async-ferretdb1",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -346,7 +371,9 @@ def test_every_store_keeps_the_contract(kind: str, request: pytest.FixtureReques
         run_state_machine_as_test(
             machine,
             settings=settings(
-                max_examples=EXAMPLES,
+                # Each example shards its collections again on the cluster (clear() drops them, and
+                # Citus creates each distributed table anew): ~20 s per example there, so fewer.
+                max_examples=max(2, EXAMPLES // 12) if kind == "sharded" else EXAMPLES,
                 stateful_step_count=STEPS,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),

@@ -28,11 +28,11 @@ from mongo_results import (
 from mongo_results.core import commands as cmd
 from mongo_results.core import operations
 from mongo_results.errors import RejectedByServerError
-from mongo_results.stores.driver import TRANSIENT_CODES, call_for, error_reply, translate
+from mongo_results.stores.driver import TRANSIENT_CODES, call_for, error_reply, is_transient, translate
 
 from .conftest import _server_failed
 from .models import Metrics
-from .servers import DocumentDB, FerretDB, Server
+from .servers import DocumentDB, FerretDB, Server, Sharded
 
 THREADS = 8
 
@@ -357,6 +357,96 @@ def test_postgresql_stopped_during_set_many_is_an_interruption_not_a_refusal(
     rm.close()
 
 
+class StopWorkerOnAck(KillOnWrite):
+    """Stops one Citus worker's PostgreSQL (``-m immediate``) as the ``nth`` write is acknowledged."""
+
+    stopped = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.command_name in ("insert", "update"):
+            self.writes += 1
+            if self.writes == self.nth:
+                assert isinstance(self.server, Sharded)
+                self.server.stop_worker("worker1")
+                self.stopped = True
+
+
+@pytest.fixture(scope="module")
+def sharded_alone() -> Iterator[Sharded]:
+    """A sharded cluster of these tests' own: one of its workers is stopped under it."""
+    try:
+        server = Sharded()
+    except Exception as exc:
+        _server_failed(Sharded.name, exc)
+    try:
+        server.start()
+        server.durable()  # an acknowledged write must survive the worker's stop
+    except Exception as exc:
+        server.close()
+        _server_failed(Sharded.name, exc)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("behavior", [SetBehavior.RAISE_IF_EXISTS, SetBehavior.SKIP_IF_EXISTS])
+def test_a_worker_node_stopped_during_set_many_is_an_interruption_and_the_retry_stores_each_id_once(
+    sharded_alone: Sharded, behavior: SetBehavior
+) -> None:
+    server = sharded_alone
+    database = f"w_{uuid.uuid4().hex[:8]}"
+    uri = server.uri + "?serverSelectionTimeoutMS=1500"
+    items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(5000)]
+    rm = ResultsManager(backend=MongoBackend(uri, database=database))
+    assert rm.shard(namespace="default").problems == 0  # the results spread over both workers
+    stopper = StopWorkerOnAck(server, nth=1)
+    try:
+        error = interrupt_set_many(uri, stopper, items, behavior, "sync", database)
+        assert stopper.stopped
+        # The coordinator lost its worker (PostgreSQL's connection failure, per write of the bulk):
+        # unavailable, not refused, so no item is reported as refused.
+        assert isinstance(error.__cause__, OutcomeUnknownError) and "connection to the remote node" in str(error)
+        decided = [i for i, outcome in enumerate(error.outcomes) if outcome is not None]
+        print(f"\n{len(decided)} written, {len(error.unknown)} unknown, {len(error.not_sent)} not sent: {error}")
+        assert decided and error.unknown and error.not_sent
+        assert sorted([*decided, *error.unknown, *error.not_sent]) == list(range(len(items)))
+        assert all(error.outcomes[i] is True for i in decided)
+        with pytest.raises(StoreUnavailableError, match="unavailable for now"):
+            rm.list_ids("bulk")  # half the shards are gone: no partial listing
+    finally:
+        server.start_worker("worker1")
+
+    stored = _listed_when_back(rm, "bulk")
+    assert {items[i][0] for i in decided} <= stored
+    assert not {items[i][0] for i in error.not_sent} & stored
+    retry = [items[i] for i in sorted([*error.unknown, *error.not_sent])]
+    outcomes = rm.set_many(retry, behavior)
+    for (rid, _), outcome in zip(retry, outcomes, strict=True):
+        if rid in stored:  # an unknown item that had been applied, on the worker that stayed up
+            assert outcome is False or isinstance(outcome, FileExistsError), (rid, outcome)
+        else:
+            assert outcome is True, (rid, outcome)
+    assert rm.list_ids("bulk") == [rid for rid, _ in items]
+    # Each id once, across both workers: the shard key is _id.
+    assert rm.backend.database()["results.default"].count_documents({"_id": {"$regex": "^bulk/"}}) == len(items)
+    assert rm.get_many([rid for rid, _ in items], Metrics) == [m for _, m in items]
+    rm.close()
+
+
+def _listed_when_back(rm: ResultsManager, prefix: str) -> set[str]:
+    """The ids under ``prefix`` once the restarted worker answers again (its pool drops dead connections)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return set(rm.list_ids(prefix))
+        except StoreUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 FERRETDB_BACKEND_GONE = [  # what FerretDB 2.5 answered (code 1, InternalError) with its PostgreSQL stopped
     "terminating connection due to administrator command",
     "the database system is shutting down",
@@ -388,6 +478,15 @@ def test_a_server_unavailable_for_now_is_not_a_refusal(failure: OperationFailure
     assert isinstance(write, OutcomeUnknownError) and "may have been applied" in str(write)
     bulk = cmd.BulkWrite("c", (cmd.Insert("c", {"_id": "a"}),))
     assert error_reply(bulk, call_for(bulk), failure) is None  # never read as per-write refusals
+
+
+def test_a_citus_worker_out_of_reach_is_not_a_refusal() -> None:
+    # What a bulk's writes routed to a stopped worker answered: PostgreSQL's 08006 in DocumentDB's coding.
+    message = (
+        "connection to the remote node postgres@127.0.0.1:54440 failed with the following error: Connection refused"
+    )
+    failure = BulkWriteError({"writeErrors": [{"index": 1, "code": 100663808, "errmsg": message}], "nInserted": 1})
+    assert is_transient(failure) and not isinstance(translate(failure, "h", 1.0, cmd.BulkWrite("c", ())), ValueError)
 
 
 def test_a_bulk_cut_short_in_one_of_its_writes_is_not_a_refusal() -> None:

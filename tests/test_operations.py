@@ -40,6 +40,8 @@ from mongo_results.core.commands import (
     PutFile,
     Refused,
     SetValidator,
+    ShardCollection,
+    ShardKeyOf,
     Update,
     Upsert,
     Written,
@@ -64,7 +66,8 @@ def is_probe(command: Command) -> bool:
 class Canned:
     """An executor that records each command and answers it with ``answer``.
 
-    Ownership probes are answered "ours, and no other store's" and not recorded, unless
+    Ownership probes are answered "ours, and no other store's", shard-key reads "not
+    sharded", and neither is recorded, unless
     ``probes`` is set: most tests are about what follows them.
     """
 
@@ -74,6 +77,8 @@ class Canned:
         self.sent: list[Command] = []
 
     def __call__(self, command: Command) -> Any:
+        if isinstance(command, ShardKeyOf) and not self.probes:
+            return None  # not sharded: the read of the shard key before a collection's first write
         if is_probe(command) and not self.probes:
             assert isinstance(command, FindOne)
             mine = command.filter["namespace"] == command.collection.removeprefix("results.")
@@ -487,3 +492,110 @@ def test_a_collection_is_a_namespace_only_once_one_of_its_results_names_it() -> 
     with pytest.raises(InvalidNamespaceError, match="another store"):
         run(core.set("a", A, SetBehavior.OVERWRITE, "v2.default", False, secrets=False), answers)
     assert not any(isinstance(c, (Upsert, EnsureIndexes)) for c in answers.sent)  # nothing written
+
+
+# -- Sharding: which key for which collection, refused keys, and writes into a collection sharded wrongly.
+
+
+def _sharding_answers(keys: dict[str, dict[str, Any]], refuse_ranged: bool) -> Canned:
+    def answer(command: Command) -> Any:
+        if isinstance(command, ShardKeyOf):
+            return keys.get(command.collection)
+        if isinstance(command, ShardCollection):
+            ranged = all(v != "hashed" for _, v in command.key)
+            if ranged and refuse_ranged:
+                return Refused(1, "only shard keys that use hashed are supported")
+            keys[command.collection] = dict(command.key)
+            return Written(True)
+        if isinstance(command, FindOne):
+            return {"_id": "x"}
+        if isinstance(command, ListCollections):
+            return ["results.default"]
+        return Written(True)
+
+    return Canned(answer, probes=True)
+
+
+@pytest.mark.parametrize("refuse_ranged", [False, True])
+def test_shard_takes_id_ranged_where_supported_else_hashed_and_is_a_no_op_the_second_time(refuse_ranged: bool) -> None:
+    from mongo_results.core.maintenance import shard
+
+    keys: dict[str, dict[str, Any]] = {}
+    answers = _sharding_answers(keys, refuse_ranged)
+    report = run(shard(ops(), None), answers)
+    if refuse_ranged:
+        assert report.keys == {
+            "results.default": {"_id": "hashed"},
+            "results._gridfs.chunks": {"files_id": "hashed"},
+            "results._claims": {"_id": "hashed"},
+        }
+    else:
+        assert report.keys == {
+            "results.default": {"_id": 1},
+            "results._gridfs.chunks": {"files_id": 1, "n": 1},
+            "results._claims": {"_id": 1},
+        }
+        [chunks] = [c for c in answers.sent if isinstance(c, ShardCollection) and "chunks" in c.collection]
+        assert chunks.unique  # the unique {files_id, n} index GridFS relies on
+    assert report.problems == 0
+    answers.sent.clear()
+    again = run(shard(ops(), None), answers)
+    assert again.keys == report.keys and "already sharded" in str(again)
+    assert not any(isinstance(c, ShardCollection) for c in answers.sent)
+
+
+def test_shard_refuses_a_key_that_is_not_id_before_any_io() -> None:
+    from mongo_results import InvalidShardKeyError
+    from mongo_results.core.maintenance import shard
+
+    answers = Canned(lambda c: pytest.fail(f"sent {c}"))
+    for key in ({"digest": "hashed"}, {"_id": 1, "namespace": 1}, {"path": 1}, "_id"):
+        with pytest.raises(InvalidShardKeyError, match=r"two shards could each hold|a mapping") as info:
+            run(shard(ops(), None, key), answers)
+        assert isinstance(info.value, ValueError)
+
+
+def test_shard_reports_a_collection_sharded_on_another_key_and_leaves_it() -> None:
+    from mongo_results.core.maintenance import shard
+
+    keys: dict[str, dict[str, Any]] = {"results.default": {"digest": "hashed"}}
+    report = run(shard(ops(), None), _sharding_answers(keys, True))
+    assert report.problems == 1 and 'results.default: problem: sharded on {digest: "hashed"}' in str(report)
+    assert keys["results.default"] == {"digest": "hashed"}
+
+
+def test_shard_on_a_server_without_sharding_has_nothing_to_do() -> None:
+    from mongo_results.core.commands import EnableSharding
+    from mongo_results.core.maintenance import shard
+
+    answers = Canned(
+        lambda c: Refused(59, "no such command: 'enableSharding'") if isinstance(c, EnableSharding) else None
+    )
+    report = run(shard(ops(), None), answers)
+    assert report.problems == 0 and "not a sharded cluster" in str(report) and answers.kinds() == ["EnableSharding"]
+    for engine in (FILES, EngineProfile.from_build_info({"ferretdbVersion": "v1.24.2"})):
+        answers = Canned(lambda c: pytest.fail(f"sent {c}"))
+        assert "nothing to shard" in str(run(shard(ops(engine), None), answers))
+
+
+@pytest.mark.parametrize("key", [{"_id": 1}, {"_id": "hashed"}, {"namespace": 1}, {"digest": "hashed"}])
+def test_a_write_into_a_collection_sharded_on_another_key_is_refused_before_sending(key: dict[str, Any]) -> None:
+    from mongo_results import InvalidShardKeyError
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, ShardKeyOf):
+            return key
+        return None if isinstance(command, FindOne) else Written(True)  # no other store's results there
+
+    answers = Canned(answer, probes=True)
+    core = ops()
+
+    def act() -> Any:
+        return run(core.set("a", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+
+    if key in ({"_id": 1}, {"_id": "hashed"}):
+        assert act() is True
+    else:
+        with pytest.raises(InvalidShardKeyError, match="RAISE_IF_EXISTS could succeed twice"):
+            act()
+        assert not any(isinstance(c, (Insert, EnsureIndexes)) for c in answers.sent)

@@ -116,6 +116,8 @@ def _take(
         "expires_at": state.expires_at,
     }
     collection = _collection(ops)
+    # A claim's _id decides between racing workers only where the claims are sharded on it.
+    yield from ops.check_shard_key(collection, (yield from ops.learn_engine()))
     if isinstance((yield Insert(collection, document)), DuplicateKey):
         # Held, or its lease ran out: only an expired claim is deleted, and then the first insert wins.
         if not (yield Delete(collection, {"_id": state.key, "expires_at": {"$lte": now}}, many=False)):

@@ -24,6 +24,7 @@ __all__ = [
     "Drop",
     "DuplicateKey",
     "Batch",
+    "EnableSharding",
     "EnsureIndexes",
     "Failed",
     "Find",
@@ -45,6 +46,8 @@ __all__ = [
     "Undecodable",
     "ServerTime",
     "SetValidator",
+    "ShardCollection",
+    "ShardKeyOf",
     "Update",
     "Upsert",
     "Write",
@@ -275,6 +278,32 @@ class Leftovers:
     remove: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class EnableSharding:
+    """Let the store's database hold sharded collections; answered by Written, or Refused where there is no sharding."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardCollection:
+    """Shard a collection on ``key`` (``(field, 1 | "hashed")`` pairs); answered by Written or Refused.
+
+    ``unique``: the shard key's index enforces uniqueness (ranged keys only).
+    """
+
+    collection: str
+    key: tuple[tuple[str, Any], ...]
+    unique: bool = False
+
+
+class ShardKeyOf(_OnCollection):
+    """The key a collection is sharded on, as a dict.
+
+    None when it is not sharded, NoMatch when the server does not say.
+    """
+
+    __slots__ = ()
+
+
 Command = (
     Insert
     | Upsert
@@ -297,6 +326,9 @@ Command = (
     | GetFile
     | DeleteFile
     | Leftovers
+    | EnableSharding
+    | ShardCollection
+    | ShardKeyOf
 )
 
 

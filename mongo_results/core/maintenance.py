@@ -15,6 +15,7 @@ from .commands import (
     CountDocuments,
     Delete,
     DeleteFile,
+    EnableSharding,
     EnsureIndexes,
     Find,
     Leftovers,
@@ -22,19 +23,24 @@ from .commands import (
     ListIndexes,
     NoMatch,
     ReadValidator,
+    Refused,
     SetValidator,
+    ShardCollection,
+    ShardKeyOf,
     Update,
 )
 from .encoding import decode_data, encode_model
 from .ids import ResultId
 from .large import bucket, discard, file_of, file_state, orphaned, put, spill
+from .names import CLAIMS, validate_namespace
 from .operations import Operation, Operations
 from .profiles import EngineProfile, check_engine
 from .queries import FOREIGN, OURS, scoped
 from .reads import UNREADABLE, each_batch, load_model
+from .sharding import CHUNKS, RESULTS, KeyRule, describe, preferred_keys
 from .validators import validator_command
 
-__all__ = ["Report", "Upgraded", "diagnose", "upgrade", "upgraded_types"]
+__all__ = ["Report", "ShardReport", "Upgraded", "diagnose", "shard", "upgrade", "upgraded_types"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +210,8 @@ def diagnose(ops: Operations, *, fix: bool) -> Operation[Report]:
         yield from _check_indexes(ops, collection, fix, report)
         if engine.validators and ops.validation != "off":
             yield from _check_validator(ops, ns, engine, fix, report)
+        if engine.sharding:
+            yield from _check_sharding(collection, RESULTS, report)
     if engine.max_document is not None:
         yield from _check_files(ops.prefix, names, ops.clock(), fix, report)
     if engine.temp_files:
@@ -309,3 +317,124 @@ def _check_files(prefix: str, names: list[str], now: datetime, fix: bool, report
     else:
         report.problems += len(unnamed) + len(partial)
         report.lines.append(f"  problem: {what} (left by interrupted writes); run `mongo-results doctor --fix`")
+
+
+def _check_sharding(collection: str, rule: KeyRule, report: Report) -> Operation[None]:
+    """How the collection is sharded; a key that lets two shards hold one id is a problem."""
+    found = yield ShardKeyOf(collection)
+    if not isinstance(found, dict):
+        what = "not sharded" if found is None else "sharding unknown (the server's config is not readable)"
+        report.lines.append(f"  ok: {what}")
+    elif rule.keeps_unique(found):
+        report.lines.append(f"  ok: sharded on {describe(found)}")
+    else:
+        report.problems += 1
+        report.lines.append(
+            f"  problem: sharded on {describe(found)}: two shards can each hold a result under one id, so "
+            "writes here are refused; reshard it on _id (reshardCollection)"
+        )
+
+
+# -- ``shard``: the store's collections sharded on keys that keep every id unique across shards.
+
+# Why a store cannot be sharded, by engine: the truthful answer where there is nothing to shard.
+_UNSHARDABLE = {
+    "files": "the file store is one directory, on one machine or one shared file system",
+    "mongomock": "the embedded store lives in this process's memory",
+}
+COMMAND_NOT_FOUND = 59
+# The server shards on hashed keys only (DocumentDB): the same field, hashed, is tried next.
+_HASHED_ONLY = "hashed"
+
+
+@dataclass
+class ShardReport:
+    """What ``shard`` did: one line per collection, the key each is sharded on now, and problems left.
+
+    ``str(report)`` is the report as ``mongo-results shard`` prints it.
+
+    Attributes:
+        lines: One line per collection (``sharded on``, ``already sharded on``, ``problem:``, ``note:``).
+        keys: The shard key of each collection sharded now, by collection name.
+        problems: How many collections are left unsharded or sharded on a key that breaks uniqueness.
+    """
+
+    lines: list[str] = field(default_factory=list)
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: int = 0
+
+    def __str__(self) -> str:
+        found = "done" if not self.problems else f"{self.problems} problem(s) left"
+        return "\n".join([*self.lines, found])
+
+
+def shard(ops: Operations, namespace: str | None, key: Any = None) -> Operation[ShardReport]:
+    """Shard the results collections on ``_id``, the GridFS chunks on their file id and the claims on their id.
+
+    Every namespace collection of the store, and ``namespace`` (created when it does not exist
+    yet). A collection already sharded on a right key is left as it is; one sharded on another
+    key is reported, never changed. ``key`` None tries ranged keys first and hashed ones where
+    the server supports only those.
+    """
+    ranged, hashed = preferred_keys(key)
+    if namespace is not None:
+        validate_namespace(namespace)
+    engine = yield from ops.learn_engine()
+    report = ShardReport([f"{ops.where}: {engine.label}"])
+    if not engine.sharding:
+        why = _UNSHARDABLE.get(engine.name, f"{engine.label} has no sharding")
+        report.lines.append(f"  nothing to shard: {why}")
+        return report
+    answer = yield EnableSharding()
+    if isinstance(answer, Refused):
+        if answer.code == COMMAND_NOT_FOUND:
+            report.lines.append("  nothing to shard: the server is not a sharded cluster (it has no enableSharding)")
+        else:
+            report.problems += 1
+            report.lines.append(f"  problem: the server refused enableSharding (code {answer.code}): {answer.message}")
+        return report
+    names = yield from ops.namespaces()
+    if namespace is not None and namespace not in names:
+        names = sorted([*names, namespace])
+    if not names:
+        report.lines.append(
+            "  note: no namespace collections yet; shard again after the first write, or name one with --namespace"
+        )
+    targets = [(ops.prefix + ns, RESULTS) for ns in names]
+    targets += [(bucket(ops.prefix) + ".chunks", CHUNKS), (ops.prefix + CLAIMS, RESULTS)]
+    for collection, rule in targets:
+        yield from _shard_one(collection, rule, ranged, hashed, report)
+    ops.keys_checked.clear()  # read again before the next write
+    return report
+
+
+def _shard_one(collection: str, rule: KeyRule, ranged: bool, hashed: bool, report: ShardReport) -> Operation[None]:
+    found = yield ShardKeyOf(collection)
+    if isinstance(found, dict):
+        if rule.keeps_unique(found):
+            report.keys[collection] = found
+            report.lines.append(f"{collection}: already sharded on {describe(found)}")
+        else:
+            report.problems += 1
+            report.lines.append(
+                f"{collection}: problem: sharded on {describe(found)}, which lets two shards each hold "
+                f"one id; left as it is (reshard it on {describe(rule.ranged)} or {describe(rule.hashed)})"
+            )
+        return
+    tries = [(k, u) for k, u, wanted in ((rule.ranged, rule.unique, ranged), (rule.hashed, False, hashed)) if wanted]
+    refused: Refused | None = None
+    for index, (wanted_key, unique) in enumerate(tries):
+        answer = yield ShardCollection(collection, wanted_key, unique)
+        if not isinstance(answer, Refused):
+            report.keys[collection] = dict(wanted_key)
+            after = f" (the server refused {describe(rule.ranged)}: {refused.message})" if refused is not None else ""
+            report.lines.append(f"{collection}: sharded on {describe(wanted_key)}{after}")
+            return
+        refused = answer
+        if _HASHED_ONLY not in answer.message.lower() or index == len(tries) - 1:
+            break
+    assert refused is not None
+    report.problems += 1
+    report.lines.append(
+        f"{collection}: problem: the server refused to shard it (code {refused.code}): {refused.message}"
+    )

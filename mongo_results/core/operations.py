@@ -32,6 +32,7 @@ from .commands import (
     Operation,
     ServerTime,
     SetValidator,
+    ShardKeyOf,
 )
 from .encoding import encode_stored
 from .ids import ResultId, canonical_id, canonical_prefix
@@ -52,6 +53,7 @@ from .reads import (
     report_skipped,
     skipping,
 )
+from .sharding import RESULTS, refusal
 from .validators import validator_command
 from .writes import SetManyProgress, SetPlan, now, plan_encoded, plan_set, write_bulk, write_set
 
@@ -111,6 +113,7 @@ class Operations:
         self.note = note  # what the user should know once (an engine without validators)
         self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
         self.owned: set[str] = set()  # collections proven this store's on this connection
+        self.keys_checked: set[str] = set()  # collections whose shard key this connection has read
         self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
         self._offset: tuple[float, timedelta] | None = None  # (when measured, the store's clock less ours)
 
@@ -205,6 +208,7 @@ class Operations:
         if namespace in self.indexed:
             return
         collection = self.prefix + namespace
+        yield from self.check_shard_key(collection, engine)
         if not engine.one_keyspace:
             yield from self._claim_collection(namespace)
         yield EnsureIndexes(collection, self.indexes_of(namespace))
@@ -219,6 +223,20 @@ class Operations:
         listed = self._listed
         if listed is not None and collection not in listed[1]:  # this connection just created it
             self._listed = (listed[0], tuple(sorted((*listed[1], collection))))
+
+    def check_shard_key(self, collection: str, engine: EngineProfile) -> Operation[None]:
+        """Refuse to write into a collection sharded on another key than ``_id`` (read once per connection).
+
+        There each shard keeps ``_id`` unique only among its own documents: two writers could each
+        insert the same id on their shard. A collection sharded after this check is read again on
+        the next connection.
+        """
+        if not engine.sharding or collection in self.keys_checked:
+            return
+        found = yield ShardKeyOf(collection)
+        if isinstance(found, Mapping) and not RESULTS.keeps_unique(found):
+            raise refusal(found, collection)
+        self.keys_checked.add(collection)
 
     def _claim_collection(self, namespace: str) -> Operation[None]:
         """Refuse to write into a collection that holds another store's results (nested prefixes)."""
@@ -480,6 +498,7 @@ class Operations:
         yield from drop_bucket(self.prefix, (yield ListCollections()))
         self.indexed.clear()
         self.owned.clear()
+        self.keys_checked.clear()
         self._listed = None
 
     def find(

@@ -50,6 +50,9 @@ class EngineProfile:
     temp_files: bool = False
     # Pages can be decoded into Arrow by the driver's side (PyMongoArrow): servers, not the embedded or file store.
     arrow_decoder: bool = True
+    # A server that may be a sharded cluster: its collections' shard keys are read before writing,
+    # since a key other than _id lets two shards each hold one id. FerretDB 1.x has no sharding.
+    sharding: bool = True
 
     @property
     def label(self) -> str:
@@ -72,6 +75,7 @@ class EngineProfile:
                 validators=False,
                 bulk_updates=False,
                 elem_match_fields=False,
+                sharding=False,
             )
         v2 = info.get("ferretdb")
         if isinstance(v2, Mapping):
@@ -85,9 +89,15 @@ class EngineProfile:
         return cls("mongodb", str(info.get("version", "")))
 
 
-EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None, arrow_decoder=False)
+EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None, arrow_decoder=False, sharding=False)
 FILES = EngineProfile(
-    "files", validators=False, one_keyspace=True, max_document=None, temp_files=True, arrow_decoder=False
+    "files",
+    validators=False,
+    one_keyspace=True,
+    max_document=None,
+    temp_files=True,
+    arrow_decoder=False,
+    sharding=False,
 )
 
 

@@ -37,7 +37,16 @@ from ..errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["DRIVER_ERRORS", "Call", "bulk_replies", "call_for", "is_transient", "translate", "write_request"]
+__all__ = [
+    "DRIVER_ERRORS",
+    "Call",
+    "Qualified",
+    "bulk_replies",
+    "call_for",
+    "is_transient",
+    "translate",
+    "write_request",
+]
 
 # What a driver call can raise: DocumentTooLarge is a BSON error, not a PyMongoError.
 DRIVER_ERRORS = (PyMongoError, DocumentTooLarge)
@@ -61,6 +70,17 @@ BACKEND_GONE = (
     "unexpected eof",
     "broken pipe",
 )
+
+
+def sqlstate_code(state: str) -> int:
+    """The error code DocumentDB answers for a PostgreSQL SQLSTATE: its five characters, six bits each."""
+    return sum(((ord(ch) - ord("0")) & 0x3F) << (6 * i) for i, ch in enumerate(state))
+
+
+# PostgreSQL's connection exceptions (class 08) as DocumentDB codes them: on a Citus cluster, the
+# coordinator lost (or could not open) its connection to a worker. The write that met it was not
+# refused; the worker is down for now.
+CONNECTION_EXCEPTIONS = frozenset(sqlstate_code(state) for state in ("08001", "08003", "08004", "08006", "08P01"))
 # The commands that change the store: failing transiently, they may have been applied.
 _WRITES = (
     cmd.Insert,
@@ -73,11 +93,27 @@ _WRITES = (
     cmd.SetValidator,
     cmd.PutFile,
     cmd.DeleteFile,
+    cmd.EnableSharding,
+    cmd.ShardCollection,
 )
 
 
 def _same(reply: Any) -> Any:
     return reply
+
+
+@dataclass(frozen=True, slots=True)
+class Qualified:
+    """An argument naming the store's database (``collection`` None) or one of its collections as ``db.coll``.
+
+    Sharding commands run on ``admin`` and ``config``, and name what they act on with the database
+    in front; the executor knows the database's name, the command does not.
+    """
+
+    collection: str | None = None
+
+    def name(self, database: str) -> str:
+        return database if self.collection is None else f"{database}.{self.collection}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +128,19 @@ class Call:
     cursor: bool = False  # the method returns a cursor, read to the end
     duplicates: bool = False  # a DuplicateKeyError is the answer DuplicateKey
     bucket: bool = False  # ``collection`` names a GridFS bucket, and ``method`` is the bucket's
+    database: str | None = None  # another database of the client (``admin``, ``config``) instead of the store's
+
+    def resolved(self, database: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments, with each Qualified name (also one level inside a dict) spelt out for ``database``."""
+
+        def spelt(value: Any) -> Any:
+            if isinstance(value, Qualified):
+                return value.name(database)
+            if isinstance(value, dict):
+                return {k: v.name(database) if isinstance(v, Qualified) else v for k, v in value.items()}
+            return value
+
+        return tuple(spelt(a) for a in self.args), {k: spelt(v) for k, v in (self.kwargs or {}).items()}
 
 
 def write_request(write: cmd.Write) -> Any:
@@ -111,9 +160,17 @@ def _matched(reply: Any) -> cmd.Written | cmd.NoMatch:
     return cmd.Written(False) if reply.matched_count else cmd.NoMatch()
 
 
+def _applied(_: Any) -> cmd.Written:
+    return cmd.Written(True)
+
+
 def _first_options(reply: Any) -> dict[str, Any]:
     batch = reply.get("cursor", {}).get("firstBatch", [])
     return dict(batch[0].get("options", {})) if batch else {}
+
+
+def _shard_key(entry: Any) -> dict[str, Any] | None:
+    return dict(entry["key"]) if isinstance(entry, Mapping) and isinstance(entry.get("key"), Mapping) else None
 
 
 def call_for(command: cmd.Command) -> Call:
@@ -162,6 +219,17 @@ def call_for(command: cmd.Command) -> Call:
             return Call(bucket, "download_to_stream", (file_id, sink), finish=lambda _: sink.getvalue(), bucket=True)
         case cmd.DeleteFile(bucket, file_id):
             return Call(bucket, "delete", (file_id,), finish=lambda _: True, bucket=True)
+        case cmd.EnableSharding():
+            return Call(None, "command", ("enableSharding", Qualified()), finish=_applied, database="admin")
+        case cmd.ShardCollection(collection, key, unique):
+            shard_options: dict[str, Any] = {"key": dict(key), **({"unique": True} if unique else {})}
+            shard_args = ("shardCollection", Qualified(collection))
+            return Call(None, "command", shard_args, shard_options, _applied, database="admin")
+        case cmd.ShardKeyOf(collection):
+            # config.collections is where a sharded cluster records each collection's key (MongoDB and
+            # DocumentDB alike); a dropped collection's entry may linger there, marked.
+            where = {"_id": Qualified(collection), "dropped": {"$ne": True}}
+            return Call("collections", "find_one", (where,), finish=_shard_key, database="config")
         case cmd.BulkWrite(collection, writes):
             requests = [write_request(w) for w in writes]
             return Call(collection, "bulk_write", (requests,), {"ordered": False})
@@ -192,7 +260,11 @@ def driver_reply(command: cmd.Command, call: Call, raw: Any) -> Any:
 
 
 def _transient(code: Any, message: Any, labels: Any = ()) -> bool:
-    if code in TRANSIENT_CODES or any(label in TRANSIENT_LABELS for label in labels or ()):
+    if (
+        code in TRANSIENT_CODES
+        or code in CONNECTION_EXCEPTIONS
+        or any(label in TRANSIENT_LABELS for label in labels or ())
+    ):
         return True
     text = str(message or "").lower()
     return code == INTERNAL_ERROR and any(marker in text for marker in BACKEND_GONE)
@@ -220,6 +292,10 @@ def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
         upserted = {u["index"] for u in exc.details.get("upserted", [])}
         errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
         return bulk_replies(command.writes, upserted, errors)
+    if isinstance(command, (cmd.EnableSharding, cmd.ShardCollection)) and isinstance(exc, OperationFailure):
+        return cmd.Refused(exc.code, " ".join(str((exc.details or {}).get("errmsg") or exc).split())[:300])
+    if isinstance(command, cmd.ShardKeyOf) and isinstance(exc, OperationFailure):
+        return cmd.NoMatch()  # config unreadable (no right to read it): the server does not say
     if call.duplicates and isinstance(exc, DuplicateKeyError):
         return cmd.DuplicateKey()
     if isinstance(command, cmd.GetFile) and isinstance(exc, (NoFile, CorruptGridFile)):

@@ -199,6 +199,11 @@ class MongoStore:
 
     def _invoke(self, db: Any, call: Call) -> Any:
         """Start a driver call on the database or one of its collections (handles are cached: each costs µs)."""
+        if call.database is not None:  # sharding's admin commands and config reads: rare, not cached
+            target = db.client[call.database]
+            target = target if call.collection is None else target[call.collection]
+            args, kwargs = call.resolved(db.name)
+            return getattr(target, call.method)(*args, **kwargs)
         target = db
         if call.collection is not None:
             key = f"gridfs:{call.collection}" if call.bucket else call.collection
