@@ -12,7 +12,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
 
 import pytest
 
@@ -84,19 +83,29 @@ ON_SHARDS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _once_per_behaviour_on_shards(request: pytest.FixtureRequest) -> None:
-    """Autouse, so it runs before the store is made: a skipped case costs no database."""
-    params = request.node.callspec.params
-    if params.get("shared_store") == "sharded" and (params["behavior"], params["same"]) not in ON_SHARDS:
-        pytest.skip("on the sharded cluster each behaviour runs once, in its contended case")
+def _name(value: object) -> str:
+    return getattr(value, "name", str(value))
 
 
-@pytest.mark.parametrize(("behavior", "same", "expected"), CASES, ids=lambda v: getattr(v, "name", str(v)))
+@pytest.mark.parametrize("shared_store", ["file", "server", "ferretdb1"], indirect=True)
+@pytest.mark.parametrize(("behavior", "same", "expected"), CASES, ids=_name)
 def test_racing_writers(
-    shared_store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int], request: Any
+    shared_store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int]
 ) -> None:
-    sharded = request.node.callspec.params.get("shared_store") == "sharded"
+    race(shared_store, behavior, same, expected, sharded=False)
+
+
+@pytest.mark.parametrize("shared_store", ["sharded"], indirect=True)
+@pytest.mark.parametrize(("behavior", "same", "expected"), [c for c in CASES if (c[0], c[1]) in ON_SHARDS], ids=_name)
+def test_racing_writers_on_shards(
+    shared_store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int]
+) -> None:
+    race(shared_store, behavior, same, expected, sharded=True)
+
+
+def race(
+    shared_store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int], *, sharded: bool
+) -> None:
     start_at = time.time() + 1.5  # every process and thread is waiting by then
     with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("fork")) as pool:
         futures = [pool.submit(worker, shared_store, behavior, same, p, start_at) for p in range(PROCESSES)]
