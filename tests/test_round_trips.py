@@ -11,6 +11,7 @@ from pymongo import MongoClient, monitoring
 
 from mongo_results import MongoBackend, ResultsManager, SetBehavior
 from mongo_results.core import operations
+from mongo_results.core.queries import prefix_filter
 
 from .models import Metrics
 
@@ -212,3 +213,31 @@ def test_bulk_writes_stay_under_the_servers_batch_cap(
     assert backend.set_many(items) == [True] * count  # FerretDB 2.5 refuses a command of over 25,000
     assert recorder.take().count("insert") == 2
     assert len(backend.list_ids("cap")) == count
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *[n for child in plan.get("Plans", []) for n in _plan_nodes(child)]]
+
+
+def test_list_ids_reads_the_id_index_and_what_the_reference_server_does_with_it(server_db: tuple[str, str]) -> None:
+    uri, name = server_db
+    rm = ResultsManager(backend=MongoBackend(uri, database=name))
+    rm.set_many([(f"cov/{i:03d}", A) for i in range(50)] + [("cov-2/x", A), ("cov.5", A), ("other/1", A)])
+    assert rm.list_ids("cov") == [f"cov/{i:03d}" for i in range(50)]
+    db = rm.backend.database()
+    query = prefix_filter("cov")
+    assert set(query) == {"_id", "$nor"}  # on _id alone, projected on _id alone: a covered query on MongoDB
+    planner = db.command(
+        "explain", {"find": "results.default", "filter": query, "projection": operations.ID_ONLY}, verbosity="queryPlanner"
+    )["queryPlanner"]
+    if "Plan" not in planner:  # MongoDB: the _id index answers, no document is fetched
+        assert "FETCH" not in str(planner["winningPlan"]) and "COLLSCAN" not in str(planner["winningPlan"])
+        return
+    # DocumentDB: a range of the _id_ btree, never a scan of the table. It has no index-only scan for it:
+    # the filter is checked again on each document row (`document @>= ...`), so the rows in the range are
+    # read; the bench's large against small "list by prefix" shows what that costs.
+    nodes = _plan_nodes(planner["Plan"])
+    scans = [n for n in nodes if "Scan" in n["Node Type"]]
+    assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [("Index Scan", "_id_")]
+    assert "object_id" in scans[0]["Index Cond"] and "document" in scans[0]["Filter"]
+    rm.close()
