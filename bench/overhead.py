@@ -118,7 +118,8 @@ def command_counts(engine: EngineProfile) -> list[tuple[str, list[str]]]:
     from mongo_results.core.drive import stream
     from mongo_results.stores.embedded import execute_embedded
 
-    db, lock = mongomock.MongoClient().db, threading.RLock()
+    db: Any = mongomock.MongoClient().db
+    lock = threading.RLock()
     ops = Operations("results.", models=MODELS, engine=engine, validation="off")
     sent: list[str] = []
 
@@ -145,7 +146,9 @@ def command_counts(engine: EngineProfile) -> list[tuple[str, list[str]]]:
             if state != "nothing":
                 count(ops.set(rid, a, SetBehavior.RAISE_IF_EXISTS, "default", False, secrets=False))
             model = b if state == "different" else a
-            rows.append((f"set {behavior.name}, {state} stored", count(ops.set(rid, model, behavior, "default", False))))
+            rows.append(
+                (f"set {behavior.name}, {state} stored", count(ops.set(rid, model, behavior, "default", False)))
+            )
     rows += [
         ("get, namespace given", count(ops.get("x/1", Small, "default"))),
         ("exists, namespace given", count(ops.exists("x/1", "default"))),

@@ -228,7 +228,9 @@ def test_list_ids_reads_the_id_index_and_what_the_reference_server_does_with_it(
     query = prefix_filter("cov")
     assert set(query) == {"_id", "$nor"}  # on _id alone, projected on _id alone: a covered query on MongoDB
     planner = db.command(
-        "explain", {"find": "results.default", "filter": query, "projection": operations.ID_ONLY}, verbosity="queryPlanner"
+        "explain",
+        {"find": "results.default", "filter": query, "projection": operations.ID_ONLY},
+        verbosity="queryPlanner",
     )["queryPlanner"]
     if "Plan" not in planner:  # MongoDB: the _id index answers, no document is fetched
         assert "FETCH" not in str(planner["winningPlan"]) and "COLLSCAN" not in str(planner["winningPlan"])

@@ -19,7 +19,7 @@ from typing import Any
 import bson
 from bson import ObjectId
 
-from ..errors import DocumentTooLargeError, MongoResultsError
+from ..errors import DocumentTooLargeError
 from .commands import Command, Delete, DeleteFile, Drop, FindAndDelete, FindOne, GetFile, NoMatch, PutFile
 from .encoding import CODEC_OPTIONS, EncodedModel
 from .names import GRIDFS

@@ -65,8 +65,8 @@ BATCH = 1000  # items per bulk write or $in query: bounded memory, few round tri
 # that would say "nothing" (not found, no ids, no match) lists again first. delete, clear() and
 # the maintenance commands, which must reach every namespace, list every time.
 LISTING_TTL = 1.0
-CLOCK_CHECK = 60.0
-ID_ONLY = {"_id": 1}  # with a filter on _id alone, the _id index answers without reading the documents  # seconds between measures of the store's clock against ours
+CLOCK_CHECK = 60.0  # seconds between measures of the store's clock against ours
+ID_ONLY = {"_id": 1}  # with a filter on _id alone, the _id index answers without reading the documents
 
 
 def ignore_note(message: str) -> None:
