@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -47,9 +47,11 @@ def now() -> datetime:
     return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, timezone.utc)
 
 
-@dataclass(frozen=True, slots=True)
-class SetPlan:
-    """One ``set`` as a single write, and how to read its answer."""
+class SetPlan(NamedTuple):
+    """One ``set`` as a single write, and how to read its answer.
+
+    A named tuple, not a frozen dataclass: as immutable, and built several times faster, once per result.
+    """
 
     result_id: str
     namespace: str
