@@ -10,6 +10,7 @@ network, which cost the same per byte for both.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -108,6 +109,66 @@ def _best(fn: Callable[[], Any], rounds: int) -> float:
     return percentile(times, 50)
 
 
+def command_counts(engine: EngineProfile) -> list[tuple[str, list[str]]]:
+    """The commands each call sends, run on an embedded database with this engine's flags (two namespaces)."""
+    import threading
+
+    import mongomock
+
+    from mongo_results.core.drive import stream
+    from mongo_results.stores.embedded import execute_embedded
+
+    db: Any = mongomock.MongoClient().db
+    lock = threading.RLock()
+    ops = Operations("results.", models=MODELS, engine=engine, validation="off")
+    sent: list[str] = []
+
+    def execute(command: Command) -> Any:
+        sent.append(type(command).__name__)
+        return execute_embedded(db, command, lock)
+
+    def count(operation: Operation[Any]) -> list[str]:
+        sent.clear()
+        with contextlib.suppress(FileExistsError):
+            for _ in stream(operation, execute):
+                pass
+        return list(sent)
+
+    ds = dataset("small", 2, 1)
+    (_, a), (_, b) = ds.pairs
+    Small = ds.model
+    count(ops.set("x/1", a, SetBehavior.RAISE_IF_EXISTS, "default", False, secrets=False))
+    count(ops.set("x/2", a, SetBehavior.RAISE_IF_EXISTS, "other", False, secrets=False))
+    rows = []
+    for behavior in SetBehavior:
+        for state in ("nothing", "same", "different"):
+            rid = f"s/{behavior.name}/{state}"
+            if state != "nothing":
+                count(ops.set(rid, a, SetBehavior.RAISE_IF_EXISTS, "default", False, secrets=False))
+            model = b if state == "different" else a
+            rows.append(
+                (f"set {behavior.name}, {state} stored", count(ops.set(rid, model, behavior, "default", False)))
+            )
+    rows += [
+        ("get, namespace given", count(ops.get("x/1", Small, "default"))),
+        ("exists, namespace given", count(ops.exists("x/1", "default"))),
+        ("list_ids, namespace given", count(ops.list_ids("x", "default"))),
+        ("delete, namespace given", count(ops.delete("s/OVERWRITE/same", "default"))),
+        ("delete of nothing, namespace given", count(ops.delete("s/OVERWRITE/same", "default"))),
+    ]
+    ops._listed = None  # the first read without a namespace lists them
+    rows.append(("list_ids, no namespace, first", count(ops.list_ids("x", None))))
+    rows += [
+        ("list_ids, no namespace, steady", count(ops.list_ids("x", None))),
+        ("get, no namespace, steady", count(ops.get("x/1", Small, None))),
+        ("get_many, no namespace, steady", count(ops.get_many(["x/1", "x/2"], Small, None))),
+        ("iter_results, no namespace, steady", count(ops.iter_results("x", Small, None, 500))),
+        ("find, no namespace, steady", count(ops.find({"step": {"$gte": 0}}, "x", Small))),
+        ("delete, no namespace", count(ops.delete("x/1", None))),
+    ]
+    return rows
+
+
 def overhead(count: int, rounds: int, engine_name: str, out: Path) -> int:
     engine = ENGINES[engine_name]
     rows = [
@@ -127,6 +188,16 @@ def overhead(count: int, rounds: int, engine_name: str, out: Path) -> int:
             a, b = a / count * 1e6, b / count * 1e6
             rows.append(f"| {kind} | {task} | {a:.1f} µs | {b:.1f} µs | +{b - a:.1f} µs |")
             print(rows[-1], file=sys.stderr)
+    rows += [
+        "",
+        f"Commands per call ({engine_name} engine flags; two namespaces; steady: the namespaces were listed "
+        f"under LISTING_TTL ago):",
+        "",
+        "| call | commands | sent |",
+        "|---|---:|---|",
+    ]
+    for call, sent in command_counts(engine):
+        rows.append(f"| {call} | {len(sent)} | {', '.join(sent)} |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "overhead.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))

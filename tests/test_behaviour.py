@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -537,3 +539,34 @@ def test_upgrade_whose_convert_fails_names_the_result_and_what_was_done(rm: Resu
     assert [d["model_type"] for d in rm.documents("f")] == ["After", "After", "Before"]  # the first two stay done
     done = rm.upgrade("f", After, lambda old: After(x=old["x"], y=1), old_types=["Before"])
     assert (done.upgraded, done.current) == (1, 2)
+
+
+def test_a_namespace_another_manager_creates_is_seen_within_the_listing_bound(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mongo_results.core.operations import LISTING_TTL
+
+    same = uuid.uuid4()
+    monkeypatch.setattr(uuid, "uuid4", lambda: same)  # both managers on one embedded store too
+    first, second = make_manager(kind, request, tmp_path), make_manager(kind, request, tmp_path)
+    m = Metrics(loss=1, accuracy=1)
+    try:
+        first.set("seen/a", m, namespace="older")
+        assert first.list_ids("seen") == ["seen/a"]  # this manager has listed the namespaces
+        second.set("miss/b", m, namespace="brand-new")
+        # An answer that would say "nothing" lists again first, at once.
+        assert first.list_ids("miss") == ["miss/b"]
+        assert first.get("miss/b", Metrics) == m
+        assert first.get_many(["miss/b"], Metrics) == [m]
+        assert [rid for rid, _ in first.iter_results("miss", Metrics)] == ["miss/b"]
+        assert [rid for rid, _ in first.find({"loss": 1}, "miss", Metrics)] == ["miss/b"]
+        second.set("seen/c", m, namespace="newer")
+        time.sleep(LISTING_TTL)  # the bound: past it, a namespace created elsewhere is searched too
+        assert first.list_ids("seen") == ["seen/a", "seen/c"]
+        assert first.delete("seen/c") and second.list_ids("seen") == ["seen/a"]
+    finally:
+        for manager in (first, second):
+            if isinstance(manager, SyncView):
+                manager.shutdown()
+            else:
+                manager.close()

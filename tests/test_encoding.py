@@ -231,6 +231,47 @@ def test_wide_models_encode_and_read_back_as_verified(model: BaseModel) -> None:
     assert same(validate_data(type(model), through_bson(fast.data), "w").model_dump(), model.model_dump())
 
 
+class Epoch(BaseModel):
+    loss: float
+    epoch: int
+    note: str | None = None
+
+
+class Run(BaseModel):
+    name: str
+    history: list[Epoch]
+    best: Epoch | None
+    scores: dict[str, list[float]]
+    meta: dict[str, Epoch]
+    flags: list[bool]
+    count: int
+
+
+def test_digests_are_those_earlier_versions_stored() -> None:
+    # SKIP_IF_EXISTS and RAISE_IF_DIFFERENT compare a new digest with stored ones: the digest of
+    # the same content never changes. Fields out of key order at every level, so the compiled
+    # encoder's canonical form is exercised everywhere it differs from the stored data.
+    run = Run(
+        name="run-1",
+        history=[Epoch(loss=0.5, epoch=1), Epoch(loss=math.nan, epoch=2, note="n")],
+        best=Epoch(loss=0.25, epoch=3),
+        scores={"b": [1.0, 2.5], "a": []},
+        meta={"z": Epoch(loss=1.0, epoch=0), "y": Epoch(loss=-0.0, epoch=-(2**63))},
+        flags=[True, False],
+        count=2**63 - 1,
+    )
+    assert exact_encoder(Run) is not None
+    fast = encode_model(run)
+    verified = encode_verified(run, run.model_dump(), store_secrets=False, decimal128=True)
+    assert (fast.digest, fast.size) == (verified.digest, verified.size) == ("1e321111e94fc51706ddf0be468e81d9", 375)
+    assert same(fast.data, verified.data) and list(fast.data) == list(Run.model_fields)
+    assert list(fast.data["history"][0]) == ["loss", "epoch", "note"]  # stored in the class's order
+    # Two groups of ten leaves of one kind, interleaved: the path for classes with many fields.
+    wide = create_model("Wide", **{f"f{j}": (int if j % 2 else str, ...) for j in range(20)})  # type: ignore[call-overload]
+    model = wide(**{f"f{j}": j if j % 2 else str(j) for j in range(20)})
+    assert encode_model(model).digest == "cd487a3f49552c953cb02e5fc589a23d"
+
+
 def test_a_wrong_value_among_many_of_its_kind_falls_back() -> None:
     Wide = create_model("Wide", **{f"i{j}": (int, ...) for j in range(10)})  # type: ignore[call-overload]
     model = Wide(**{f"i{j}": j for j in range(10)})

@@ -159,6 +159,9 @@ LARGE = {"_id": "a", "digest": "0" * 32, "gridfs": {"file_id": "F"}}
         (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(), None, Written(True)], True, "Upsert FindOne Insert"),
         (SetBehavior.RAISE_IF_DIFFERENT, [DuplicateKey(), DuplicateKey()], ResultExistsError, "Upsert Upsert"),
         (SetBehavior.RAISE_IF_DIFFERENT, [Written(False)], True, "Upsert"),  # same content matched
+        # The probe in the upsert's own command settles what the duplicate key means.
+        (SetBehavior.SKIP_IF_EXISTS, [DuplicateKey(probed=True)], False, "Upsert"),
+        (SetBehavior.RAISE_IF_DIFFERENT, [DuplicateKey(probed=True)], ResultExistsError, "Upsert"),
         (SetBehavior.OVERWRITE, [Written(False)], True, "Upsert"),
         # A result with a file in the way: replaced, then its file removed.
         (
@@ -426,12 +429,20 @@ def test_a_large_result_is_read_with_its_file_and_again_if_it_was_replaced() -> 
 
 def test_delete_removes_the_file_of_the_version_it_deleted() -> None:
     core = ops(LIMITED)
-    queue: list[Any] = [["results.default"], 0, LARGE, 1, True]
+    queue: list[Any] = [["results.default"], LARGE, True]
     answers = Canned(lambda c: queue.pop(0))
     assert run(core.delete("a", None), answers) is True
-    assert answers.kinds() == ["ListCollections", "Delete", "FindOne", "Delete", "DeleteFile"]
-    pinned = answers.sent[3]
-    assert isinstance(pinned, Delete) and pinned.filter == {"_id": "a", "gridfs.file_id": "F"}
+    # The deleted document names its file: one command finds and deletes it, whatever raced with it.
+    assert answers.kinds() == ["ListCollections", "FindAndDelete", "DeleteFile"]
+    removed = answers.sent[2]
+    assert isinstance(removed, DeleteFile) and removed.file_id == "F"
+
+
+def test_delete_of_nothing_is_one_command() -> None:
+    core = ops(LIMITED)
+    answers = Canned(lambda c: None)
+    assert run(core.delete("a", "default"), answers) is False
+    assert answers.kinds() == ["FindAndDelete"]
 
 
 def test_set_many_writes_large_results_alone_and_small_ones_in_bulk() -> None:

@@ -77,7 +77,7 @@ def writes(behavior: SetBehavior, stored: Stored) -> bool:
 
 def outcome(behavior: SetBehavior, stored: Stored, result_id: str, namespace: str) -> bool:
     """The value ``set`` returns, given what was stored; raises ResultExistsError where the table says so."""
-    result = _TABLE[SetBehavior(behavior)][stored][1]
+    result = _TABLE[behavior if type(behavior) is SetBehavior else SetBehavior(behavior)][stored][1]
     if result is _RAISE:
         different = {Stored.SAME: False, Stored.DIFFERENT: True}.get(stored)
         raise ResultExistsError(result_id, namespace, different=different)

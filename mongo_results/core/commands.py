@@ -29,6 +29,7 @@ __all__ = [
     "Failed",
     "Find",
     "FindArrow",
+    "FindAndDelete",
     "FindOne",
     "GetFile",
     "Index",
@@ -90,13 +91,15 @@ class Upsert:
     """Update the document ``filter`` matches, or insert one: update operators, or a whole document if ``replace``.
 
     Answered by Written (``upserted`` when it inserted) or DuplicateKey (the insert met
-    an id that ``filter`` did not match).
+    an id that ``filter`` did not match). ``probe``: a filter matched in the same command,
+    whose match makes a DuplicateKey ``probed`` (an answer, not a lost insert race).
     """
 
     collection: str
     filter: dict[str, Any]
     update: dict[str, Any]
     replace: bool = False
+    probe: dict[str, Any] | None = None
 
 
 Write = Insert | Upsert
@@ -183,6 +186,15 @@ class Delete:
     collection: str
     filter: Filter
     many: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FindAndDelete:
+    """Delete the one document ``filter`` matches; answered by it (its ``projection``) or None."""
+
+    collection: str
+    filter: Filter
+    projection: Mapping[str, int] | None = None
 
 
 class Drop(_OnCollection):
@@ -314,6 +326,7 @@ Command = (
     | FindOne
     | CountDocuments
     | Delete
+    | FindAndDelete
     | Drop
     | ListCollections
     | BuildInfo
@@ -366,9 +379,13 @@ class NoMatch:
 
 @dataclass(frozen=True, slots=True)
 class DuplicateKey:
-    """The write met the unique ``_id`` index; ``namespace``, when known, is where the id is held."""
+    """The write met the unique ``_id`` index; ``namespace``, when known, is where the id is held.
+
+    ``probed``: the upsert's ``probe`` matched the stored document, in the same command.
+    """
 
     namespace: str | None = None
+    probed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

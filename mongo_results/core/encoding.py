@@ -62,9 +62,11 @@ _ESCAPED = re.compile(r"%(25|2E|24|00)")
 T = TypeVar("T", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedModel:
-    """A model ready to store: its type name, BSON-ready data and content digest."""
+class EncodedModel(NamedTuple):
+    """A model ready to store: its type name, BSON-ready data and content digest.
+
+    A named tuple, not a frozen dataclass: as immutable, and built several times faster, once per result.
+    """
 
     model_type: str
     data: dict[str, Any]
@@ -244,11 +246,10 @@ def _encode_model(model: BaseModel, store_secrets: bool, decimal128: bool) -> En
     exact = exact_encoder(type(model))
     if exact is not None:
         try:
-            data = exact.encode(model)
+            data, canonical = (exact.encode(model),) * 2 if exact.pair is None else exact.pair(model)
         except Mismatch:
             pass
         else:
-            canonical = data if exact.canon is None else exact.canon(data)
             raw = bson.encode({"t": type(model).__name__, "d": canonical}, codec_options=CODEC_OPTIONS)
             return EncodedModel(type(model).__name__, data, hashlib.sha256(raw).hexdigest()[:32], len(raw))
     try:
@@ -374,8 +375,8 @@ def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str)
 # validation, a subclass instance in a field, an int beyond 64 bits, a key that
 # needs escaping), and the caller falls back to the general, verified path.
 #
-# Each class also gets a canonicaliser that yields exactly what
-# ``encoding._canonical`` would (sorted keys), for the content digest.
+# In the same pass it yields exactly what ``encoding._canonical`` would (sorted
+# keys, one NaN), for the content digest.
 #
 # The verified path's comparison of a model with the one rebuilt from its
 # stored form (``model_difference``) lives here too.
@@ -404,13 +405,14 @@ _NEUTRAL_CONFIG = {
 
 
 class Compiled(NamedTuple):
-    """``encode`` turns an instance into stored data; ``canon`` (None: the identity) orders it for the digest.
+    """``encode`` turns an instance into stored data; ``pair`` into (stored data, canonical form for the digest).
 
+    ``pair`` is None where the canonical form is the stored data itself (keys already sorted).
     ``keyed``: the schema holds a dict somewhere, whose stored keys may be escaped.
     """
 
     encode: Fn
-    canon: Fn | None
+    pair: Fn | None
     keyed: bool = False
 
 
@@ -482,10 +484,6 @@ def _values(values: Iterable[Any], enc: Fn, kind: type | None) -> list[Any]:
     return [enc(x) for x in values] if kind is None else list(_leaves(values, kind))
 
 
-def _apply(canon: Fn | None, v: Any) -> Any:
-    return v if canon is None else canon(v)
-
-
 def _compile(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], seen: frozenset[str]) -> Compiled:
     kind, keys = schema["type"], set(schema)
     if kind in _LEAVES and keys <= _LEAF_KEYS:
@@ -516,16 +514,14 @@ def _compile(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], s
 
 
 def _nullable(inner: Compiled) -> Compiled:
-    enc, can, _ = inner
-
-    def canon(v: Any) -> Any:
-        return None if v is None else _apply(can, v)
-
-    return Compiled(lambda v: None if v is None else enc(v), None if can is None else canon, inner.keyed)
+    enc, both, keyed = inner
+    if both is None:
+        return Compiled(lambda v: None if v is None else enc(v), None, keyed)
+    return Compiled(lambda v: None if v is None else enc(v), lambda v: (None, None) if v is None else both(v), keyed)
 
 
 def _list(item: Compiled) -> Compiled:
-    enc, can, _ = item
+    enc, both, keyed = item
     kind = _TYPE.get(item)
 
     def encode(v: Any) -> Any:
@@ -533,22 +529,55 @@ def _list(item: Compiled) -> Compiled:
             raise Mismatch
         return _values(v, enc, kind)
 
-    return Compiled(encode, None if can is None else lambda v: [can(x) for x in v], item.keyed)
+    if both is None:
+        return Compiled(encode, None, keyed)
+
+    def pair(v: Any) -> tuple[list[Any], list[Any]]:
+        if type(v) is not list:
+            raise Mismatch
+        if not v:
+            return [], []
+        stored, canonical = zip(*map(both, v), strict=True)
+        return list(stored), list(canonical)
+
+    return Compiled(encode, pair, keyed)
 
 
 def _dict(value: Compiled) -> Compiled:
-    enc, can, _ = value
+    enc, both, _ = value
     kind = _TYPE.get(value)
 
     def encode(v: Any) -> Any:
-        if type(v) is not dict:
-            raise Mismatch
-        keys = "".join(_leaves(v, str))
-        if "%" in keys or "." in keys or "\x00" in keys or "$" in keys:  # may need escaping
-            raise Mismatch
+        _plain_keys(v)
         return dict(zip(v, _values(v.values(), enc, kind), strict=True))
 
-    return Compiled(encode, lambda v: {k: _apply(can, v[k]) for k in sorted(v)}, True)
+    def pair(v: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        if both is None:
+            stored = encode(v)
+            return stored, {k: stored[k] for k in sorted(stored)}
+        _plain_keys(v)
+        pairs = dict(zip(v, map(both, v.values()), strict=True))
+        return {k: p[0] for k, p in pairs.items()}, {k: pairs[k][1] for k in sorted(pairs)}
+
+    return Compiled(encode, pair, True)
+
+
+def _plain_keys(v: Any) -> None:
+    """Mismatch unless ``v`` is a dict whose keys are all stored as they are."""
+    if type(v) is not dict:
+        raise Mismatch
+    keys = "".join(_leaves(v, str))
+    if "%" in keys or "." in keys or "\x00" in keys or "$" in keys:  # may need escaping
+        raise Mismatch
+
+
+# The checks and conversion of one leaf field, inlined into a class's generated encoder.
+_INLINE = {
+    str: ["if type({v}) is not str: raise Mismatch"],
+    bool: ["if type({v}) is not bool: raise Mismatch"],
+    int: ["if type({v}) is not int or not MIN <= {v} <= MAX: raise Mismatch", "{v} = Int64({v})"],
+    float: ["if type({v}) is not float: raise Mismatch", "if {v} != {v}: {v} = nan"],  # one NaN
+}
 
 
 def _model(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], seen: frozenset[str]) -> Compiled:
@@ -572,47 +601,87 @@ def _model(schema: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]], see
         except Mismatch:
             raise _NotExact from None  # a field name that needs escaping (create_model allows any)
         fields[name] = _compile(field["schema"], refs, seen)
-    names = list(fields)
-    # Many leaf fields of one kind are checked and converted together, in C loops; the rest
-    # one call per field, which is cheaper for a handful.
-    groups = [(kind, tuple(n for n, c in fields.items() if _TYPE.get(c) is kind)) for kind in (str, int, float, bool)]
-    leaves = [(kind, group, _getter(group)) for kind, group in groups if len(group) >= _GROUP]
-    grouped = {name for _, group, _ in leaves for name in group}
-    others = [(name, c.encode) for name, c in fields.items() if name not in grouped]
-
-    cls = schema["cls"]
-
-    def encode(model: Any) -> Any:
-        # The instance, not its dump: a dump of a subclass in a field of its base class
-        # drops the subclass's fields, which only the instance's exact type shows.
-        if type(model) is not cls:
-            raise Mismatch
-        v = model.__dict__
-        if list(v) != names:
-            raise Mismatch
-        out = dict(v)
-        for kind, group, get in leaves:
-            stored = _leaves(get(v), kind)
-            if kind is int or kind is float:  # str and bool are stored as they are
-                out.update(zip(group, stored, strict=True))
-        for name, enc in others:
-            out[name] = enc(v[name])
-        return out
-
-    ordered = sorted(names)
-    canons = [(name, c.canon) for name, c in fields.items() if c.canon is not None]
     keyed = any(c.keyed for c in fields.values())
-    if names == ordered and not canons:
-        return Compiled(encode, None, keyed)
-    get_ordered = _getter(tuple(ordered))
+    both = list(fields) != sorted(fields) or any(c.pair is not None for c in fields.values())
+    return Compiled(*_generate(schema["cls"], fields, both), keyed)
 
-    def canon(v: Any) -> Any:
-        out = dict(zip(ordered, get_ordered(v), strict=True))
-        for name, can in canons:
-            out[name] = can(v[name])
-        return out
 
-    return Compiled(encode, canon, keyed)
+def _generate(cls: type, fields: Mapping[str, Compiled], both: bool) -> tuple[Fn, Fn | None]:
+    """One function per class that checks and converts every field in a single pass, with no call per leaf.
+
+    It returns the stored data, and with ``both`` also the canonical form (keys sorted at
+    every level) that the digest is taken of, sharing every leaf value with the stored data.
+    """
+    env: dict[str, Any] = {"cls": cls, "Mismatch": Mismatch, "Int64": Int64, "nan": math.nan, "_leaves": _leaves}
+    env.update(MIN=_INT64_MIN, MAX=_INT64_MAX, str=str, int=int, float=float, bool=bool)
+    reads, checks, parts = [], [], []
+    stored: dict[str, str] = {}  # field -> the expression of its stored value
+    canonical: dict[str, str] = {}
+    at: dict[str, int] = {}  # expression -> its place in ``parts``, all values in one tuple
+    grouped = False
+    # Many leaf fields of one kind are checked and converted together, in C loops; the rest
+    # inline, which is cheaper for a handful.
+    for g, kind in enumerate((str, int, float, bool)):
+        group = tuple(n for n, c in fields.items() if _TYPE.get(c) is kind)
+        if len(group) < _GROUP:
+            continue
+        env[f"get{g}"], env[f"kind{g}"] = _getter(group), kind
+        reads.append(f"G{g} = _leaves(get{g}(d), kind{g})")
+        parts.append(f"*G{g}")
+        grouped = True
+        for j, name in enumerate(group):
+            stored[name] = canonical[name] = f"G{g}[{j}]"
+            at[stored[name]] = len(at)
+    for i, (name, c) in enumerate(fields.items()):
+        if name in stored:
+            continue
+        v = f"v{i}"
+        reads.append(f"{v} = d[{name!r}]")
+        stored[name] = canonical[name] = v
+        leaf = _TYPE.get(c)
+        if leaf is not None:
+            checks += [line.format(v=v) for line in _INLINE[leaf]]
+        elif c.pair is None:
+            env[f"e{i}"] = c.encode
+            checks.append(f"{v} = e{i}({v})")
+        else:
+            env[f"p{i}"] = c.pair
+            checks.append(f"{v}, c{i} = p{i}({v})")
+            canonical[name] = f"c{i}"
+        for e in dict.fromkeys([v, canonical[name]]):
+            at[e] = len(at)
+            parts.append(e)
+    names, ordered = tuple(fields), tuple(sorted(fields))
+    if not grouped:  # a literal, cheapest for a handful of fields
+        data = "{" + ", ".join(f"{n!r}: {stored[n]}" for n in names) + "}"
+        canon = "{" + ", ".join(f"{n!r}: {canonical[n]}" for n in ordered) + "}"
+    else:  # many fields: one tuple of every value, put in each order by C calls
+        checks.append(f"a = ({', '.join(parts)},)")
+        env["names"], env["ordered"] = names, ordered
+        env["by_name"] = itemgetter(*(at[stored[n]] for n in names))
+        env["by_order"] = itemgetter(*(at[canonical[n]] for n in ordered))
+        data, canon = "dict(zip(names, by_name(a)))", "dict(zip(ordered, by_order(a)))"
+    # The instance, not its dump: a dump of a subclass in a field of its base class drops the
+    # subclass's fields, which only the instance's exact type shows.
+    source = "\n".join(
+        [
+            "def encode(model):",
+            "    if type(model) is not cls: raise Mismatch",
+            "    d = model.__dict__",
+            f"    if len(d) != {len(fields)}: raise Mismatch",
+            "    try:",
+            *(f"        {line}" for line in reads or ["pass"]),
+            "    except KeyError:",
+            "        raise Mismatch from None",
+            *(f"    {line}" for line in checks),
+            f"    return ({data}, {canon})" if both else f"    return {data}",
+        ]
+    )
+    exec(compile(source, f"<encoder of {cls.__qualname__}>", "exec"), env)
+    generated: Fn = env["encode"]
+    if not both:
+        return generated, None
+    return (lambda model: generated(model)[0]), generated
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:

@@ -19,10 +19,11 @@ from typing import Any
 import bson
 from bson import ObjectId
 
-from ..errors import DocumentTooLargeError, MongoResultsError
-from .commands import Command, Delete, DeleteFile, Drop, FindOne, GetFile, NoMatch, PutFile
+from ..errors import DocumentTooLargeError
+from .commands import Command, Delete, DeleteFile, Drop, FindAndDelete, FindOne, GetFile, NoMatch, PutFile
 from .encoding import CODEC_OPTIONS, EncodedModel
 from .names import GRIDFS
+from .profiles import EngineProfile
 
 __all__ = [
     "BUCKET",
@@ -157,20 +158,17 @@ def by_file(documents: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [run for run in runs if run]
 
 
-def delete_one(prefix: str, collection: str, result_id: str, limited: bool) -> Steps:
+def delete_one(prefix: str, collection: str, result_id: str, engine: EngineProfile) -> Steps:
     """An operation: delete a result and then its file; answered by the count deleted (0 or 1)."""
-    if not limited:  # no result here can have a file
+    if engine.max_document is None:  # no result here can have a file
         return (yield Delete(collection, {"_id": result_id}))
-    for _ in range(_READS):
-        if (yield Delete(collection, {"_id": result_id, "gridfs": {"$exists": False}})):
-            return 1
-        current = yield FindOne(collection, {"_id": result_id}, {"gridfs": 1})
-        if current is None:
-            return 0
-        if (yield Delete(collection, {"_id": result_id, **file_state(current)})):
-            yield from discard(prefix, file_of(current))
-            return 1
-    raise MongoResultsError(f"delete of {result_id!r} kept losing races to other writers; run it again")
+    # The deleted document itself names its file: one command, whatever raced with it.
+    fields = {"gridfs": 1} if engine.find_and_modify_fields else None
+    deleted = yield FindAndDelete(collection, {"_id": result_id}, fields)
+    if deleted is None:
+        return 0
+    yield from discard(prefix, file_of(deleted))
+    return 1
 
 
 def drop_bucket(prefix: str, collections: list[str]) -> Steps:

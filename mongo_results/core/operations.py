@@ -62,11 +62,13 @@ __all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes"]
 R = TypeVar("R")
 
 BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
-# get and exists search the namespaces listed up to this long ago, and list again before
-# answering "not found"; everything that must see every namespace (list_ids, delete,
-# get_many, iter_results, clear) lists them every time.
+# Reads without a namespace search the namespaces listed up to this long ago (plus those this
+# connection created since), so a namespace another process creates is seen within it; an answer
+# that would say "nothing" (not found, no ids, no match) lists again first. delete, clear() and
+# the maintenance commands, which must reach every namespace, list every time.
 LISTING_TTL = 1.0
 CLOCK_CHECK = 60.0  # seconds between measures of the store's clock against ours
+ID_ONLY = {"_id": 1}  # with a filter on _id alone, the _id index answers without reading the documents
 
 
 def ignore_note(message: str) -> None:
@@ -180,19 +182,27 @@ class Operations:
         self._listed = (self.monotonic(), tuple(names))
         return names
 
-    def _lookup(self, rid: str, namespace: str | None, projection: Any) -> Operation[list[dict[str, Any]]]:
-        """The documents under the id in each namespace; never "none" from an old listing."""
+    def recent(self, namespace: str | None) -> Operation[tuple[list[str], bool]]:
+        """The collections to search and whether that is a listing made now (else one under LISTING_TTL old).
+
+        Whoever searches an old listing and finds nothing asks :meth:`unseen` before saying so.
+        """
         listed = self._listed
         if namespace is None and listed is not None and self.monotonic() - listed[0] < LISTING_TTL:
-            searched, fresh = list(listed[1]), False
-        else:
-            searched, fresh = (yield from self.collections(namespace)), True
+            return list(listed[1]), False
+        return (yield from self.collections(namespace)), True
+
+    def unseen(self, searched: list[str]) -> Operation[list[str]]:
+        """The collections a listing made now holds that ``searched`` (an old listing) did not."""
+        known = set(searched)
+        return [c for c in (yield from self.collections(None)) if c not in known]
+
+    def _lookup(self, rid: str, namespace: str | None, projection: Any) -> Operation[list[dict[str, Any]]]:
+        """The documents under the id in each namespace; never "none" from an old listing."""
+        searched, fresh = yield from self.recent(namespace)
         found = yield from self._find_each(rid, searched, projection)
         if not found and not fresh:  # a namespace created since that listing may hold it
-            known = set(searched)
-            found = yield from self._find_each(
-                rid, [c for c in (yield from self.collections(None)) if c not in known], projection
-            )
+            found = yield from self._find_each(rid, (yield from self.unseen(searched)), projection)
         return found
 
     def _find_each(self, rid: str, collections: list[str], projection: Any) -> Operation[list[dict[str, Any]]]:
@@ -351,9 +361,14 @@ class Operations:
     def documents(self, prefix: ResultId | None, namespace: str | None, *, with_data: bool) -> Operation[list[Any]]:
         """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
         query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
+        projection = None if with_data else {"data": 0}
+        searched, fresh = yield from self.recent(namespace)
         found: list[Any] = []
-        for collection in (yield from self.collections(namespace)):
-            found += yield Find(collection, query, None if with_data else {"data": 0})
+        for collection in searched:
+            found += yield Find(collection, query, projection)
+        if not found and not fresh:
+            for collection in (yield from self.unseen(searched)):
+                found += yield Find(collection, query, projection)
         found.sort(key=in_order)
         return (yield from filled(self.prefix, found)) if with_data else found
 
@@ -383,10 +398,12 @@ class Operations:
         rids = [canonical_id(r) for r in result_ids]
         wanted = sorted(set(rids))
         found: dict[str, list[dict[str, Any]]] = {}
-        for collection in (yield from self.collections(namespace)):
-            for start in range(0, len(wanted), BATCH):
-                for doc in (yield Find(collection, {"_id": {"$in": wanted[start : start + BATCH]}})):
-                    found.setdefault(doc["_id"], []).append(doc)
+        searched, fresh = yield from self.recent(namespace)
+        for collection in searched:
+            yield from self._find_in(collection, wanted, found)
+        if not fresh and any(r not in found for r in wanted):  # a namespace created since may hold them
+            for collection in (yield from self.unseen(searched)):
+                yield from self._find_in(collection, wanted, found)
         chosen = [choose_document(r, found[r], model_class) for r in wanted if r in found]
         complete = {doc["_id"]: doc for doc in (yield from filled(self.prefix, chosen))}
         missing = [r for r in rids if r not in complete]  # not stored, or deleted while their files were read
@@ -395,6 +412,11 @@ class Operations:
         loaded = [load(complete[r], model_class, namespace, skipped, self.models) for r in rids]
         yield from report_skipped(skipped)
         return [model for model in loaded if model is not None]
+
+    def _find_in(self, collection: str, wanted: list[str], found: dict[str, list[dict[str, Any]]]) -> Operation[None]:
+        for start in range(0, len(wanted), BATCH):
+            for doc in (yield Find(collection, {"_id": {"$in": wanted[start : start + BATCH]}})):
+                found.setdefault(doc["_id"], []).append(doc)
 
     def iter_documents(
         self,
@@ -411,14 +433,29 @@ class Operations:
         """
         query = scoped(prefix, where)
         projection = None if with_data else {"data": 0}
-        pages = {c: Pages(c, query, batch_size, projection) for c in (yield from self.collections(namespace))}
+        searched, fresh = yield from self.recent(namespace)
+        if not (yield from self._pages(searched, query, batch_size, projection, with_data)) and not fresh:
+            yield from self._pages((yield from self.unseen(searched)), query, batch_size, projection, with_data)
+
+    def _pages(
+        self,
+        collections: list[str],
+        query: dict[str, Any],
+        batch_size: int,
+        projection: dict[str, int] | None,
+        with_data: bool,
+    ) -> Operation[bool]:
+        """Stream the collections' pages merged in id order; whether any document was streamed."""
+        pages = {c: Pages(c, query, batch_size, projection) for c in collections}
+        streamed = False
         while True:
             for pager in pages.values():
                 if not pager.buffer and not pager.done:
                     pager.take((yield pager.next_page()))
             live = [p for p in pages.values() if p.buffer]
             if not live:
-                return
+                return streamed
+            streamed = True
             # Whatever sorts at or before the smallest last id still to be continued is final.
             frontier = min((p.buffer[-1]["_id"] for p in live if not p.done), default=None)
             released = sorted((d for p in live for d in p.release(frontier)), key=in_order)
@@ -475,17 +512,22 @@ class Operations:
         """Sorted ids under a prefix: one index-backed query per namespace."""
         query = prefix_filter(prefix)
         ids: set[str] = set()
-        for collection in (yield from self.collections(namespace)):
-            ids.update(doc["_id"] for doc in (yield Find(collection, query, {"_id": 1})))
+        searched, fresh = yield from self.recent(namespace)
+        for collection in searched:
+            ids.update(doc["_id"] for doc in (yield Find(collection, query, ID_ONLY)))
+        if not ids and not fresh:
+            for collection in (yield from self.unseen(searched)):
+                ids.update(doc["_id"] for doc in (yield Find(collection, query, ID_ONLY)))
         return sorted(ids)
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         """Delete from every namespace (or the named one); whether anything was deleted."""
         rid = canonical_id(result_id)
         deleted = 0
-        limited = (yield from self.learn_engine()).max_document is not None
+        engine = yield from self.learn_engine()
+        # Listed now, not from the cache: a delete reaches every namespace that holds the id.
         for collection in (yield from self.collections(namespace)):
-            deleted += yield from delete_one(self.prefix, collection, rid, limited)
+            deleted += yield from delete_one(self.prefix, collection, rid, engine)
         return deleted > 0
 
     def clear(self) -> Operation[None]:
@@ -548,8 +590,13 @@ class Operations:
             yield from report_skipped(skipped)
             return
         found: list[dict[str, Any]] = []
-        for collection in (yield from self.collections(namespace)):
-            found += yield Find(collection, scoped(prefix, translated), None, spec + BY_ID, limit or 0)
+        query, order = scoped(prefix, translated), spec + BY_ID
+        searched, fresh = yield from self.recent(namespace)
+        for collection in searched:
+            found += yield Find(collection, query, None, order, limit or 0)
+        if not found and not fresh:
+            for collection in (yield from self.unseen(searched)):
+                found += yield Find(collection, query, None, order, limit or 0)
         # One query per namespace, each in order; merged here the way the server orders them.
         for field, direction in reversed(spec + BY_ID):
             found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)

@@ -40,6 +40,8 @@ class EngineProfile:
     # FerretDB 1.24 answers a multi-statement update that meets any error without n, nModified
     # or upserted, so per-item outcomes of bulk updates cannot be known there (inserts are fine).
     bulk_updates: bool = True
+    # FerretDB 1.24 refuses findAndModify's projection ("fields"): the whole document comes back.
+    find_and_modify_fields: bool = True
     max_write_batch: int = 100_000  # FerretDB 2.5 advertises 100,000 and refuses over 25,000
     # The file store keeps one result per id, whatever its namespace: every namespace is
     # read with one query (collection EVERY) and a write meets an id held in another one.
@@ -76,6 +78,7 @@ class EngineProfile:
                 bulk_updates=False,
                 elem_match_fields=False,
                 sharding=False,
+                find_and_modify_fields=False,
             )
         v2 = info.get("ferretdb")
         if isinstance(v2, Mapping):

@@ -88,6 +88,7 @@ _WRITES = (
     cmd.Update,
     cmd.BulkWrite,
     cmd.Delete,
+    cmd.FindAndDelete,
     cmd.Drop,
     cmd.EnsureIndexes,
     cmd.SetValidator,
@@ -152,6 +153,14 @@ def write_request(write: cmd.Write) -> Any:
     return UpdateOne(write.filter, write.update, upsert=True)
 
 
+# An update that never applies without upsert: the probe statement only counts its match.
+_NO_CHANGE = {"$setOnInsert": {"digest": None}}
+
+
+def _upserted_first(reply: Any) -> cmd.Written:
+    return cmd.Written(upserted=0 in (reply.upserted_ids or {}))
+
+
 def _written(reply: Any) -> cmd.Written:
     return cmd.Written(upserted=reply.upserted_id is not None)
 
@@ -178,6 +187,10 @@ def call_for(command: cmd.Command) -> Call:
     match command:
         case cmd.Insert(collection, document):
             return Call(collection, "insert_one", (document,), finish=lambda _: cmd.Written(True), duplicates=True)
+        case cmd.Upsert(collection, filt, update, replace, probe) if probe is not None:
+            # One update command of two statements: the upsert, and the probe, which changes nothing.
+            requests = [write_request(command), UpdateOne(probe, _NO_CHANGE)]
+            return Call(collection, "bulk_write", (requests,), {"ordered": False}, _upserted_first)
         case cmd.Upsert(collection, filt, update, replace):
             method = "replace_one" if replace else "update_one"
             return Call(collection, method, (filt, update), {"upsert": True}, _written, duplicates=True)
@@ -192,6 +205,8 @@ def call_for(command: cmd.Command) -> Call:
             return Call(collection, "count_documents", (filt,))
         case cmd.Delete(collection, filt, many):
             return Call(collection, "delete_many" if many else "delete_one", (filt,), finish=lambda r: r.deleted_count)
+        case cmd.FindAndDelete(collection, filt, projection):
+            return Call(collection, "find_one_and_delete", (filt,), {"projection": projection})
         case cmd.Drop(collection):
             return Call(None, "drop_collection", (collection,), finish=lambda _: None)
         case cmd.ListCollections():
@@ -296,6 +311,11 @@ def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
         return cmd.Refused(exc.code, " ".join(str((exc.details or {}).get("errmsg") or exc).split())[:300])
     if isinstance(command, cmd.ShardKeyOf) and isinstance(exc, OperationFailure):
         return cmd.NoMatch()  # config unreadable (no right to read it): the server does not say
+    if isinstance(command, cmd.Upsert) and isinstance(exc, BulkWriteError):  # the upsert and its probe
+        first = next((e for e in exc.details.get("writeErrors", []) if e.get("index") == 0), None)
+        if first is not None and first.get("code") == 11000:  # the probe met nothing else to fail on
+            return cmd.DuplicateKey(probed=exc.details.get("nMatched", 0) > 0)
+        return None
     if call.duplicates and isinstance(exc, DuplicateKeyError):
         return cmd.DuplicateKey()
     if isinstance(command, cmd.GetFile) and isinstance(exc, (NoFile, CorruptGridFile)):
@@ -332,7 +352,9 @@ def translate(
     if isinstance(exc, DocumentTooLarge):
         return RejectedByServerError(f"MongoDB at {hosts} refused an oversized document: {exc}")
     if isinstance(exc, OperationFailure):
-        message = " ".join(str((exc.details or {}).get("errmsg") or exc).split())[:300]
+        details = exc.details or {}
+        first = (details.get("writeErrors") or [{}])[0]  # a bulk's (an upsert with its probe): the first error
+        message = " ".join(str(details.get("errmsg") or first.get("errmsg") or exc).split())[:300]
         if is_transient(exc) and isinstance(command, _WRITES):
             return OutcomeUnknownError(
                 f"MongoDB at {hosts} is unavailable for now (code {exc.code}: {message}): a write sent to it "
@@ -340,5 +362,6 @@ def translate(
             )
         if is_transient(exc):
             return StoreUnavailableError(f"MongoDB at {hosts} is unavailable for now (code {exc.code}: {message})")
-        return RejectedByServerError(f"MongoDB at {hosts} refused the operation (code {exc.code}): {message}")
+        code = first.get("code", exc.code)
+        return RejectedByServerError(f"MongoDB at {hosts} refused the operation (code {code}): {message}")
     return MongoResultsError(f"MongoDB at {hosts}: {type(exc).__name__}: {_reason(exc)}")

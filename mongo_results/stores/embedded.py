@@ -30,6 +30,7 @@ from ..core.commands import (
     Insert,
     ListCollections,
     ServerTime,
+    Upsert,
     Written,
 )
 from ..errors import InvalidArgumentError
@@ -99,6 +100,11 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
         target = db if call.collection is None else db[call.collection]
         if isinstance(command, BulkWrite):
             return _bulk_one_by_one(target, command)
+        if isinstance(command, Upsert) and command.probe is not None:  # under the lock, as in one command
+            reply = _bulk_one_by_one(target, BulkWrite(command.collection, (command,)))[0]
+            if isinstance(reply, DuplicateKey):
+                return DuplicateKey(probed=target.find_one(command.probe, {"_id": 1}) is not None)
+            return reply
         if isinstance(command, (Find, FindOne, CountDocuments)):
             found = _by_id(target, command.filter)
             if found is not None:

@@ -203,7 +203,9 @@ class FileBackend:
             self.tree.write(path, {k: new[k] for k in _ENVELOPE})
             return cmd.Written(False)
         if existing is not None:
-            return cmd.DuplicateKey(existing.get("namespace"))
+            held = existing.get("namespace", namespace)
+            probed = held == namespace and write.probe is not None and matches(existing, write.probe)
+            return cmd.DuplicateKey(held, probed)
         base = {k: v for k, v in write.filter.items() if not isinstance(v, Mapping)}
         new = write.update if write.replace else apply_update(base, write.update, inserting=True)
         self.tree.write(path, {k: new[k] for k in _ENVELOPE})
@@ -276,6 +278,12 @@ class FileBackend:
             case cmd.Delete(collection, query, many):
                 with self.tree.locked():
                     return self._delete(collection, query, many)
+            case cmd.FindAndDelete(collection, query, projection):
+                with self.tree.locked():
+                    docs = self._find(collection, query, limit=1)
+                    for doc in docs:
+                        self.tree.remove(self.tree.path(doc["path"]))
+                return project(docs[0], projection) if docs else None
             case cmd.Drop(collection):
                 with self.tree.locked():
                     self._delete(collection, {}, True)
