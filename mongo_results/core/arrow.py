@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -68,6 +69,8 @@ class Column:
     members: tuple[Any, ...] = ()
     items_nullable: bool = True
     standin: bool = False
+    items_bson: tuple[str, ...] = ()
+    form: str = "any"  # a datetime's text: "naive", "aware" or "any" (an offset or none)
 
 
 @dataclass
@@ -83,9 +86,11 @@ class _Kind:
     members: tuple[Any, ...] = ()
     convert: Callable[[Any], Any] | None = None
     items_nullable: bool = True
+    items_bson: tuple[str, ...] = ()  # a fast list's items: their stored BSON types, proven by the filter
     standin: str = ""  # "text" or "json": restored through the field's type for DataFrames
     model: Any = None  # a nested model's (class, schema), flattened into dotted columns
     sets: bool = False
+    form: str = "any"
     restore: Callable[[Any], Any] | None = None  # an enum's value back to its member, for DataFrames
 
 
@@ -97,6 +102,7 @@ class Table:
     columns: list[Column] = field(default_factory=list)
     fast: bool = True
     extras: bool = False  # extra="allow": the extra fields' columns come from the results themselves
+    id: str = "id"  # the name of the id column
 
 
 def _column_name(name: str) -> str:
@@ -136,6 +142,8 @@ def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: fro
             return _Kind(pa.string(), standin="json")
         return _kind(pa, defs[ref], defs, seen | {ref})
     if t == "model":
+        if schema.get("root_model"):  # its value is not fields but one value: JSON text
+            return _Kind(pa.string(), standin="json")
         ref = schema.get("ref")
         return _Kind(None, fast=True, model=(schema["cls"], schema, defs, seen | ({ref} if ref else set())))
     if isinstance(t, str) and t.startswith("function-") and "schema" in schema:
@@ -147,10 +155,12 @@ def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: fro
         arrow = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}[t]
         return _Kind(arrow, fast=plain, stored=arrow, bson=(_BSON[t],), convert=_int64 if t == "int" else None)
     if t == "datetime":
-        naive = schema.get("tz_constraint") == "naive"
+        tz = schema.get("tz_constraint")
+        naive = tz == "naive"
         arrow = pa.timestamp("us") if naive else pa.timestamp("us", "UTC")
-        return _Kind(arrow, fast=set(schema) <= _PLAIN | {"tz_constraint"}, stored=pa.string(), bson=("string",),
-                     check="datetime", convert=None if naive else _utc)  # fmt: skip
+        fast = set(schema) <= _PLAIN | {"tz_constraint"} and tz in (None, "naive", "aware")
+        return _Kind(arrow, fast=fast, stored=pa.string(), bson=("string",), check="datetime",
+                     convert=None if naive else _utc, form=tz or "any")  # fmt: skip
     if t == "date":
         return _Kind(pa.date32(), fast=plain, stored=pa.string(), bson=("string",), check="date")
     if t == "decimal":
@@ -172,9 +182,9 @@ def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: fro
             arrow, bson = pa.bool_(), ("bool",)
         else:
             return _Kind(pa.string(), standin="json")
-        convert = (lambda v: v.value) if t == "enum" else None
+        to_value: Callable[[Any], Any] | None = _enum_value if t == "enum" else None
         restore = schema["cls"] if t == "enum" else None
-        return _Kind(arrow, fast=plain, stored=arrow, bson=bson, check="members", members=values, convert=convert,
+        return _Kind(arrow, fast=plain, stored=arrow, bson=bson, check="members", members=values, convert=to_value,
                      restore=restore)  # fmt: skip
     if t in ("list", "tuple") and set(schema) <= _PLAIN | {"items_schema", "variadic_item_index"}:
         items = schema["items_schema"]
@@ -187,14 +197,20 @@ def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: fro
             item = _struct(pa, item)
         if item.standin:
             return _Kind(pa.string(), standin="json")
-        fast = item.fast and not item.check and t == "list"
+        # A list of lists is left to the model: the filter can prove its items' type one level deep only.
+        fast = item.fast and not item.check and t == "list" and item.bson not in ((), ("array",), ("array", "null"))
         convert = _list_of(item.convert)
         restore = None if item.restore is None else _list_of(item.restore)
         return _Kind(pa.list_(item.arrow), fast=fast, stored=pa.list_(item.stored) if fast else None,
-                     bson=("array",), convert=convert, items_nullable=item.nullable, restore=restore)  # fmt: skip
+                     bson=("array",), convert=convert, items_nullable=item.nullable, restore=restore,
+                     items_bson=item.bson if fast else ())  # fmt: skip
     if t in ("set", "frozenset"):
         return _Kind(pa.string(), standin="json", sets=True)
     return _Kind(pa.string(), standin="json")
+
+
+def _enum_value(v: Any) -> Any:
+    return v.value if isinstance(v, Enum) else v  # use_enum_values: the model holds the value already
 
 
 def _list_of(convert: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
@@ -290,11 +306,11 @@ def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, annotation: Any
             if kind.sets:
 
                 def convert(v: Any) -> Any:
-                    return json.dumps(sorted(adapter.dump_python(v, mode="json"), key=_sort_key))
+                    return json.dumps(sorted((json.loads(json_text(x)) for x in adapter.dump_python(v)), key=_sort_key))
             else:
 
                 def convert(v: Any) -> Any:
-                    return adapter.dump_json(v).decode()
+                    return json_text(adapter.dump_python(v))
 
             restore = adapter.validate_json
         else:
@@ -317,7 +333,14 @@ def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, annotation: Any
         kind.members,
         kind.items_nullable,
         bool(kind.standin),
+        kind.items_bson,
+        kind.form,
     )
+
+
+def json_text(value: Any) -> str:
+    """JSON text that keeps what plain JSON cannot: NaN and ±inf as constants, any bytes as URL-safe base64."""
+    return to_json(value, inf_nan_mode="constants", bytes_mode="base64").decode()
 
 
 def columns_of(cls: type[BaseModel]) -> Table:
@@ -330,14 +353,33 @@ def columns_of(cls: type[BaseModel]) -> Table:
         schema = schema["schema"]
     if schema.get("type") == "definition-ref":
         schema = defs[schema["schema_ref"]]
-    if schema.get("type") != "model":
-        raise InvalidArgumentError(f"{cls.__name__} has no fields to make columns of (a validator wraps it)")
-    return _table(pa, cls, schema, defs, frozenset({schema["ref"]} if schema.get("ref") else set()))
+    wrapped = False
+    # A model validator wraps the model's schema: the fields are inside, but only the model
+    # gives the value (it may change it), so no row is decoded as stored.
+    while isinstance(schema.get("type"), str) and schema["type"].startswith("function-") and "schema" in schema:
+        schema, wrapped = schema["schema"], True
+        if schema.get("type") == "definition-ref":
+            schema = defs[schema["schema_ref"]]
+    if schema.get("type") != "model" or schema.get("root_model"):
+        raise InvalidArgumentError(f"{cls.__name__} has no fields to make columns of")
+    table = _table(pa, cls, schema, defs, frozenset({schema["ref"]} if schema.get("ref") else set()))
+    table.fast = table.fast and not wrapped
+    return table
 
 
 def arrow_schema(table: Table) -> Any:
     pa = pyarrow("to_arrow")
-    return pa.schema([pa.field("id", pa.string(), nullable=False)] + [pa.field(c.name, c.arrow) for c in table.columns])
+    return pa.schema(
+        [pa.field(table.id, pa.string(), nullable=False)] + [pa.field(c.name, c.arrow) for c in table.columns]
+    )
+
+
+def check_id_column(id_column: str, names: Iterable[str], cls: str) -> None:
+    """Refuse a field whose column would be the id column's name."""
+    if id_column in names:
+        raise InvalidArgumentError(
+            f"{cls} has a field {id_column!r}, the name of the id column: pass id_column to name it otherwise"
+        )
 
 
 # -- Building tables from models (every store), and from PyMongoArrow's pages (servers).
@@ -353,7 +395,7 @@ def from_models(table: Table, ids: Sequence[str], models: Sequence[BaseModel]) -
             values = [None if v is None else c.convert(v) for v in values]
         arrays.append(pa.array(values, c.arrow))
     schema = arrow_schema(table)
-    for column, array in extra_columns(models, {c.name for c in table.columns}):
+    for column, array in extra_columns(models, {c.name for c in table.columns}, table.id):
         schema = schema.append(column)
         arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -362,21 +404,31 @@ def from_models(table: Table, ids: Sequence[str], models: Sequence[BaseModel]) -
 JSON_TEXT = {b"mongo_results": b"json"}  # an extra field's column held as JSON text: no one Arrow type fits it
 
 
-def extra_columns(models: Sequence[BaseModel], taken: set[str]) -> list[tuple[Any, Any]]:
-    """The columns of ``extra="allow"`` fields, in order of first appearance, each typed by its values.
+_SCALARS = {str: "string", int: "int64", float: "float64", bool: "bool_"}
 
-    Values of no one Arrow type (an int in one result, text in another) are a column of JSON text.
+
+def extra_columns(models: Sequence[BaseModel], taken: set[str], id_column: str = "id") -> list[tuple[Any, Any]]:
+    """The columns of ``extra="allow"`` fields, in order of first appearance.
+
+    A column is typed when all its values are of one scalar type (str, int within 64 bits,
+    float, bool); any other (a dict, an int beside a float) is JSON text, which Arrow's type
+    inference cannot change.
     """
     pa = pyarrow("to_arrow")
     extras = [m.__pydantic_extra__ or {} for m in models]
     names = [n for n in dict.fromkeys(k for e in extras for k in e) if _column_name(n) not in taken]
+    check_id_column(id_column, map(_column_name, names), "a result")
     out = []
     for name in names:
         values = [e.get(name) for e in extras]
-        try:
-            array, metadata = pa.array(values), None
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError):
-            array = pa.array([None if v is None else to_json(v).decode() for v in values], pa.string())
+        kinds = {type(v) for v in values if v is not None}
+        scalar = _SCALARS.get(kinds.pop()) if len(kinds) == 1 else None
+        if scalar == "int64" and not all(v is None or _INT64[0] <= v <= _INT64[1] for v in values):
+            scalar = None
+        if scalar is not None:
+            array, metadata = pa.array(values, getattr(pa, scalar)()), None
+        else:
+            array = pa.array([None if v is None else json_text(v) for v in values], pa.string())
             metadata = JSON_TEXT
         out.append((pa.field(_column_name(name), array.type, metadata=metadata), array))
     return out
@@ -406,10 +458,19 @@ def stored_schema(table: Table) -> Any:
 
 
 def proof(table: Table) -> dict[str, Any]:
-    """The filter for what PyMongoArrow cannot tell apart: a nullable field stored null, not missing."""
-    return {
-        "data." + ".".join(c.attrs): {"$type": list(c.bson)} for c in table.columns if c.nullable and "null" in c.bson
-    }
+    """The filter for what PyMongoArrow cannot tell apart or would convert: each value of the BSON type written for it.
+
+    PyMongoArrow reads a missing field as null, and converts a value of another type (a double
+    into an int64 column, a bool into an int); ``get`` would use a default, or validate (or
+    refuse) the value. A list's items are proven one level deep.
+    """
+    out: dict[str, Any] = {}
+    for c in table.columns:
+        condition: dict[str, Any] = {"$type": list(c.bson)}
+        if c.items_bson:
+            condition["$not"] = {"$elemMatch": {"$not": {"$type": list(c.items_bson)}}}
+        out["data." + ".".join(c.attrs)] = condition
+    return out
 
 
 def _path(arrays: Any, attrs: Iterable[str]) -> Any:
@@ -445,8 +506,7 @@ def decode_page(table: Table, raw: Any) -> tuple[Any, list[str]]:
             bad = pc.or_(bad, pc.invert(pc.fill_null(pc.is_in(column, pa.array(c.members, c.stored)), True)))
         elif c.check in ("datetime", "date"):
             column, failed = _parse(pa, column, c)
-            if failed is not None:
-                bad = pc.or_(bad, failed)
+            bad = pc.or_(bad, failed)
         elif pa.types.is_list(c.arrow) and not c.items_nullable:
             bad = pc.or_(bad, pc.fill_null(pc.greater(pc.list_value_length(column), _count(pa, column)), False))
         values.append(column)
@@ -468,22 +528,36 @@ def _count(pa: Any, lists: Any) -> Any:
     return pa.array(out, pa.int32())
 
 
-def _parse(pa: Any, text: Any, c: Column) -> tuple[Any, Any | None]:
-    """ISO text as timestamps or dates, by Arrow's strict parser; a text it refuses leaves its row to the model."""
+_DAY = r"\d{4}-\d{2}-\d{2}"
+_TIME = _DAY + r"T\d{2}:\d{2}:\d{2}(\.\d{1,6})?"
+_OFFSET = r"(Z|[+-]\d{2}:\d{2})"
+# The forms pydantic writes (and reads back); Arrow's parser accepts more ("+01", "T00Z", a space).
+_FORMS = {"date": f"^{_DAY}$", "naive": f"^{_TIME}$", "aware": f"^{_TIME}{_OFFSET}$", "any": f"^{_TIME}{_OFFSET}?$"}
+
+
+def _parse(pa: Any, text: Any, c: Column) -> tuple[Any, Any]:
+    """ISO text as timestamps or dates; a row whose text is not in a form the library writes is left to the model.
+
+    Arrow's parser refuses some of those forms too (a leap second): those rows are left to the model.
+    """
     pc = pa.compute
+    form = _FORMS["date" if c.check == "date" else c.form]
+    failed = pc.invert(pc.fill_null(pc.match_substring_regex(text, form), True))
+    if pc.any(failed).as_py():
+        text = pc.if_else(failed, pa.scalar(None, pa.string()), text)
     try:
-        return pc.cast(text, c.arrow), None
+        return pc.cast(text, c.arrow), failed
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    parsed, failed = [], []
+    parsed, failed_one = [], []
     for value in text.to_pylist():
         try:
             parsed.append(None if value is None else pc.cast(pa.array([value]), c.arrow)[0].as_py())
-            failed.append(False)
+            failed_one.append(False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             parsed.append(None)
-            failed.append(True)
-    return pa.array(parsed, c.arrow), pa.array(failed, pa.bool_())
+            failed_one.append(True)
+    return pa.array(parsed, c.arrow), pc.or_(failed, pa.array(failed_one, pa.bool_()))
 
 
 # -- The read.
@@ -497,12 +571,19 @@ def arrow_table(
     where: Mapping[str, Any] | None,
     batch_size: int,
     progress: Callable[[int, int], None],
+    id_column: str = "id",
 ) -> Operation[tuple[Any, list[type[BaseModel]]]]:
-    """The results as an Arrow table (``id``, then the model's columns), and the model classes it holds.
+    """The results as an Arrow table (``id_column``, then the model's columns), and the model classes it holds.
 
     ``progress(done, total)`` is called after each page.
     """
     pa = pyarrow("to_arrow")
+    check_batch_size(batch_size)
+    table = None
+    if model_class is not None:
+        table = columns_of(model_class)
+        table.id = id_column
+        check_id_column(id_column, (c.name for c in table.columns), model_class.__name__)
     engine = yield from ops.learn_engine()
     translated = translate(where or {}, model_class, engine)
     collections = sorted((yield from ops.collections(namespace)))
@@ -516,10 +597,11 @@ def arrow_table(
         done[0] += n
         progress(done[0], total)
 
-    if model_class is None:
-        return (yield from _all_types(ops, prefix, namespace, translated, batch_size, advance))
-    table = columns_of(model_class)
-    if not table.fast or not engine.arrow_decoder:
+    if model_class is None or table is None:
+        return (yield from _all_types(ops, prefix, namespace, translated, batch_size, advance, id_column))
+    # The proof of a list's items needs $not inside $elemMatch; without it such a table is read through the model.
+    lists = any(c.items_bson for c in table.columns)
+    if not table.fast or not engine.arrow_decoder or (lists and not engine.elem_match_not):
         return (yield from _through_models(ops, table, prefix, namespace, translated, batch_size, advance)), [
             model_class
         ]
@@ -530,8 +612,13 @@ def arrow_table(
         return arrow_schema(table).empty_table(), [model_class]
     out = pa.concat_tables(parts)
     if len(parts) > 1:
-        out = out.take(pa.compute.sort_indices(out, [("id", "ascending")]))  # stable: namespaces in name order
+        out = out.take(pa.compute.sort_indices(out, [(id_column, "ascending")]))  # stable: namespaces in name order
     return out, [model_class]
+
+
+def check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be a positive int, not {batch_size!r}")
 
 
 def _through_models(
@@ -573,6 +660,7 @@ def _all_types(
     where: dict[str, Any],
     batch_size: int,
     advance: Callable[[int], None],
+    id_column: str,
 ) -> Operation[tuple[Any, list[type[BaseModel]]]]:
     """Every stored model type: their columns in order of first appearance, each absent one null."""
     pa = pyarrow("to_arrow")
@@ -591,11 +679,15 @@ def _all_types(
 
     yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=where), take)
     classes = list(dict.fromkeys(type(m) for m in models))
+    tables = {cls: columns_of(cls) for cls in classes}
+    for cls, t in tables.items():
+        t.id = id_column
+        check_id_column(id_column, (c.name for c in t.columns), cls.__name__)
     if len(classes) == 1:
-        return from_models(columns_of(classes[0]), ids, models), classes
+        return from_models(tables[classes[0]], ids, models), classes
     merged: dict[str, Column] = {}
     for cls in classes:
-        for c in columns_of(cls).columns:
+        for c in tables[cls].columns:
             known = merged.get(c.name)
             if known is not None and known.arrow != c.arrow:
                 raise InvalidArgumentError(
@@ -604,9 +696,11 @@ def _all_types(
                 )
             merged.setdefault(c.name, c)
     columns = list(merged.values())
-    schema = pa.schema([pa.field("id", pa.string(), nullable=False)] + [pa.field(c.name, c.arrow) for c in columns])
+    schema = pa.schema(
+        [pa.field(id_column, pa.string(), nullable=False)] + [pa.field(c.name, c.arrow) for c in columns]
+    )
     arrays = [pa.array(ids, pa.string())]
-    by_class = {cls: {c.name: c for c in columns_of(cls).columns} for cls in classes}
+    by_class = {cls: {c.name: c for c in tables[cls].columns} for cls in classes}
     for c in columns:
         values = []
         for m in models:
@@ -614,7 +708,7 @@ def _all_types(
             v = None if own is None else _get(m, own.attrs)
             values.append(v if v is None or own is None or own.convert is None else own.convert(v))
         arrays.append(pa.array(values, c.arrow))
-    for column, array in extra_columns(models, set(merged)):
+    for column, array in extra_columns(models, set(merged), id_column):
         schema = schema.append(column)
         arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=schema), classes
@@ -634,7 +728,8 @@ def _decoded(
     namespace = collection[len(ops.prefix) :]
     shape = stored_schema(table)
     proven = proof(table)
-    query = scoped(prefix, {**where, **proven} if proven else where)
+    # $and, not a merged dict: the proof's condition on a field must not replace the caller's.
+    query = scoped(prefix, {"$and": [where, proven]} if where and proven else (where or proven))
     size = max(batch_size, ARROW_PAGE)
     parts: list[Any] = []
     left: list[str] = []
@@ -667,7 +762,7 @@ def _decoded(
     others = [t for t in others if t.num_rows]
     out = pa.concat_tables(parts + others) if parts or others else arrow_schema(table).empty_table()
     if others:
-        out = out.take(pa.compute.sort_indices(out, [("id", "ascending")]))
+        out = out.take(pa.compute.sort_indices(out, [(table.id, "ascending")]))
     return out
 
 
