@@ -638,3 +638,66 @@ def test_optional_restored_columns_with_a_null(rm: ResultsManager) -> None:
     frame = rm.to_dataframe("o", OptionalText)
     assert frame.loc["o/1", "c"] is Color.RED and frame.loc["o/1", "d"] == {"a": 1}
     assert frame.loc["o/1", "u"] == UUID(int=1)
+
+
+def old_frame(rm: ResultsManager, cls: type[BaseModel], ids: list[str]) -> Any:
+    """to_dataframe as it was before it was built on Arrow: rows from model_dump()."""
+    import pandas
+
+    from mongo_results.core.tables import _row
+
+    got = [rm.get(i, cls) for i in ids]
+    return pandas.DataFrame(
+        [_row(m, m.model_dump(mode="python"), "", {}) for m in got], index=pandas.Index(ids, name="id", dtype=object)
+    )
+
+
+FRAME_TYPES = [*FAST_TYPES, "oi", "ob", "os", "oe", "odt", "ld", "ls"]
+
+
+@st.composite
+def fast_classes(draw: st.DrawFn) -> tuple[type[BaseModel], list[BaseModel]]:
+    types = {
+        **field_types(False),
+        "oi": (Optional[int], st.none() | st.integers(-(2**63), 2**63 - 1)),
+        "ob": (Optional[bool], st.none() | st.booleans()),
+        "os": (Optional[str], st.none() | st.text()),
+        "oe": (Optional[Color], st.none() | st.sampled_from(Color)),
+        "odt": (Optional[datetime], st.none() | st.datetimes(timezones=st.just(timezone.utc))),
+        "ld": (list[date], st.lists(st.dates(), max_size=3)),
+        "ls": (list[Optional[str]], st.lists(st.none() | st.text(), max_size=3)),
+    }
+    names = draw(st.lists(st.sampled_from(FRAME_TYPES), min_size=1, max_size=6, unique=True))
+    cls = create_model("Framed", **{n: (types[n][0], ...) for n in names})  # type: ignore[call-overload]
+    return cls, [cls(**{n: draw(types[n][1]) for n in names}) for _ in range(draw(st.integers(1, 3)))]
+
+
+def test_to_dataframe_of_a_fast_class_is_the_former_one(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import pandas
+
+    from .conftest import make_manager
+
+    managers = [make_manager(k, request, tmp_path_factory.mktemp(k)) for k in ("file", "mongomock", "server")]
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(fast_classes())
+    def check(case: tuple[type[BaseModel], list[BaseModel]]) -> None:
+        cls, instances = case
+        ids = [f"h/{n}" for n in range(len(instances))]
+        for rm in managers:
+            rm.clear()
+            rm.set_many(list(zip(ids, instances, strict=True)))
+            new, old = rm.to_dataframe("h", cls), old_frame(rm, cls, ids)
+            for name in {"dt", "odt"} & set(old.columns):
+                # The one difference: datetimes are the same instants, in UTC (naive ones read as UTC).
+                new[name], old[name] = (pandas.to_datetime(f[name], utc=True) for f in (new, old))
+            pandas.testing.assert_frame_equal(new, old)
+
+    try:
+        check()
+    finally:
+        for rm in managers:
+            rm.clear()
+            rm.close()

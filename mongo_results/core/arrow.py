@@ -103,6 +103,8 @@ class Table:
     fast: bool = True
     extras: bool = False  # extra="allow": the extra fields' columns come from the results themselves
     id: str = "id"  # the name of the id column
+    # An Optional nested model: model_dump gives None for it, not its fields (a DataFrame's columns differ).
+    optional_models: bool = False
 
 
 def _column_name(name: str) -> str:
@@ -288,6 +290,7 @@ def _table(
     for name, kind in nested:
         inner = _table(pa, *kind.model)
         table.fast = table.fast and inner.fast and kind.fast
+        table.optional_models = table.optional_models or inner.optional_models or kind.nullable
         for c in inner.columns:
             c.name = f"{_column_name(name)}.{c.name}"
             c.attrs = (name, *c.attrs)

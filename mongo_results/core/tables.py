@@ -65,9 +65,9 @@ def frame(
 ) -> Operation[Any]:
     """The results as a pandas DataFrame indexed by id, each row as ``model_dump`` gives it.
 
-    A class whose every field has an exact Arrow type (``columns_of(cls).fast``) is read as an
-    Arrow table and converted, its enums back to members and lists back to lists; any other,
-    or every stored type, is read through the models. Which way depends on the class only,
+    A class whose every field has an exact Arrow type (``columns_of(cls).fast``), and no
+    Optional nested model, is read as an Arrow table and converted, its enums back to members
+    and lists back to lists; any other, or every stored type, is read through the models. Which way depends on the class only,
     so every store gives the same DataFrame.
     """
     try:
@@ -75,7 +75,8 @@ def frame(
     except ImportError as exc:
         raise MissingExtraError('to_dataframe needs pandas: pip install "mongo-results[dataframe]"') from exc
     check_batch_size(batch_size)
-    if model_class is not None and columns_of(model_class).fast:
+    columns = None if model_class is None else columns_of(model_class)
+    if model_class is not None and columns is not None and columns.fast and not columns.optional_models:
         try:
             arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, _INDEX)
         except LossyValueError:
@@ -90,12 +91,15 @@ def _from_arrow(pandas: Any, cls: type[BaseModel], arrow: Any) -> Any:
     out = arrow.drop_columns([_INDEX]).to_pandas()
     out.index = pandas.Index(arrow.column(_INDEX).to_pylist(), name="id", dtype=object)
     for c in columns_of(cls).columns:
-        if c.restore is None and not pa.types.is_list(c.arrow):
+        column = arrow.column(c.name)
+        if c.restore is None and not pa.types.is_list(c.arrow) and not column.null_count:
             continue
-        values = arrow.column(c.name).to_pylist()  # None for a null, where pandas may have NaN
+        # A null is None in the values, where to_pandas may give NaN; pandas then infers the
+        # column's dtype from them as it did from model_dump's rows.
+        values = column.to_pylist()
         if c.restore is not None:
             values = [None if v is None else c.restore(v) for v in values]
-        out[c.name] = pandas.Series(values, index=out.index, dtype=object)
+        out[c.name] = pandas.Series(values, index=out.index)
     return out
 
 
