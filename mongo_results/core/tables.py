@@ -67,8 +67,8 @@ def frame(
 
     A class whose every field has an exact Arrow type (``columns_of(cls).fast``), and no
     Optional nested model, is read as an Arrow table and converted, its enums back to members
-    and lists back to lists; any other, or every stored type, is read through the models. Which way depends on the class only,
-    so every store gives the same DataFrame.
+    and lists back to lists; any other, or every stored type, is read through the models.
+    Which way depends on the class only, so every store gives the same DataFrame.
     """
     try:
         import pandas
