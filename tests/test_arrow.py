@@ -348,6 +348,25 @@ def test_a_bool_stored_for_a_strict_int_field_is_not_read_as_1(rm: ResultsManage
         rm.to_arrow("s", After)
 
 
+@pytest.mark.parametrize("kind", ["server", "async-server"])
+@pytest.mark.parametrize(
+    ("before", "value", "after"),
+    [(int, 5, str), (list[int], [1], list[str]), (float, 1.5, datetime), (int, 1, Color), (bool, True, str)],
+)
+def test_a_value_of_another_type_for_a_text_field_is_not_converted(
+    rm: ResultsManager, before: Any, value: Any, after: Any
+) -> None:
+    rm.set("t/1", create_model("Labelled", v=(before, ...))(v=value))
+    After = create_model("Labelled", v=(after, ...), other=(Optional[int], None))
+    try:
+        got = rm.get("t/1", After)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            rm.to_arrow("t", After)
+    else:  # a number is a datetime to pydantic (seconds since 1970)
+        assert rows(rm.to_arrow("t", After)) == expected(rm, After, ["t/1"]) and got.model_dump()["v"].year == 1970
+
+
 @pytest.mark.parametrize("kind", ALL)
 def test_a_null_in_an_inner_list_is_not_taken_as_stored(rm: ResultsManager) -> None:
     Before = create_model("Grid", xs=(list[list[Optional[int]]], ...))
@@ -442,12 +461,22 @@ class AsValues(BaseModel):
     c: Color
 
 
+class Before(BaseModel):
+    x: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def check(cls, data: Any) -> Any:
+        return data
+
+
 @pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
 def test_a_model_validator_does_not_stop_the_readers(rm: ResultsManager) -> None:
-    rm.set("v/1", Checked(x=1))
-    assert not columns_of(Checked).fast
-    assert rm.to_arrow("v", Checked).column("x").to_pylist() == [1]
-    assert rm.to_dataframe("v", Checked).loc["v/1", "x"] == 1
+    rm.set_many([("v/1", Checked(x=1)), ("w/1", Before(x=2))])
+    for cls, prefix, x in ((Checked, "v", 1), (Before, "w", 2)):
+        assert not columns_of(cls).fast
+        assert rm.to_arrow(prefix, cls).column("x").to_pylist() == [x]
+        assert rm.to_dataframe(prefix, cls).loc[f"{prefix}/1", "x"] == x
 
 
 @pytest.mark.parametrize("kind", LOCAL_AND_SERVER)

@@ -60,15 +60,22 @@ def stored_schema(table: Table) -> Any:
     )
 
 
+_CONVERTED = {"long", "double", "bool"}  # PyMongoArrow converts any number or bool into these columns
+
+
 def proof(table: Table) -> dict[str, Any]:
     """The filter for what PyMongoArrow cannot tell apart or would convert: each value of the BSON type written for it.
 
-    PyMongoArrow reads a missing field as null, and converts a value of another type (a double
-    into an int64 column, a bool into an int); ``get`` would use a default, or validate (or
-    refuse) the value. A list's items are proven one level deep.
+    PyMongoArrow reads a missing field as null, and converts a number or bool of another type
+    (a double into an int64 column, a bool into an int); ``get`` would use a default, or
+    validate (or refuse) the value. A list's items are proven one level deep.
     """
     out: dict[str, Any] = {}
     for c in table.columns:
+        # Text, and a missing value where the field cannot be null, PyMongoArrow refuses or
+        # gives as null (the page checks those): only these need a condition, each one costs.
+        if not ("null" in c.bson or _CONVERTED & {*c.bson, *c.items_bson}):
+            continue
         condition: dict[str, Any] = {"$type": list(c.bson)}
         if c.items_bson:
             condition["$not"] = {"$elemMatch": {"$not": {"$type": list(c.items_bson)}}}

@@ -256,10 +256,14 @@ def _table(
     table = Table(cls)
     fields = schema["schema"]
     config = schema.get("config") or {}
+    wrapped = False
+    while isinstance(fields.get("type"), str) and fields["type"].startswith("function-") and "schema" in fields:
+        fields, wrapped = fields["schema"], True  # a "before" model validator: the fields are inside
     if (
         set(schema) - {"type", "cls", "config", "custom_init", "metadata", "ref", "root_model", "schema"}
         or schema.get("custom_init")
         or schema.get("root_model")
+        or wrapped
         or fields.get("type") != "model-fields"
         or fields.get("computed_fields")
         or set(config) - _NEUTRAL_CONFIG - {"extra_fields_behavior"}
@@ -346,7 +350,19 @@ def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, annotation: Any
 
 def json_text(value: Any) -> str:
     """JSON text that keeps what plain JSON cannot: NaN and ±inf as constants, any bytes as URL-safe base64."""
-    return to_json(value, inf_nan_mode="constants", bytes_mode="base64").decode()
+    return to_json(value, inf_nan_mode="constants", bytes_mode="base64", fallback=_as_json).decode()
+
+
+def _as_json(value: Any) -> Any:
+    # A type to_json has no rule for (a Path, an IP address): as pydantic's JSON gives it.
+    kind = type(value)
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter.dump_python(value, mode="json")
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
 
 
 def columns_of(cls: type[BaseModel]) -> Table:

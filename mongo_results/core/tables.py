@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..errors import LossyValueError, MissingExtraError
+from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
 from .arrow import arrow_table, check_batch_size, columns_of, pyarrow
 from .commands import CountDocuments
 from .ids import ResultId
@@ -75,7 +76,10 @@ def frame(
     except ImportError as exc:
         raise MissingExtraError('to_dataframe needs pandas: pip install "mongo-results[dataframe]"') from exc
     check_batch_size(batch_size)
-    columns = None if model_class is None else columns_of(model_class)
+    columns = None
+    if model_class is not None:
+        with contextlib.suppress(InvalidArgumentError):  # no fields to make columns of: model_dump still reads it
+            columns = columns_of(model_class)
     if model_class is not None and columns is not None and columns.fast and not columns.optional_models:
         try:
             arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, _INDEX)
