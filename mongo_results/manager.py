@@ -587,10 +587,12 @@ class ResultsManager(ManagerBase[T]):
     ) -> Any:
         """Read results into a pandas DataFrame: one row per result, indexed by id.
 
-        The table of [`to_arrow`][mongo_results.ResultsManager.to_arrow] converted by pyarrow,
-        with ``id`` as the index; columns that Arrow holds as text for want of an exact type
-        (a ``dict``, ``set``, ``UUID``, ``timedelta``...) hold the Python values again.
-        Progress bar on a terminal for large reads.
+        Each row is what ``model_dump()`` gives for the result, nested models' fields as dotted
+        columns (``config.lr``), with the id as the index (so a field named ``id`` is a column).
+        A class whose fields all have an exact Arrow type (see the type table) is read as the
+        table of [`to_arrow`][mongo_results.ResultsManager.to_arrow] and converted, with the
+        same values; any other class, or every stored type, is read through the models. Every
+        store gives the same DataFrame. Progress bar on a terminal for large reads.
 
         Args:
             prefix: Only results whose ids start with these whole segments; None for all.
@@ -598,7 +600,7 @@ class ResultsManager(ManagerBase[T]):
             namespace: The namespace to read; None reads every namespace.
             where: A filter on the results' fields, as for
                 [`find`][mongo_results.ResultsManager.find]; None for every result.
-            batch_size: Results read per round trip.
+            batch_size: Results read per round trip (at least 1).
 
         Returns:
             A ``pandas.DataFrame`` indexed by id (empty when nothing matches).
@@ -607,6 +609,7 @@ class ResultsManager(ManagerBase[T]):
             MissingExtraError: pandas or pyarrow (or PyMongoArrow for MongoDB) is not installed
                 (an ``ImportError``).
             InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            InvalidArgumentError: ``batch_size`` is below 1 (a ``ValueError``).
             pydantic.ValidationError: Stored data that no longer fits its model.
         """
         return self._run(
@@ -621,13 +624,16 @@ class ResultsManager(ManagerBase[T]):
         where: Where = None,
         *,
         batch_size: int = 500,
+        id_column: str = "id",
     ) -> Any:
         """Read results into a ``pyarrow.Table``: one row per result, in id order.
 
         The columns are ``id`` (string), then the model's fields, nested models' as dotted
         columns (``config.lr``); their types come from the model (see the type table in the
         README). On MongoDB the pages are decoded by PyMongoArrow, and a result it cannot
-        decode exactly as ``get`` would is read through its model. Progress bar on a terminal.
+        prove equal to what ``get`` gives is read through its model. An ``int`` beyond 64 bits
+        has no Arrow type: it raises ``LossyValueError`` (``to_dataframe`` keeps it). Progress
+        bar on a terminal.
 
         Args:
             prefix: Only results whose ids start with these whole segments; None for all.
@@ -636,7 +642,8 @@ class ResultsManager(ManagerBase[T]):
             namespace: The namespace to read; None reads every namespace.
             where: A filter on the results' fields, as for
                 [`find`][mongo_results.ResultsManager.find]; None for every result.
-            batch_size: Results read per round trip where results are read one by one.
+            batch_size: Results read per round trip where results are read one by one (at least 1).
+            id_column: The name of the id column; another when a field (or an extra field) is named ``id``.
 
         Returns:
             A ``pyarrow.Table`` (with no rows when nothing matches).
@@ -645,11 +652,14 @@ class ResultsManager(ManagerBase[T]):
             MissingExtraError: pyarrow, or PyMongoArrow for MongoDB, is not installed (an ``ImportError``).
             InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
             InvalidArgumentError: Without ``model_class``, two stored model types give one
-                column two types (a ``ValueError``).
+                column two types; a field's column is named ``id_column``; ``batch_size`` is
+                below 1 (a ``ValueError``).
             LossyValueError: An int beyond 64 bits in an ``int`` field (a ``ValueError``).
             pydantic.ValidationError: Stored data that no longer fits its model.
         """
-        return self._run(table(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("arrow")))
+        return self._run(
+            table(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("arrow"), id_column)
+        )
 
     def to_polars(
         self,
@@ -659,6 +669,7 @@ class ResultsManager(ManagerBase[T]):
         where: Where = None,
         *,
         batch_size: int = 500,
+        id_column: str = "id",
     ) -> Any:
         """Read results into a polars DataFrame: the table of [`to_arrow`][mongo_results.ResultsManager.to_arrow].
 
@@ -668,7 +679,8 @@ class ResultsManager(ManagerBase[T]):
             namespace: The namespace to read; None reads every namespace.
             where: A filter on the results' fields, as for
                 [`find`][mongo_results.ResultsManager.find]; None for every result.
-            batch_size: Results read per round trip where results are read one by one.
+            batch_size: Results read per round trip where results are read one by one (at least 1).
+            id_column: The name of the id column; another when a field (or an extra field) is named ``id``.
 
         Returns:
             A ``polars.DataFrame`` with the ``id`` column first.
@@ -676,10 +688,15 @@ class ResultsManager(ManagerBase[T]):
         Raises:
             MissingExtraError: polars or pyarrow (or PyMongoArrow for MongoDB) is not installed.
             InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
+            InvalidArgumentError: A field's column is named ``id_column``; ``batch_size`` is
+                below 1 (a ``ValueError``).
+            LossyValueError: An int beyond 64 bits in an ``int`` field (a ``ValueError``).
             pydantic.ValidationError: Stored data that no longer fits its model.
         """
         return self._run(
-            polars_frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("polars"))
+            polars_frame(
+                self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("polars"), id_column
+            )
         )
 
     def exists(self, result_id: ResultId, namespace: str | None = None) -> bool:

@@ -3,17 +3,30 @@ rows PyMongoArrow cannot prove read through the model, equal to what ``get`` giv
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, datetime, timezone
-from typing import Any, Optional
+from decimal import Decimal
+from typing import Annotated, Any, Optional, Union
+from uuid import UUID
 
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError, computed_field, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    TypeAdapter,
+    ValidationError,
+    computed_field,
+    create_model,
+    model_validator,
+)
 
-from mongo_results import LossyValueError, ResultsManager, clear_registry, register_model
+from mongo_results import InvalidArgumentError, LossyValueError, ResultsManager, clear_registry, register_model
 from mongo_results.core.arrow import columns_of, from_models
 
 from .models import Color, Level, Point
@@ -267,6 +280,452 @@ def test_the_same_table_on_every_store(
         else:
             assert all(t is not None and same_rows(t, first) for t in tables)
             assert same_rows(first, expected(managers[0], cls, ["h/0", "h/1", "h/2"]))
+
+    try:
+        check()
+    finally:
+        for rm in managers:
+            rm.clear()
+            rm.close()
+
+
+# -- The fast path keeps no row that is not what get() gives (servers; the other stores read every row
+#    through the model, and must agree).
+
+ALL = ["file", "mongomock", "server", "async-server", "motor-server"]
+LOCAL_AND_SERVER = ["file", "mongomock", "server"]
+
+
+class Opt(BaseModel):
+    a: Optional[int] = None
+    b: int
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_where_on_an_optional_field_is_applied(rm: ResultsManager) -> None:
+    register_model(Opt)
+    rm.set_many([("w/1", Opt(a=1, b=1)), ("w/2", Opt(a=2, b=2)), ("w/3", Opt(a=None, b=3)), ("w/4", Opt(b=4))])
+    assert [rid for rid, _ in rm.find({"a": 1}, "w", Opt)] == ["w/1"]
+    assert rm.to_arrow("w", Opt, where={"a": 1}).column("id").to_pylist() == ["w/1"]
+    assert list(rm.to_dataframe("w", Opt, where={"a": {"$gte": 2}}).index) == ["w/2"]
+    # The rows the proof leaves to the model are still the caller's rows only.
+    assert rm.to_arrow("w", Opt, where={"b": {"$gte": 3}}).column("id").to_pylist() == ["w/3", "w/4"]
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_a_fractional_float_stored_for_an_int_field_is_not_truncated(rm: ResultsManager) -> None:
+    Before = create_model("Metric", value=(float, ...))  # the class as it was when the result was written
+    rm.set("m/1", Before(value=2.5))
+    rm.set("m/2", Before(value=3.0))
+    After = create_model("Metric", value=(int, ...))
+    with pytest.raises(ValidationError):
+        rm.get("m/1", After)
+    with pytest.raises(ValidationError):
+        rm.to_arrow("m", After)
+    rm.delete("m/1")
+    assert rm.to_arrow("m", After).column("value").to_pylist() == [rm.get("m/2", After).model_dump()["value"]] == [3]
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_fractional_floats_in_a_list_of_ints_are_not_truncated(rm: ResultsManager) -> None:
+    Before = create_model("Series", xs=(list[float], ...))
+    rm.set("m/1", Before(xs=[1.0, 2.5]))
+    After = create_model("Series", xs=(list[int], ...))
+    with pytest.raises(ValidationError):
+        rm.get("m/1", After)
+    with pytest.raises(ValidationError):
+        rm.to_arrow("m", After)
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_a_bool_stored_for_a_strict_int_field_is_not_read_as_1(rm: ResultsManager) -> None:
+    Before = create_model("Flag", x=(bool, ...))
+    rm.set("s/1", Before(x=True))
+    After = create_model("Flag", x=(Annotated[int, Field(strict=True)], ...))
+    with pytest.raises(ValidationError):
+        rm.get("s/1", After)
+    with pytest.raises(ValidationError):
+        rm.to_arrow("s", After)
+
+
+@pytest.mark.parametrize("kind", ["server", "async-server"])
+@pytest.mark.parametrize(
+    ("before", "value", "after"),
+    [(int, 5, str), (list[int], [1], list[str]), (float, 1.5, datetime), (int, 1, Color), (bool, True, str)],
+)
+def test_a_value_of_another_type_for_a_text_field_is_not_converted(
+    rm: ResultsManager, before: Any, value: Any, after: Any
+) -> None:
+    rm.set("t/1", create_model("Labelled", v=(before, ...))(v=value))
+    After = create_model("Labelled", v=(after, ...), other=(Optional[int], None))
+    try:
+        got = rm.get("t/1", After)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            rm.to_arrow("t", After)
+    else:  # a number is a datetime to pydantic (seconds since 1970)
+        assert rows(rm.to_arrow("t", After)) == expected(rm, After, ["t/1"]) and got.model_dump()["v"].year == 1970
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_a_null_in_an_inner_list_is_not_taken_as_stored(rm: ResultsManager) -> None:
+    Before = create_model("Grid", xs=(list[list[Optional[int]]], ...))
+    rm.set("l/1", Before(xs=[[1, None]]))
+    After = create_model("Grid", xs=(list[list[int]], ...))
+    assert not columns_of(After).fast
+    with pytest.raises(ValidationError):
+        rm.get("l/1", After)
+    with pytest.raises(ValidationError):
+        rm.to_arrow("l", After)
+
+
+@pytest.mark.parametrize("kind", ALL)
+@pytest.mark.parametrize("text", ["2020-01-01 00:00:00+01", "2020-01-01T00Z"])
+def test_datetime_text_pydantic_refuses_is_not_taken_by_the_fast_path(rm: ResultsManager, text: str) -> None:
+    Before = create_model("Event", when=(str, ...))  # timestamps kept as text
+    rm.set("d/1", Before(when=text))
+    After = create_model("Event", when=(datetime, ...))
+    with pytest.raises(ValidationError):
+        rm.get("d/1", After)
+    with pytest.raises(ValidationError):
+        rm.to_arrow("d", After)
+
+
+@pytest.mark.parametrize("kind", ["file", "server"])
+def test_datetime_text_in_the_forms_pydantic_writes(rm: ResultsManager) -> None:
+    Before = create_model("Event", when=(str, ...))
+    texts = ["2020-01-01T00:00:00", "2020-01-01T00:00:00.5Z", "2020-01-01T00:00:00.123456+01:00"]
+    rm.set_many([(f"d/{n}", Before(when=t)) for n, t in enumerate(texts)])
+    After = create_model("Event", when=(datetime, ...))
+    got = [_utc_of(rm.get(f"d/{n}", After).model_dump()["when"]) for n in range(3)]
+    assert rm.to_arrow("d", After).column("when").to_pylist() == got
+
+
+def _utc_of(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# -- Columns of to_arrow and to_polars.
+
+
+class Row(BaseModel):
+    id: int
+    v: float
+
+
+class LooseId(BaseModel, extra="allow"):
+    v: int
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_a_field_named_id(rm: ResultsManager) -> None:
+    rm.set("r/1", Row(id=7, v=1.0))
+    with pytest.raises(InvalidArgumentError, match="'id'"):
+        rm.to_arrow("r", Row)
+    with pytest.raises(InvalidArgumentError, match="'id'"):
+        rm.to_polars("r", Row)
+    table = rm.to_arrow("r", Row, id_column="rid")
+    assert table.column_names == ["rid", "id", "v"] and table.column("id").to_pylist() == [7]
+    assert rm.to_polars("r", Row, id_column="rid").columns == ["rid", "id", "v"]
+    frame = rm.to_dataframe("r", Row)  # the id is the index: a field id is a column, as before
+    assert frame.index.name == "id" and frame.loc["r/1", "id"] == 7
+
+
+@pytest.mark.parametrize("kind", ["file", "mongomock"])
+def test_an_extra_field_named_id(rm: ResultsManager) -> None:
+    rm.set("e/1", LooseId(v=1, id="x"))  # type: ignore[call-arg]
+    with pytest.raises(InvalidArgumentError, match="'id'"):
+        rm.to_arrow("e", LooseId)
+    assert rm.to_arrow("e", LooseId, id_column="rid").column_names == ["rid", "v", "id"]
+    assert rm.to_dataframe("e", LooseId).loc["e/1"].to_dict() == {"v": 1, "id": "x"}
+
+
+class Checked(BaseModel):
+    x: int
+
+    @model_validator(mode="after")
+    def check(self) -> Checked:
+        return self
+
+
+class Tags(RootModel[list[str]]):
+    pass
+
+
+class Tagged(BaseModel):
+    tags: Tags
+
+
+class AsValues(BaseModel):
+    model_config = ConfigDict(use_enum_values=True)
+    c: Color
+
+
+class Before(BaseModel):
+    x: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def check(cls, data: Any) -> Any:
+        return data
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_a_model_validator_does_not_stop_the_readers(rm: ResultsManager) -> None:
+    rm.set_many([("v/1", Checked(x=1)), ("w/1", Before(x=2))])
+    for cls, prefix, x in ((Checked, "v", 1), (Before, "w", 2)):
+        assert not columns_of(cls).fast
+        assert rm.to_arrow(prefix, cls).column("x").to_pylist() == [x]
+        assert rm.to_dataframe(prefix, cls).loc[f"{prefix}/1", "x"] == x
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_a_nested_root_model_is_json_text(rm: ResultsManager) -> None:
+    rm.set("v/1", Tagged(tags=Tags(["a"])))
+    assert rm.to_arrow("v", Tagged).column("tags").to_pylist() == ['["a"]']
+    assert rm.to_dataframe("v", Tagged).loc["v/1", "tags"] == ["a"]
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_use_enum_values(rm: ResultsManager) -> None:
+    rm.set("v/1", AsValues(c=Color.RED))
+    assert rm.to_arrow("v", AsValues).column("c").to_pylist() == ["red"]
+    assert rm.to_dataframe("v", AsValues).loc["v/1", "c"] == "red"
+
+
+class Loose(BaseModel, extra="allow"):
+    v: int
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_extra_fields_keep_their_values(rm: ResultsManager) -> None:
+    rm.set_many([("x/1", Loose(v=1, e={"a": 1}, n=1, s="a")), ("x/2", Loose(v=2, e={"b": 2}, n=2.5))])  # type: ignore[call-arg]
+    got = [rm.get(i, Loose).model_dump() for i in ("x/1", "x/2")]
+    table = rm.to_arrow("x", Loose)
+    assert table.schema.field("s").type == pa.string() and table.schema.field("n").type == pa.string()
+    rows = table.to_pylist()
+    for row, want in zip(rows, got, strict=True):
+        assert {k: json.loads(row[k]) for k in ("e", "n") if row[k] is not None} == {k: want[k] for k in ("e", "n")}
+    assert type(json.loads(rows[0]["n"])) is int  # an int beside a float is JSON text, not 1.0
+    assert rm.to_dataframe("x", Loose).loc["x/2", "n"] == 2.5
+
+
+class NonFinite(BaseModel):
+    d: dict[str, float]
+    tp: tuple[float, float]
+    u: Union[int, float]
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_non_finite_floats_in_json_text_columns(rm: ResultsManager) -> None:
+    model = NonFinite(d={"a": math.nan, "b": math.inf}, tp=(math.inf, -math.inf), u=math.inf)
+    rm.set("n/1", model)
+    row = rm.to_arrow("n", NonFinite).to_pylist()[0]
+    assert row == {"id": "n/1", "d": '{"a":NaN,"b":Infinity}', "tp": "[Infinity,-Infinity]", "u": "Infinity"}
+    back = {k: TypeAdapter(Any).validate_json(row[k]) for k in ("d", "tp", "u")}
+    back["tp"] = TypeAdapter(tuple[float, float]).validate_json(row["tp"])
+    assert math.isnan(back["d"]["a"]) and back["tp"] == (math.inf, -math.inf) and back["u"] == math.inf
+    frame = rm.to_dataframe("n", NonFinite)
+    assert frame.loc["n/1", "tp"] == (math.inf, -math.inf) and math.isnan(frame.loc["n/1", "d"]["a"])
+
+
+class RawMap(BaseModel):
+    d: dict[str, bytes]
+
+
+class Either(BaseModel):
+    u: Union[str, bytes]
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_bytes_in_json_text_are_base64(rm: ResultsManager) -> None:
+    rm.set("b/1", RawMap(d={"a": b"\xff\x00"}))
+    assert rm.to_arrow("b", RawMap).column("d").to_pylist() == ['{"a":"_wA="}']  # URL-safe base64
+    assert rm.to_dataframe("b", RawMap).loc["b/1", "d"] == {"a": b"\xff\x00"}
+    rm.set("b/2", Either(u=b"abc"))
+    assert rm.get("b/2", Either).u == b"abc"
+    assert rm.to_dataframe("b/2", Either).loc["b/2", "u"] == b"abc"
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+@pytest.mark.parametrize("size", [0, -1])
+def test_a_batch_size_below_1_is_refused(rm: ResultsManager, size: int) -> None:
+    rm.set_many([(f"b/{i}", Opt(b=i)) for i in range(3)])
+    for read in (rm.to_arrow, rm.to_polars, rm.to_dataframe):
+        with pytest.raises(InvalidArgumentError, match="batch_size"):
+            read("b", Opt, batch_size=size)
+
+
+# -- to_dataframe: the rows model_dump gives, as before it was built on Arrow.
+
+
+class WithEnum(BaseModel):
+    c: Color
+    d: dict[str, int]
+
+
+class WithText(BaseModel):
+    c: str
+    d: str
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_each_type_keeps_its_own_values(rm: ResultsManager) -> None:
+    register_model(WithEnum)
+    register_model(WithText)
+    rm.set_many(
+        [
+            ("t/1", WithEnum(c=Color.RED, d={"k": 1})),
+            ("t/2", WithText(c="red", d='{"k": 2}')),
+            ("t/3", WithText(c="green", d="plain")),
+        ]
+    )
+    frame = rm.to_dataframe("t")
+    assert frame.loc["t/1", "c"] is Color.RED and frame.loc["t/1", "d"] == {"k": 1}
+    assert type(frame.loc["t/2", "c"]) is str and frame.loc["t/2", "d"] == '{"k": 2}'
+    assert frame.loc["t/3", "c"] == "green" and frame.loc["t/3", "d"] == "plain"
+
+
+class Note(BaseModel, extra="allow"):
+    a: int
+
+
+class Holder(BaseModel):
+    inner: Note
+
+
+class Seq(BaseModel):
+    xs: list[int]
+    tp: tuple[int, ...]
+
+
+class Inner(BaseModel):
+    x: int
+
+
+class Item(BaseModel):
+    c: Color
+    inner: Inner
+
+
+class Items(BaseModel):
+    items: list[Item]
+
+
+class Big(BaseModel):
+    n: int
+
+
+class Hidden(BaseModel):
+    a: int
+    hidden: int = Field(default=0, exclude=True)
+
+
+class Priced(BaseModel):
+    p: Decimal = Field(max_digits=5, decimal_places=2)
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_to_dataframe_gives_what_model_dump_gives(rm: ResultsManager) -> None:
+    rm.set("o/1", Holder(inner=Note(a=1, note="kept")))  # type: ignore[call-arg]
+    assert rm.to_dataframe("o", Holder).loc["o/1"].to_dict() == {"inner.a": 1, "inner.note": "kept"}
+    rm.set("l/1", Seq(xs=[1, 2], tp=(3,)))
+    frame = rm.to_dataframe("l", Seq)
+    assert frame.loc["l/1", "xs"] == [1, 2] and frame.loc["l/1", "tp"] == (3,)
+    rm.set("n/1", Items(items=[Item(c=Color.RED, inner=Inner(x=1))]))
+    assert rm.to_dataframe("n", Items).loc["n/1", "items"] == [{"c": Color.RED, "inner": {"x": 1}}]
+    rm.set("h/1", Hidden(a=1))
+    assert list(rm.to_dataframe("h", Hidden).columns) == ["a"]
+    rm.set("p/1", Priced(p=Decimal("1.5")))
+    assert str(rm.to_dataframe("p", Priced).loc["p/1", "p"]) == "1.5"
+
+
+@pytest.mark.parametrize("kind", ["file", "mongomock"])
+def test_to_dataframe_reads_an_int_beyond_64_bits(rm: ResultsManager) -> None:
+    rm.set("b/1", Big(n=2**70))
+    with pytest.raises(LossyValueError):
+        rm.to_arrow("b", Big)
+    assert rm.to_dataframe("b", Big).loc["b/1", "n"] == 2**70
+
+
+class Graded(BaseModel):
+    lv: Optional[Level] = None
+
+
+class OptionalText(BaseModel):
+    c: Optional[Color] = None
+    d: Optional[dict[str, int]] = None
+    u: Optional[UUID] = None
+
+
+@pytest.mark.parametrize("kind", LOCAL_AND_SERVER)
+def test_optional_restored_columns_with_a_null(rm: ResultsManager) -> None:
+    import pandas
+
+    rm.set_many([("g/1", Graded(lv=Level.LOW)), ("g/2", Graded())])
+    frame = rm.to_dataframe("g", Graded)
+    assert frame.loc["g/1", "lv"] == Level.LOW and math.isnan(frame.loc["g/2", "lv"])  # float64, as pandas infers
+    pandas.testing.assert_frame_equal(frame, old_frame(rm, Graded, ["g/1", "g/2"]))
+    rm.set_many([("o/1", OptionalText(c=Color.RED, d={"a": 1}, u=UUID(int=1))), ("o/2", OptionalText())])
+    frame = rm.to_dataframe("o", OptionalText)
+    assert frame.loc["o/1", "c"] is Color.RED and frame.loc["o/1", "d"] == {"a": 1}
+    assert frame.loc["o/1", "u"] == UUID(int=1)
+
+
+def old_frame(rm: ResultsManager, cls: type[BaseModel], ids: list[str]) -> Any:
+    """to_dataframe as it was before it was built on Arrow: rows from model_dump()."""
+    import pandas
+
+    from mongo_results.core.tables import _row
+
+    got = [rm.get(i, cls) for i in ids]
+    return pandas.DataFrame(
+        [_row(m, m.model_dump(mode="python"), "", {}) for m in got], index=pandas.Index(ids, name="id", dtype=object)
+    )
+
+
+FRAME_TYPES = [*FAST_TYPES, "oi", "ob", "os", "oe", "odt", "ld", "ls"]
+
+
+@st.composite
+def fast_classes(draw: st.DrawFn) -> tuple[type[BaseModel], list[BaseModel]]:
+    types = {
+        **field_types(False),
+        "oi": (Optional[int], st.none() | st.integers(-(2**63), 2**63 - 1)),
+        "ob": (Optional[bool], st.none() | st.booleans()),
+        "os": (Optional[str], st.none() | st.text()),
+        "oe": (Optional[Color], st.none() | st.sampled_from(Color)),
+        "odt": (Optional[datetime], st.none() | st.datetimes(timezones=st.just(timezone.utc))),
+        "ld": (list[date], st.lists(st.dates(), max_size=3)),
+        "ls": (list[Optional[str]], st.lists(st.none() | st.text(), max_size=3)),
+    }
+    names = draw(st.lists(st.sampled_from(FRAME_TYPES), min_size=1, max_size=6, unique=True))
+    cls = create_model("Framed", **{n: (types[n][0], ...) for n in names})  # type: ignore[call-overload]
+    return cls, [cls(**{n: draw(types[n][1]) for n in names}) for _ in range(draw(st.integers(1, 3)))]
+
+
+def test_to_dataframe_of_a_fast_class_is_the_former_one(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import pandas
+
+    from .conftest import make_manager
+
+    managers = [make_manager(k, request, tmp_path_factory.mktemp(k)) for k in ("file", "mongomock", "server")]
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(fast_classes())
+    def check(case: tuple[type[BaseModel], list[BaseModel]]) -> None:
+        cls, instances = case
+        ids = [f"h/{n}" for n in range(len(instances))]
+        for rm in managers:
+            rm.clear()
+            rm.set_many(list(zip(ids, instances, strict=True)))
+            new, old = rm.to_dataframe("h", cls), old_frame(rm, cls, ids)
+            for name in {"dt", "odt"} & set(old.columns):
+                # The one difference: datetimes are the same instants, in UTC (naive ones read as UTC).
+                new[name], old[name] = (pandas.to_datetime(f[name], utc=True) for f in (new, old))
+            pandas.testing.assert_frame_equal(new, old)
 
     try:
         check()

@@ -33,6 +33,7 @@ class EngineProfile:
     validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
     # FerretDB 1.24 answers nothing for $elemMatch of fields ({"$elemMatch": {"a": 1}}), without an error.
     elem_match_fields: bool = True
+    elem_match_not: bool = True  # FerretDB 1.24 refuses $not inside $elemMatch ("not implemented yet")
     # $jsonSchema keywords the engine evaluates (None: all of MongoDB's). DocumentDB accepts a
     # validator with others, then refuses every write with "Unknown $jsonSchema keyword".
     schema_keywords: frozenset[str] | None = None
@@ -79,6 +80,7 @@ class EngineProfile:
                 elem_match_fields=False,
                 sharding=False,
                 find_and_modify_fields=False,
+                elem_match_not=False,
             )
         v2 = info.get("ferretdb")
         if isinstance(v2, Mapping):

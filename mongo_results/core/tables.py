@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..errors import MissingExtraError
-from .arrow import JSON_TEXT, arrow_table, columns_of
+from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
+from .arrow import arrow_table, check_batch_size, columns_of, pyarrow
+from .commands import CountDocuments
 from .ids import ResultId
 from .operations import Operation, Operations
+from .queries import scoped, translate
+from .reads import each_batch, load
 
 __all__ = ["frame", "polars_frame", "table"]
+
+_INDEX = "%id"  # the id column while a DataFrame is built: no field's column is named so (a % is escaped)
 
 
 def table(
@@ -24,9 +29,10 @@ def table(
     where: Mapping[str, Any] | None,
     batch_size: int,
     progress: Callable[[int, int], None],
+    id_column: str = "id",
 ) -> Operation[Any]:
-    """The results as a ``pyarrow.Table``: ``id``, then the model's fields (nested models' dotted)."""
-    arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress)
+    """The results as a ``pyarrow.Table``: ``id_column``, then the model's fields (nested models' dotted)."""
+    arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, id_column)
     return arrow
 
 
@@ -38,13 +44,14 @@ def polars_frame(
     where: Mapping[str, Any] | None,
     batch_size: int,
     progress: Callable[[int, int], None],
+    id_column: str = "id",
 ) -> Operation[Any]:
     """The results as a polars DataFrame, from the Arrow table (no copy where polars can share it)."""
     try:
         import polars
     except ImportError as exc:
         raise MissingExtraError('to_polars needs polars: pip install "mongo-results[polars]"') from exc
-    arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress)
+    arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, id_column)
     return polars.from_arrow(arrow)
 
 
@@ -57,33 +64,106 @@ def frame(
     batch_size: int,
     progress: Callable[[int, int], None],
 ) -> Operation[Any]:
-    """The results as a pandas DataFrame indexed by id, from the Arrow table.
+    """The results as a pandas DataFrame indexed by id, each row as ``model_dump`` gives it.
 
-    Columns held as text in Arrow for want of an exact type (``dict``, ``set``, ``timedelta``,
-    ``UUID``...) come back as the Python values they stand for, and enums as their members,
-    as ``model_dump`` gives them.
+    A class whose every field has an exact Arrow type (``columns_of(cls).fast``), and no
+    Optional nested model, is read as an Arrow table and converted, its enums back to members
+    and lists back to lists; any other, or every stored type, is read through the models.
+    Which way depends on the class only, so every store gives the same DataFrame.
     """
     try:
         import pandas
     except ImportError as exc:
         raise MissingExtraError('to_dataframe needs pandas: pip install "mongo-results[dataframe]"') from exc
-    arrow, classes = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress)
-    restore = _restorers(arrow, classes)
-    out = arrow.drop_columns(["id"]).to_pandas()
-    out.index = pandas.Index(arrow.column("id").to_pylist(), name="id", dtype=object)
-    for name, back in restore.items():
-        out[name] = pandas.Series([None if v is None else back(v) for v in out[name]], index=out.index, dtype=object)
+    check_batch_size(batch_size)
+    columns = None
+    if model_class is not None:
+        with contextlib.suppress(InvalidArgumentError):  # no fields to make columns of: model_dump still reads it
+            columns = columns_of(model_class)
+    if model_class is not None and columns is not None and columns.fast and not columns.optional_models:
+        try:
+            arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, _INDEX)
+        except LossyValueError:
+            pass  # an int beyond 64 bits: Arrow cannot hold it, model_dump can
+        else:
+            return _from_arrow(pandas, model_class, arrow)
+    return (yield from _dumped(pandas, ops, prefix, model_class, namespace, where, batch_size, progress))
+
+
+def _from_arrow(pandas: Any, cls: type[BaseModel], arrow: Any) -> Any:
+    pa = pyarrow("to_dataframe")
+    out = arrow.drop_columns([_INDEX]).to_pandas()
+    out.index = pandas.Index(arrow.column(_INDEX).to_pylist(), name="id", dtype=object)
+    for c in columns_of(cls).columns:
+        column = arrow.column(c.name)
+        if c.restore is None and not pa.types.is_list(c.arrow) and not column.null_count:
+            continue
+        # A null is None in the values, where to_pandas may give NaN; pandas then infers the
+        # column's dtype from them as it did from model_dump's rows.
+        values = column.to_pylist()
+        if c.restore is not None:
+            values = [None if v is None else c.restore(v) for v in values]
+        out[c.name] = pandas.Series(values, index=out.index)
     return out
 
 
-def _restorers(arrow: Any, classes: list[type[BaseModel]]) -> dict[str, Callable[[Any], Any]]:
-    """The stand-in columns of the table's model classes, and how to read each back."""
-    out: dict[str, Callable[[Any], Any]] = {}
-    for f in arrow.schema:
-        if f.metadata == JSON_TEXT:
-            out[f.name] = json.loads
-    for cls in classes:
-        for c in columns_of(cls).columns:
-            if c.restore is not None and c.name in arrow.column_names:
-                out.setdefault(c.name, c.restore)
-    return out
+def _dumped(
+    pandas: Any,
+    ops: Operations,
+    prefix: ResultId | None,
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+    where: Mapping[str, Any] | None,
+    batch_size: int,
+    progress: Callable[[int, int], None],
+) -> Operation[Any]:
+    """Rows from ``model_dump``: the reader for any class, and the model's own values."""
+    engine = yield from ops.learn_engine()
+    translated = translate(where or {}, model_class, engine)
+    total = 0
+    if getattr(progress, "active", True):
+        for collection in (yield from ops.collections(namespace)):
+            total += yield CountDocuments(collection, scoped(prefix, translated))
+    ids: list[str] = []
+    rows: list[dict[str, Any]] = []
+
+    def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
+        for doc in documents:
+            model = load(doc, model_class, namespace, None, ops.models)
+            assert model is not None  # no skipped list: a result that does not load raises
+            ids.append(doc["_id"])
+            rows.append(_row(model, model.model_dump(mode="python"), "", {}))
+        progress(len(ids), total)
+        return []
+        yield  # sends nothing
+
+    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=translated), take)
+    # One construction for the whole read: the rows are plain dicts, flattened already.
+    return pandas.DataFrame(rows, index=pandas.Index(ids, name="id", dtype=object))
+
+
+def _row(model: BaseModel, dumped: dict[str, Any], prefix: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A model's dump as one row.
+
+    Nested models' fields become dotted columns, anything else (a dict field included) one column.
+
+    Flattening dicts too (as ``pandas.json_normalize`` does) would put the key ``"a.b"`` and
+    the key ``"b"`` of ``"a"`` in one column, and one value would be lost. A name with a dot
+    is %-escaped, so no two fields share a column either. Nested models come after the plain
+    fields, in the order ``json_normalize`` gave.
+    """
+    nested = []
+    values = model.__dict__
+    for key, value in dumped.items():
+        inner = values.get(key)
+        if isinstance(inner, BaseModel) and isinstance(value, dict):
+            nested.append((key, inner, value))
+        else:
+            row[prefix + _column(key)] = value
+    for key, inner, value in nested:
+        _row(inner, value, f"{prefix}{_column(key)}.", row)
+    return row
+
+
+def _column(name: str) -> str:
+    return name.replace("%", "%25").replace(".", "%2E") if "." in name or "%" in name else name
