@@ -554,6 +554,8 @@ def test_a_batch_size_below_1_is_refused(rm: ResultsManager, size: int) -> None:
     for read in (rm.to_arrow, rm.to_polars, rm.to_dataframe):
         with pytest.raises(InvalidArgumentError, match="batch_size"):
             read("b", Opt, batch_size=size)
+    with pytest.raises(InvalidArgumentError, match="batch_size"):  # at the call, as iter_results' pages
+        list(rm.iter_results("b", Opt, batch_size=size))
 
 
 # -- to_dataframe: the rows model_dump gives, as before it was built on Arrow.

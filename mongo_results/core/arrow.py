@@ -29,7 +29,7 @@ from .commands import BY_ID, CountDocuments, Find, FindArrow, Operation, Undecod
 from .ids import ResultId
 from .operations import Operations
 from .queries import page_after, scoped, translate
-from .reads import each_batch, load
+from .reads import check_batch_size, each_batch, load
 
 __all__ = ["JSON_TEXT", "arrow_table", "check_batch_size", "columns_of", "from_models", "pyarrow"]
 
@@ -224,11 +224,6 @@ def arrow_table(
     if len(parts) > 1:
         out = out.take(pa.compute.sort_indices(out, [(id_column, "ascending")]))  # stable: namespaces in name order
     return out, [model_class]
-
-
-def check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be a positive int, not {batch_size!r}")
 
 
 def _through_models(

@@ -39,10 +39,11 @@ from .ids import ResultId, canonical_id, canonical_prefix
 from .large import by_file, delete_one, drop_bucket, file_of, filled
 from .names import Models, namespaces_in, validate_namespace
 from .profiles import EngineProfile
-from .queries import FOREIGN, MONGODB, OURS, prefix_filter, scoped, sort_spec, translate
+from .queries import FOREIGN, MONGODB, OURS, id_range, prefix_filter, scoped, sort_spec, translate
 from .reads import (
     Pages,
     bson_order,
+    check_batch_size,
     choose_document,
     each_batch,
     in_order,
@@ -476,7 +477,8 @@ class Operations:
         skipped: list[tuple[str, Exception]] | None = None,
     ) -> Operation[None]:
         """Batch ``(id, model)`` under a prefix in id order across namespaces (``on_error``: as for get_many)."""
-        # on_error is checked at the call, before the first batch is asked for.
+        # on_error and batch_size are checked at the call, before the first batch is asked for.
+        check_batch_size(batch_size)
         return self._iter_results(prefix, model_class, namespace, batch_size, skipping(on_error, skipped))
 
     def _iter_results(
@@ -510,14 +512,14 @@ class Operations:
 
     def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
         """Sorted ids under a prefix: one index-backed query per namespace."""
-        query = prefix_filter(prefix)
+        query, under = id_range(prefix)
         ids: set[str] = set()
         searched, fresh = yield from self.recent(namespace)
         for collection in searched:
-            ids.update(doc["_id"] for doc in (yield Find(collection, query, ID_ONLY)))
+            ids.update(i for doc in (yield Find(collection, query, ID_ONLY)) if under(i := doc["_id"]))
         if not ids and not fresh:
             for collection in (yield from self.unseen(searched)):
-                ids.update(doc["_id"] for doc in (yield Find(collection, query, ID_ONLY)))
+                ids.update(i for doc in (yield Find(collection, query, ID_ONLY)) if under(i := doc["_id"]))
         return sorted(ids)
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:

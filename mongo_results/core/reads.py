@@ -27,6 +27,7 @@ __all__ = [
     "Pages",
     "UNREADABLE",
     "bson_order",
+    "check_batch_size",
     "choose_document",
     "each_batch",
     "in_order",
@@ -234,3 +235,9 @@ def bson_order(value: Any) -> tuple[int, Any]:
     if isinstance(value, datetime):
         return (9, value)
     return (10, repr(value))
+
+
+def check_batch_size(batch_size: int) -> None:
+    """A page size must be a positive int: checked at the call, before any I/O, on every store."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be a positive int, not {batch_size!r}")

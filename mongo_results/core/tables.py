@@ -9,12 +9,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
-from .arrow import arrow_table, check_batch_size, columns_of, pyarrow
+from .arrow import arrow_table, columns_of, pyarrow
 from .commands import CountDocuments
 from .ids import ResultId
 from .operations import Operation, Operations
 from .queries import scoped, translate
-from .reads import each_batch, load
+from .reads import check_batch_size, each_batch, load
 
 __all__ = ["frame", "polars_frame", "table"]
 
