@@ -23,7 +23,6 @@ import math
 import multiprocessing
 import os
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -220,7 +219,7 @@ def run_array(target: str, workers: int) -> list[str]:
             holding = [e.split() for e in events if " took " in e and e.split()[2] not in done]
             if holding:
                 name, _, cell = holding[0]
-                os.kill(tasks[int(name.removeprefix("task")) - 1].pid or 0, signal.SIGKILL)
+                tasks[int(name.removeprefix("task")) - 1].kill()  # SIGKILL; TerminateProcess on Windows
                 lines.append(f"{name} killed while computing {cell} (its claim runs out {LEASE:g} s later)")
                 break
             time.sleep(0.005)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 
 __all__ = [
+    "AccessDeniedError",
     "AmbiguousResultError",
     "CorruptResultError",
     "DocumentTooLargeError",
@@ -36,6 +37,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoreWriteError",
     "UnreadableResultError",
+    "UnsupportedPlatformError",
     "UnsupportedTypeError",
     "UpgradeFailedError",
     "WrongProcessError",
@@ -129,6 +131,14 @@ class WrongProcessError(MongoResultsError, RuntimeError):
 
     Raised in a forked worker that uses the parent's ``mongomock://`` store: what it wrote
     would stay in the worker's copy of the memory and be lost.
+    """
+
+
+class UnsupportedPlatformError(MongoResultsError, NotImplementedError):
+    """A feature that this platform cannot give, said when the feature is used (never at import).
+
+    Raised when a file store is opened on a Python with no file lock (neither ``fcntl`` nor
+    ``msvcrt``); MongoDB and the embedded store work there.
     """
 
 
@@ -301,6 +311,16 @@ class StoreUnavailableError(MongoResultsError, ConnectionError):
     Raised by any call that needs the server: no server within the server-selection
     timeout, a ``mongodb+srv://`` name that does not resolve, or a server that answers it
     is unavailable for now. The message names the hosts, never the password.
+    """
+
+
+class AccessDeniedError(MongoResultsError, PermissionError):
+    """The server refused the credentials, or the user lacks a right the call needs.
+
+    Raised on a wrong user name or password (authentication failed) and on a command the
+    user's roles do not allow (MongoDB's code 13, Unauthorized). The message names the
+    hosts and the user, never the password; "Credentials and rights" in the docs lists
+    the rights each call needs.
     """
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from enum import Enum
+from typing import Any, TypeVar, get_args, get_origin, overload
 
 from pydantic import BaseModel
 
@@ -122,10 +123,48 @@ def _drop_from_record(model_class: type[BaseModel], namespace: str | None) -> No
 _MAIN = frozenset({"__main__", "__mp_main__"})
 
 
-def _same_definition(one: type[BaseModel], other: type[BaseModel]) -> bool:
+def _same_definition(one: type, other: type) -> bool:
     """Whether two classes come from the same place in the same source: one definition, two routes."""
     modules = {one.__module__, other.__module__}
     return one.__qualname__ == other.__qualname__ and (len(modules) == 1 or modules <= _MAIN)
+
+
+def _same_type(one: Any, other: Any, seen: set[tuple[int, int]]) -> bool:
+    """Whether two field types are one definition, maybe reached by two routes.
+
+    A class a script defines (nested model, Enum) arrives by value in a worker as a new object,
+    and a spawned worker imports the script again as ``__mp_main__``: identity cannot tell them
+    apart, so such classes are compared by definition, their fields compared the same way.
+    """
+    if one is other or (not isinstance(one, type) and _equal(one, other)):
+        return True
+    if isinstance(one, type) and isinstance(other, type):
+        if not _same_definition(one, other):
+            return False
+        if (id(one), id(other)) in seen:  # a recursive model: its fields are being compared
+            return True
+        seen.add((id(one), id(other)))
+        if issubclass(one, BaseModel) and issubclass(other, BaseModel):
+            mine, theirs = one.model_fields, other.model_fields
+            return list(mine) == list(theirs) and all(
+                _same_type(mine[f].annotation, theirs[f].annotation, seen) for f in mine
+            )
+        if issubclass(one, Enum) and issubclass(other, Enum):
+            return [(m.name, m.value) for m in one] == [(m.name, m.value) for m in other]
+        hints, others = getattr(one, "__annotations__", {}), getattr(other, "__annotations__", {})
+        return list(hints) == list(others) and all(_same_type(hints[k], others[k], seen) for k in hints)
+    origin = get_origin(one)
+    if origin is None or not _same_type(origin, get_origin(other), seen):
+        return False
+    args, other_args = get_args(one), get_args(other)
+    return len(args) == len(other_args) and all(_same_type(a, b, seen) for a, b in zip(args, other_args, strict=True))
+
+
+def _equal(one: Any, other: Any) -> bool:
+    try:
+        return bool(one == other)
+    except Exception:  # an annotation's metadata whose == refuses a stranger
+        return False
 
 
 def _place(cls: type[BaseModel], namespace: str, arrived: bool = False) -> None:
@@ -149,7 +188,7 @@ def _place(cls: type[BaseModel], namespace: str, arrived: bool = False) -> None:
                 f"fields. Existing fields: {sorted(old)}, New fields: {sorted(new)}"
             )
         for field in old:
-            if old[field].annotation != new[field].annotation:
+            if not _same_type(old[field].annotation, new[field].annotation, set()):
                 raise ModelConflictError(
                     f"Model '{name}' is already registered in namespace '{namespace}' with a "
                     f"different type for field '{field}': {old[field].annotation} vs {new[field].annotation}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as default
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -58,7 +60,7 @@ from .sharding import RESULTS, refusal
 from .validators import validator_command
 from .writes import SetManyProgress, SetPlan, now, plan_encoded, plan_set, write_bulk, write_set
 
-__all__ = ["BATCH", "LISTING_TTL", "Operation", "Operations", "indexes"]
+__all__ = ["BATCH", "LISTING_TTL", "Learned", "Operation", "Operations", "indexes"]
 
 R = TypeVar("R")
 
@@ -88,8 +90,31 @@ def indexes(path_index: bool) -> tuple[Index, ...]:
     return (id_index, Index("path_segments", "path")) if path_index else (id_index,)
 
 
+@dataclass
+class Learned:
+    """What a process has learnt of one store: kept per process and target, shared by its managers.
+
+    A manager unpickled per task (Dask, Ray) finds here what an earlier one in the same process
+    learnt, so its first call costs one command, not a connection's set-up again.
+    """
+
+    engine: EngineProfile | None = None  # asked of the server once
+    indexed: set[str] = default(default_factory=set)  # namespaces whose collection is prepared
+    owned: set[str] = default(default_factory=set)  # collections proven this store's
+    keys_checked: set[str] = default(default_factory=set)  # collections whose shard key was read
+    listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
+    offset: tuple[float, timedelta] | None = None  # (when measured, the store's clock less ours)
+
+    def forget(self) -> None:
+        """Forget what a ``clear()`` ends: the collections, and so what was known of them."""
+        self.indexed.clear()
+        self.owned.clear()
+        self.keys_checked.clear()
+        self.listed = None
+
+
 class Operations:
-    """The operations of one store over one connection, and what that connection has learnt."""
+    """The operations of one store, and what the process has learnt of it (:class:`Learned`)."""
 
     def __init__(
         self,
@@ -104,6 +129,7 @@ class Operations:
         clock: Callable[[], datetime] = now,
         monotonic: Callable[[], float] = time.monotonic,
         note: Callable[[str], None] = ignore_note,
+        learned: Learned | None = None,
     ) -> None:
         self.prefix = collection_prefix
         self.models = models  # the registered model classes (the registry, handed in by the store)
@@ -111,14 +137,38 @@ class Operations:
         self.where = where  # the store, for people (doctor's first line)
         self.indexes = indexes(path_index)
         self.validation = validation  # validationAction: "warn", "error", or "off" for no validator
-        self.engine = engine  # asked of the server once per connection
+        self.learned = Learned() if learned is None else learned
+        if engine is not None:
+            self.learned.engine = engine
         self.clock, self.monotonic = clock, monotonic
         self.note = note  # what the user should know once (an engine without validators)
-        self.indexed: set[str] = set()  # namespaces whose indexes this connection has created
-        self.owned: set[str] = set()  # collections proven this store's on this connection
-        self.keys_checked: set[str] = set()  # collections whose shard key this connection has read
-        self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
-        self._offset: tuple[float, timedelta] | None = None  # (when measured, the store's clock less ours)
+        learned = self.learned
+        self.indexed, self.owned, self.keys_checked = learned.indexed, learned.owned, learned.keys_checked
+
+    @property
+    def engine(self) -> EngineProfile | None:
+        """The server's engine, once asked (shared by the process's managers of this store)."""
+        return self.learned.engine
+
+    @engine.setter
+    def engine(self, value: EngineProfile | None) -> None:
+        self.learned.engine = value
+
+    @property
+    def _listed(self) -> tuple[float, tuple[str, ...]] | None:
+        return self.learned.listed
+
+    @_listed.setter
+    def _listed(self, value: tuple[float, tuple[str, ...]] | None) -> None:
+        self.learned.listed = value
+
+    @property
+    def _offset(self) -> tuple[float, timedelta] | None:
+        return self.learned.offset
+
+    @_offset.setter
+    def _offset(self, value: tuple[float, timedelta] | None) -> None:
+        self.learned.offset = value
 
     def indexes_of(self, namespace: str) -> tuple[Index, ...]:
         """The store's own indexes and those its registered models ask for on result fields."""
@@ -540,10 +590,7 @@ class Operations:
             else:  # someone else's documents (or a collection that only shares our prefix)
                 yield Delete(collection, OURS, many=True)
         yield from drop_bucket(self.prefix, (yield ListCollections()))
-        self.indexed.clear()
-        self.owned.clear()
-        self.keys_checked.clear()
-        self._listed = None
+        self.learned.forget()
 
     def find(
         self,

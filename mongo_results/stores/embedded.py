@@ -50,8 +50,10 @@ def _after_fork_in_child() -> None:
     _forked = True
 
 
-# multiprocessing names its workers' parent; a bare os.fork() leaves no trace but this hook.
-os.register_at_fork(after_in_child=_after_fork_in_child)
+# multiprocessing names its workers' parent; a bare os.fork() leaves no trace but this hook,
+# which Windows has no use for (no fork there) and does not have.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def in_child_process() -> bool:

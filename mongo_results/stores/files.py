@@ -7,7 +7,6 @@ written atomically and read without locks.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import hashlib
 import json
 import os
@@ -35,6 +34,7 @@ from ..errors import (
     UnreadableResultError,
 )
 from ..registry import MODELS
+from .locks import check_locking, holding, open_lock
 from .matching import apply_update, evaluate, matches, ordered, project, touches_data
 
 __all__ = ["AsyncFileBackend", "FORMAT", "FileBackend", "FileTree", "Unreadable"]
@@ -70,6 +70,7 @@ class FileBackend:
     ) -> None:
         self.base_dir = Path(base_dir)
         self.store_secrets = store_secrets
+        check_locking(str(self.base_dir))
         if not self.base_dir.exists():
             if not create_if_missing:
                 raise StoreNotFoundError(f"Base directory {self.base_dir} does not exist")
@@ -559,12 +560,9 @@ class FileTree:
     def locked(self) -> Iterator[None]:
         """The store's one writer lock (readers never take it)."""
         with _disk(self.root / LOCK_NAME):
-            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = open_lock(self.root / LOCK_NAME)
+        with holding(fd):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     @staticmethod
     def read(path: Path) -> dict[str, Any] | None:

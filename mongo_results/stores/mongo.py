@@ -18,6 +18,7 @@ import warnings
 import weakref
 from collections.abc import AsyncGenerator, Callable, Hashable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,7 +30,7 @@ from typing_extensions import Self
 
 from ..core.commands import Command, FindArrow
 from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
-from ..core.operations import Operations
+from ..core.operations import Learned, Operations
 from ..core.profiles import EMBEDDED
 from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
 from ..registry import MODELS
@@ -62,8 +63,36 @@ _CLIENTS = ("MongoClient", "AsyncMongoClient", "AsyncIOMotorClient")
 _DATABASES = ("Database", "AsyncDatabase", "AsyncIOMotorDatabase")
 
 
+@dataclass
+class Connection:
+    """A client as one process (or, for the async store, one event loop) uses it.
+
+    Collection handles are cached here: building one costs microseconds per call.
+    """
+
+    client: Any
+    database: Any
+    pid: int
+    handles: dict[str, Any] = field(default_factory=dict)
+
+
+# What each process has learnt of each store it met, by target: shared by every manager of
+# the process on that target, so a manager unpickled per task does not learn it again.
+_learnt: dict[Hashable, Learned] = {}
+_learnt_lock = threading.Lock()
+
+
+def learned_for(key: Hashable) -> Learned:
+    """The process's knowledge of the store ``key`` names (one object per process and target)."""
+    with _learnt_lock:
+        found = _learnt.get(key)
+        if found is None:
+            found = _learnt[key] = Learned()
+        return found
+
+
 class MongoStore:
-    """A store's target (URI, client or database) and the state of its current connection.
+    """A store's target (URI, client or database) and its connections.
 
     A client passed in is used as it is and never closed here; one built from a
     URI is opened lazily in each process that uses the store.
@@ -90,11 +119,9 @@ class MongoStore:
         self.store_secrets = store_secrets
         self._client_options = client_options
         self._uri: str | None = None
-        self._client: Any = None
+        self._given: Any = None  # a client passed in: used as it is, never closed here
         self._ops: Operations | None = None
-        self._db: Any = None
-        self._handles: dict[str, Any] = {}  # driver collection handles by name: building one costs microseconds
-        self._pid = os.getpid()
+        self._conn: Connection | None = None
         if isinstance(target, str):
             check_uri(target)
             self._uri = target
@@ -102,12 +129,12 @@ class MongoStore:
             self.hosts = describe_hosts(target)
             self.embedded = is_mock_uri(target)
         elif type(target).__name__ in _DATABASES:
-            self._client = target.client
+            self._given = target.client
             self.database_name = database or target.name
             self.embedded = is_embedded(target)
             self.hosts = _client_hosts(target.client, self.embedded)
         elif type(target).__name__ in _CLIENTS:
-            self._client = target
+            self._given = target
             self.database_name = database or _default_database(target)
             self.embedded = is_embedded(target)
             self.hosts = _client_hosts(target, self.embedded)
@@ -124,8 +151,9 @@ class MongoStore:
                 RuntimeWarning,
                 stacklevel=4,
             )
-        self._lock = embedded_lock(self._client) if self.embedded and self._client is not None else None
+        self._lock = embedded_lock(self._given) if self.embedded and self._given is not None else None
         self._open_lock = threading.Lock()
+        self._own_learned = Learned()  # for a client passed in: nothing else shares it
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> Self:
@@ -151,9 +179,9 @@ class MongoStore:
 
     def _check_client(self) -> None:
         """Refuse a client of the other flavour (an async one given to the sync executor, and the reverse)."""
-        if self._client is None or self.embedded:
+        if self._given is None or self.embedded:
             return
-        name = type(self._client).__name__
+        name = type(self._given).__name__
         if name not in self._client_kinds:
             raise WrongTypeError(f"{type(self).__name__} cannot run on a {name}; use {' or '.join(self._client_kinds)}")
 
@@ -161,41 +189,59 @@ class MongoStore:
         """Open a client for this process (and event loop) from the URI."""
         raise NotImplementedError
 
-    def _stale(self) -> bool:
-        """Whether there is no client yet, or it belongs to another process."""
-        return self._client is None or (self._uri is not None and self._pid != os.getpid())
+    @property
+    def _client(self) -> Any:
+        """The client in use here (this process; for the async store, this event loop), if one is open."""
+        conn = self._current()
+        return None if conn is None else conn.client
 
-    def _adopt(self, client: Any) -> None:
-        self._client, self._pid, self._ops = client, os.getpid(), None
-        self._db, self._handles = None, {}
-        if self.embedded:
-            self._lock = embedded_lock(client)
+    def _current(self) -> Connection | None:
+        """This process's connection, if open (the async store keeps one per event loop)."""
+        conn = self._conn
+        return conn if conn is not None and (conn.pid == os.getpid() or self._uri is None) else None
+
+    def _keep(self, conn: Connection) -> None:
+        self._conn = conn
 
     def _client_key(self) -> tuple[str, str]:
         return self._uri or "", repr(sorted(self._client_options.items()))
 
-    def _database(self) -> Any:
+    def _learned(self) -> Learned:
+        """What this process knows of the store: shared with every store of the process on the same target."""
+        if self._uri is None:
+            return self._own_learned
+        key = (*self._client_key(), self.database_name, self.collection_prefix, self.validation, self.path_index)
+        return learned_for(key)
+
+    def _connection(self) -> Connection:
         if self.embedded and os.getpid() != self._home:
             raise WrongProcessError(
                 f"This manager's embedded store (mongomock://{self.hosts}) lives in process {self._home}, "
                 f"not in this one ({os.getpid()}): what is written here would be lost. Use a directory path "
                 "or a mongodb:// URI with worker processes."
             )
-        if self._stale():
-            with self._open_lock:
-                if self._stale():
-                    # Driver clients are not fork-safe (nor shareable across event loops): each
-                    # process (and loop) opens its own on first use.
-                    try:
-                        client = self._connect()
-                    except ValueError as exc:  # PyMongo refuses some URIs (a port not a number) with ValueError
-                        raise translate(exc, self.hosts, None) from exc
-                    self._adopt(client)
-        if self._db is None:
-            # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
-            with self._lock or nullcontext():  # mongomock makes a database's store on first touch
-                self._db = self._client.get_database(self.database_name)
-        return self._db
+        conn = self._current()
+        if conn is not None:
+            return conn
+        with self._open_lock:
+            conn = self._current()
+            if conn is None:
+                # Driver clients are not fork-safe (nor shareable across event loops): each
+                # process (and loop) opens its own on first use.
+                try:
+                    client = self._given if self._given is not None else self._connect()
+                except ValueError as exc:  # PyMongo refuses some URIs (a port not a number) with ValueError
+                    raise translate(exc, self.hosts, None) from exc
+                if self.embedded:
+                    self._lock = embedded_lock(client)
+                # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
+                with self._lock or nullcontext():  # mongomock makes a database's store on first touch
+                    conn = Connection(client, client.get_database(self.database_name), os.getpid())
+                self._keep(conn)
+        return conn
+
+    def _database(self) -> Any:
+        return self._connection().database
 
     def _invoke(self, db: Any, call: Call) -> Any:
         """Start a driver call on the database or one of its collections (handles are cached: each costs µs)."""
@@ -206,16 +252,18 @@ class MongoStore:
             return getattr(target, call.method)(*args, **kwargs)
         target = db
         if call.collection is not None:
+            handles = self._connection().handles
             key = f"gridfs:{call.collection}" if call.bucket else call.collection
-            target = self._handles.get(key)
+            target = handles.get(key)
             if target is None:
-                target = self._handles[key] = _bucket(db, call.collection) if call.bucket else db[call.collection]
+                target = handles[key] = _bucket(db, call.collection) if call.bucket else db[call.collection]
         return getattr(target, call.method)(*call.args, **(call.kwargs or {}))
 
     def _collection(self, db: Any, name: str) -> Any:
-        target = self._handles.get(name)
+        handles = self._connection().handles
+        target = handles.get(name)
         if target is None:
-            target = self._handles[name] = db[name]
+            target = handles[name] = db[name]
         return target
 
     def _failed(self, command: Command, call: Call, exc: Exception) -> Any:
@@ -249,9 +297,10 @@ class MongoStore:
             StoreUnavailableError: The client could not be opened.
             WrongProcessError: An embedded store used from a process other than its own.
         """
-        if self._ops is None or self._stale():
-            self._guarded(self._database)
-            self._ops = Operations(
+        self._guarded(self._database)
+        ops = self._ops
+        if ops is None:
+            ops = self._ops = Operations(
                 self.collection_prefix,
                 models=MODELS,
                 where=self.where,
@@ -259,13 +308,14 @@ class MongoStore:
                 validation=self.validation,
                 path_index=self.path_index,
                 note=say_once,
+                learned=self._learned(),
             )
-        self._ops.store_secrets = self.store_secrets  # an attribute users may change at any time
-        return self._ops
+        ops.store_secrets = self.store_secrets  # an attribute users may change at any time
+        return ops
 
     def _timeout(self) -> float | None:
         """How long server selection waits: PyMongo lets timeoutMS, when set, replace serverSelectionTimeoutMS."""
-        options = getattr(self._client, "options", None)
+        options = getattr(self._client or self._given, "options", None)
         selection: float | None = getattr(options, "server_selection_timeout", None)
         overall: float | None = getattr(options, "timeout", None)  # timeoutMS; 0 means none
         return overall or selection
@@ -539,10 +589,9 @@ class MongoBackend(MongoStore):
         """Release the client this backend opened (never one that was passed in)."""
         if self._uri is None:
             return  # a client passed in stays open and in use
-        if not self.embedded and not self._stale():
+        if not self.embedded and self._current() is not None:
             release(self._client_key())
-        self._client = self._ops = self._db = None
-        self._handles = {}
+        self._conn = None
 
 
 # -- AsyncMongoBackend: runs the core's commands with PyMongo's ``AsyncMongoClient`` or Motor.
@@ -574,36 +623,42 @@ class AsyncMongoBackend(MongoStore):
 
     def __init__(self, target: Any, **options: Any) -> None:
         super().__init__(target, **options)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        # Per event loop, the client opened for it and the guard that closes it as the loop shuts down.
-        self._opened: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        # Per event loop: the connection opened for it, and the guard that closes its client as the
+        # loop shuts down (started on the loop's first command, so that the loop finalizes it).
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Connection] = weakref.WeakKeyDictionary()
         self._guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
             weakref.WeakKeyDictionary()
         )
-        self._unguarded: AsyncGenerator[None, None] | None = None
+        self._unguarded: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def _stale(self) -> bool:
-        if super()._stale():
-            return True
-        return self._uri is not None and not self.embedded and self._loop is not asyncio.get_running_loop()
+    def _per_loop(self) -> bool:
+        return self._uri is not None and not self.embedded
 
-    def _adopt(self, client: Any) -> None:
-        super()._adopt(client)
-        self._loop = None if self.embedded else asyncio.get_running_loop()
+    def _current(self) -> Connection | None:
+        if not self._per_loop():
+            return super()._current()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: nothing is open for it
+            return None
+        conn = self._by_loop.get(loop)
+        return conn if conn is not None and conn.pid == os.getpid() else None
+
+    def _keep(self, conn: Connection) -> None:
+        if not self._per_loop():
+            super()._keep(conn)
+            return
+        self._by_loop[asyncio.get_running_loop()] = conn
 
     def _connect(self) -> Any:
         assert self._uri is not None
         if self.embedded:
             return mock_client(self._uri)
         loop = asyncio.get_running_loop()
-        for ended in [old for old in self._opened if old.is_closed()]:  # their shutdown closed the clients
-            del self._opened[ended]
-        client = self._opened.get(loop)
-        if client is None:
-            client = self._opened[loop] = pymongo.AsyncMongoClient(
-                self._uri, **{"appname": "mongo_results", **self._client_options}
-            )
-            self._guards[loop] = self._unguarded = _closed_with_the_loop(client)
+        client = pymongo.AsyncMongoClient(self._uri, **{"appname": "mongo_results", **self._client_options})
+        self._guards[loop] = self._unguarded[loop] = _closed_with_the_loop(client)
         return client
 
     async def execute(self, command: Command) -> Any:
@@ -624,9 +679,10 @@ class AsyncMongoBackend(MongoStore):
         lock = self._lock
         if lock is not None:
             return self._guarded(lambda: execute_embedded(db, command, lock))
-        guard, self._unguarded = self._unguarded, None
-        if guard is not None:
-            await anext(guard)  # started in this loop, so the loop finalizes it before it closes
+        if self._unguarded:
+            guard = self._unguarded.pop(asyncio.get_running_loop(), None)
+            if guard is not None:
+                await anext(guard)  # started in this loop, so the loop finalizes it before it closes
         if isinstance(command, FindArrow):
             try:
                 return await find_arrow_async(self._collection(db, command.collection), command)
@@ -646,13 +702,11 @@ class AsyncMongoBackend(MongoStore):
         A client opened for a loop that was not closed this way is closed as that loop
         shuts down (``asyncio.run`` finalizes async generators before it closes the loop).
         """
-        if self._uri is None or self.embedded:
-            self._ops = None
+        if not self._per_loop():
             return
         loop = asyncio.get_running_loop()
-        self._client = self._ops = self._db = None
-        self._handles = {}
-        self._opened.pop(loop, None)
+        self._by_loop.pop(loop, None)
+        self._unguarded.pop(loop, None)
         guard = self._guards.pop(loop, None)
         if guard is not None:
             await guard.aclose()
