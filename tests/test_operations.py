@@ -25,8 +25,10 @@ from mongo_results.core.commands import (
     EVERY,
     BuildInfo,
     BulkWrite,
+    CollectionOptions,
     Command,
     CountDocuments,
+    CreateCollection,
     Delete,
     DeleteFile,
     Drop,
@@ -50,6 +52,7 @@ from mongo_results.core.drive import run, stream
 from mongo_results.core.encoding import encode_model
 from mongo_results.core.operations import Operations
 from mongo_results.core.profiles import FILES, EngineProfile
+from mongo_results.core.validators import validator_command
 from mongo_results.registry import MODELS
 
 from .models import Metrics
@@ -110,13 +113,51 @@ def doc(rid: str, ns: str = "default", loss: float = 1.0) -> dict[str, Any]:
 
 def test_the_engine_is_asked_once_and_a_namespace_prepared_once() -> None:
     core = ops(engine=None)
-    answers = Canned(lambda c: {"version": "8.0.4"} if isinstance(c, BuildInfo) else Written(True))
+
+    def answer(c: Command) -> Any:
+        if isinstance(c, BuildInfo):
+            return {"version": "8.0.4"}
+        return None if isinstance(c, CollectionOptions) else Written(True)  # no such collection yet
+
+    answers = Canned(answer)
     assert run(core.set("a", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
     assert run(core.set("b", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
-    assert answers.kinds() == ["BuildInfo", "EnsureIndexes", "SetValidator", "Insert", "Insert"]
+    # A new collection gets its validator from create: both in MongoDB's readWrite role.
+    assert answers.kinds() == ["BuildInfo", "CollectionOptions", "CreateCollection", "Insert", "Insert"]
+    create = answers.sent[2]
+    assert isinstance(create, CreateCollection) and set(create.options) == {"validator", "validationAction"}
     insert = answers.sent[-1]
     assert isinstance(insert, Insert) and insert.collection == "results.default"
     assert insert.document["created_at"] == insert.document["updated_at"] == T0  # the clock passed in
+
+
+def test_an_existing_collection_with_its_validator_costs_one_read() -> None:
+    core = ops()
+    command, _ = validator_command("results.default", "default", "warn", MONGODB, MODELS)
+    entry = {"options": {"validator": command["validator"], "validationAction": "warn"}}
+    answers = Canned(lambda c: entry if isinstance(c, CollectionOptions) else Written(True))
+    assert run(core.set("a", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+    assert answers.kinds() == ["CollectionOptions", "Insert"]  # no collMod: it is in dbAdmin, not readWrite
+
+
+def test_a_refused_collmod_is_one_note_and_the_write_goes_on() -> None:
+    notes: list[str] = []
+    core = ops(note=notes.append)
+    entry = {"options": {"validator": {"$jsonSchema": {"bsonType": "object"}}, "validationAction": "warn"}}
+
+    def answer(c: Command) -> Any:
+        if isinstance(c, CollectionOptions):
+            return entry
+        if isinstance(c, SetValidator):
+            return Refused(13, "not authorized on t to execute command { collMod: ... }")
+        return Written(True)
+
+    answers = Canned(answer)
+    assert run(core.set("a", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+    assert run(core.set("b", A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
+    assert answers.kinds() == ["CollectionOptions", "SetValidator", "Insert", "Insert"]
+    [note] = notes
+    assert "collMod (in MongoDB's dbAdmin role, not in readWrite)" in note and "doctor --fix" in note
 
 
 def test_no_validator_where_the_engine_has_none_or_it_is_off() -> None:
@@ -314,7 +355,7 @@ def test_indexes_are_asked_for_once_per_namespace_and_path_index_on_request() ->
     for rid in ("a", "b"):
         run(core.set(rid, A, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
     [ensure] = [c for c in answers.sent if isinstance(c, EnsureIndexes)]
-    assert [i.name for i in ensure.indexes] == ["_id_", "path_segments"]
+    assert [i.name for i in ensure.indexes] == ["path_segments"]  # _id_ every collection has
 
 
 def test_set_many_one_command_per_update_stops_at_the_first_unreachable_store() -> None:
@@ -461,7 +502,7 @@ def test_stores_without_a_limit_keep_large_results_whole() -> None:
     core = ops(FILES)
     answers = Canned(lambda c: Written(True))
     run(core.set("t", TRACE, SetBehavior.RAISE_IF_EXISTS, None, False, secrets=False), answers)
-    assert answers.kinds() == ["EnsureIndexes", "Insert"]
+    assert answers.kinds() == ["Insert"]
     insert = answers.sent[-1]
     assert isinstance(insert, Insert) and insert.document["data"]["points"] == TRACE.points
 

@@ -18,7 +18,9 @@ __all__ = [
     "BuildInfo",
     "BulkWrite",
     "Command",
+    "CollectionOptions",
     "CountDocuments",
+    "CreateCollection",
     "Delete",
     "DeleteFile",
     "Drop",
@@ -42,7 +44,6 @@ __all__ = [
     "Operation",
     "PartialPage",
     "PutFile",
-    "ReadValidator",
     "Refused",
     "Undecodable",
     "ServerTime",
@@ -223,7 +224,7 @@ class ServerTime:
 
 @dataclass(frozen=True, slots=True)
 class EnsureIndexes:
-    """Create the indexes that do not exist yet (and the collection with them)."""
+    """Create the indexes that do not exist yet (and the collection with them); answered by None, or Refused."""
 
     collection: str
     indexes: tuple[Index, ...]
@@ -237,16 +238,28 @@ class ListIndexes(_OnCollection):
 
 @dataclass(frozen=True, slots=True)
 class SetValidator:
-    """Install a collection validator: ``command`` is the whole ``collMod``."""
+    """Install a collection validator: ``command`` is the whole ``collMod``; answered by None, or Refused."""
 
     collection: str
     command: Mapping[str, Any]
 
 
-class ReadValidator(_OnCollection):
-    """A collection's ``options`` (``validator``, ``validationAction``), empty when it has none."""
+class CollectionOptions(_OnCollection):
+    """A collection's ``listCollections`` entry (``options``, ``info``), or None when it does not exist.
+
+    One command in MongoDB's ``readWrite`` role that says whether the collection exists, which
+    validator it has, and, on DocumentDB, the key it is sharded on (``info.shardKey``).
+    """
 
     __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CreateCollection:
+    """Create a collection with ``options`` (its validator); answered by Written, or Refused (48: it exists)."""
+
+    collection: str
+    options: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +347,8 @@ Command = (
     | EnsureIndexes
     | ListIndexes
     | SetValidator
-    | ReadValidator
+    | CollectionOptions
+    | CreateCollection
     | PutFile
     | GetFile
     | DeleteFile

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from ..errors import InvalidArgumentError, UpgradeFailedError, WrongTypeError
 from .commands import (
     EVERY,
+    CollectionOptions,
     CountDocuments,
     Delete,
     DeleteFile,
@@ -22,7 +23,6 @@ from .commands import (
     ListCollections,
     ListIndexes,
     NoMatch,
-    ReadValidator,
     Refused,
     SetValidator,
     ShardCollection,
@@ -250,18 +250,27 @@ def _check_indexes(ops: Operations, collection: str, fix: bool, report: Report) 
         if index.name in have:
             report.lines.append(f"  ok: index {index.name}")
         elif fix:
-            yield EnsureIndexes(collection, (index,))
-            report.lines.append(f"  fixed: created index {index.name}")
+            refused = yield EnsureIndexes(collection, (index,))
+            _fixed(report, f"created index {index.name}", refused)
         else:
             report.problems += 1
             report.lines.append(f"  problem: index {index.name} is missing; run `mongo-results doctor --fix`")
+
+
+def _fixed(report: Report, what: str, refused: object) -> None:
+    """A repair done, or refused by the server (a user without the right: doctor --fix is an administrator's)."""
+    if isinstance(refused, Refused):
+        report.problems += 1
+        report.lines.append(f"  problem: could not fix: the server refused it (code {refused.code}): {refused.message}")
+    else:
+        report.lines.append(f"  fixed: {what}")
 
 
 def _check_validator(
     ops: Operations, namespace: str, engine: EngineProfile, fix: bool, report: Report
 ) -> Operation[None]:
     collection = ops.prefix + namespace
-    options = yield ReadValidator(collection)
+    options = ((yield CollectionOptions(collection)) or {}).get("options") or {}
     installed = options.get("validator")
     command, note = validator_command(collection, namespace, ops.validation, engine, ops.models)
     models = list(ops.models.in_namespace(namespace))
@@ -272,10 +281,8 @@ def _check_validator(
         return
     what = "is missing" if not installed else "does not match the registered models"
     if fix:
-        yield SetValidator(collection, command)
-        report.lines.append(
-            f"  fixed: installed the validator for {len(models)} registered model(s) ({ops.validation})"
-        )
+        refused = yield SetValidator(collection, command)
+        _fixed(report, f"installed the validator for {len(models)} registered model(s) ({ops.validation})", refused)
         return
     hint = "" if models else " (pass --import your.models so the models are registered)"
     report.problems += 1

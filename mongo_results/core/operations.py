@@ -24,6 +24,8 @@ from .commands import (
     EVERY,
     Batch,
     BuildInfo,
+    CollectionOptions,
+    CreateCollection,
     Delete,
     Drop,
     EnsureIndexes,
@@ -32,9 +34,11 @@ from .commands import (
     Index,
     ListCollections,
     Operation,
+    Refused,
     ServerTime,
     SetValidator,
     ShardKeyOf,
+    Written,
 )
 from .encoding import encode_stored
 from .ids import ResultId, canonical_id, canonical_prefix
@@ -72,6 +76,29 @@ BATCH = 1000  # items per bulk write or $in query: bounded memory, few round tri
 LISTING_TTL = 1.0
 CLOCK_CHECK = 60.0  # seconds between measures of the store's clock against ours
 ID_ONLY = {"_id": 1}  # with a filter on _id alone, the _id index answers without reading the documents
+ID_INDEX = "_id_"  # every collection has it: asking for it would only create the collection
+NAMESPACE_EXISTS = 48  # MongoDB's code for a create that met an existing collection
+UNAUTHORIZED = 13  # MongoDB's code for a command the user's roles do not allow
+UNREAD = object()  # a collection's options not read (the engine has nothing to tell from them)
+
+
+def has_validator(entry: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether a collection's ``listCollections`` entry shows the validator and action of ``wanted`` (a collMod)."""
+    options = entry.get("options") or {}
+    return bool(
+        options.get("validator") == wanted["validator"]
+        and options.get("validationAction", "error") == wanted["validationAction"]
+    )
+
+
+def refused_step(engine: EngineProfile, command: str, collection: str, reply: Refused) -> str:
+    """What to tell when the server refuses an optional step of preparing a collection."""
+    right = {"collMod": "collMod (in MongoDB's dbAdmin role, not in readWrite)"}.get(command, command)
+    why = "the user lacks the right " + right if reply.code == UNAUTHORIZED else f"code {reply.code}: {reply.message}"
+    return (
+        f"{engine.label} refused {command} on {collection} ({why}); writes go on without it. An administrator "
+        "can install the validator and indexes with `mongo-results --import your.models doctor --fix`."
+    )
 
 
 def ignore_note(message: str) -> None:
@@ -265,36 +292,76 @@ class Operations:
         return found
 
     def _prepare(self, namespace: str, engine: EngineProfile) -> Operation[None]:
-        """Indexes (and the validator, where the engine has them) once per namespace and connection."""
+        """Make a namespace's collection ready for writes, once per process and store.
+
+        Only commands of MongoDB's ``readWrite`` role are needed: a collection the library
+        creates gets its validator from ``create``; an existing one's options are read
+        (``listCollections``) and its validator changed (``collMod``, a ``dbAdmin`` right) only
+        when it differs. A refused optional step is one warning and the write goes on.
+        """
         if namespace in self.indexed:
             return
         collection = self.prefix + namespace
-        yield from self.check_shard_key(collection, engine)
-        if not engine.one_keyspace:
+        if engine.one_keyspace:  # the file store: one tree, nothing to create or index
+            self.indexed.add(namespace)
+            return
+        wanted = self._validator(collection, namespace, engine)
+        entry = (yield CollectionOptions(collection)) if wanted is not None or engine.shard_key_listed else UNREAD
+        yield from self.check_shard_key(collection, engine, entry)
+        created = False
+        if entry is None and wanted is not None:
+            reply = yield CreateCollection(collection, {k: v for k, v in wanted.items() if k != "collMod"})
+            created = isinstance(reply, Written)
+            if isinstance(reply, Refused) and reply.code != NAMESPACE_EXISTS:  # exists: created meanwhile
+                self.note(refused_step(engine, "create", collection, reply))
+        if created:  # made by this store just now: no other store's results can be in it
+            self.owned.add(collection)
+        else:
             yield from self._claim_collection(namespace)
-        yield EnsureIndexes(collection, self.indexes_of(namespace))
-        if self.validation != "off" and engine.validators:
-            command, note = validator_command(collection, namespace, self.validation, engine, self.models)
-            if note:
-                self.note(note)
-            yield SetValidator(collection, command)
-        elif self.validation != "off" and engine.name in ("mongodb", "ferretdb"):  # the others have none by design
-            self.note(f"{engine.label} does not enforce collection validators; {collection} has none")
+            if wanted is not None and isinstance(entry, Mapping) and not has_validator(entry, wanted):
+                reply = yield SetValidator(collection, wanted)
+                if isinstance(reply, Refused):
+                    self.note(refused_step(engine, "collMod", collection, reply))
+        extra = tuple(index for index in self.indexes_of(namespace) if index.name != ID_INDEX)
+        if extra:
+            reply = yield EnsureIndexes(collection, extra)
+            if isinstance(reply, Refused):
+                self.note(refused_step(engine, "createIndexes", collection, reply))
         self.indexed.add(namespace)
         listed = self._listed
-        if listed is not None and collection not in listed[1]:  # this connection just created it
+        if listed is not None and collection not in listed[1]:  # this process just created it
             self._listed = (listed[0], tuple(sorted((*listed[1], collection))))
 
-    def check_shard_key(self, collection: str, engine: EngineProfile) -> Operation[None]:
-        """Refuse to write into a collection sharded on another key than ``_id`` (read once per connection).
+    def _validator(self, collection: str, namespace: str, engine: EngineProfile) -> dict[str, Any] | None:
+        """The ``collMod`` that installs the namespace's validator, or None where there is none to install."""
+        if self.validation == "off":
+            return None
+        if not engine.validators:
+            if engine.name in ("mongodb", "ferretdb"):  # the others have none by design
+                self.note(f"{engine.label} does not enforce collection validators; {collection} has none")
+            return None
+        command, note = validator_command(collection, namespace, self.validation, engine, self.models)
+        if note:
+            self.note(note)
+        return command
+
+    def check_shard_key(self, collection: str, engine: EngineProfile, entry: Any = None) -> Operation[None]:
+        """Refuse to write into a collection sharded on another key than ``_id`` (read once per process).
 
         There each shard keeps ``_id`` unique only among its own documents: two writers could each
-        insert the same id on their shard. A collection sharded after this check is read again on
-        the next connection.
+        insert the same id on their shard. A collection sharded after this check is read again by
+        the next process. ``entry``: the collection's ``listCollections`` entry, if already read
+        (DocumentDB names the shard key there; MongoDB only in ``config``, read on a sharded cluster).
         """
         if not engine.sharding or collection in self.keys_checked:
             return
-        found = yield ShardKeyOf(collection)
+        if engine.shard_key_listed:
+            if entry is UNREAD:
+                entry = yield CollectionOptions(collection)
+            info = entry.get("info") if isinstance(entry, Mapping) else None
+            found = info.get("shardKey") if isinstance(info, Mapping) else None
+        else:
+            found = yield ShardKeyOf(collection)
         if isinstance(found, Mapping) and not RESULTS.keeps_unique(found):
             raise refusal(found, collection)
         self.keys_checked.add(collection)

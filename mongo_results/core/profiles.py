@@ -56,6 +56,9 @@ class EngineProfile:
     # A server that may be a sharded cluster: its collections' shard keys are read before writing,
     # since a key other than _id lets two shards each hold one id. FerretDB 1.x has no sharding.
     sharding: bool = True
+    # DocumentDB names a collection's shard key in listCollections (info.shardKey); MongoDB only
+    # in config.collections, which a user with the readWrite role cannot read.
+    shard_key_listed: bool = False
 
     @property
     def label(self) -> str:
@@ -90,8 +93,11 @@ class EngineProfile:
                 schema_keywords=frozenset({"bsonType", "properties", "items"}),
                 max_validator_bytes=10 * 1024,
                 max_write_batch=25_000,
+                shard_key_listed=True,
             )
-        return cls("mongodb", str(info.get("version", "")))
+        # The executor adds the driver's view of the deployment: only behind mongos can a
+        # collection be sharded (unknown: assume it can).
+        return cls("mongodb", str(info.get("version", "")), sharding=info.get("topology") in (None, "Sharded"))
 
 
 EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None, arrow_decoder=False, sharding=False)

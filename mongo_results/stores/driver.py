@@ -92,10 +92,20 @@ _WRITES = (
     cmd.Drop,
     cmd.EnsureIndexes,
     cmd.SetValidator,
+    cmd.CreateCollection,
     cmd.PutFile,
     cmd.DeleteFile,
     cmd.EnableSharding,
     cmd.ShardCollection,
+)
+
+
+_OPTIONAL = (
+    cmd.EnableSharding,
+    cmd.ShardCollection,
+    cmd.CreateCollection,
+    cmd.SetValidator,
+    cmd.EnsureIndexes,
 )
 
 
@@ -173,9 +183,9 @@ def _applied(_: Any) -> cmd.Written:
     return cmd.Written(True)
 
 
-def _first_options(reply: Any) -> dict[str, Any]:
+def _first_entry(reply: Any) -> dict[str, Any] | None:
     batch = reply.get("cursor", {}).get("firstBatch", [])
-    return dict(batch[0].get("options", {})) if batch else {}
+    return dict(batch[0]) if batch else None
 
 
 def _shard_key(entry: Any) -> dict[str, Any] | None:
@@ -223,8 +233,11 @@ def call_for(command: cmd.Command) -> Call:
             return Call(collection, "index_information", finish=lambda info: sorted(info))
         case cmd.SetValidator(_, command_document):
             return Call(None, "command", (dict(command_document),), finish=lambda _: None)
-        case cmd.ReadValidator(collection):
-            return Call(None, "command", ("listCollections",), {"filter": {"name": collection}}, _first_options)
+        case cmd.CollectionOptions(collection):
+            return Call(None, "command", ("listCollections",), {"filter": {"name": collection}}, _first_entry)
+        case cmd.CreateCollection(collection, options):
+            # The command itself: the driver's create_collection asks listCollections first.
+            return Call(None, "command", ({"create": collection, **options},), finish=_applied)
         case cmd.PutFile(bucket, file_id, filename, content, metadata):
             args = (file_id, filename, content)
             kwargs = {"metadata": dict(metadata)}
@@ -307,7 +320,9 @@ def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
         upserted = {u["index"] for u in exc.details.get("upserted", [])}
         errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
         return bulk_replies(command.writes, upserted, errors)
-    if isinstance(command, (cmd.EnableSharding, cmd.ShardCollection)) and isinstance(exc, OperationFailure):
+    # Optional steps (sharding, a validator, indexes, creating a collection) a server may refuse,
+    # for one because the user's role lacks the right: an answer the core decides about.
+    if isinstance(command, _OPTIONAL) and isinstance(exc, OperationFailure):
         return cmd.Refused(exc.code, " ".join(str((exc.details or {}).get("errmsg") or exc).split())[:300])
     if isinstance(command, cmd.ShardKeyOf) and isinstance(exc, OperationFailure):
         return cmd.NoMatch()  # config unreadable (no right to read it): the server does not say

@@ -297,9 +297,9 @@ class FileBackend:
                 return sorted(self.collection_prefix + ns for ns in found)
             case cmd.ListIndexes():
                 return ["_id_"]
-            case cmd.ReadValidator():
-                return {}
-            case cmd.BuildInfo() | cmd.EnsureIndexes() | cmd.SetValidator():
+            case cmd.CollectionOptions():
+                return {"options": {}}
+            case cmd.BuildInfo() | cmd.EnsureIndexes() | cmd.SetValidator() | cmd.CreateCollection():
                 return {} if isinstance(command, cmd.BuildInfo) else None
             case cmd.ServerTime():
                 return self.tree.clock()

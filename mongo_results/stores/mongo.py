@@ -28,7 +28,7 @@ from pymongo import MongoClient
 from pymongo.errors import ConfigurationError
 from typing_extensions import Self
 
-from ..core.commands import Command, FindArrow
+from ..core.commands import BuildInfo, Command, FindArrow
 from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
 from ..core.operations import Learned, Operations
 from ..core.profiles import EMBEDDED
@@ -265,6 +265,13 @@ class MongoStore:
         if target is None:
             target = handles[name] = db[name]
         return target
+
+    def _deployment(self, build_info: Any) -> dict[str, Any]:
+        """``buildInfo`` with the driver's view of the deployment added (``topology``: ``Sharded`` behind mongos)."""
+        client = self._client
+        description = getattr(getattr(client, "delegate", client), "topology_description", None)  # Motor: delegate
+        kind = getattr(description, "topology_type_name", None)
+        return {**build_info, "topology": kind} if kind not in (None, "Unknown") else dict(build_info)
 
     def _failed(self, command: Command, call: Call, exc: Exception) -> Any:
         """The reply a driver error stands for (a duplicate key), or the library error it translates to."""
@@ -581,9 +588,10 @@ class MongoBackend(MongoStore):
         call = call_for(command)
         try:
             raw = self._invoke(db, call)
-            return driver_reply(command, call, list(raw) if call.cursor else raw)
+            reply = driver_reply(command, call, list(raw) if call.cursor else raw)
         except DRIVER_ERRORS as exc:
             return self._failed(command, call, exc)
+        return self._deployment(reply) if isinstance(command, BuildInfo) else reply
 
     def close(self) -> None:
         """Release the client this backend opened (never one that was passed in)."""
@@ -692,9 +700,10 @@ class AsyncMongoBackend(MongoStore):
         try:
             pending = self._invoke(db, call)
             # Motor's and PyMongo's async cursors both take to_list(None) for "everything".
-            return driver_reply(command, call, await pending.to_list(None) if call.cursor else await pending)
+            reply = driver_reply(command, call, await pending.to_list(None) if call.cursor else await pending)
         except DRIVER_ERRORS as exc:
             return self._failed(command, call, exc)
+        return self._deployment(reply) if isinstance(command, BuildInfo) else reply
 
     async def close(self) -> None:
         """Close the client this backend opened for the running loop (never one passed in).
