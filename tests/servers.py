@@ -225,6 +225,11 @@ class DocumentDB:
 
     @property
     def uri(self) -> str:
+        return self.plain_uri
+
+    @property
+    def plain_uri(self) -> str:
+        """The kit's FerretDB: no TLS, no authentication."""
         return f"mongodb://127.0.0.1:{self.port}/"
 
     def _kit(self, script: str, *args: str, timeout: float) -> None:
@@ -238,7 +243,7 @@ class DocumentDB:
         self._kit("stop", timeout=60)  # after kill or stop: PostgreSQL is still up, start wants it down
         # The first build compiles PostgreSQL extensions and FerretDB: minutes, once per machine.
         self._kit("start", str(self.port), str(self.pg_port), timeout=1800)
-        wait_ready(self.uri, timeout, lambda: None)
+        wait_ready(self.plain_uri, timeout, lambda: None)
         return self
 
     def _signal(self, sig: signal.Signals) -> None:
@@ -433,3 +438,135 @@ def citus_tasks(explain: dict[str, object]) -> tuple[int, set[str]]:
 
     walk(explain)
     return sum(counts), nodes
+
+
+class SecureDocumentDB(DocumentDB):
+    """The reference server as a managed deployment runs: TLS only, and SCRAM authentication.
+
+    FerretDB 2.5 authenticates against PostgreSQL roles (SCRAM-SHA-256); it does not enforce a
+    user's roles (every authenticated user may run every command), so what a ``readWrite`` user
+    may send is checked from the driver's command log instead. ``user``/``password`` is a user
+    made with the ``readWrite`` role on ``database``; ``ca_file`` the CA that signed the
+    server's certificate, made here for 127.0.0.1.
+    """
+
+    name = "FerretDB 2.5 (PostgreSQL + DocumentDB) with TLS and SCRAM"
+    label = "secure"
+    user = "worker"
+    password = "p@ss:w/rd %secret"  # every character a URI must escape
+    database = "lab"
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        self.tls = self.state / "tls"
+        self.ca_file = self.tls / "ca.pem"
+
+    def start(self, timeout: float = 60.0) -> SecureDocumentDB:
+        super().start(timeout)  # the kit's server, without authentication: it creates the user
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, object]]
+        with MongoClient(self.plain_uri, serverSelectionTimeoutMS=5000) as client:
+            client[self.database].command(
+                "createUser", self.user, pwd=self.password, roles=[{"role": "readWrite", "db": self.database}]
+            )
+        self.stop()
+        self._certificates()
+        binary = subprocess.run(
+            [str(self.kit / "build")], capture_output=True, text=True, check=True, timeout=1800
+        ).stdout.strip()
+        args = [
+            binary,
+            f"--postgresql-url=postgres://postgres@127.0.0.1:{self.pg_port}/postgres",
+            "--listen-addr=",
+            f"--listen-tls=127.0.0.1:{self.port}",
+            f"--listen-tls-cert-file={self.tls / 'server.pem'}",
+            f"--listen-tls-key-file={self.tls / 'server.key'}",
+            f"--state-dir={self.state / 'ferretdb-state'}",
+            "--telemetry=disable",
+            "--debug-addr=-",
+            "--log-level=warn",
+        ]
+        with open(self.state / "ferretdb.log", "ab") as log:
+            self.process = process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        (self.state / "ferretdb.pid").write_text(str(process.pid))  # the kit's stop ends it
+        wait_ready(self.uri, timeout, lambda: None if process.poll() is None else f"FerretDB exited: {self.log()}")
+        return self
+
+    def close(self) -> None:
+        super().close()
+        process = getattr(self, "process", None)
+        if process is not None:
+            process.kill()
+            process.wait()
+
+    def _certificates(self) -> None:
+        """A throwaway CA, and a server certificate it signs for 127.0.0.1 and localhost."""
+        self.tls.mkdir(exist_ok=True)
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.tls, check=True, capture_output=True)
+
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mongo_results test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        )
+        (self.tls / "ext.cnf").write_text(
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        )
+
+    def uri_for(self, user: str, password: str, database: str | None = None, **options: str) -> str:
+        from urllib.parse import quote_plus, urlencode
+
+        query = urlencode({"tls": "true", "tlsCAFile": str(self.ca_file), **options})
+        where = f"127.0.0.1:{self.port}/{database or self.database}"
+        return f"mongodb://{quote_plus(user)}:{quote_plus(password)}@{where}?{query}"
+
+    @property
+    def uri(self) -> str:
+        """The ``readWrite`` user's URI, over TLS with the test CA."""
+        return self.uri_for(self.user, self.password)
+
+    def log(self) -> str:
+        path = self.state / "ferretdb.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""

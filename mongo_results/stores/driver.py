@@ -29,6 +29,7 @@ from pymongo.errors import (
 
 from ..core import commands as cmd
 from ..errors import (
+    AccessDeniedError,
     InvalidNamespaceError,
     InvalidUriError,
     MongoResultsError,
@@ -322,7 +323,7 @@ def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
         return bulk_replies(command.writes, upserted, errors)
     # Optional steps (sharding, a validator, indexes, creating a collection) a server may refuse,
     # for one because the user's role lacks the right: an answer the core decides about.
-    if isinstance(command, _OPTIONAL) and isinstance(exc, OperationFailure):
+    if isinstance(command, _OPTIONAL) and isinstance(exc, OperationFailure) and exc.code != AUTHENTICATION_FAILED:
         return cmd.Refused(exc.code, " ".join(str((exc.details or {}).get("errmsg") or exc).split())[:300])
     if isinstance(command, cmd.ShardKeyOf) and isinstance(exc, OperationFailure):
         return cmd.NoMatch()  # config unreadable (no right to read it): the server does not say
@@ -340,6 +341,34 @@ def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
     return None
 
 
+AUTHENTICATION_FAILED = 18
+UNAUTHORIZED = 13
+
+
+def _access_denied(exc: OperationFailure, hosts: str, command: cmd.Command | None) -> str:
+    if exc.code == AUTHENTICATION_FAILED:
+        return (
+            f"MongoDB at {hosts} refused the credentials (authentication failed): check the URI's user name, "
+            "password and authSource (the password is not shown here)"
+        )
+    what = type(command).__name__ if command is not None else "the command"
+    message = " ".join(str((exc.details or {}).get("errmsg") or exc).split())[:300]
+    return (
+        f"MongoDB at {hosts}: the user's roles do not allow {what} (code 13: {message}); the docs' "
+        "'Credentials and rights' page lists the rights each call needs"
+    )
+
+
+def _tls_cause(exc: BaseException) -> str:
+    """The TLS reason for a server that could not be selected, said first: it is buried in the topology."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "TLS: the server's certificate is not trusted (pass tlsCAFile=<the CA that signed it>); "
+    if "CERTIFICATE_REQUIRED" in text:
+        return "TLS: the server asks for a client certificate (tlsCertificateKeyFile=...); "
+    return ""
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).split(", Timeout:", 1)[0].split(", Topology Description:", 1)[0]
     return text[:300]
@@ -351,7 +380,7 @@ def translate(
     """The library error for a driver error (the caller raises it ``from exc``); ``command``: the one that failed."""
     if isinstance(exc, (ServerSelectionTimeoutError, WaitQueueTimeoutError)):  # nothing was sent
         within = f" within {timeout:g} s" if timeout is not None else ""
-        return StoreUnavailableError(f"Cannot reach MongoDB at {hosts}{within}: {_reason(exc)}")
+        return StoreUnavailableError(f"Cannot reach MongoDB at {hosts}{within}: {_tls_cause(exc)}{_reason(exc)}")
     if isinstance(exc, ConnectionFailure):  # a command may have been sent and even applied
         return OutcomeUnknownError(
             f"Lost the connection to MongoDB at {hosts} during a command ({_reason(exc)}): a write "
@@ -366,6 +395,8 @@ def translate(
         return InvalidNamespaceError(f"MongoDB at {hosts} refused a name: {_reason(exc)}")
     if isinstance(exc, DocumentTooLarge):
         return RejectedByServerError(f"MongoDB at {hosts} refused an oversized document: {exc}")
+    if isinstance(exc, OperationFailure) and exc.code in (AUTHENTICATION_FAILED, UNAUTHORIZED):
+        return AccessDeniedError(_access_denied(exc, hosts, command))
     if isinstance(exc, OperationFailure):
         details = exc.details or {}
         first = (details.get("writeErrors") or [{}])[0]  # a bulk's (an upsert with its probe): the first error

@@ -22,13 +22,16 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from ..core.commands import (
     BY_ID,
     BulkWrite,
+    CollectionOptions,
     Command,
     CountDocuments,
+    CreateCollection,
     DuplicateKey,
     Find,
     FindOne,
     Insert,
     ListCollections,
+    Refused,
     ServerTime,
     Upsert,
     Written,
@@ -118,6 +121,17 @@ def execute_embedded(db: Any, command: Command, lock: threading.RLock) -> Any:
             return datetime.now(timezone.utc)
         if isinstance(command, ListCollections):  # mongomock has no views, nor a filter on the type
             return sorted(db.list_collection_names())
+        if isinstance(command, CollectionOptions):  # mongomock keeps no options (no validators)
+            return (
+                {"name": command.collection, "options": {}}
+                if command.collection in db.list_collection_names()
+                else None
+            )
+        if isinstance(command, CreateCollection):
+            if command.collection in db.list_collection_names():
+                return Refused(48, f"collection {command.collection} already exists")
+            db.create_collection(command.collection)
+            return Written(True)
         try:
             raw = getattr(target, call.method)(*call.args, **(call.kwargs or {}))
             return driver_reply(command, call, list(raw) if call.cursor else raw)
