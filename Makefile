@@ -58,6 +58,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench claims
 	$(BIN)/python -m bench frames
 	$(BIN)/python -m bench sharded
+	$(BIN)/python -m bench workers
 	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)
@@ -65,8 +66,11 @@ lint: $(BENCH_STAMP)
 	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server scripts/api_check.py scripts/griffe_derived.py
 	$(BIN)/lint-imports
 
+# The package also as Windows and macOS see it: a module only one platform has fails there.
 typecheck: $(BENCH_STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy mongo_results --platform win32
+	$(BIN)/mypy mongo_results --platform darwin
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

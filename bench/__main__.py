@@ -9,6 +9,7 @@ python -m bench large                # results over 16 MiB, set and got on every
 python -m bench claims               # claim_each over free ids, missing() over 100,000 ids
 python -m bench frames               # 200,000 results into a DataFrame, against PyMongoArrow (--count 1000000)
 python -m bench sharded              # the sharded cluster against the single-node server, with explain
+python -m bench workers              # per-task workers (joblib, Dask, Ray), several event loops, commands per call
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     spread.add_argument("--count", type=int, default=20_000)
     spread.add_argument("--rounds", type=int, default=9)
     spread.add_argument("--out", type=Path, default=OUT)
+    working = sub.add_parser("workers", help="per-task workers, several event loops, commands per call")
+    working.add_argument("--tasks", type=int, default=300)
+    working.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -195,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
 
         with server(args.uri) as uri:
             return claims(uri, DATABASE, args.count, args.ids, describe(uri, {})["server"], args.out)
+    if args.command == "workers":
+        from .workers import workers
+
+        with server(args.uri) as uri:
+            return workers(uri, f"{DATABASE}_workers", args.tasks, describe(uri, {})["server"], args.out)
     if args.command == "frames":
         from .frames import frames
 

@@ -108,15 +108,18 @@ def ferretdb1_uri() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sharded_uri() -> Iterator[str]:
     """The sharded cluster: FerretDB 2.5 on DocumentDB over Citus, two workers (mandatory under CI=true)."""
-    try:
-        server = Sharded()
-    except Exception as exc:
-        _server_failed(Sharded.name, exc)
-    try:
-        server.start()
-    except Exception as exc:
-        server.close()
-        _server_failed(Sharded.name, exc)
+    for attempt in (1, 2):  # the cluster's first set-up runs many SQL steps: under load one may time out
+        try:
+            server = Sharded()
+        except Exception as exc:
+            _server_failed(Sharded.name, exc)
+        try:
+            server.start()
+            break
+        except Exception as exc:
+            server.close()
+            if attempt == 2:
+                _server_failed(Sharded.name, exc)
     SERVERS["sharded cluster"] = Sharded.name
     yield server.uri
     server.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pytest
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -329,7 +330,6 @@ def test_unencodable_value_is_refused(rm: ResultsManager) -> None:
 
 def test_lossy_value_is_refused(rm: ResultsManager) -> None:
     from datetime import datetime
-    from typing import Union
 
     class Ambiguous(BaseModel):
         when: Union[str, datetime]  # a datetime would come back as its text
@@ -570,3 +570,63 @@ def test_a_namespace_another_manager_creates_is_seen_within_the_listing_bound(
                 manager.shutdown()
             else:
                 manager.close()
+
+
+class Numbers(BaseModel):
+    price: Decimal
+    zero: float
+    either: Union[int, float]
+
+
+EQUAL_NOT_SAME = [  # each pair equal as numbers, told apart by what get() gives back
+    (Numbers(price=Decimal("1.0"), zero=-0.0, either=3), Numbers(price=Decimal("1.00"), zero=0.0, either=3.0)),
+    (Numbers(price=Decimal("1.00"), zero=0.0, either=3.0), Numbers(price=Decimal("1.0"), zero=-0.0, either=3)),
+]
+
+
+def same(one: Numbers, other: Numbers) -> bool:
+    """Equal and told apart by type, scale and sign, as a user who prints them sees them."""
+    return (
+        one == other
+        and [repr(v) for v in one.model_dump().values()] == [repr(v) for v in other.model_dump().values()]
+        and math.copysign(1, one.zero) == math.copysign(1, other.zero)
+    )
+
+
+@pytest.mark.parametrize("behavior", [SetBehavior.OVERWRITE, SetBehavior.SKIP_IF_EXISTS])
+@pytest.mark.parametrize(("old", "new"), EQUAL_NOT_SAME)
+def test_an_overwrite_with_values_equal_as_numbers_stores_the_new_ones(
+    rm: ResultsManager, engine: str, behavior: SetBehavior, old: Numbers, new: Numbers
+) -> None:
+    """Before: DocumentDB's $set kept the old values (1.0 for 1.00, 0.0 for -0.0, 3 for 3.0) and said True."""
+    needs_mongodb_semantics(engine, "stores -0.0 as 0.0, so it refuses -0.0 before writing (test below)")
+    register_model(Numbers)
+    rm.set("n", old)
+    assert rm.set("n", new, behavior) is True
+    assert same(rm.get("n"), new)
+    assert rm.set("n", new, SetBehavior.SKIP_IF_EXISTS) is False  # the digest and the data agree
+    assert rm.set("n", new, SetBehavior.RAISE_IF_DIFFERENT) is True
+    with pytest.raises(FileExistsError):
+        rm.set("n", old, SetBehavior.RAISE_IF_DIFFERENT)
+
+
+def test_negative_zero_comes_back_negative_or_is_refused(rm: ResultsManager, engine: str) -> None:
+    register_model(Numbers)
+    value = Numbers(price=Decimal(1), zero=-0.0, either=0)
+    if engine == "ferretdb1":
+        with pytest.raises(LossyValueError, match="-0.0"):
+            rm.set("z", value)
+        assert not rm.exists("z")
+        return
+    rm.set("z", value)
+    assert math.copysign(1, rm.get("z", Numbers).zero) == -1
+
+
+def test_upgrade_stores_values_equal_as_numbers_exactly(rm: ResultsManager, engine: str) -> None:
+    needs_mongodb_semantics(engine, "stores -0.0 as 0.0, so it refuses -0.0 before writing")
+    register_model(Numbers)
+    old, new = EQUAL_NOT_SAME[0]
+    rm.set("n", old)
+    rm.store("m", "Numbers", rm.documents("n")[0]["data"] | {"zero": "not a float"})
+    done = rm.upgrade(None, Numbers, lambda data: new)
+    assert done.upgraded == 1 and same(rm.get("m"), new)

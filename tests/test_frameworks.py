@@ -392,3 +392,218 @@ def test_what_travels_is_the_registration_as_it_stands(fresh_process: ProcessPoo
     (found, namespaces, indexes), said = elsewhere(fresh_process, look, Score, Subscore, Cleared)
     assert found == [find_model_namespace(c) for c in (Score, Subscore, Cleared)] == ["evaluation", None, None]
     assert namespaces == ["evaluation"] and indexes == [("loss", 1)] and said == []
+
+
+# -- Models as scripts write them: nested classes, enums, generics and unions defined in __main__.
+
+MATRIX = """
+import enum
+import json
+import os
+import sys
+from typing import Annotated, Generic, Literal, Optional, TypeVar, Union
+
+from pydantic import BaseModel, Field
+
+from tests.models import Point  # an importable module, as the workers have it
+from mongo_results import MongoBackend, ResultsManager, register_model
+
+
+class Kind(str, enum.Enum):
+    CNN = "cnn"
+    MLP = "mlp"
+
+
+class Config(BaseModel):
+    lr: float
+    kind: Kind
+
+
+T = TypeVar("T")
+
+
+class Box(BaseModel, Generic[T]):
+    item: T
+
+
+class Cat(BaseModel):
+    pet: Literal["cat"] = "cat"
+    lives: int
+
+
+class Dog(BaseModel):
+    pet: Literal["dog"] = "dog"
+    good: bool
+
+
+@register_model(namespace="matrix")
+class Flat(BaseModel):
+    seed: int
+    loss: float
+
+
+@register_model(namespace="matrix")
+class Nested(BaseModel):
+    config: Config
+
+
+@register_model(namespace="matrix")
+class WithEnum(BaseModel):
+    kind: Kind
+
+
+@register_model(namespace="matrix")
+class ListOfModels(BaseModel):
+    history: list[Config]
+
+
+@register_model(namespace="matrix")
+class OptionalNested(BaseModel):
+    config: Optional[Config] = None
+
+
+@register_model(namespace="matrix")
+class WithGeneric(BaseModel):
+    box: Box[Config]
+
+
+@register_model(namespace="matrix")
+class Discriminated(BaseModel):
+    animal: Annotated[Union[Cat, Dog], Field(discriminator="pet")]
+
+
+@register_model(namespace="matrix")
+class FromModule(BaseModel):
+    point: Point
+
+
+def results(seed):
+    config = Config(lr=0.1 * seed, kind=Kind.CNN if seed % 2 else Kind.MLP)
+    return {
+        "flat": Flat(seed=seed, loss=1 / (seed + 1)),
+        "nested": Nested(config=config),
+        "enum": WithEnum(kind=config.kind),
+        "list": ListOfModels(history=[config, config]),
+        "optional": OptionalNested(config=config if seed % 2 else None),
+        "generic": WithGeneric(box=Box[Config](item=config)),
+        "union": Discriminated(animal=Cat(lives=seed) if seed % 2 else Dog(good=True)),
+        "module": FromModule(point=Point(x=seed, y=seed / 2)),
+    }
+
+
+def store(rm, seed):
+    return sum(rm.set(f"m/seed={seed}/{kind}", model) for kind, model in results(seed).items())
+
+
+def run(framework, rm, seeds):
+    if framework == "joblib":
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=2, backend="loky")(delayed(store)(rm, s) for s in seeds)
+    if framework == "dask":
+        from distributed import Client
+
+        with Client(sys.argv[3]) as client:
+            return client.gather(client.map(store, [rm] * len(seeds), seeds, pure=False))
+    if framework == "ray":
+        import ray
+
+        # Ray's workers see the modules a job ships with it (here, the path of the importable one).
+        shipped = {"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}
+        ray.init(address=sys.argv[3], logging_level="error", runtime_env=shipped)
+        try:
+            return ray.get([ray.remote(store).remote(rm, s) for s in seeds])
+        finally:
+            ray.shutdown()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(framework)) as pool:
+        return list(pool.map(store, [rm] * len(seeds), seeds))
+
+
+if __name__ == "__main__":
+    where = json.loads(sys.argv[1])
+    rm = ResultsManager(backend=MongoBackend(where["uri"], database=where["database"]))
+    seeds = list(range(4))
+    written = run(sys.argv[2], rm, seeds)
+    expected = {f"m/seed={s}/{k}": m for s in seeds for k, m in results(s).items()}
+    read = {rid: rm.get(rid) for rid in rm.list_ids("m")}
+    print(json.dumps({
+        "written": sum(written),
+        "equal": read == expected,
+        "classes": sorted({type(m).__name__ for m in read.values()}),
+        "namespaces": sorted({d["namespace"] for d in rm.documents("m", with_data=False)}),
+    }))
+"""
+
+
+@pytest.mark.real_server
+@pytest.mark.parametrize("framework", ["joblib", "dask", "ray", "spawn", "forkserver"])
+def test_models_a_script_defines_on_every_framework(
+    framework: str, request: pytest.FixtureRequest, server_db: tuple[str, str], tmp_path: Path
+) -> None:
+    """Nested models, enums, lists of models, generics and unions from ``__main__``: stored once, read back equal.
+
+    Before, a class that arrived by value (joblib, Dask, Ray) met the registry's copy of its
+    nested classes as other objects, and every ``set`` failed with ModelConflictError.
+    """
+    uri, name = server_db
+    extra: tuple[str, ...] = ()
+    if framework == "dask":
+        extra = (request.getfixturevalue("dask_cluster")[0],)
+    elif framework == "ray":
+        extra = (request.getfixturevalue("ray_cluster"),)
+    script = tmp_path / "sweep.py"
+    script.write_text(MATRIX)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(script), json.dumps({"uri": uri, "database": name}), framework, *extra],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report == {
+        "written": 32,
+        "equal": True,
+        "classes": sorted(
+            [
+                "Discriminated",
+                "Flat",
+                "FromModule",
+                "ListOfModels",
+                "Nested",
+                "OptionalNested",
+                "WithEnum",
+                "WithGeneric",
+            ]
+        ),
+        "namespaces": ["matrix"],
+    }
+
+
+def test_a_nested_class_that_really_differs_is_still_refused(
+    fresh_process: ProcessPoolExecutor, tmp_path: Path
+) -> None:
+    """Compared by definition, not identity: a nested class with other fields is another class."""
+    Inner = model("Inner", module="__main__", x=int)
+    Outer = register_model(model("Outer", module="__main__", inner=Inner), namespace="evaluation")
+    rm = ResultsManager(tmp_path / "store")
+
+    def meet(rm: ResultsManager) -> str:
+        try:
+            rm.set("o", Outer(inner=Inner(x=1)))
+        except ValueError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "stored"
+
+    def other_inner() -> None:
+        there = model("Inner", module="__mp_main__", x=str)
+        register_model(model("Outer", module="__mp_main__", inner=there), namespace="evaluation")
+
+    said, _ = elsewhere(fresh_process, meet, rm, first=other_inner)
+    assert "different type for field 'inner'" in said and not rm.exists("o")

@@ -13,7 +13,14 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from mongo_results import MongoBackend, ResultsManager, SetBehavior, StoreUnavailableError, register_model
+from mongo_results import (
+    InvalidNamespaceError,
+    MongoBackend,
+    ResultsManager,
+    SetBehavior,
+    StoreUnavailableError,
+    register_model,
+)
 
 from .models import Metrics
 
@@ -214,6 +221,38 @@ def test_stores_whose_prefixes_nest_never_see_each_other(backend: MongoBackend) 
     nested.clear()
     assert nested.list_ids() == []
     inner.close()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "namespace"),
+    [
+        ("results._", "gridfs.files"),  # another store's GridFS bucket: its clear() would drop these
+        ("results._", "gridfs.chunks"),
+        ("results._", "claims"),  # another store's claims: its sweep would never end
+        ("other.", "my_claims"),  # the claims of a store with prefix "other.my"
+        ("runs", "_gridfs.files"),
+    ],
+)
+def test_no_store_writes_where_another_keeps_its_own_collections(
+    backend: MongoBackend, prefix: str, namespace: str
+) -> None:
+    """Before: store B (prefix "results._") wrote into store A's bucket and claims; A's clear() dropped B's results."""
+    assert backend._uri is not None
+    other = MongoBackend(backend._uri, database=backend.database_name, collection_prefix=prefix)
+    owner = api(backend)
+    owner.set("a", Metrics(loss=1, accuracy=1))
+    claim = owner.claim("cell", lease=60)
+    before = sorted(raw_db(backend).list_collection_names())
+    with pytest.raises(InvalidNamespaceError, match="never results collections|holds results over 16 MiB"):
+        api(other).set("b", Metrics(loss=2, accuracy=2), namespace=namespace)
+    with pytest.raises(InvalidNamespaceError):
+        api(other).list_ids(namespace=namespace)
+    assert sorted(raw_db(backend).list_collection_names()) == before  # nothing was written
+    assert api(other).list_ids() == []  # and the owner's claims are no results of the other's
+    assert claim is not None
+    claim.release()
+    owner.clear()
+    other.close()
 
 
 def test_a_collection_that_only_shares_the_prefix_is_not_a_namespace(backend: MongoBackend) -> None:

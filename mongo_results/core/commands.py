@@ -98,7 +98,7 @@ class Upsert:
 
     collection: str
     filter: dict[str, Any]
-    update: dict[str, Any]
+    update: Any  # update operators, an update pipeline (a list), or the whole document if ``replace``
     replace: bool = False
     probe: dict[str, Any] | None = None
 
@@ -115,7 +115,7 @@ class Update:
 
     collection: str
     filter: dict[str, Any]
-    update: dict[str, Any]
+    update: Any  # update operators, an update pipeline (a list), or the whole document if ``replace``
     replace: bool = False
 
 

@@ -118,12 +118,8 @@ def upgrade(
             collection = ops.prefix + str(doc.get("namespace"))
             # Filtered on what was read: a result rewritten meanwhile (its digest or its file) stays.
             read = {"_id": doc["_id"], "digest": doc["digest"], **file_state(doc)}
-            if engine.faithful_set:
-                body = {k: fresh[k] for k in ("model_type", "data", "digest", "updated_at", "gridfs") if k in fresh}
-                unset = {"$unset": {"gridfs": ""}} if file_of(doc) is not None and spilled is None else {}
-                answer = yield Update(collection, read, {"$set": body, **unset})
-            else:
-                answer = yield Update(collection, read, fresh, replace=True)
+            # The whole document, as read and converted: a $set may keep a value equal to the old one.
+            answer = yield Update(collection, read, fresh, replace=True)
             if isinstance(answer, NoMatch):
                 yield from discard(ops.prefix, spilled.file_id if spilled else None)
             else:

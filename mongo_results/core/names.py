@@ -19,6 +19,7 @@ __all__ = [
     "namespaces_in",
     "optional_namespace",
     "resolve_namespace",
+    "collection_name",
     "validate_collection_prefix",
     "validate_namespace",
 ]
@@ -29,6 +30,10 @@ DEFAULT_NAMESPACE = "default"
 GRIDFS = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
 CLAIMS = "_claims"  # the claims of sweeps' workers: <prefix>_claims
 RESERVED = {GRIDFS: "holds results over 16 MiB", CLAIMS: "holds the claims of sweeps"}
+# A store's own collections are <prefix><tail>. Prefixes are free, so a results collection ending
+# with a tail could be another store's own collection ("results._" + "claims" is "results." +
+# "_claims"): no results collection of any store may end with one.
+OWN_TAILS = (CLAIMS, GRIDFS + ".files", GRIDFS + ".chunks")
 # No "." at the end either: "results.runs." is no collection name on MongoDB.
 _NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
 
@@ -52,6 +57,20 @@ def validate_namespace(namespace: object) -> str:
     if type(namespace) is str and len(_VALID) < _VALID_MAX:
         _VALID.add(namespace)
     return namespace
+
+
+def collection_name(prefix: str, namespace: str) -> str:
+    """The collection of ``namespace`` under ``prefix``, refused if another store could keep its own one there."""
+    name = prefix + validate_namespace(namespace)
+    for tail in OWN_TAILS:
+        if name.endswith(tail):
+            other = name[: -len(tail)]
+            raise InvalidNamespaceError(
+                f"Invalid namespace {namespace!r} with collection prefix {prefix!r}: {name!r} is where a store "
+                f"with prefix {other!r} keeps its own {RESERVED[tail.split('.')[0]].removeprefix('holds ')}. "
+                f"Collections ending in {', '.join(OWN_TAILS)} are never results collections"
+            )
+    return name
 
 
 def optional_namespace(namespace: str | None) -> str | None:
@@ -108,7 +127,10 @@ def namespaces_in(collection_names: Iterable[str], prefix: str) -> list[str]:
     return sorted(
         name[len(prefix) :]
         for name in collection_names
-        if name.startswith(prefix) and len(name) > len(prefix) and not _reserved(name[len(prefix) :])
+        if name.startswith(prefix)
+        and len(name) > len(prefix)
+        and not _reserved(name[len(prefix) :])
+        and not name.endswith(OWN_TAILS)
     )
 
 

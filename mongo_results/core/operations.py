@@ -43,7 +43,7 @@ from .commands import (
 from .encoding import encode_stored
 from .ids import ResultId, canonical_id, canonical_prefix
 from .large import by_file, delete_one, drop_bucket, file_of, filled
-from .names import Models, namespaces_in, validate_namespace
+from .names import Models, collection_name, namespaces_in, validate_namespace
 from .profiles import EngineProfile
 from .queries import FOREIGN, MONGODB, OURS, id_range, prefix_filter, scoped, sort_spec, translate
 from .reads import (
@@ -130,7 +130,6 @@ class Learned:
     owned: set[str] = default(default_factory=set)  # collections proven this store's
     keys_checked: set[str] = default(default_factory=set)  # collections whose shard key was read
     listed: tuple[float, tuple[str, ...]] | None = None  # (when, collections) of the last listing
-    offset: tuple[float, timedelta] | None = None  # (when measured, the store's clock less ours)
 
     def forget(self) -> None:
         """Forget what a ``clear()`` ends: the collections, and so what was known of them."""
@@ -169,6 +168,8 @@ class Operations:
             self.learned.engine = engine
         self.clock, self.monotonic = clock, monotonic
         self.note = note  # what the user should know once (an engine without validators)
+        # (when measured, the store's clock less ours): ours is this object's clock, so it is kept here
+        self._offset: tuple[float, timedelta] | None = None
         learned = self.learned
         self.indexed, self.owned, self.keys_checked = learned.indexed, learned.owned, learned.keys_checked
 
@@ -189,13 +190,6 @@ class Operations:
     def _listed(self, value: tuple[float, tuple[str, ...]] | None) -> None:
         self.learned.listed = value
 
-    @property
-    def _offset(self) -> tuple[float, timedelta] | None:
-        return self.learned.offset
-
-    @_offset.setter
-    def _offset(self, value: tuple[float, timedelta] | None) -> None:
-        self.learned.offset = value
 
     def indexes_of(self, namespace: str) -> tuple[Index, ...]:
         """The store's own indexes and those its registered models ask for on result fields."""
@@ -252,8 +246,8 @@ class Operations:
     def collections(self, namespace: str | None) -> Operation[list[str]]:
         """The named namespace's collection (if it is this store's), or every collection as listed now."""
         if namespace is not None:
-            owned = yield from self._owns(validate_namespace(namespace))
-            return [self.prefix + namespace] if owned else []
+            collection = collection_name(self.prefix, namespace)
+            return [collection] if (yield from self._owns(namespace)) else []
         if self.engine is not None and self.engine.one_keyspace:
             return [EVERY]
         names = [self.prefix + ns for ns in (yield from self.namespaces())]
@@ -301,7 +295,7 @@ class Operations:
         """
         if namespace in self.indexed:
             return
-        collection = self.prefix + namespace
+        collection = collection_name(self.prefix, namespace)
         if engine.one_keyspace:  # the file store: one tree, nothing to create or index
             self.indexed.add(namespace)
             return

@@ -27,9 +27,13 @@ class EngineProfile:
     # FerretDB 1.x refuses ±inf and drops the connection on NaN; it refuses arrays in arrays.
     non_finite: bool = True
     nested_arrays: bool = True
+    signed_zero: bool = True  # FerretDB 1.x stores -0.0 as 0.0
     # FerretDB 1.24's $set skips an embedded document whose values equal the old one's in
     # order, whatever its keys ({"a": 1} -> {"b": 1} is "unchanged"); replace_one is exact.
     faithful_set: bool = True
+    # Update pipelines ($literal values written as encoded): DocumentDB's $set keeps a stored value
+    # that compares equal to the new one (1.0 for 1.00, 0.0 for -0.0, 3 for 3.0); a pipeline does not.
+    pipeline_updates: bool = True
     validators: bool = True  # collection validators (collMod); FerretDB 1.x does not enforce them
     # FerretDB 1.24 answers nothing for $elemMatch of fields ({"$elemMatch": {"a": 1}}), without an error.
     elem_match_fields: bool = True
@@ -77,7 +81,9 @@ class EngineProfile:
                 decimal128=False,
                 non_finite=False,
                 nested_arrays=False,
+                signed_zero=False,
                 faithful_set=False,
+                pipeline_updates=False,
                 validators=False,
                 bulk_updates=False,
                 elem_match_fields=False,
@@ -100,7 +106,9 @@ class EngineProfile:
         return cls("mongodb", str(info.get("version", "")), sharding=info.get("topology") in (None, "Sharded"))
 
 
-EMBEDDED = EngineProfile("mongomock", validators=False, max_document=None, arrow_decoder=False, sharding=False)
+EMBEDDED = EngineProfile(
+    "mongomock", validators=False, max_document=None, arrow_decoder=False, sharding=False, pipeline_updates=False
+)
 FILES = EngineProfile(
     "files",
     validators=False,
@@ -109,13 +117,18 @@ FILES = EngineProfile(
     temp_files=True,
     arrow_decoder=False,
     sharding=False,
+    pipeline_updates=False,
 )
 
 
 def _engine_refusal(value: Any, path: str, engine: EngineProfile, in_array: bool = False) -> str | None:
     """Why the engine would refuse (or drop the connection over) this encoded value, if it would."""
     if isinstance(value, float):
-        return None if engine.non_finite or math.isfinite(value) else f"{path}: {value} (±inf and NaN)"
+        if not (engine.non_finite or math.isfinite(value)):
+            return f"{path}: {value} (±inf and NaN)"
+        if not engine.signed_zero and value == 0 and math.copysign(1.0, value) < 0:
+            return f"{path}: -0.0 (it would come back as 0.0)"
+        return None
     if isinstance(value, dict):
         for k, v in value.items():
             found = _engine_refusal(v, f"{path}.{k}" if path else k, engine)
@@ -133,7 +146,7 @@ def _engine_refusal(value: Any, path: str, engine: EngineProfile, in_array: bool
 
 def check_engine(result_id: str, encoded: EncodedModel, engine: EngineProfile) -> None:
     """Refuse, before sending, a value this engine cannot store (FerretDB 1.x)."""
-    if engine.non_finite and engine.nested_arrays:
+    if engine.non_finite and engine.nested_arrays and engine.signed_zero:
         return
     found = _engine_refusal(encoded.data, "", engine)
     if found:

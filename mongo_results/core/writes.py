@@ -59,7 +59,7 @@ class SetPlan(NamedTuple):
     document: dict[str, Any]
     insert: bool  # a plain insert of ``document``; else an upsert of ``filter`` with ``update``
     filter: dict[str, Any]
-    update: dict[str, Any]  # update operators, or the whole document when ``replace``
+    update: Any  # update operators or pipeline (see ``overwrite``), or the whole document when ``replace``
     replace: bool
     attempts: int  # how often a duplicate key is met before it is read as an answer
     spilled: Spill | None = None  # the fields of a result over 16 MiB, for a GridFS file
@@ -84,7 +84,7 @@ class SetPlan(NamedTuple):
             return Insert(collection, self.document)
         update = self.update
         if not self.replace and self.spilled is None and file_of(current) is not None:
-            update = {**update, "$unset": {"gridfs": ""}}
+            update = without_file(update)
         # Pinned to the file it read (the one to remove after); SKIP_IF_EXISTS also to other content.
         pinned = {"_id": self.result_id, **file_state(current)}
         if self.behavior is SetBehavior.SKIP_IF_EXISTS:
@@ -140,6 +140,35 @@ class SetPlan(NamedTuple):
                 b, Stored.SAME
             )
         return outcome(b, stored, self.result_id, self.namespace)
+
+
+Update_ = dict[str, Any] | list[dict[str, Any]]  # update operators, or an update pipeline
+
+
+def overwrite(doc: dict[str, Any], engine: EngineProfile) -> tuple[Update_ | dict[str, Any], bool]:
+    """The update that makes a stored result exactly ``doc``, keeping its ``created_at``; and whether it replaces.
+
+    A server's ``$set`` may keep a stored value that compares equal to the new one (DocumentDB
+    keeps ``1.0`` for ``Decimal("1.00")``, ``0.0`` for ``-0.0``, ``3`` for ``3.0``): servers get an
+    update pipeline, whose ``$literal`` values are written as encoded. FerretDB 1.x, which has no
+    pipelines and whose ``$set`` is not faithful either, gets the whole document (``created_at``
+    then restarts); the embedded and file stores apply ``$set`` exactly.
+    """
+    t = doc["created_at"]
+    body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
+    if not engine.faithful_set:
+        return doc, True
+    if engine.pipeline_updates:
+        fields = {k: {"$literal": v} for k, v in body.items()}
+        return [{"$set": {**fields, "created_at": {"$ifNull": ["$created_at", t]}}}], False
+    return {"$set": body, "$setOnInsert": {"created_at": t}}, False
+
+
+def without_file(update: Update_) -> Update_:
+    """``update`` that also removes a stored result's GridFS reference (a result no longer over 16 MiB)."""
+    if isinstance(update, list):
+        return [*update, {"$unset": "gridfs"}]
+    return {**update, "$unset": {"gridfs": ""}}
 
 
 def plan_set(
@@ -203,11 +232,7 @@ def _plan(
     spilled = spill(rid, doc, encoded, engine.max_document)
     if behavior in (SetBehavior.RAISE_IF_EXISTS, SetBehavior.KEEP_EXISTING):
         return SetPlan(rid, ns, behavior, doc, True, {}, {}, False, 1, spilled)  # an insert has no query phase
-    body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
-    # Keeps created_at; where $set is not faithful the whole document is replaced instead.
-    write, replace = {"$set": body, "$setOnInsert": {"created_at": t}}, False
-    if not engine.faithful_set:
-        write, replace = doc, True
+    write, replace = overwrite(doc, engine)
     # Two upserts of a missing id can both find nothing and both insert: the loser meets a
     # duplicate key that says nothing about the content. MongoDB retries that by itself only
     # when the filter is equality on the unique index's fields alone, and ours has the digest

@@ -21,6 +21,7 @@ from pymongo.errors import (
     DuplicateKeyError,
     InvalidName,
     InvalidURI,
+    NetworkTimeout,
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
@@ -382,8 +383,11 @@ def translate(
         within = f" within {timeout:g} s" if timeout is not None else ""
         return StoreUnavailableError(f"Cannot reach MongoDB at {hosts}{within}: {_tls_cause(exc)}{_reason(exc)}")
     if isinstance(exc, ConnectionFailure):  # a command may have been sent and even applied
+        what = "got no answer in time" if isinstance(exc, NetworkTimeout) else "lost the connection"
+        if command is not None and not isinstance(command, _WRITES):  # a read: nothing to be unsure of
+            return StoreUnavailableError(f"MongoDB at {hosts} {what} during a read ({_reason(exc)})")
         return OutcomeUnknownError(
-            f"Lost the connection to MongoDB at {hosts} during a command ({_reason(exc)}): a write "
+            f"MongoDB at {hosts} {what} during a command ({_reason(exc)}): a write "
             "in it may have been applied; set again with SKIP_IF_EXISTS or RAISE_IF_DIFFERENT to be sure"
         )
     if isinstance(exc, ConfigurationError) and not isinstance(exc, InvalidURI) and "DNS" in str(exc):
