@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     spread.add_argument("--out", type=Path, default=OUT)
     working = sub.add_parser("workers", help="per-task workers, several event loops, commands per call")
     working.add_argument("--tasks", type=int, default=300)
+    working.add_argument("--rounds", type=int, default=3)
     working.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
@@ -203,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         from .workers import workers
 
         with server(args.uri) as uri:
-            return workers(uri, f"{DATABASE}_workers", args.tasks, describe(uri, {})["server"], args.out)
+            label = describe(uri, {})["server"]
+            return workers(uri, f"{DATABASE}_workers", args.tasks, args.rounds, label, args.out)
     if args.command == "frames":
         from .frames import frames
 

@@ -80,8 +80,8 @@ FRAMEWORKS: dict[str, Callable[[ResultsManager, list[int]], list[float]]] = {
 }
 
 
-def _loops(uri: str, database: str, per_loop: int) -> tuple[float, float]:
-    """Median seconds per set: one loop alone, then three loops on three threads at once."""
+def _loops(uri: str, database: str, per_loop: int) -> tuple[float, float, float, float]:
+    """Seconds per set (wall time over sets) and median set, one loop alone, then three loops at once."""
     manager: AsyncResultsManager[Any] = AsyncResultsManager(backend=AsyncMongoBackend(uri, database=database))
 
     def loop(tag: str, count: int, times: list[float], start: threading.Barrier | None) -> None:
@@ -97,15 +97,19 @@ def _loops(uri: str, database: str, per_loop: int) -> tuple[float, float]:
         asyncio.run(main())
 
     alone: list[float] = []
+    began = time.perf_counter()
     loop("alone", per_loop * 3, alone, None)
+    alone_wall = (time.perf_counter() - began) / len(alone)
     together: list[float] = []
     barrier = threading.Barrier(3)
     threads = [threading.Thread(target=loop, args=(f"t{t}", per_loop, together, barrier)) for t in range(3)]
+    began = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return statistics.median(alone), statistics.median(together)
+    together_wall = (time.perf_counter() - began) / len(together)
+    return alone_wall, together_wall, statistics.median(alone), statistics.median(together)
 
 
 class _Names(monitoring.CommandListener):
@@ -149,34 +153,37 @@ def _commands(uri: str, database: str) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def workers(uri: str, database: str, tasks: int, label: str, out: Path) -> int:
+def workers(uri: str, database: str, tasks: int, rounds: int, label: str, out: Path) -> int:
     MongoClient(uri).drop_database(database)
     with ResultsManager(backend=MongoBackend(uri, database=database)) as rm:
         rm.set("workers/prepared", Cell(task=-1, loss=0))  # the collection exists: only the workers' cost
         pickled = pickle.loads(pickle.dumps(rm))
-        medians = {}
-        for name, run in FRAMEWORKS.items():
-            times = run(pickled, list(range(tasks)))
-            medians[name] = statistics.median(times)
-            rm.clear()
-            rm.set("workers/prepared", Cell(task=-1, loss=0))
-    alone, together = _loops(uri, database, tasks // 3 or 1)
+        runs: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
+        for _ in range(rounds):  # interleaved: the machine's noise falls on every framework alike
+            for name, run in FRAMEWORKS.items():
+                runs[name].append(statistics.median(run(pickled, list(range(tasks)))))
+                rm.clear()
+                rm.set("workers/prepared", Cell(task=-1, loss=0))
+        medians = {name: statistics.median(found) for name, found in runs.items()}
+    alone, together, alone_median, together_median = _loops(uri, database, tasks // 3 or 1)
     commands = _commands(uri, f"{database}_commands")
     MongoClient(uri).drop_database(f"{database}_commands")
     base = medians["joblib (loky)"]
     rows = [
-        f"Per-task workers, one run ({label}; {tasks} tasks each, the manager pickled with each task):",
+        f"Per-task workers ({label}; {tasks} tasks each, the manager pickled with each task; the median of "
+        f"{rounds} interleaved rounds' medians):",
         "",
         "| framework | median set in a task | × joblib |",
         "|---|---:|---:|",
         *[f"| {name} | {seconds * 1000:.2f} ms | {seconds / base:.2f}× |" for name, seconds in medians.items()],
         "",
-        "One AsyncResultsManager on several event loops (median time per set):",
+        f"One AsyncResultsManager on several event loops, {tasks} sets (time per set: the wall time over the sets):",
         "",
-        "| loops | median set | × one loop |",
-        "|---|---:|---:|",
-        f"| one loop | {alone * 1000:.2f} ms | 1.00× |",
-        f"| three loops on three threads at once | {together * 1000:.2f} ms | {together / alone:.2f}× |",
+        "| loops | time per set | × one loop | median set (its latency) |",
+        "|---|---:|---:|---:|",
+        f"| one loop | {alone * 1000:.2f} ms | 1.00× | {alone_median * 1000:.2f} ms |",
+        f"| three loops on three threads at once | {together * 1000:.2f} ms | {together / alone:.2f}× "
+        f"| {together_median * 1000:.2f} ms |",
         "",
         "Commands per call from a manager built afresh on a prepared store (PyMongo's command log):",
         "",

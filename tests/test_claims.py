@@ -105,6 +105,20 @@ def test_a_claim_in_a_namespace_looks_for_the_result_there(rm: ResultsManager) -
     let_go(rm, claim)
 
 
+def test_one_cell_has_one_claim_whatever_namespace_each_worker_names(rm: ResultsManager) -> None:
+    """Before: claim(id) and claim(id, namespace=...) took two keys, and two workers both held the cell."""
+    first = rm.claim("cell/1")
+    assert first is not None
+    assert rm.claim("cell/1", namespace="grid") is None
+    [second] = list(rm.claim_each(["cell/1", "cell/2"], namespace="grid"))
+    assert second.result_id == "cell/2"
+    let_go(rm, first)
+    let_go(rm, second)
+    taken = rm.claim("cell/1", namespace="grid")
+    assert taken is not None and rm.claim("cell/1") is None
+    let_go(rm, taken)
+
+
 @pytest.mark.parametrize(
     "lease", [0, -1, 0.0, float("nan"), float("inf"), "60", True, None, 86_401, timedelta(days=2), timedelta(0)]
 )

@@ -1,7 +1,7 @@
 """Sweeps that divide their work: which results are missing, and claims on the ones a worker computes.
 
 A claim is one document in ``<prefix>_claims`` (a file in the file store), keyed by the result
-id (and namespace, when one is named). Taking one is a single insert, so the unique ``_id``
+id alone: a worker that names a namespace and one that does not claim the same cell. Taking one is a single insert, so the unique ``_id``
 decides between racing workers on every engine; a claim whose lease ran out is deleted by
 the next taker, filtered on its expiry, and taken by whoever then inserts first. Expiry is
 read on the store's clock (:meth:`Operations.server_now`), so machines whose clocks
@@ -43,12 +43,8 @@ class ClaimState:
 
     @property
     def key(self) -> str:
-        return claim_key(self.result_id, self.namespace)
-
-
-def claim_key(result_id: str, namespace: str | None) -> str:
-    """The claim's ``_id``: the id, or ``/<namespace>/<id>`` (a canonical id never starts with ``/``)."""
-    return result_id if namespace is None else f"/{namespace}/{result_id}"
+        """The claim's ``_id``: the result id alone, whatever the namespace, so one cell has one claim."""
+        return self.result_id
 
 
 def check_lease(lease: object) -> timedelta:
