@@ -8,6 +8,9 @@ import inspect
 import multiprocessing
 import os
 import signal
+import stat
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -164,6 +167,23 @@ def test_machines_whose_clocks_disagree_never_both_hold_a_claim(shared_store: Re
     assert rm.claim("skew/2") is None
     behind_claim.release()
     ahead_claim.release()
+
+
+def test_a_step_of_the_wall_clock_never_hands_a_live_claim_to_another_worker(
+    shared_store: ResultsManager, tmp_path: Path
+) -> None:
+    """Before: the store's time was ours plus an offset, so a step of ours within the minute deleted live claims."""
+    rm = shared_store
+    other = make_manager_like(rm, tmp_path)
+    ops = other.backend.operations()
+    held = rm.claim("step/1", lease=600)
+    assert held is not None
+    assert other.claim("step/2", lease=60) is not None  # the store's clock measured: the minute starts
+    real = ops.clock
+    ops.clock = lambda: real() + timedelta(hours=1)  # NTP, or a resumed VM, steps this machine's clock
+    assert other.claim("step/1", lease=600) is None  # still live by the store's clock
+    assert [c["result_id"] for c in other.claims("step")] == ["step/1", "step/2"]
+    held.release()
 
 
 def make_manager_like(rm: ResultsManager, tmp_path: Path) -> ResultsManager:
@@ -347,6 +367,54 @@ def test_the_file_stores_claims_are_files_beside_the_results(tmp_path: Path) -> 
     assert rm.list_ids() == [] and rm.claims()[0]["expires_at"].tzinfo == timezone.utc
     claim.release()
     assert list((tmp_path / "store" / ".mongo_results.claims").iterdir()) == []
+
+
+@pytest.mark.parametrize("content", ["", '{"_id": "cell/1", "owner": "w", "exp'])
+def test_a_claim_file_cut_short_by_a_crash_holds_its_id_for_a_day_then_expires(tmp_path: Path, content: str) -> None:
+    """Before: a raw JSONDecodeError from claim, claims() and the CLI, doctor said nothing, and the id was lost."""
+    rm = ResultsManager(tmp_path / "store")
+    taken = rm.claim("cell/1", lease=60)  # the claim file's name for this id
+    assert taken is not None
+    [path] = (tmp_path / "store" / ".mongo_results.claims").iterdir()
+    path.write_text(content)  # what a rename without fsync leaves after a power loss
+    assert rm.claim("cell/1") is None  # it may be a live claim: held for the longest lease
+    assert [c.result_id for c in rm.claim_each(["cell/1", "cell/2"])] == ["cell/2"]
+    assert [c["result_id"] for c in rm.claims()] == ["cell/2"]
+    assert not taken.renew()  # its holder learns it is no longer its own
+    report = rm.doctor()
+    assert report.problems == 1 and "1 unreadable claim file(s)" in str(report)
+    listed = run_cli(tmp_path / "store", "claims")
+    assert listed.returncode == 0 and "cell/2" in listed.stdout and not listed.stderr
+    progress = run_cli(tmp_path / "store", "progress", "cell", "--expect", "2")  # 1: the sweep is not done
+    assert progress.returncode == 1 and "0/2 stored" in progress.stdout and not progress.stderr
+    day_ago = time.time() - 86_401
+    os.utime(path, (day_ago, day_ago))
+    again = rm.claim("cell/1")  # a day later it counts as expired
+    assert again is not None
+    again.release()
+    path.write_text(content)
+    fixed = rm.doctor(fix=True)
+    assert fixed.problems == 0 and "fixed: removed 1 unreadable claim file(s)" in str(fixed)
+    assert rm.claim("cell/1") is not None
+
+
+def test_claim_files_and_their_directory_are_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append("directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    rm = ResultsManager(tmp_path / "store")
+    assert rm.claim("x", lease=60) is not None
+    assert synced == ["file", "directory"]
+
+
+def run_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MONGO_RESULTS_URI": str(store)}
+    return subprocess.run([sys.executable, "-m", "mongo_results", *args], env=env, capture_output=True, text=True)
 
 
 def test_an_async_manager_awaits_its_claims(server_db: tuple[str, str]) -> None:

@@ -1,11 +1,11 @@
 """Sweeps that divide their work: which results are missing, and claims on the ones a worker computes.
 
 A claim is one document in ``<prefix>_claims`` (a file in the file store), keyed by the result
-id alone: a worker that names a namespace and one that does not claim the same cell. Taking one is a single insert, so the unique ``_id``
-decides between racing workers on every engine; a claim whose lease ran out is deleted by
-the next taker, filtered on its expiry, and taken by whoever then inserts first. Expiry is
-read on the store's clock (:meth:`Operations.server_now`), so machines whose clocks
-disagree never both hold a live claim.
+id alone: a worker that names a namespace and one that does not claim the same cell. Taking one
+is a single insert, so the unique ``_id`` decides between racing workers on every engine; a
+claim whose lease ran out is deleted by the next taker, filtered on its expiry, and taken by
+whoever then inserts first. Expiry is read on the store's clock (:meth:`Operations.server_now`),
+so machines whose clocks disagree never both hold a live claim.
 
 A claim is taken before the result is looked for: a worker that stores a result and then
 lets its claim go is always seen by the next taker.
@@ -170,7 +170,9 @@ def live_claims(ops: Operations, prefix: ResultId | None) -> Operation[list[dict
     found = yield Find(_collection(ops), {"expires_at": {"$gt": now}})
     claims = []
     for doc in found:
-        rid = str(doc.get("result_id"))
+        rid = doc.get("result_id")
+        if not isinstance(rid, str):  # an unreadable claim file: doctor names it
+            continue
         if not p or rid == p or rid.startswith(p + "/"):
             dates = {k: _aware(doc[k]) for k in ("claimed_at", "expires_at") if isinstance(doc.get(k), datetime)}
             claims.append({**doc, **dates, "expires_in": (dates["expires_at"] - now).total_seconds()})
@@ -180,3 +182,33 @@ def live_claims(ops: Operations, prefix: ResultId | None) -> Operation[list[dict
 def _aware(value: datetime) -> datetime:
     """A stored date as aware UTC (drivers hand back naive UTC unless asked otherwise)."""
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def check_claims(ops: Operations, fix: bool) -> Operation[list[str]]:
+    """Doctor's look at the claims: unreadable claim files (a problem) and expired claims left behind.
+
+    Returns the report's lines; a line starting with ``problem:`` counts as a problem.
+    """
+    now = yield from ops.server_now()
+    collection = _collection(ops)
+    unreadable = yield Find(collection, {"unreadable": {"$exists": True}}, {"_id": 1, "unreadable": 1})
+    expired = yield Find(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, {"_id": 1})
+    lines = []
+    if unreadable:
+        what = f"{len(unreadable)} unreadable claim file(s) (cut short by a crash)"
+        if fix:
+            yield Delete(collection, {"unreadable": {"$exists": True}}, many=True)
+            lines.append(f"  fixed: removed {what}")
+        else:
+            names = ", ".join(str(d["unreadable"]) for d in unreadable[:5])
+            lines.append(f"  problem: {what}, each holding its id for a day: {names}; run `mongo-results doctor --fix`")
+    if expired:
+        what = f"{len(expired)} expired claim(s) of workers that ended without letting go"
+        if fix:
+            yield Delete(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, many=True)
+            lines.append(f"  fixed: removed {what}")
+        else:
+            lines.append(f"  note: {what} (the next taker replaces each; --fix removes them)")
+    if lines:
+        lines.insert(0, f"{collection}: the claims of sweeps")
+    return lines

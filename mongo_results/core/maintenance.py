@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError, UpgradeFailedError, WrongTypeError
+from .claims import check_claims
 from .commands import (
     EVERY,
     CollectionOptions,
@@ -212,6 +213,9 @@ def diagnose(ops: Operations, *, fix: bool) -> Operation[Report]:
         yield from _check_files(ops.prefix, names, ops.clock(), fix, report)
     if engine.temp_files:
         yield from _check_leftovers(fix, report)
+    for line in (yield from check_claims(ops, fix)):
+        report.lines.append(line)
+        report.problems += line.startswith("  problem:")
     return report
 
 

@@ -168,8 +168,8 @@ class Operations:
             self.learned.engine = engine
         self.clock, self.monotonic = clock, monotonic
         self.note = note  # what the user should know once (an engine without validators)
-        # (when measured, the store's clock less ours): ours is this object's clock, so it is kept here
-        self._offset: tuple[float, timedelta] | None = None
+        # (our monotonic clock, the store's time) at the last look at the store's clock
+        self._offset: tuple[float, datetime] | None = None
         learned = self.learned
         self.indexed, self.owned, self.keys_checked = learned.indexed, learned.owned, learned.keys_checked
 
@@ -190,7 +190,6 @@ class Operations:
     def _listed(self, value: tuple[float, tuple[str, ...]] | None) -> None:
         self.learned.listed = value
 
-
     def indexes_of(self, namespace: str) -> tuple[Index, ...]:
         """The store's own indexes and those its registered models ask for on result fields."""
         wanted = [
@@ -206,19 +205,21 @@ class Operations:
         return self.engine
 
     def server_now(self) -> Operation[datetime]:
-        """The store's clock now, as aware UTC: ours plus an offset measured once a minute.
+        """The store's clock now, as aware UTC: its time when last asked (once a minute), plus the time since.
 
-        Machines whose clocks disagree still agree on the store's time, so claims expire by one
-        clock; the offset's error is half a round trip.
+        The time since is read on the monotonic clock, never on the wall clock: a step of this
+        machine's clock (NTP, a resumed VM) changes nothing, and machines whose clocks disagree
+        still agree on the store's time, so claims expire by one clock. The error is half a round
+        trip; a monotonic clock that stops while the machine sleeps only makes it later, the side
+        on which no live claim is taken.
         """
         measured = self._offset
         if measured is None or self.monotonic() - measured[0] > CLOCK_CHECK:
-            before = self.clock()
+            before = self.monotonic()
             theirs = yield ServerTime()
-            after = self.clock()
             theirs = theirs if theirs.tzinfo is not None else theirs.replace(tzinfo=timezone.utc)
-            measured = self._offset = (self.monotonic(), theirs - (before + (after - before) / 2))
-        return self.clock() + measured[1]
+            measured = self._offset = ((before + self.monotonic()) / 2, theirs)
+        return measured[1] + timedelta(seconds=self.monotonic() - measured[0])
 
     def namespaces(self) -> Operation[list[str]]:
         """The namespaces whose collections this store can prove are its own."""

@@ -21,6 +21,7 @@ from bson import json_util
 from bson.json_util import JSONMode, JSONOptions
 
 from ..core import commands as cmd
+from ..core.claims import MAX_LEASE
 from ..core.encoding import JSON_OPTIONS, content_digest, escape_key, map_keys
 from ..core.names import CLAIMS, DEFAULT_COLLECTION_PREFIX, DEFAULT_NAMESPACE
 from ..core.operations import Operations
@@ -370,25 +371,44 @@ class ClaimFiles:
     def _path(self, key: str) -> Path:
         return self.directory / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:40] + CLAIM_SUFFIX)
 
-    def _read(self, path: Path) -> dict[str, Any] | None:
+    def _read(self, path: Path, key: str | None = None) -> dict[str, Any] | None:
+        """The claim in ``path``; None when there is none.
+
+        A file that is not a claim (empty or cut short by a crash before its data reached the
+        disk) holds its id for the longest lease after it was written, then counts as expired:
+        no one can renew it, and doctor reports and removes it.
+        """
         with _disk(path):
             try:
                 text = path.read_text(encoding="utf-8")
+                changed = path.stat().st_mtime
             except FileNotFoundError:
                 return None  # no claim
-        claim: dict[str, Any] = json_util.loads(text, json_options=CLAIM_JSON)
-        return claim
+        try:
+            claim: dict[str, Any] = json_util.loads(text, json_options=CLAIM_JSON)
+            if isinstance(claim, dict) and isinstance(claim.get("expires_at"), datetime):
+                return claim
+        except ValueError:  # not JSON: json.JSONDecodeError, or bson's own for a bad $date
+            pass
+        written = datetime.fromtimestamp(changed, timezone.utc)
+        return {
+            "_id": key,
+            "result_id": None,
+            "owner": None,
+            "unreadable": str(path),
+            "expires_at": written + MAX_LEASE,
+        }
 
     def _candidates(self, query: Mapping[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
         key = query.get("_id")
         if isinstance(key, str):
-            paths = [self._path(key)]
+            found = [(self._path(key), self._read(self._path(key), key))]
         else:
             try:
                 paths = sorted(p for p in self.directory.iterdir() if p.name.endswith(CLAIM_SUFFIX))
             except FileNotFoundError:
                 return []
-        found = [(path, self._read(path)) for path in paths]
+            found = [(path, self._read(path)) for path in paths]
         return [(path, doc) for path, doc in found if doc is not None and matches(doc, query)]
 
     def _write(self, path: Path, document: Mapping[str, Any]) -> None:
@@ -397,8 +417,7 @@ class ClaimFiles:
         try:
             with _disk(path):
                 path.parent.mkdir(exist_ok=True)
-                tmp.write_text(text, encoding="utf-8")
-                os.replace(tmp, path)
+                durable_replace(tmp, path, text)
         finally:
             with suppress(OSError):
                 tmp.unlink(missing_ok=True)
@@ -512,6 +531,24 @@ class Unreadable(Exception):
     """A result file that cannot be read as JSON text (not UTF-8, too deep, or the disk failed)."""
 
 
+def durable_replace(tmp: Path, path: Path, text: str) -> None:
+    """Put ``text`` at ``path`` atomically and durably: written and synced, renamed, the directory synced.
+
+    Without the last sync a power loss after the rename can leave the new name with no data.
+    """
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if os.name == "posix":  # Windows cannot open a directory; NTFS journals the rename itself
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextmanager
 def _disk(path: Path) -> Iterator[None]:
     """The store's one translation of the disk's errors: a write that failed is a library error."""
@@ -548,13 +585,16 @@ class FileTree:
         """The time now on the machine that serves the directory.
 
         A file's modification time, set to "now" by the file system (on NFS, by the server), so
-        that workers on machines whose clocks disagree read one clock.
+        that workers on machines whose clocks disagree read one clock. Where the directory is
+        read-only (a viewer's mount), this machine's clock: such a process takes no claim.
         """
         path = self.root / CLOCK_NAME
-        with _disk(path):
+        try:
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
             os.utime(path, None)
             return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        except OSError:  # a store this process may only read: it takes no claim, so its own clock does
+            return datetime.now(timezone.utc)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -610,12 +650,8 @@ class FileTree:
             path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
             raise InvalidIdError(f"{path.relative_to(self.root)} clashes with an existing result file") from exc
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
         try:
-            os.replace(tmp, path)
+            durable_replace(tmp, path, text)
         except IsADirectoryError as exc:
             raise InvalidIdError(f"{path.relative_to(self.root)} clashes with a directory of other results") from exc
 
