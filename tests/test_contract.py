@@ -32,7 +32,6 @@ from mongo_results import (
     SetBehavior,
     register_model,
 )
-from mongo_results.core import operations
 
 from .conftest import SyncView, _db_for
 from .contract import Contract, Outcome
@@ -366,12 +365,8 @@ KINDS = [
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_store_keeps_the_contract(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The contract has every manager see at once the namespaces the others created; a manager
-    # reuses its listing for up to LISTING_TTL, a bound tests/test_behaviour.py checks on every store.
-    monkeypatch.setattr(operations, "LISTING_TTL", 0.0)
+def test_every_store_keeps_the_contract(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    # With the library's defaults: every manager sees at once what the others wrote.
     for handles in handles_for(kind, request, tmp_path):
         machine = type(f"StoreMachine[{kind}]", (StoreMachine,), {"handles": handles})
         run_state_machine_as_test(

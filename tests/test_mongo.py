@@ -243,7 +243,7 @@ def test_no_store_writes_where_another_keeps_its_own_collections(
     owner.set("a", Metrics(loss=1, accuracy=1))
     claim = owner.claim("cell", lease=60)
     before = sorted(raw_db(backend).list_collection_names())
-    with pytest.raises(InvalidNamespaceError, match="never results collections|holds results over 16 MiB"):
+    with pytest.raises(InvalidNamespaceError, match=r"never results collections|holds results over 16 MiB"):
         api(other).set("b", Metrics(loss=2, accuracy=2), namespace=namespace)
     with pytest.raises(InvalidNamespaceError):
         api(other).list_ids(namespace=namespace)

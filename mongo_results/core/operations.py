@@ -69,10 +69,9 @@ __all__ = ["BATCH", "LISTING_TTL", "Learned", "Operation", "Operations", "indexe
 R = TypeVar("R")
 
 BATCH = 1000  # items per bulk write or $in query: bounded memory, few round trips
-# Reads without a namespace search the namespaces listed up to this long ago (plus those this
-# connection created since), so a namespace another process creates is seen within it; an answer
-# that would say "nothing" (not found, no ids, no match) lists again first. delete, clear() and
-# the maintenance commands, which must reach every namespace, list every time.
+# ``exists`` without a namespace searches the namespaces listed up to this long ago (plus those this
+# process created since): a "yes" cannot change with a namespace created since, and a "no" lists
+# again first. Every other read lists every time, as its answer could change.
 LISTING_TTL = 1.0
 CLOCK_CHECK = 60.0  # seconds between measures of the store's clock against ours
 ID_ONLY = {"_id": 1}  # with a filter on _id alone, the _id index answers without reading the documents
@@ -258,7 +257,9 @@ class Operations:
     def recent(self, namespace: str | None) -> Operation[tuple[list[str], bool]]:
         """The collections to search and whether that is a listing made now (else one under LISTING_TTL old).
 
-        Whoever searches an old listing and finds nothing asks :meth:`unseen` before saying so.
+        Only ``exists`` searches an old listing: "yes" from it is true whatever was created
+        since, and whoever finds nothing there asks :meth:`unseen` before saying so. Every other
+        read lists afresh, since a namespace created since could change its answer.
         """
         listed = self._listed
         if namespace is None and listed is not None and self.monotonic() - listed[0] < LISTING_TTL:
@@ -270,9 +271,13 @@ class Operations:
         known = set(searched)
         return [c for c in (yield from self.collections(None)) if c not in known]
 
-    def _lookup(self, rid: str, namespace: str | None, projection: Any) -> Operation[list[dict[str, Any]]]:
-        """The documents under the id in each namespace; never "none" from an old listing."""
-        searched, fresh = yield from self.recent(namespace)
+    def _lookup(
+        self, rid: str, namespace: str | None, projection: Any, *, cached: bool = False
+    ) -> Operation[list[dict[str, Any]]]:
+        """The documents under the id in each namespace (``cached``: any one will do, see :meth:`recent`)."""
+        searched, fresh = (
+            (yield from self.recent(namespace)) if cached else ((yield from self.collections(namespace)), True)
+        )
         found = yield from self._find_each(rid, searched, projection)
         if not found and not fresh:  # a namespace created since that listing may hold it
             found = yield from self._find_each(rid, (yield from self.unseen(searched)), projection)
@@ -475,13 +480,9 @@ class Operations:
         """The stored documents under a prefix, sorted by id (envelopes only unless ``with_data``)."""
         query = {**OURS, **prefix_filter(prefix)}  # foreign documents are skipped
         projection = None if with_data else {"data": 0}
-        searched, fresh = yield from self.recent(namespace)
         found: list[Any] = []
-        for collection in searched:
+        for collection in (yield from self.collections(namespace)):
             found += yield Find(collection, query, projection)
-        if not found and not fresh:
-            for collection in (yield from self.unseen(searched)):
-                found += yield Find(collection, query, projection)
         found.sort(key=in_order)
         return (yield from filled(self.prefix, found)) if with_data else found
 
@@ -511,12 +512,8 @@ class Operations:
         rids = [canonical_id(r) for r in result_ids]
         wanted = sorted(set(rids))
         found: dict[str, list[dict[str, Any]]] = {}
-        searched, fresh = yield from self.recent(namespace)
-        for collection in searched:
+        for collection in (yield from self.collections(namespace)):
             yield from self._find_in(collection, wanted, found)
-        if not fresh and any(r not in found for r in wanted):  # a namespace created since may hold them
-            for collection in (yield from self.unseen(searched)):
-                yield from self._find_in(collection, wanted, found)
         chosen = [choose_document(r, found[r], model_class) for r in wanted if r in found]
         complete = {doc["_id"]: doc for doc in (yield from filled(self.prefix, chosen))}
         missing = [r for r in rids if r not in complete]  # not stored, or deleted while their files were read
@@ -546,9 +543,7 @@ class Operations:
         """
         query = scoped(prefix, where)
         projection = None if with_data else {"data": 0}
-        searched, fresh = yield from self.recent(namespace)
-        if not (yield from self._pages(searched, query, batch_size, projection, with_data)) and not fresh:
-            yield from self._pages((yield from self.unseen(searched)), query, batch_size, projection, with_data)
+        yield from self._pages((yield from self.collections(namespace)), query, batch_size, projection, with_data)
 
     def _pages(
         self,
@@ -620,18 +615,14 @@ class Operations:
 
     def exists(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
         """Whether any namespace (or the named one) holds the id."""
-        return bool((yield from self._lookup(canonical_id(result_id), namespace, {"_id": 1})))
+        return bool((yield from self._lookup(canonical_id(result_id), namespace, {"_id": 1}, cached=True)))
 
     def list_ids(self, prefix: ResultId | None, namespace: str | None) -> Operation[list[str]]:
         """Sorted ids under a prefix: one index-backed query per namespace."""
         query, under = id_range(prefix)
         ids: set[str] = set()
-        searched, fresh = yield from self.recent(namespace)
-        for collection in searched:
+        for collection in (yield from self.collections(namespace)):
             ids.update(i for doc in (yield Find(collection, query, ID_ONLY)) if under(i := doc["_id"]))
-        if not ids and not fresh:
-            for collection in (yield from self.unseen(searched)):
-                ids.update(i for doc in (yield Find(collection, query, ID_ONLY)) if under(i := doc["_id"]))
         return sorted(ids)
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
@@ -702,12 +693,8 @@ class Operations:
             return
         found: list[dict[str, Any]] = []
         query, order = scoped(prefix, translated), spec + BY_ID
-        searched, fresh = yield from self.recent(namespace)
-        for collection in searched:
+        for collection in (yield from self.collections(namespace)):
             found += yield Find(collection, query, None, order, limit or 0)
-        if not found and not fresh:
-            for collection in (yield from self.unseen(searched)):
-                found += yield Find(collection, query, None, order, limit or 0)
         # One query per namespace, each in order; merged here the way the server orders them.
         for field, direction in reversed(spec + BY_ID):
             found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)
