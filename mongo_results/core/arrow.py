@@ -328,7 +328,12 @@ def _decoded(
     batch_size: int,
     advance: Callable[[int], None],
 ) -> Operation[Any]:
-    """One collection by PyMongoArrow pages, rows it cannot prove read through the model."""
+    """One collection by PyMongoArrow pages, rows it cannot prove read through the model.
+
+    Each page holds the proven rows of an id range; the rest of that range (whatever the page
+    did not hold, as it is when read) is read through the model at once. So every id comes once,
+    from one read or the other, even while writers change rows between the two.
+    """
     pa = pyarrow("to_arrow")
     namespace = collection[len(ops.prefix) :]
     shape = stored_schema(table)
@@ -337,33 +342,38 @@ def _decoded(
     query = scoped(prefix, {"$and": [where, proven]} if where and proven else (where or proven))
     size = max(batch_size, ARROW_PAGE)
     parts: list[Any] = []
+    others: list[Any] = []
     left: list[str] = []
     after: str | None = None
     while True:
         page = query if after is None else page_after(query, after)
         raw = yield FindArrow(collection, page, shape, size)
         if isinstance(raw, Undecodable):  # a value of another type: this page goes through the model
-            docs = yield Find(collection, page, None, BY_ID, size)
-            rows, count = None, len(docs)
-            left.extend(d["_id"] for d in docs)
-            last = docs[-1]["_id"] if docs else None
+            docs = yield Find(collection, page, {"_id": 1}, BY_ID, size)
+            held = [d["_id"] for d in docs]
+            left.extend(held)
         else:
-            count = raw.num_rows
-            last = raw.column("_id")[count - 1].as_py() if count else None
+            held = raw.column("_id").to_pylist()
             rows, bad = decode_page(table, raw)
             left.extend(bad)
-        if rows is not None and rows.num_rows:
-            parts.append(rows)
+            if rows.num_rows:
+                parts.append(rows)
+        count = len(held)
         advance(count)
+        if proven:  # the rest of this page's range, as it is now: the rows the proof passed over
+            span: dict[str, Any] = {"$nin": held} if held else {}
+            if after is not None:
+                span["$gt"] = after
+            if count == size:
+                span["$lte"] = held[-1]
+            rest = {"_id": span} if span else {}
+            others.append((yield from _loaded(ops, table, namespace, prefix, rest, where, batch_size)))
         if count < size:
             break
-        after = last
-    others = []
+        after = held[-1]
     for start in range(0, len(left), BY_IDS):
         which = {"_id": {"$in": left[start : start + BY_IDS]}}
         others.append((yield from _loaded(ops, table, namespace, prefix, which, where, batch_size)))
-    if proven:
-        others.append((yield from _loaded(ops, table, namespace, prefix, {"$nor": [proven]}, where, batch_size)))
     others = [t for t in others if t.num_rows]
     out = pa.concat_tables(parts + others) if parts or others else arrow_schema(table).empty_table()
     if others:
@@ -381,5 +391,5 @@ def _loaded(
     batch_size: int,
 ) -> Operation[Any]:
     """The documents ``which`` picks, read through the model (GridFS fields filled)."""
-    query = {"$and": [where, which]} if where else which
+    query = {"$and": [where, which]} if where and which else (where or which)
     return (yield from _through_models(ops, table, prefix, namespace, query, batch_size, lambda n: None))
