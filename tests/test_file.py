@@ -193,7 +193,10 @@ def test_a_corrupt_or_foreign_file_is_named_and_breaks_nothing_else(tmp_path: Pa
     assert rm.list_ids() == ["sub/config"] and (tmp_path / "sub" / "config.json").exists()
 
 
-def test_an_unreadable_directory_in_the_store_is_passed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreadable_directory_is_an_error_not_a_shorter_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: it was passed over, so list_ids could leave results out with no error."""
     rm = ResultsManager(tmp_path)
     rm.set("a/1", Metrics(loss=1, accuracy=1))
     (tmp_path / "private").mkdir()
@@ -206,8 +209,31 @@ def test_an_unreadable_directory_in_the_store_is_passed_over(tmp_path: Path, mon
         return scandir(path)
 
     monkeypatch.setattr(os, "scandir", refusing)
-    assert rm.list_ids() == ["a/1"]
-    assert [rid for rid, _ in rm.iter_results(None, Metrics)] == ["a/1"]
+    for read in (rm.list_ids, lambda: list(rm.iter_results(None, Metrics))):
+        with pytest.raises(StoreWriteError, match="cannot list the store's directory: Permission denied") as caught:
+            read()
+        assert isinstance(caught.value, OSError) and "private" in str(caught.value)
+
+
+def test_a_read_in_pages_lists_each_directory_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: every page listed and sorted the whole directory again (64,000 results: 60 s against 18 s)."""
+    rm = ResultsManager(tmp_path)
+    rm.set_many({f"sweep/{i:05d}": Metrics(loss=i, accuracy=0) for i in range(2_000)})
+    old = time.time() - 60  # a sweep written a while ago: the directory's time says it has not changed since
+    os.utime(tmp_path / "sweep", (old, old))
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def counting(path: Any) -> Any:
+        listed.append(Path(path).name)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    assert len(list(rm.iter_results("sweep", Metrics, batch_size=50))) == 2_000  # 40 pages
+    assert listed.count("sweep") == 1
+    assert rm.list_ids("sweep")[-1] == "sweep/01999" and listed.count("sweep") == 1  # still as listed
+    rm.set("sweep/02000", Metrics(loss=0, accuracy=0))  # the directory changed: listed again
+    assert rm.list_ids("sweep")[-1] == "sweep/02000" and listed.count("sweep") == 2
 
 
 def test_set_many_gives_each_item_its_outcome_when_one_clashes(tmp_path: Path) -> None:

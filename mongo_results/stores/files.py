@@ -7,10 +7,12 @@ written atomically and read without locks.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
@@ -563,6 +565,9 @@ class FileTree:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Each directory's entries in id order, with the modification time they were read at:
+        # a read in pages lists a directory once, not once per page.
+        self._listings: dict[str, tuple[int, list[str], list[tuple[str, Path, bool]]]] = {}
 
     def path(self, segs: tuple[str, ...] | list[str]) -> Path:
         """The file of a result id (its segments)."""
@@ -675,8 +680,10 @@ class FileTree:
         """Every file under ``top``, never through a symbolic link."""
         try:
             entries = list(os.scandir(top))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            return  # gone, or not ours to read: nothing of the store's is there
+        except (FileNotFoundError, NotADirectoryError):
+            return  # gone (removed meanwhile): nothing of the store's is there
+        except OSError as exc:  # unreadable: an answer without it would be silently incomplete
+            raise StoreWriteError(exc.errno, f"cannot list the store's directory: {exc.strerror}", str(top)) from exc
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 yield from self.files(Path(entry.path))
@@ -692,27 +699,55 @@ class FileTree:
         return self._walk(self.root, "", low, high)
 
     def _walk(self, top: Path, prefix: str, low: str, high: str | None) -> Iterator[tuple[str, Path]]:
-        try:
-            with os.scandir(top) as it:
-                entries = list(it)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            return  # gone, or not ours to read: nothing of the store's is there
-        # A directory sorts as "name/": every id in it falls between its neighbours' ids,
-        # so walking children in this order yields ids in order.
-        keyed: list[tuple[str, os.DirEntry[str]]] = []
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):  # never through a link: no loop, nothing outside
-                keyed.append((prefix + entry.name + "/", entry))
-            elif len(entry.name) > len(SUFFIX) and entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
-                keyed.append((prefix + entry.name[: -len(SUFFIX)], entry))  # temporary files and the lock end otherwise
-        for key, entry in sorted(keyed, key=lambda k: k[0]):
+        keys, entries = self._listing(top, prefix)
+        start = bisect.bisect_left(keys, low)  # what sorts before low is passed over without a look
+        if start and entries[start - 1][2] and low.startswith(keys[start - 1]):
+            start -= 1  # the directory that holds low itself
+        for key, path, is_dir in entries[start:]:
             if high is not None and key >= high:
                 return
-            if not key.endswith("/"):
+            if not is_dir:
                 if key >= low:
-                    yield key, Path(entry.path)
+                    yield key, path
             elif key[:-1] + "0" > low:  # else every id in it sorts before low ("0" follows "/")
-                yield from self._walk(Path(entry.path), key, low, high)
+                yield from self._walk(path, key, low, high)
+
+    def _listing(self, top: Path, prefix: str) -> tuple[list[str], list[tuple[str, Path, bool]]]:
+        """A directory's result files and subdirectories as ``(id or "id/", path, is a directory)``, in id order.
+
+        A directory sorts as "name/": every id in it falls between its neighbours' ids, so walking
+        children in this order yields ids in order. The listing is kept while the directory's
+        modification time stays what it was and is over two seconds old: a file system that keeps
+        times to the second could otherwise hide a file added in the same second.
+        """
+        try:
+            changed = os.stat(top).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []
+        except OSError as exc:
+            raise StoreWriteError(exc.errno, f"cannot list the store's directory: {exc.strerror}", str(top)) from exc
+        kept = self._listings.get(str(top))
+        if kept is not None and kept[0] == changed and time.time_ns() - changed > 2_000_000_000:
+            return kept[1], kept[2]
+        try:
+            with os.scandir(top) as it:
+                found = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []  # removed meanwhile: nothing of the store's is there
+        except OSError as exc:  # unreadable: an answer without it would be silently incomplete
+            raise StoreWriteError(exc.errno, f"cannot list the store's directory: {exc.strerror}", str(top)) from exc
+        entries: list[tuple[str, Path, bool]] = []
+        for entry in found:
+            if entry.is_dir(follow_symlinks=False):  # never through a link: no loop, nothing outside
+                entries.append((prefix + entry.name + "/", Path(entry.path), True))
+            elif len(entry.name) > len(SUFFIX) and entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
+                entries.append((prefix + entry.name[: -len(SUFFIX)], Path(entry.path), False))  # not .tmp, the lock
+        entries.sort(key=lambda e: e[0])
+        keys = [e[0] for e in entries]
+        if len(self._listings) > 10_000:  # a store of many small directories: keep memory bounded
+            self._listings.clear()
+        self._listings[str(top)] = (changed, keys, entries)
+        return keys, entries
 
     def leftovers(self, remove: bool = False) -> list[Path]:
         """Temporary files of writers that were killed mid-write (never a visible result).
