@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from .core.behaviors import SetBehavior
 from .core.encoding import JSON_OPTIONS, unescape_tree
+from .core.operations import StoredRecord
 from .core.reads import UNREADABLE, load_model
 from .errors import InvalidUriError, MongoResultsError
 from .manager import ResultsManager
@@ -212,25 +213,48 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"no such file or directory: {source}")
     store = open_store(args, create=True)
     behavior = SetBehavior(args.behavior)
-    written = skipped = failed = 0
+    counts = Counter[str]()
     progress = Progress(_count(source), "import", unit="results")
+    batch: list[tuple[str, StoredRecord]] = []
+
+    def flush() -> None:
+        # One bulk write per namespace and 1,000 records, each decided as store() decides it.
+        outcomes = store._store_many([record for _, record in batch], behavior) if batch else []
+        for (where, _), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                counts["failed"] += 1
+                sys.stderr.write(f"mongo-results: {where}: {outcome}\n")
+            else:
+                counts["written" if outcome else "skipped"] += 1
+            progress.advance()
+        batch.clear()
+
     for where, record in _records(source):
         try:
             if isinstance(record, str):
                 raise MongoResultsError(record)
             namespace = args.namespace or record.get("namespace") or DEFAULT_NAMESPACE
-            model_type: Any = record.get("model_type")  # checked by store(): a record may lack it
+            model_type: Any = record.get("model_type")  # checked when planned: a record may lack it
             data: Any = record.get("data")
-            if store.store(record["id"], model_type, data, behavior, namespace):
-                written += 1
-            else:
-                skipped += 1
-        except (MongoResultsError, ValueError, TypeError, KeyError, FileExistsError, RecursionError) as exc:
-            failed += 1
+            times = [_time(record.get(k), k) for k in ("created_at", "updated_at")]  # kept: the format is lossless
+            batch.append((where, (record["id"], model_type, data, namespace, *times)))
+        except (MongoResultsError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            counts["failed"] += 1
             sys.stderr.write(f"mongo-results: {where}: {exc}\n")
-        progress.advance()
+            progress.advance()
+        if len(batch) >= 1000:
+            flush()
+    flush()
+    written, skipped, failed = counts["written"], counts["skipped"], counts["failed"]
     out.write(f"imported from {source}: {written} written, {skipped} skipped, {failed} failed\n")
     return 1 if failed else 0
+
+
+def _time(value: Any, name: str) -> datetime | None:
+    """An export's time (a date, as Extended JSON gives it back), or None for a record without one."""
+    if value is None or isinstance(value, datetime):
+        return value
+    raise TypeError(f"{name} is {type(value).__name__}, not a date")
 
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:

@@ -28,7 +28,7 @@ from .core.commands import Note
 from .core.drive import run, run_async, stream, stream_async
 from .core.ids import ResultId
 from .core.maintenance import Report, ShardReport, Upgraded, diagnose, shard, upgrade
-from .core.operations import Operation, Operations
+from .core.operations import Operation, Operations, StoredRecord
 from .core.profiles import EngineProfile
 from .core.tables import frame, polars_frame, table
 from .registry import DEFAULT_NAMESPACE
@@ -804,6 +804,9 @@ class ResultsManager(ManagerBase[T]):
         data: Mapping[str, Any],
         behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
         namespace: str = DEFAULT_NAMESPACE,
+        *,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
     ) -> bool:
         """Store data already in stored form (an export, a file tree) with ``set``'s semantics.
 
@@ -814,6 +817,9 @@ class ResultsManager(ManagerBase[T]):
                 returns it.
             behavior: What to do when a result is already stored under the id.
             namespace: The namespace to store into.
+            created_at: The creation time to keep (an export's), for a result this call creates;
+                None for now. The file store keeps a file's modification time only.
+            updated_at: The update time to keep; None for now.
 
         Returns:
             True if written, False if skipped, as for [`set`][mongo_results.ResultsManager.set].
@@ -824,7 +830,15 @@ class ResultsManager(ManagerBase[T]):
             InvalidNamespaceError: The namespace cannot name a collection (a ``ValueError``).
             DocumentTooLargeError: The result is over the store's size limit (a ``ValueError``).
         """
-        return self._run(self._ops().store(result_id, model_type, data, behavior, namespace))
+        return self._run(
+            self._ops().store(
+                result_id, model_type, data, behavior, namespace, created_at=created_at, updated_at=updated_at
+            )
+        )
+
+    def _store_many(self, records: Sequence[StoredRecord], behavior: SetBehavior) -> list[bool | BaseException]:
+        """``store`` for many records in bulk writes (the command line's import)."""
+        return self._run(self._ops().store_many(records, behavior))
 
     def upgrade(
         self,

@@ -14,6 +14,7 @@ from urllib.parse import quote_plus
 
 import pytest
 from pydantic import BaseModel
+from pymongo import MongoClient
 
 from mongo_results import InvalidUriError, MongoBackend, ResultsManager, StoreUnavailableError, register_model
 from mongo_results.cli import main
@@ -105,6 +106,49 @@ def test_export_then_import_is_lossless(uri: str, tmp_path: Path) -> None:
     assert copy.get("sweep/lr=0.1/seed=1/metrics") == Metrics(loss=0.1, accuracy=0.9, step=1)
     code, summary = run("--uri", target, "import", str(dump))  # again: everything is there already
     assert summary.strip().endswith("0 written, 5 skipped, 0 failed")
+
+
+@pytest.mark.real_server
+def test_import_writes_in_bulk_and_keeps_the_times(server_db: tuple[str, str], tmp_path: Path) -> None:
+    """Before: one command per record (457 results/s), and every created_at and updated_at replaced."""
+    from pymongo import monitoring
+
+    base, name = server_db
+    source = f"{base.rstrip('/')}/{name}"
+    with ResultsManager(source) as rm:
+        rm.set_many({f"bulk/{i:04d}": Metrics(loss=i, accuracy=0) for i in range(2_500)})
+        before = {d["_id"]: (d["created_at"], d["updated_at"]) for d in rm.documents("bulk", with_data=False)}
+    out = io.StringIO()
+    assert main(["--uri", source, "export", "bulk"], out=out) == 0
+    dump = tmp_path / "bulk.jsonl"
+    dump.write_text(out.getvalue())
+    sent: list[str] = []
+    counting = [True]  # a listener cannot be unregistered: it stops counting after this test
+
+    class Count(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if counting[0]:
+                sent.append(event.command_name)
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    monitoring.register(Count())
+    target = f"{base.rstrip('/')}/{name}_copy"
+    try:
+        assert main(["--uri", target, "import", str(dump)], out=io.StringIO()) == 0
+        assert sent.count("insert") + sent.count("update") == 3  # 1,000 records per bulk write
+        with ResultsManager(target) as copy:
+            after = {d["_id"]: (d["created_at"], d["updated_at"]) for d in copy.documents("bulk", with_data=False)}
+            copy.clear()
+        assert after == before
+    finally:
+        counting[0] = False
+        with MongoClient(base) as client:
+            client.drop_database(f"{name}_copy")
 
 
 def test_import_a_results_manager_tree(uri: str, tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ from .sharding import RESULTS, refusal
 from .validators import validator_command
 from .writes import SetManyProgress, SetPlan, now, plan_encoded, plan_set, write_bulk, write_set
 
-__all__ = ["BATCH", "LISTING_TTL", "Learned", "Operation", "Operations", "indexes"]
+__all__ = ["BATCH", "LISTING_TTL", "Learned", "Operation", "Operations", "StoredRecord", "indexes"]
 
 R = TypeVar("R")
 
@@ -102,6 +102,15 @@ def refused_step(engine: EngineProfile, command: str, collection: str, reply: Re
 
 def ignore_note(message: str) -> None:
     """The default for what the user should know: nothing (the stores pass their own)."""
+
+
+# An import's record: (id, model type, stored data, namespace, created_at, updated_at).
+StoredRecord = tuple[ResultId, str, Mapping[str, Any], str, "datetime | None", "datetime | None"]
+
+
+def _utc(value: datetime) -> datetime:
+    """A stored time as aware UTC (the driver hands back naive UTC)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def indexes(path_index: bool) -> tuple[Index, ...]:
@@ -412,13 +421,61 @@ class Operations:
         return (yield from self._write(plan, engine))
 
     def store(
-        self, result_id: ResultId, model_type: str, data: Mapping[str, Any], behavior: SetBehavior, namespace: str
+        self,
+        result_id: ResultId,
+        model_type: str,
+        data: Mapping[str, Any],
+        behavior: SetBehavior,
+        namespace: str,
+        *,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
     ) -> Operation[bool]:
-        """Like ``set`` for data already in stored form (an import): no model class needed."""
+        """Like ``set`` for data already in stored form (an import): no model class needed.
+
+        ``created_at``/``updated_at``: the times to keep (an export's); None for now.
+        """
         engine = yield from self.learn_engine()
-        encoded = encode_stored(model_type, data, decimal128=engine.decimal128)
-        plan = plan_encoded(result_id, encoded, behavior, namespace, engine=engine, at=self.clock())
+        plan = self._stored_plan(result_id, model_type, data, behavior, namespace, engine, created_at, updated_at)
         return (yield from self._write(plan, engine))
+
+    def _stored_plan(
+        self,
+        result_id: ResultId,
+        model_type: str,
+        data: Mapping[str, Any],
+        behavior: SetBehavior,
+        namespace: str,
+        engine: EngineProfile,
+        created_at: datetime | None,
+        updated_at: datetime | None,
+    ) -> SetPlan:
+        encoded = encode_stored(model_type, data, decimal128=engine.decimal128)
+        at = self.clock() if updated_at is None else _utc(updated_at)
+        created = None if created_at is None else _utc(created_at)
+        return plan_encoded(result_id, encoded, behavior, namespace, engine=engine, at=at, created=created)
+
+    def store_many(
+        self, records: Sequence[StoredRecord], behavior: SetBehavior
+    ) -> Operation[list[bool | BaseException]]:
+        """``store`` for many records: one bulk write per namespace and 1,000 records, each decided as ``store`` does.
+
+        Per record, what ``store`` returns or raises; SetManyInterruptedError if the store becomes
+        unreachable part of the way.
+        """
+        progress = SetManyProgress([None] * len(records))
+        try:
+            engine = yield from self.learn_engine()
+            pending: dict[int, SetPlan] = {}
+            for i, (rid, model_type, data, namespace, created, updated) in enumerate(records):
+                try:
+                    pending[i] = self._stored_plan(rid, model_type, data, behavior, namespace, engine, created, updated)
+                except (MongoResultsError, ValueError, TypeError) as exc:
+                    progress.outcomes[i] = exc  # refused before anything is sent
+            yield from write_bulk(self.prefix, engine, pending, progress, lambda ns: self._prepare(ns, engine), BATCH)
+        except StoreUnavailableError as exc:
+            raise progress.interrupted(exc) from exc
+        return [outcome for outcome in progress.outcomes if outcome is not None]
 
     def set_many(
         self,

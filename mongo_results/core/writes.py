@@ -201,10 +201,14 @@ def plan_encoded(
     *,
     at: datetime,
     engine: EngineProfile = EMBEDDED,
+    created: datetime | None = None,
 ) -> SetPlan:
-    """Choose the single atomic write that stores already-encoded data (a model, or an import)."""
+    """Choose the single atomic write that stores already-encoded data (a model, or an import).
+
+    ``at`` is its ``updated_at``; ``created``, when given (an import), its ``created_at`` if it creates the result.
+    """
     segs = segments(result_id)
-    return _plan("/".join(segs), segs, encoded, behavior, validate_namespace(namespace), engine, at)
+    return _plan("/".join(segs), segs, encoded, behavior, validate_namespace(namespace), engine, at, created)
 
 
 def _plan(
@@ -215,6 +219,7 @@ def _plan(
     ns: str,
     engine: EngineProfile,
     t: datetime,
+    created: datetime | None = None,
 ) -> SetPlan:
     if type(behavior) is not SetBehavior:
         behavior = SetBehavior(behavior)
@@ -225,7 +230,7 @@ def _plan(
         "namespace": ns,
         "data": encoded.data,
         "digest": encoded.digest,
-        "created_at": t,
+        "created_at": t if created is None else created,
         "updated_at": t,
     }
     check_engine(rid, encoded, engine)
