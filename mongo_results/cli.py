@@ -11,6 +11,7 @@ import errno
 import importlib
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -28,7 +29,7 @@ from .core.behaviors import SetBehavior
 from .core.encoding import JSON_OPTIONS, unescape_tree
 from .core.operations import StoredRecord
 from .core.reads import UNREADABLE, load_model
-from .errors import InvalidUriError, MongoResultsError
+from .errors import InvalidShardKeyError, InvalidUriError, MongoResultsError
 from .manager import ResultsManager
 from .registry import DEFAULT_NAMESPACE, MODELS
 from .stores import MongoBackend
@@ -41,6 +42,17 @@ EXPORT_FIELDS = ("id", "namespace", "model_type", "created_at", "updated_at", "d
 
 class UsageError(Exception):
     """Bad arguments: exit code 2."""
+
+
+def seconds(text: str) -> float:
+    """A command line's number of seconds: a finite number (nan, inf and 1e999 are refused, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+    return value
 
 
 def _when(value: object) -> str:
@@ -313,7 +325,12 @@ def cmd_shard(args: argparse.Namespace, out: TextIO) -> int:
             key = json.loads(args.key)
         except json.JSONDecodeError as exc:
             raise UsageError(f'--key takes a JSON document such as \'{{"_id": "hashed"}}\': {exc}') from exc
-    report = open_store(args).shard(args.namespace, key)
+        if not isinstance(key, dict):
+            raise UsageError(f'--key takes a JSON document such as \'{{"_id": "hashed"}}\', not {args.key}')
+    try:
+        report = open_store(args).shard(args.namespace, key)
+    except InvalidShardKeyError as exc:
+        raise UsageError(str(exc)) from None
     out.write(f"{report}\n")
     return 1 if report.problems else 0
 
@@ -342,14 +359,17 @@ def cmd_claims(args: argparse.Namespace, out: TextIO) -> int:
 def _progress_line(stored: int, claimed: int, expect: int) -> str:
     share = min(stored / expect, 1.0) if expect else 1.0
     filled = int(30 * share)
-    return f"[{'#' * filled}{'.' * (30 - filled)}] {stored}/{expect} stored ({share:.0%}), {claimed} claimed"
+    percent = math.floor(share * 100)  # never rounded up: 199 of 200 is 99%, only a finished sweep 100%
+    return f"[{'#' * filled}{'.' * (30 - filled)}] {stored}/{expect} stored ({percent}%), {claimed} claimed"
 
 
 def cmd_progress(args: argparse.Namespace, out: TextIO) -> int:
     if args.expect < 0:
         raise UsageError("--expect is a number of results, 0 or more")
-    if args.interval < 0.5:
-        raise UsageError("--interval is at least 0.5 seconds: each look is a query per namespace")
+    if not 0.5 <= args.interval <= 86_400:
+        raise UsageError("--interval is 0.5 seconds to a day: each look is a query per namespace")
+    if not 0 <= args.seconds <= 366 * 86_400:
+        raise UsageError("--for is a number of seconds, 0 (no end) up to a year")
     store = open_store(args)
     tty = out.isatty()
     deadline = time.monotonic() + args.seconds if args.seconds else None
@@ -382,7 +402,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=float(os.environ.get("MONGO_RESULTS_TIMEOUT", "5")),
         metavar="SECONDS",
         help="how long to wait for a MongoDB server (default 5, or MONGO_RESULTS_TIMEOUT; a URI's "
@@ -426,9 +446,9 @@ def parser() -> argparse.ArgumentParser:
     progress.add_argument("prefix")
     progress.add_argument("--expect", type=int, required=True, metavar="N", help="the sweep's number of results")
     progress.add_argument("--watch", action="store_true", help="follow the sweep until N are stored (Ctrl-C ends)")
-    progress.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="between looks (default 2)")
+    progress.add_argument("--interval", type=seconds, default=2.0, metavar="SECONDS", help="between looks (default 2)")
     progress.add_argument(
-        "--for", dest="seconds", type=float, default=0.0, metavar="SECONDS", help="stop watching after"
+        "--for", dest="seconds", type=seconds, default=0.0, metavar="SECONDS", help="stop watching after"
     )
     progress.set_defaults(run=cmd_progress)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import inspect
 import multiprocessing
 import os
@@ -108,6 +109,53 @@ def test_a_claim_in_a_namespace_looks_for_the_result_there(rm: ResultsManager) -
     let_go(rm, claim)
 
 
+def test_renew_refuses_a_lease_too_long_for_a_timedelta(rm: ResultsManager) -> None:
+    """Before: 1e300 or 10**30 seconds raised a raw OverflowError."""
+    claim = rm.claim("long", lease=60)
+    assert claim is not None
+    for lease in (1e300, 10**30):
+        with pytest.raises(InvalidArgumentError, match="at most a day"):
+            done(rm, claim.renew(lease))
+    let_go(rm, claim)
+
+
+def test_one_string_is_not_taken_for_a_list_of_ids(rm: ResultsManager) -> None:
+    """Before: claim_each("ab") claimed "a" and "b"."""
+    for call in (lambda: list(rm.claim_each("ab")), lambda: rm.missing("ab"), lambda: rm.get_many("ab")):
+        with pytest.raises(InvalidArgumentError, match="not the string 'ab'"):
+            call()
+    assert rm.claims() == []
+
+
+def test_clear_ends_the_stores_claims(rm: ResultsManager) -> None:
+    """Before: a dead run's claims outlived clear() and blocked its cells for up to a day."""
+    rm.set("done", M)
+    assert rm.claim("busy", lease=3600) is not None
+    rm.clear()
+    assert rm.claims() == [] and rm.list_ids() == []
+    again = rm.claim("busy")
+    assert again is not None
+    let_go(rm, again)
+
+
+def test_claims_on_a_file_store_this_process_may_only_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: reading the store's clock wrote a file, so claims and progress failed on a read-only store."""
+    rm = ResultsManager(tmp_path / "store")
+    claim = rm.claim("a/1", lease=60)
+    assert claim is not None
+    opened = os.open
+
+    def read_only(path: Any, flags: int, *args: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return opened(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    viewer = ResultsManager(tmp_path / "store")
+    assert [c["result_id"] for c in viewer.claims()] == ["a/1"]
+    assert viewer.missing(["a/1", "a/2"]) == ["a/1", "a/2"]
+
+
 def test_one_cell_has_one_claim_whatever_namespace_each_worker_names(rm: ResultsManager) -> None:
     """Before: claim(id) and claim(id, namespace=...) took two keys, and two workers both held the cell."""
     first = rm.claim("cell/1")
@@ -123,7 +171,8 @@ def test_one_cell_has_one_claim_whatever_namespace_each_worker_names(rm: Results
 
 
 @pytest.mark.parametrize(
-    "lease", [0, -1, 0.0, float("nan"), float("inf"), "60", True, None, 86_401, timedelta(days=2), timedelta(0)]
+    "lease",
+    [0, -1, 0.0, float("nan"), float("inf"), "60", True, None, 86_401, timedelta(days=2), timedelta(0), 1e300, 10**30],
 )
 def test_a_bad_lease_is_a_value_error_before_any_io(lease: Any) -> None:
     rm = ResultsManager("mongodb://127.0.0.1:9/none?serverSelectionTimeoutMS=50")  # nothing listens there

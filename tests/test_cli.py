@@ -562,7 +562,18 @@ def test_ctrl_c_ends_a_watch_quietly(tmp_path: Path) -> None:
     assert watch.returncode == 0 and "0/6 stored" in out and "Traceback" not in err and err == ""
 
 
-@pytest.mark.parametrize("argv", [["--expect", "-1"], ["--expect", "3", "--interval", "0.1"], ["--expect", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--expect", "-1"],
+        ["--expect", "3", "--interval", "0.1"],
+        ["--expect", "x"],
+        ["--expect", "3", "--interval", "inf"],  # before: a traceback
+        ["--expect", "3", "--interval", "1e300"],
+        ["--expect", "3", "--interval", "nan"],  # before: exit 1
+        ["--expect", "3", "--watch", "--for", "nan"],  # before: never stopped
+    ],
+)
 def test_progress_refuses_bad_numbers_in_one_line(tmp_path: Path, argv: list[str]) -> None:
     ResultsManager(tmp_path / "store")
     proc = subprocess.run(
@@ -570,3 +581,11 @@ def test_progress_refuses_bad_numbers_in_one_line(tmp_path: Path, argv: list[str
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "error:" in proc.stderr.strip().splitlines()[-1]  # argparse's usage, then one line saying what is wrong
+
+
+def test_progress_never_rounds_an_unfinished_sweep_up_to_100(tmp_path: Path) -> None:
+    register_model(Metrics)
+    rm = ResultsManager(tmp_path / "store")
+    rm.set_many({f"grid/{i}": Metrics(loss=i, accuracy=0) for i in range(199)})
+    code, out = run("--uri", str(tmp_path / "store"), "progress", "grid", "--expect", "200")
+    assert code == 1 and "199/200 stored (99%)" in out

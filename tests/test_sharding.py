@@ -70,7 +70,8 @@ def test_shard_on_the_cluster_then_again_and_doctor_says_how(sharded_uri: str, t
         assert main(["--uri", uri, "shard", "--namespace", "runs"], stream) == 0
     assert out.read_text().count("already sharded") == 3
     with open(out, "w") as stream:
-        assert main(["--uri", uri, "shard", "--key", '{"digest": "hashed"}'], stream) == 1
+        assert main(["--uri", uri, "shard", "--key", '{"digest": "hashed"}'], stream) == 2  # a usage error
+        assert main(["--uri", uri, "shard", "--key", "[1]"], stream) == 2  # before: 1
     with ResultsManager(uri) as rm:
         rm.set("a", Metrics(loss=1, accuracy=1), namespace="runs")
         assert 'ok: sharded on {_id: "hashed"}' in str(rm.doctor())
@@ -132,3 +133,15 @@ def test_a_collection_sharded_on_another_key_stores_one_id_twice_and_the_library
     rm.close()
     client.drop_database(name)
     client.close()
+
+
+def test_clear_keeps_the_store_sharded(sharded_db: tuple[str, str]) -> None:
+    """Before: clear() dropped the collections, which silently undid shard()."""
+    uri, name = sharded_db
+    with ResultsManager(backend=MongoBackend(uri, database=name)) as rm:
+        rm.set("a", Metrics(loss=1, accuracy=1))
+        assert rm.claim("cell") is not None
+        rm.clear()
+        assert rm.list_ids() == [] and rm.claims() == []
+        report = rm.shard(namespace="default")
+        assert report.problems == 0 and str(report).count("already sharded") == 3, str(report)

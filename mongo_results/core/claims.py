@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, Insert, NoMatch, Update
-from .ids import ResultId, canonical_id, canonical_prefix
+from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
 from .names import CLAIMS, optional_namespace
 from .operations import BATCH, Operation, Operations
 
@@ -50,14 +50,14 @@ class ClaimState:
 def check_lease(lease: object) -> timedelta:
     """A lease in seconds (a number) or a timedelta, over zero and at most a day."""
     if isinstance(lease, timedelta):
-        span = lease
+        seconds = lease.total_seconds()
     elif isinstance(lease, (int, float)) and not isinstance(lease, bool) and math.isfinite(lease):
-        span = timedelta(seconds=lease)
+        seconds = lease  # compared before a timedelta is made of it: 1e300 s is no timedelta
     else:
         raise InvalidArgumentError(f"a lease is a number of seconds or a timedelta, not {lease!r}")
-    if not timedelta(0) < span <= MAX_LEASE:
-        raise InvalidArgumentError(f"a lease is over 0 s and at most a day, not {span.total_seconds():g} s")
-    return span
+    if not 0 < seconds <= MAX_LEASE.total_seconds():
+        raise InvalidArgumentError(f"a lease is over 0 s and at most a day, not {seconds:g} s")
+    return lease if isinstance(lease, timedelta) else timedelta(seconds=lease)
 
 
 def _collection(ops: Operations) -> str:
@@ -72,7 +72,7 @@ def missing(ops: Operations, result_ids: Iterable[ResultId], namespace: str | No
     range costs far less than ``$in`` queries of as many ids (a third on DocumentDB). Where the
     range holds more than twice the ids asked for, one ``$in`` query per 1,000 ids asks instead.
     """
-    wanted = list(dict.fromkeys(canonical_id(r) for r in result_ids))
+    wanted = list(dict.fromkeys(canonical_ids(result_ids, "missing")))
     namespace = optional_namespace(namespace)
     ordered = sorted(wanted)
     found: set[str] = set()
@@ -135,7 +135,7 @@ def take_each(
     """
     span = check_lease(lease)
     namespace = optional_namespace(namespace)
-    wanted = list(dict.fromkeys(canonical_id(r) for r in result_ids))
+    wanted = list(dict.fromkeys(canonical_ids(result_ids, "claim_each")))
     for start in range(0, len(wanted), BATCH):
         for rid in (yield from missing(ops, wanted[start : start + BATCH], namespace)):
             state = yield from _take(ops, rid, namespace, span, worker)

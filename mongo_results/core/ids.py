@@ -7,11 +7,19 @@ An id is a string ``"a/b/c"`` or a sequence of parts; every part is split on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from ..errors import InvalidIdError
+from ..errors import InvalidArgumentError, InvalidIdError
 
-__all__ = ["MAX_ID_BYTES", "MAX_SEGMENT_BYTES", "ResultId", "canonical_id", "canonical_prefix", "segments"]
+__all__ = [
+    "MAX_ID_BYTES",
+    "MAX_SEGMENT_BYTES",
+    "ResultId",
+    "canonical_id",
+    "canonical_ids",
+    "canonical_prefix",
+    "segments",
+]
 
 ResultId = str | Sequence[str]
 
@@ -99,3 +107,12 @@ def canonical_prefix(prefix: ResultId | None) -> str:
     segs = _split(prefix, "Prefix")
     _check(segs, "Prefix", prefix)
     return "/".join(segs)
+
+
+def canonical_ids(result_ids: Iterable[ResultId], call: str) -> list[str]:
+    """The canonical ids of a call that takes many; one string is refused, not read as its letters."""
+    if isinstance(result_ids, (str, bytes)):
+        raise InvalidArgumentError(
+            f"{call} takes several ids (a list), not the string {result_ids!r}: pass [{result_ids!r}] for one"
+        )
+    return [canonical_id(r) for r in result_ids]

@@ -41,9 +41,9 @@ from .commands import (
     Written,
 )
 from .encoding import encode_stored
-from .ids import ResultId, canonical_id, canonical_prefix
-from .large import by_file, delete_one, drop_bucket, file_of, filled
-from .names import Models, collection_name, namespaces_in, validate_namespace
+from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
+from .large import bucket, by_file, delete_one, drop_bucket, file_of, filled
+from .names import CLAIMS, Models, collection_name, namespaces_in, validate_namespace
 from .profiles import EngineProfile
 from .queries import FOREIGN, MONGODB, OURS, id_range, prefix_filter, scoped, sort_spec, translate
 from .reads import (
@@ -354,7 +354,7 @@ class Operations:
             self.note(note)
         return command
 
-    def check_shard_key(self, collection: str, engine: EngineProfile, entry: Any = None) -> Operation[None]:
+    def check_shard_key(self, collection: str, engine: EngineProfile, entry: Any = UNREAD) -> Operation[None]:
         """Refuse to write into a collection sharded on another key than ``_id`` (read once per process).
 
         There each shard keeps ``_id`` unique only among its own documents: two writers could each
@@ -364,14 +364,8 @@ class Operations:
         """
         if not engine.sharding or collection in self.keys_checked:
             return
-        if engine.shard_key_listed:
-            if entry is UNREAD:
-                entry = yield CollectionOptions(collection)
-            info = entry.get("info") if isinstance(entry, Mapping) else None
-            found = info.get("shardKey") if isinstance(info, Mapping) else None
-        else:
-            found = yield ShardKeyOf(collection)
-        if isinstance(found, Mapping) and not RESULTS.keeps_unique(found):
+        found = yield from self.shard_key(collection, engine, entry)
+        if found is not None and not RESULTS.keeps_unique(found):
             raise refusal(found, collection)
         self.keys_checked.add(collection)
 
@@ -557,7 +551,8 @@ class Operations:
         ``on_error="skip"`` leaves out results that no longer load, lists them in ``skipped``
         and notes their count.
         """
-        return self._get_many(list(result_ids), model_class, namespace, skipping(on_error, skipped))
+        rids: list[ResultId] = list(canonical_ids(result_ids, "get_many"))  # checked at the call, before any I/O
+        return self._get_many(rids, model_class, namespace, skipping(on_error, skipped))
 
     def _get_many(
         self,
@@ -693,14 +688,48 @@ class Operations:
         return deleted > 0
 
     def clear(self) -> Operation[None]:
-        """Delete this store's results: a collection is dropped only when nothing foreign is in it."""
+        """Delete this store's results and claims.
+
+        A collection is dropped only when nothing foreign is in it and it is not sharded (a sharded
+        one is emptied: dropping it would silently undo ``shard``).
+        """
+        engine = yield from self.learn_engine()
         for collection in (yield from self.collections(None)):
-            if (yield FindOne(collection, FOREIGN, {"_id": 1})) is None:
+            foreign = (yield FindOne(collection, FOREIGN, {"_id": 1})) is not None
+            if foreign or (yield from self.sharded(collection, engine)):
+                yield Delete(collection, OURS, many=True)  # someone else's documents, or the cluster's key
+            else:
                 yield Drop(collection)
-            else:  # someone else's documents (or a collection that only shares our prefix)
-                yield Delete(collection, OURS, many=True)
-        yield from drop_bucket(self.prefix, (yield ListCollections()))
+        listed = yield ListCollections()
+        kept = []
+        for name in (bucket(self.prefix) + ".files", bucket(self.prefix) + ".chunks"):
+            if name in listed and (yield from self.sharded(name, engine)):
+                yield Delete(name, {}, many=True)
+                kept.append(name)
+        yield from drop_bucket(self.prefix, [c for c in listed if c not in kept])
+        yield Delete(self.prefix + CLAIMS, {}, many=True)  # a dead run's cells are free again
         self.learned.forget()
+
+    def sharded(self, collection: str, engine: EngineProfile) -> Operation[bool]:
+        """Whether the server says ``collection`` is sharded (read afresh: another process may have sharded it)."""
+        return engine.sharding and (yield from self.shard_key(collection, engine)) is not None
+
+    def shard_key(
+        self, collection: str, engine: EngineProfile, entry: Any = UNREAD
+    ) -> Operation[Mapping[str, Any] | None]:
+        """The key the server says ``collection`` is sharded on, or None.
+
+        DocumentDB names it in the collection's ``listCollections`` entry (``entry``, when already
+        read); MongoDB only in ``config.collections``, read behind ``mongos`` alone.
+        """
+        if engine.shard_key_listed:
+            if entry is UNREAD:
+                entry = yield CollectionOptions(collection)
+            info = entry.get("info") if isinstance(entry, Mapping) else None
+            found = info.get("shardKey") if isinstance(info, Mapping) else None
+        else:
+            found = yield ShardKeyOf(collection)
+        return found if isinstance(found, Mapping) else None
 
     def find(
         self,
