@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: demo test soak bench docs lint typecheck api clean
+.PHONY: demo test check test-loaded soak bench docs lint typecheck api clean
 
 # The demo needs the package alone; the tests add their tools and the frameworks they run sweeps on.
 $(BASE_STAMP): pyproject.toml
@@ -36,6 +36,15 @@ demo: $(BASE_STAMP)
 ## test: ruff, the import contracts, mypy --strict, the docs build and the whole suite, including a FerretDB it builds and starts
 test: lint typecheck api docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## check: the edit loop's tier: ruff and the suite on the stores that need no server (a few minutes)
+check: $(BENCH_STAMP)
+	$(BIN)/ruff check mongo_results tests bench
+	MONGO_RESULTS_TIER=fast $(BIN)/python -m pytest -q -x -p no:randomly $(PYTEST_ARGS)
+
+## test-loaded: the whole suite with two CPU-bound processes beside it, as on a busy machine
+test-loaded: $(STAMP)
+	$(BIN)/python scripts/loaded.py $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## soak: the contract's state machine with ten times the examples of `make test`, on every store
 soak: $(STAMP)

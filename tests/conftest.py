@@ -20,8 +20,15 @@ from .servers import FerretDB, Sharded, reference_server
 # "ferretdb1" is FerretDB 1.24 on SQLite, the light second engine; "sharded" is the reference
 # engine on a Citus coordinator and two workers, each store's collections sharded by ``shard``
 # before use (it runs the parts of the suite that sharding could change, not all of it).
-SYNC = ["file", "mongomock", "server", "ferretdb1"]
-ASYNC = ["async-file", "async-mongomock", "async-server", "motor-server", "async-ferretdb1"]
+# `make check` (MONGO_RESULTS_TIER=fast) runs the stores that need no server, for the edit loop;
+# `make test` and CI run every store.
+FAST = os.environ.get("MONGO_RESULTS_TIER") == "fast"
+SYNC = ["file", "mongomock"] if FAST else ["file", "mongomock", "server", "ferretdb1"]
+ASYNC = (
+    ["async-file", "async-mongomock"]
+    if FAST
+    else ["async-file", "async-mongomock", "async-server", "motor-server", "async-ferretdb1"]
+)
 BACKENDS = SYNC + ASYNC
 SERVERS: dict[str, str] = {}  # what each server fixture runs on, for the run's summary
 
@@ -29,6 +36,23 @@ SERVERS: dict[str, str] = {}  # what each server fixture runs on, for the run's 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for role, what in SERVERS.items():
         terminalreporter.write_line(f"{role}: {what}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not FAST:
+        return
+    servers = {"server_uri", "ferretdb1_uri", "sharded_uri", "server_db", "ferretdb1_db", "sharded_db", "either_db"}
+    kinds = ("server", "ferretdb1", "sharded")
+    skip = pytest.mark.skip(reason="needs a server: `make check` runs the stores that need none, `make test` all")
+    for item in items:
+        named = getattr(item, "callspec", None)
+        params = " ".join(map(str, named.params.values())) if named is not None else ""
+        if (
+            item.get_closest_marker("real_server")
+            or servers & set(getattr(item, "fixturenames", ()))
+            or any(kind in params for kind in kinds)
+        ):
+            item.add_marker(skip)
 
 
 def _server_failed(what: str, exc: BaseException) -> None:

@@ -745,24 +745,26 @@ class Flip(BaseModel):
     x: float
 
 
-def _flipper(uri: str, database: str, count: int, stop: Any) -> int:
+def _flipper(uri: str, database: str, count: int, started: Any, stop: Any) -> int:
     """Another process: each result in turn between a provable form (x a double) and one that is not (an int)."""
     from mongo_results import MongoBackend, SetBehavior
 
     register_model(Flip)
-    flips = 0
+    writes = 0
     with ResultsManager(backend=MongoBackend(uri, database=database)) as rm:
         while not stop.is_set():
             for i in range(0, count, 7):
                 rid = f"flip/{i:05d}"
-                if flips % 2:
+                if writes // (count // 7) % 2:
                     rm.set(rid, Flip(n=i, x=i + 0.5), SetBehavior.OVERWRITE)
                 else:
                     rm.store(rid, "Flip", {"n": i, "x": i}, SetBehavior.OVERWRITE)  # an int where a float goes
+                writes += 1
+                if writes == 1:
+                    started.put(True)  # the reader starts once every writer writes
                 if stop.is_set():
                     break
-            flips += 1
-    return flips
+    return writes
 
 
 @pytest.mark.real_server
@@ -779,10 +781,12 @@ def test_each_id_once_while_writers_change_rows_between_the_two_reads(server_db:
     with ResultsManager(backend=MongoBackend(uri, database=name)) as rm:
         rm.set_many({f"flip/{i:05d}": Flip(n=i, x=i + 0.5) for i in range(count)})
         context = multiprocessing.get_context("spawn")
-        stop = context.Manager().Event()
-        with ProcessPoolExecutor(2, mp_context=context) as pool:
-            writers = [pool.submit(_flipper, uri, name, count, stop) for _ in range(2)]
+        with context.Manager() as shared, ProcessPoolExecutor(2, mp_context=context) as pool:
+            started, stop = shared.Queue(), shared.Event()
+            writers = [pool.submit(_flipper, uri, name, count, started, stop) for _ in range(2)]
             try:
+                for _ in writers:
+                    started.get(timeout=120)
                 for _ in range(4):
                     table = rm.to_arrow("flip", Flip)
                     ids = table.column("id").to_pylist()
