@@ -505,6 +505,12 @@ def run(framework, rm, seeds):
 
         with Client(sys.argv[3]) as client:
             return client.gather(client.map(store, [rm] * len(seeds), seeds, pure=False))
+    if framework == "dask-script":  # its workers import this script again, as __mp_main__
+        from distributed import Client, LocalCluster
+
+        options = {"n_workers": 2, "processes": True, "threads_per_worker": 1, "dashboard_address": ":0"}
+        with LocalCluster(**options) as cluster, Client(cluster) as client:
+            return client.gather(client.map(store, [rm] * len(seeds), seeds, pure=False))
     if framework == "ray":
         import ray
 
@@ -539,7 +545,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.real_server
-@pytest.mark.parametrize("framework", ["joblib", "dask", "ray", "spawn", "forkserver"])
+@pytest.mark.parametrize("framework", ["joblib", "dask", "dask-script", "ray", "spawn", "forkserver"])
 def test_models_a_script_defines_on_every_framework(
     framework: str, request: pytest.FixtureRequest, server_db: tuple[str, str], tmp_path: Path
 ) -> None:
