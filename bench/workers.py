@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from mongo_results import (
     AsyncMongoBackend,
@@ -31,6 +31,7 @@ from mongo_results import (
     SetBehavior,
     register_model,
 )
+from tests.commands import CommandLog
 
 
 @register_model(namespace="bench")
@@ -112,26 +113,11 @@ def _loops(uri: str, database: str, per_loop: int) -> tuple[float, float, float,
     return alone_wall, together_wall, statistics.median(alone), statistics.median(together)
 
 
-class _Names(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in ("hello", "isMaster", "endSessions"):
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 def _commands(uri: str, database: str) -> list[tuple[str, list[str]]]:
     """The commands each call sends from a manager built afresh on a prepared store (the worker's first calls)."""
     with ResultsManager(backend=MongoBackend(uri, database=database)) as admin:
         admin.set("cmd/prepared", Cell(task=0, loss=0))
-    names = _Names()
+    names = CommandLog()
     rm = ResultsManager(backend=MongoBackend(uri, database=database, event_listeners=[names]))
     rows = []
     calls: list[tuple[str, Callable[[], Any]]] = [
@@ -146,9 +132,9 @@ def _commands(uri: str, database: str) -> list[tuple[str, list[str]]]:
         ("delete", lambda: rm.delete("cmd/b")),
     ]
     for label, call in calls:
-        names.names.clear()
+        names.take()
         call()
-        rows.append((label, list(names.names)))
+        rows.append((label, names.take()))
     rm.close()
     return rows
 

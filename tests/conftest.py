@@ -7,7 +7,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import pytest
 from pymongo import MongoClient
@@ -59,6 +59,42 @@ def _server_failed(what: str, exc: BaseException) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI needs the real-server tests, but {what} could not start: {exc}")
     pytest.skip(f"{what} could not be built or started here ({exc}); set MONGODB_URI for the reference server")
+
+
+class Startable(Protocol):
+    def start(self) -> object: ...
+
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+def running(
+    make: Callable[[], S], what: str, *, then: Callable[[S], object] = lambda s: None, tries: int = 1
+) -> Iterator[S]:
+    """A server (or proxy) started for some tests and closed after them.
+
+    One that cannot be built or started skips its tests here and fails them under CI; ``tries``
+    starts it again (a cluster's first set-up can time out on a loaded machine).
+    """
+    for attempt in range(1, tries + 1):
+        try:
+            server = make()
+        except Exception as exc:
+            _server_failed(what, exc)
+        try:
+            server.start()
+            then(server)
+            break
+        except Exception as exc:
+            server.close()
+            if attempt == tries:
+                _server_failed(what, exc)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 class SyncView:
@@ -120,33 +156,17 @@ def server_uri() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def ferretdb1_uri() -> Iterator[str]:
     """FerretDB 1.24 on SQLite, the second engine (mandatory under CI=true)."""
-    try:
-        server = FerretDB().start()
-    except Exception as exc:
-        _server_failed("FerretDB 1.24", exc)
-    SERVERS["second engine"] = FerretDB.name
-    yield server.uri
-    server.close()
+    for server in running(FerretDB, FerretDB.name):
+        SERVERS["second engine"] = FerretDB.name
+        yield server.uri
 
 
 @pytest.fixture(scope="session")
 def sharded_uri() -> Iterator[str]:
     """The sharded cluster: FerretDB 2.5 on DocumentDB over Citus, two workers (mandatory under CI=true)."""
-    for attempt in (1, 2):  # the cluster's first set-up runs many SQL steps: under load one may time out
-        try:
-            server = Sharded()
-        except Exception as exc:
-            _server_failed(Sharded.name, exc)
-        try:
-            server.start()
-            break
-        except Exception as exc:
-            server.close()
-            if attempt == 2:
-                _server_failed(Sharded.name, exc)
-    SERVERS["sharded cluster"] = Sharded.name
-    yield server.uri
-    server.close()
+    for server in running(Sharded, Sharded.name, tries=2):
+        SERVERS["sharded cluster"] = Sharded.name
+        yield server.uri
 
 
 def engine_label(uri: str) -> str:

@@ -47,11 +47,16 @@ class Server(Protocol):
     def close(self) -> None: ...
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """Where the tools the tests build are kept between runs (``MONGO_RESULTS_CACHE``)."""
     root = os.environ.get("MONGO_RESULTS_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mongo_results"
     )
-    return Path(root) / f"ferretdb-{VERSION}"
+    return Path(root)
+
+
+def cache_dir() -> Path:
+    return cache_root() / f"ferretdb-{VERSION}"
 
 
 def build(log: bool = True) -> Path:
@@ -78,6 +83,17 @@ def build(log: bool = True) -> Path:
         subprocess.run([go, "build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"], cwd=src, check=True)
         partial.replace(binary)
     return binary
+
+
+def terminate(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
+    """Stop a process gracefully (SIGTERM), killing it if it is still there after ``grace`` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_port() -> int:
@@ -166,13 +182,7 @@ class FerretDB:
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM); FerretDB serves open connections for ~3 s meanwhile."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def close(self) -> None:

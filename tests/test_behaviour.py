@@ -604,7 +604,7 @@ def test_an_overwrite_with_values_equal_as_numbers_stores_the_new_ones(
     register_model(Numbers)
     rm.set("n", old)
     assert rm.set("n", new, behavior) is True
-    assert same(rm.get("n"), new)
+    assert same(rm.get("n", Numbers), new)
     assert rm.set("n", new, SetBehavior.SKIP_IF_EXISTS) is False  # the digest and the data agree
     assert rm.set("n", new, SetBehavior.RAISE_IF_DIFFERENT) is True
     with pytest.raises(FileExistsError):
@@ -630,4 +630,4 @@ def test_upgrade_stores_values_equal_as_numbers_exactly(rm: ResultsManager, engi
     rm.set("n", old)
     rm.store("m", "Numbers", rm.documents("n")[0]["data"] | {"zero": "not a float"})
     done = rm.upgrade(None, Numbers, lambda data: new)
-    assert done.upgraded == 1 and same(rm.get("m"), new)
+    assert done.upgraded == 1 and same(rm.get("m", Numbers), new)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
@@ -19,6 +20,7 @@ from mongo_results import InvalidUriError, MongoBackend, ResultsManager, StoreUn
 from mongo_results.cli import main
 from mongo_results.core import operations
 
+from .commands import CommandLog
 from .models import Metrics
 
 
@@ -121,31 +123,20 @@ def test_import_writes_in_bulk_and_keeps_the_times(server_db: tuple[str, str], t
     assert main(["--uri", source, "export", "bulk"], out=out) == 0
     dump = tmp_path / "bulk.jsonl"
     dump.write_text(out.getvalue())
-    sent: list[str] = []
-    counting = [True]  # a listener cannot be unregistered: it stops counting after this test
-
-    class Count(monitoring.CommandListener):
-        def started(self, event: monitoring.CommandStartedEvent) -> None:
-            if counting[0]:
-                sent.append(event.command_name)
-
-        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-            pass
-
-        def failed(self, event: monitoring.CommandFailedEvent) -> None:
-            pass
-
-    monitoring.register(Count())
+    log = CommandLog()
+    monitoring.register(log)  # the command line opens its own client
     target = f"{base.rstrip('/')}/{name}_copy"
     try:
         assert main(["--uri", target, "import", str(dump)], out=io.StringIO()) == 0
+        sent = log.take()
         assert sent.count("insert") + sent.count("update") == 3  # 1,000 records per bulk write
         with ResultsManager(target) as copy:
             after = {d["_id"]: (d["created_at"], d["updated_at"]) for d in copy.documents("bulk", with_data=False)}
             copy.clear()
         assert after == before
     finally:
-        counting[0] = False
+        log.active = False  # a registered listener cannot be taken back
+        client: MongoClient[dict[str, Any]]
         with MongoClient(base) as client:
             client.drop_database(f"{name}_copy")
 

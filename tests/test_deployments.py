@@ -36,7 +36,8 @@ from mongo_results import (
     register_model,
 )
 
-from .conftest import _server_failed
+from .commands import CommandLog
+from .conftest import running
 from .models import Metrics
 from .servers import SecureDocumentDB
 
@@ -51,7 +52,6 @@ READ_WRITE = {
     "collStats", "dbStats", "dbHash", "renameCollection",
 }  # fmt: skip
 ANYONE = {"hello", "isMaster", "ismaster", "buildInfo", "ping", "endSessions", "saslStart", "saslContinue"}
-DRIVERS_OWN = ANYONE - {"buildInfo"}  # the handshake and sessions: not the library's commands
 
 
 @pytest.fixture(autouse=True)
@@ -62,17 +62,7 @@ def _metrics() -> None:
 @pytest.fixture(scope="module")
 def secure() -> Iterator[SecureDocumentDB]:
     """FerretDB 2.5 on DocumentDB with TLS only and SCRAM, and a user with the readWrite role."""
-    try:
-        server = SecureDocumentDB()
-    except Exception as exc:
-        _server_failed(SecureDocumentDB.name, exc)
-    try:
-        server.start()
-    except Exception as exc:
-        server.close()
-        _server_failed(SecureDocumentDB.name, exc)
-    yield server
-    server.close()
+    yield from running(SecureDocumentDB, SecureDocumentDB.name)
 
 
 @pytest.fixture
@@ -83,29 +73,6 @@ def fresh(secure: SecureDocumentDB) -> Iterator[str]:
     client: MongoClient[dict[str, Any]]
     with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
         client.drop_database(client.get_database().name)
-
-
-class Log(monitoring.CommandListener):
-    """Every command the driver starts, by name (a listener registered for the whole process)."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self.lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        with self.lock:
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def take(self) -> list[str]:
-        with self.lock:
-            names, self.names = self.names, []
-        return [n for n in names if n not in DRIVERS_OWN]
 
 
 def every_call(rm: ResultsManager, tag: str) -> None:
@@ -197,7 +164,7 @@ def test_an_untrusted_certificate_is_one_clear_error(secure: SecureDocumentDB, t
 
 def test_a_new_store_is_set_up_with_read_write_commands_only(fresh: str) -> None:
     """The first write creates the collection with its validator: create, not collMod."""
-    log = Log()
+    log = CommandLog()
     with ResultsManager(backend=MongoBackend(fresh, event_listeners=[log])) as rm:
         every_call(rm, "rw")
         sent = set(log.take())
@@ -211,7 +178,7 @@ def test_a_new_store_is_set_up_with_read_write_commands_only(fresh: str) -> None
 
 def _a_worker_process(uri: str, pickled: bytes, count: int) -> list[str]:
     """A fresh process, as a Dask or Ray worker is: the manager arrives pickled with each task."""
-    log = Log()
+    log = CommandLog()
     monitoring.register(log)
     for i in range(count):
         rm = pickle.loads(pickled)
@@ -234,7 +201,7 @@ def test_workers_that_unpickle_the_manager_per_task_pay_the_set_up_once(fresh: s
 def test_a_worker_on_a_prepared_store_sends_only_reads_and_writes(fresh: str) -> None:
     with ResultsManager(fresh) as rm:
         every_call(rm, "before")
-    log = Log()
+    log = CommandLog()
     with ResultsManager(backend=MongoBackend(fresh, event_listeners=[log])) as rm:
         every_call(rm, "after")
         sent = set(log.take())
@@ -247,7 +214,7 @@ def test_a_worker_on_a_prepared_store_sends_only_reads_and_writes(fresh: str) ->
 def test_one_async_manager_on_several_event_loops(server_db: tuple[str, str]) -> None:
     """Three threads, each with its own loop: one client per loop, the store learnt once."""
     uri, name = server_db
-    log = Log()
+    log = CommandLog()
     rm = AsyncResultsManager(backend=AsyncMongoBackend(uri, database=name, event_listeners=[log]))
     start = threading.Barrier(3)
     errors: list[BaseException] = []
@@ -296,7 +263,7 @@ def test_a_sync_manager_inside_a_running_loop(kind: str, request: pytest.Fixture
 def test_await_in_a_running_loop_as_a_notebook_cell_does(server_db: tuple[str, str]) -> None:
     """A notebook's cells share one running loop: each ``await`` reuses the loop's client."""
     uri, name = server_db
-    log = Log()
+    log = CommandLog()
     rm = AsyncResultsManager(backend=AsyncMongoBackend(uri, database=name, event_listeners=[log]))
 
     async def cells() -> None:

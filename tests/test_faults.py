@@ -30,7 +30,7 @@ from mongo_results.core import operations
 from mongo_results.errors import RejectedByServerError
 from mongo_results.stores.driver import TRANSIENT_CODES, call_for, error_reply, is_transient, translate
 
-from .conftest import _server_failed
+from .conftest import running
 from .models import Metrics
 from .servers import DocumentDB, FerretDB, Server, Sharded
 
@@ -40,18 +40,10 @@ THREADS = 8
 @pytest.fixture(params=["ferretdb2", "ferretdb1"])
 def own_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A server of this test's own, since it is stopped and started (the run's servers are not touched)."""
-    kind = DocumentDB if request.param == "ferretdb2" else FerretDB
-    try:
-        server: Server = kind()
-    except Exception as exc:
-        _server_failed(kind.name, exc)
-    try:
-        server.start()
-    except Exception as exc:
-        server.close()
-        _server_failed(kind.name, exc)
-    yield server
-    server.close()
+    if request.param == "ferretdb2":
+        yield from running(DocumentDB, DocumentDB.name)
+    else:
+        yield from running(FerretDB, FerretDB.name)
 
 
 @pytest.mark.parametrize("how", ["terminate", "kill"])
@@ -300,17 +292,7 @@ def test_server_killed_while_a_large_result_is_written(own_server: Server, nth: 
 @pytest.fixture(scope="module")
 def documentdb_alone() -> Iterator[DocumentDB]:
     """A reference server of these tests' own: its PostgreSQL is stopped under it."""
-    try:
-        server = DocumentDB()
-    except Exception as exc:
-        _server_failed(DocumentDB.name, exc)
-    try:
-        server.start()
-    except Exception as exc:
-        server.close()
-        _server_failed(DocumentDB.name, exc)
-    yield server
-    server.close()
+    yield from running(DocumentDB, DocumentDB.name)
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
@@ -377,18 +359,8 @@ class StopWorkerOnAck(KillOnWrite):
 @pytest.fixture(scope="module")
 def sharded_alone() -> Iterator[Sharded]:
     """A sharded cluster of these tests' own: one of its workers is stopped under it."""
-    try:
-        server = Sharded()
-    except Exception as exc:
-        _server_failed(Sharded.name, exc)
-    try:
-        server.start()
-        server.durable()  # an acknowledged write must survive the worker's stop
-    except Exception as exc:
-        server.close()
-        _server_failed(Sharded.name, exc)
-    yield server
-    server.close()
+    # An acknowledged write must survive the worker's stop.
+    yield from running(Sharded, Sharded.name, then=Sharded.durable)
 
 
 @pytest.mark.parametrize("behavior", [SetBehavior.RAISE_IF_EXISTS, SetBehavior.SKIP_IF_EXISTS])

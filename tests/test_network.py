@@ -7,14 +7,13 @@ sees: the right outcomes, one clear error, nothing that waits past the timeout i
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import bson
 import pytest
-from pymongo import MongoClient, monitoring, uri_parser
+from pymongo import MongoClient, uri_parser
 
 from mongo_results import (
     MongoBackend,
@@ -26,7 +25,8 @@ from mongo_results import (
     register_model,
 )
 
-from .conftest import _server_failed
+from .commands import CommandLog
+from .conftest import running
 from .models import Metrics
 from .toxiproxy import Toxiproxy
 
@@ -42,13 +42,8 @@ def _metrics() -> None:
 def proxy(server_uri: str) -> Iterator[tuple[Toxiproxy, int]]:
     """Toxiproxy in front of the reference server: (the proxy server, the port its proxy listens on)."""
     host, port = uri_parser.parse_uri(server_uri)["nodelist"][0]
-    try:
-        toxiproxy = Toxiproxy().start()
-    except Exception as exc:
-        _server_failed("Toxiproxy", exc)
-    listen = toxiproxy.proxy("mongo", f"{host}:{port}")
-    yield toxiproxy, listen
-    toxiproxy.stop()
+    for toxiproxy in running(Toxiproxy, "Toxiproxy"):
+        yield toxiproxy, toxiproxy.proxy("mongo", f"{host}:{port}")
 
 
 @pytest.fixture
@@ -60,31 +55,10 @@ def through(proxy: tuple[Toxiproxy, int], server_db: tuple[str, str]) -> Iterato
     toxiproxy.reset()
 
 
-class Log(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        with self.lock:
-            self.sent.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def take(self) -> list[dict[str, Any]]:
-        with self.lock:
-            sent, self.sent = self.sent, []
-        return [c for c in sent if next(iter(c)) not in ("hello", "isMaster", "endSessions")]
-
-
 def test_every_behaviour_at_20_ms_and_a_set_is_one_round_trip(through: tuple[Toxiproxy, str, str]) -> None:
     toxiproxy, uri, name = through
     toxiproxy.add_toxic("mongo", "latency", "downstream", latency=20)
-    log = Log()
+    log = CommandLog()
     with ResultsManager(backend=MongoBackend(uri, database=name, event_listeners=[log])) as rm:
         one, other = Metrics(loss=1, accuracy=1), Metrics(loss=2, accuracy=2)
         assert rm.set("a", one)
@@ -113,11 +87,11 @@ def test_every_behaviour_at_20_ms_and_a_set_is_one_round_trip(through: tuple[Tox
 
 def _bulk_bytes(uri: str, batch: dict[str, Metrics]) -> int:
     """What the bulk write of these items weighs on the wire, measured by sending it elsewhere."""
-    log = Log()
+    log = CommandLog()
     with ResultsManager(backend=MongoBackend(uri, database="t_weigh", event_listeners=[log])) as rm:
         rm.set_many(batch)
         rm.clear()
-    [insert] = [c for c in log.take() if "insert" in c]
+    [insert] = [c for c in log.commands() if "insert" in c]
     return len(bson.encode(insert))
 
 

@@ -7,35 +7,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from mongo_results import MongoBackend, ResultsManager, SetBehavior
 from mongo_results.core import operations
 from mongo_results.core.queries import prefix_filter
 
+from .commands import CommandLog
 from .models import Metrics
 
 # Handshakes, monitoring and session clean-up are not the operation's commands.
 NOT_OURS = {"hello", "isMaster", "ismaster", "ping", "endSessions", "buildInfo", "saslStart", "saslContinue"}
 
 
-class Recorder(monitoring.CommandListener):
+class Recorder(CommandLog):
+    """The commands of ``get``, ``set``...: the driver's and the engine's look (buildInfo) left out."""
+
     def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in NOT_OURS:
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def take(self) -> list[str]:
-        names, self.names = self.names, []
-        return names
+        super().__init__(NOT_OURS)
 
 
 @pytest.fixture

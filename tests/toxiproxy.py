@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,16 +18,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .servers import cache_root, free_port, terminate
+
 VERSION = "v2.12.0"
 MODULE = "github.com/Shopify/toxiproxy/v2"
 
 
 def build() -> Path:
     """The toxiproxy-server binary, built once (~40-55 s on 2 cores, cold) and cached."""
-    root = os.environ.get("MONGO_RESULTS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mongo_results"
-    )
-    binary = Path(root) / f"toxiproxy-{VERSION}" / "toxiproxy-server"
+    binary = cache_root() / f"toxiproxy-{VERSION}" / "toxiproxy-server"
     if binary.is_file():
         return binary
     go = shutil.which("go")
@@ -46,13 +44,6 @@ def build() -> Path:
     subprocess.run(command, cwd=src, check=True)
     partial.replace(binary)
     return binary
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Toxiproxy:
@@ -123,15 +114,11 @@ class Toxiproxy:
 
     def stop(self) -> None:
         """Stop the server; it closes every proxied connection."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
         self.log.unlink(missing_ok=True)
+
+    close = stop
 
     def __enter__(self) -> Toxiproxy:
         return self.start()
