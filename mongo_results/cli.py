@@ -29,7 +29,7 @@ from .core.behaviors import SetBehavior
 from .core.encoding import JSON_OPTIONS, unescape_tree
 from .core.operations import StoredRecord
 from .core.reads import UNREADABLE, load_model
-from .errors import InvalidShardKeyError, InvalidUriError, MongoResultsError
+from .errors import InvalidArgumentError, InvalidShardKeyError, InvalidUriError, MongoResultsError
 from .manager import ResultsManager
 from .registry import DEFAULT_NAMESPACE, MODELS
 from .stores import MongoBackend
@@ -266,7 +266,7 @@ def _time(value: Any, name: str) -> datetime | None:
     """An export's time (a date, as Extended JSON gives it back), or None for a record without one."""
     if value is None or isinstance(value, datetime):
         return value
-    raise TypeError(f"{name} is {type(value).__name__}, not a date")
+    raise InvalidArgumentError(f"{name} is {type(value).__name__}, not a date")
 
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
@@ -308,6 +308,12 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     for model, count in sorted(failing.items()):
         out.write(f"{model}: {count} failing\n")
     out.write(f"{checked} results checked, {sum(failing.values())} failing\n")
+    unknown = sorted(m for m in failing if not MODELS.everywhere(m))
+    if unknown and not args.modules:
+        out.write(
+            f"hint: {', '.join(unknown)} is not registered here: pass --import your.models "
+            "(the module that registers your models) to check results against their classes\n"
+        )
     return 1 if failing else 0
 
 

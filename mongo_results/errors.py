@@ -296,6 +296,13 @@ class MissingExtraError(MongoResultsError, ImportError):
     Raised by ``to_dataframe`` without pandas; the message names the extra to install.
     """
 
+    @classmethod
+    def needing(cls, what: str, package: str, extra: str) -> MissingExtraError:
+        """The error for ``what`` without ``package``, saying how to install the ``extra`` that brings it."""
+        return cls(
+            f'{what} needs {package}: pip install "mongo-results[{extra}]" (from a clone: pip install ".[{extra}]")'
+        )
+
 
 class SkippedResultsWarning(UserWarning):
     """Reads with ``on_error="skip"`` left out stored results that no longer load.

@@ -17,7 +17,7 @@ def test_demo_sweep(store: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "pass 1: 24 results written, 0 already stored" in out
-    assert "pass 2: 0 results written, 24 kept" in out
+    assert "pass 2 (a re-run): missing() finds 0 of 24 runs left, 0 trained and written" in out
     assert "6 results under 'sweep-demo/lr=0.1', 24 under 'sweep-demo'" in out
     assert "lr=0.3 batch=16" in out and "mean loss" in out
     assert ('make demo ARGS="--uri ./results"' in out) == (store == "embedded")  # how to keep them

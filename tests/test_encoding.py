@@ -510,6 +510,8 @@ ROUND_TRIPS = {
 def test_models_that_come_back_equal_are_stored(rm: ResultsManager, engine: str, case: str) -> None:
     if case == "nan-float" and engine == "ferretdb1":
         pytest.skip("FerretDB 1.x refuses NaN (README, compatibility)")
+    if case == "zeros-and-int-keys" and engine == "ferretdb1":
+        pytest.skip("FerretDB 1.x keeps -0.0 as 0.0, so it is refused there (test_behaviour's negative zero test)")
     model = ROUND_TRIPS[case]()
     assert rm.set("same/1", model)
     back = rm.get("same/1", type(model))

@@ -27,6 +27,7 @@ from mongo_results.core.commands import (
     BulkWrite,
     CollectionOptions,
     Command,
+    Conflict,
     CountDocuments,
     CreateCollection,
     Delete,
@@ -234,7 +235,7 @@ def test_a_swap_pins_the_file_it_read() -> None:
     update = answers.sent[2]
     assert isinstance(update, Update)
     assert update.filter == {"_id": "a", "gridfs.file_id": "F"}  # OVERWRITE: whatever the content
-    assert update.update["$unset"] == {"gridfs": ""}  # the new result is small: no file named
+    assert update.update[-1] == {"$unset": "gridfs"}  # the new result is small: no file named
     removed = answers.sent[3]
     assert isinstance(removed, DeleteFile) and removed.file_id == "F"
 
@@ -276,7 +277,34 @@ def test_set_many_interrupted_says_what_is_known() -> None:
     assert info.value.unknown == [2, 3] and info.value.not_sent == [4, 5]
 
 
-def test_get_reuses_a_recent_listing_and_lists_again_before_not_found() -> None:
+@pytest.mark.parametrize("behavior", [SetBehavior.RAISE_IF_EXISTS, SetBehavior.OVERWRITE, SetBehavior.SKIP_IF_EXISTS])
+def test_a_write_rolled_back_for_another_transaction_is_sent_again(behavior: SetBehavior) -> None:
+    """Under load the sharded cluster's PostgreSQL rolled back one of two writers ("deadlock detected")."""
+    core = ops()
+    core.indexed.add("default")
+    queue: list[Any] = [Conflict("deadlock detected"), Conflict("deadlock detected"), Written(True)]
+    answers = Canned(lambda c: queue.pop(0))
+    assert run(core.set("a", A, behavior, None, False, secrets=False), answers) is True
+    assert len(answers.sent) == 3 and len({repr(c) for c in answers.sent}) == 1  # the same write, again
+    endless = Canned(lambda c: Conflict("deadlock detected"))
+    with pytest.raises(MongoResultsError, match="rolled back 8 times"):
+        run(core.set("b", A, behavior, None, False, secrets=False), endless)
+
+
+def test_an_overwrite_on_a_server_is_a_pipeline_of_literal_values() -> None:
+    """A server's $set keeps a value equal as a number to the new one; a pipeline's $literal does not."""
+    core = ops()
+    core.indexed.add("default")
+    answers = Canned(lambda c: Written(False))
+    run(core.set("a", A, SetBehavior.OVERWRITE, None, False, secrets=False), answers)
+    [upsert] = answers.sent
+    assert isinstance(upsert, Upsert) and isinstance(upsert.update, list)
+    [stage] = upsert.update
+    assert stage["$set"]["data"] == {"$literal": {"loss": 1.0, "accuracy": 1.0, "step": 0}}
+    assert stage["$set"]["created_at"] == {"$ifNull": ["$created_at", T0]}  # kept when it exists
+
+
+def test_exists_reuses_a_recent_listing_and_lists_again_before_not_found() -> None:
     clock = [0.0]
     core = ops(monotonic=lambda: clock[0])
     collections = ["results.default"]
@@ -294,8 +322,11 @@ def test_get_reuses_a_recent_listing_and_lists_again_before_not_found() -> None:
     collections.append("results.new")  # another process writes into a new namespace
     stored["results.new/a"] = doc("a", "new")
     answers.sent.clear()
-    assert run(core.get("a", Metrics, None), answers) == A
+    assert run(core.exists("a", None), answers)
     assert answers.kinds() == ["FindOne", "ListCollections", "FindOne"]  # the old listing said nothing
+    answers.sent.clear()
+    assert run(core.get("a", Metrics, None), answers) == A
+    assert answers.kinds() == ["ListCollections", "FindOne", "FindOne"]  # get lists every time
     clock[0] = 5.0  # the listing is old: listed again first
     answers.sent.clear()
     run(core.exists("a", None), answers)
@@ -346,7 +377,8 @@ def test_clear_drops_only_collections_with_nothing_foreign() -> None:
     answers = Canned(answer)
     run(ops().clear(), answers)
     done = [(type(c).__name__, getattr(c, "collection", None)) for c in answers.sent if isinstance(c, (Drop, Delete))]
-    assert done == [("Drop", "results.mine"), ("Delete", "results.shared")]
+    # ... and the claims end with the results.
+    assert done == [("Drop", "results.mine"), ("Delete", "results.shared"), ("Delete", "results._claims")]
 
 
 def test_indexes_are_asked_for_once_per_namespace_and_path_index_on_request() -> None:
@@ -401,7 +433,7 @@ def test_upgrade_leaves_a_result_written_meanwhile() -> None:
     done = run(upgrade(ops(), "u", New, convert, None, 10, secrets=False, old_types=["Metrics"]), answers)
     assert (done.upgraded, done.current, done.changed_meanwhile) == (1, 0, 1)
     [first, _] = [c for c in answers.sent if isinstance(c, Update)]
-    assert first.update["$set"]["model_type"] == "New" and first.update["$set"]["updated_at"] == T0
+    assert first.replace and first.update["model_type"] == "New" and first.update["updated_at"] == T0
 
 
 # -- results over the engine's document limit (lowered here to 4 KiB) -------------------------

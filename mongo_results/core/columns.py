@@ -45,7 +45,7 @@ def pyarrow(what: str) -> Any:
     try:
         import pyarrow
     except ImportError as exc:
-        raise MissingExtraError(f'{what} needs pyarrow: pip install "mongo-results[arrow]"') from exc
+        raise MissingExtraError.needing(what, "pyarrow", "arrow") from exc
     return pyarrow
 
 

@@ -403,6 +403,16 @@ class DuplicateKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Conflict:
+    """The write met another transaction (a deadlock, a write conflict) and was rolled back: send it again.
+
+    Nothing of it was applied, unlike a lost connection's write.
+    """
+
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Undecodable:
     """A FindArrow page held a value its column's type cannot hold."""
 
@@ -424,4 +434,4 @@ class Failed:
     error: Exception
 
 
-WriteReply = Written | DuplicateKey | Refused | Failed
+WriteReply = Written | DuplicateKey | Conflict | Refused | Failed

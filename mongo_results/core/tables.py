@@ -50,7 +50,7 @@ def polars_frame(
     try:
         import polars
     except ImportError as exc:
-        raise MissingExtraError('to_polars needs polars: pip install "mongo-results[polars]"') from exc
+        raise MissingExtraError.needing("to_polars", "polars", "polars") from exc
     arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, id_column)
     return polars.from_arrow(arrow)
 
@@ -74,7 +74,7 @@ def frame(
     try:
         import pandas
     except ImportError as exc:
-        raise MissingExtraError('to_dataframe needs pandas: pip install "mongo-results[dataframe]"') from exc
+        raise MissingExtraError.needing("to_dataframe", "pandas", "dataframe") from exc
     check_batch_size(batch_size)
     columns = None
     if model_class is not None:

@@ -21,6 +21,7 @@ from ..errors import (
 from .behaviors import SetBehavior, Stored, outcome
 from .commands import (
     BulkWrite,
+    Conflict,
     DuplicateKey,
     Failed,
     Find,
@@ -99,14 +100,18 @@ class SetPlan(NamedTuple):
 
     def again(self, reply: object, attempt: int) -> bool:
         """Whether the reply to attempt ``attempt`` is a lost race, to send the write once more."""
+        if isinstance(reply, Conflict):  # rolled back for another transaction: nothing was applied
+            return attempt < _CONFLICTS
         if not isinstance(reply, DuplicateKey) or reply.namespace not in (None, self.namespace) or reply.probed:
             return False  # an answer; an id held in another namespace (one keyspace), or a probed one, is final
         return attempt < self.attempts
 
-    def decide(self, reply: Written | DuplicateKey | Refused | Failed) -> bool | BaseException:
+    def decide(self, reply: Written | DuplicateKey | Conflict | Refused | Failed) -> bool | BaseException:
         """One item of a bulk write: the value ``set`` would return, or the exception it would raise."""
         if isinstance(reply, Failed):
             return reply.error
+        if isinstance(reply, Conflict):
+            return _kept_conflicting(self.result_id, reply)
         if isinstance(reply, Refused):
             return RejectedByServerError(f"server refused {self.result_id!r} (code {reply.code}): {reply.message}")
         try:
@@ -114,8 +119,10 @@ class SetPlan(NamedTuple):
         except (MongoResultsError, FileExistsError) as exc:
             return exc
 
-    def outcome(self, reply: Written | DuplicateKey) -> bool:
+    def outcome(self, reply: Written | DuplicateKey | Conflict) -> bool:
         """The value of ``set`` from the store's answer (raises ResultExistsError)."""
+        if isinstance(reply, Conflict):
+            raise _kept_conflicting(self.result_id, reply)
         b = self.behavior
         if isinstance(reply, DuplicateKey) and b is SetBehavior.KEEP_EXISTING:
             return outcome(b, Stored.EXISTING, self.result_id, self.namespace)  # whatever is there stays
@@ -169,6 +176,16 @@ def without_file(update: Update_) -> Update_:
     if isinstance(update, list):
         return [*update, {"$unset": "gridfs"}]
     return {**update, "$unset": {"gridfs": ""}}
+
+
+_CONFLICTS = 8  # sends of a write that the server keeps rolling back for other transactions
+
+
+def _kept_conflicting(result_id: str, reply: Conflict) -> MongoResultsError:
+    return MongoResultsError(
+        f"set of {result_id!r} was rolled back {_CONFLICTS} times for other writers' transactions "
+        f"({reply.message}); nothing was written"
+    )
 
 
 def plan_set(
@@ -302,7 +319,7 @@ def _send(plan: SetPlan, collection: str) -> Operation[Any]:
     attempt = 1
     reply = yield command
     while plan.again(reply, attempt):
-        if plan.guarded:  # a lost race, the same content, or a result with a file in the way
+        if plan.guarded and not isinstance(reply, Conflict):  # a lost race, the same content, or a file in the way
             return (yield from _swap(plan, collection))
         attempt += 1
         reply = yield command

@@ -24,9 +24,7 @@ def _context(schema: Any) -> Any:
             from pymongoarrow.context import PyMongoArrowContext
             from pymongoarrow.schema import Schema
     except ImportError as exc:
-        raise MissingExtraError(
-            'reading a MongoDB store into Arrow needs PyMongoArrow: pip install "mongo-results[arrow]"'
-        ) from exc
+        raise MissingExtraError.needing("reading a MongoDB store into Arrow", "PyMongoArrow", "arrow") from exc
     return PyMongoArrowContext(Schema({f.name: f.type for f in schema}), allow_invalid=False)
 
 

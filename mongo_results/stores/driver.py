@@ -266,6 +266,17 @@ def call_for(command: cmd.Command) -> Call:
     raise TypeError(f"not a command: {command!r}")  # pragma: no cover
 
 
+WRITE_CONFLICT = 112
+# PostgreSQL (DocumentDB, Citus) rolls back one of two transactions that wait on each other, and
+# answers InternalError (1) with its message: the write was not applied, and may be sent again.
+ROLLED_BACK = ("deadlock detected", "could not serialize access", "write conflict")
+
+
+def _conflict(code: Any, message: Any) -> bool:
+    """Whether an error says the write was rolled back for another transaction's sake (nothing applied)."""
+    return code == WRITE_CONFLICT or any(marker in str(message or "").lower() for marker in ROLLED_BACK)
+
+
 def bulk_replies(
     writes: tuple[cmd.Write, ...], upserted: set[int], errors: Mapping[int, Mapping[str, Any]]
 ) -> list[Any]:
@@ -277,6 +288,8 @@ def bulk_replies(
             out.append(cmd.Written(isinstance(write, cmd.Insert) or i in upserted))
         elif error.get("code") == 11000:
             out.append(cmd.DuplicateKey())
+        elif _conflict(error.get("code"), error.get("errmsg")):
+            out.append(cmd.Conflict(str(error.get("errmsg"))))
         else:
             out.append(cmd.Refused(error.get("code"), str(error.get("errmsg"))))
     return out
@@ -318,6 +331,11 @@ def error_reply(command: cmd.Command, call: Call, exc: Exception) -> Any:
     """The reply an error stands for (a duplicate key, a bulk's per-write errors), or None for a failure."""
     if is_transient(exc):
         return None
+    if isinstance(command, (cmd.Insert, cmd.Upsert, cmd.Update)) and isinstance(exc, OperationFailure):
+        details = exc.details or {}
+        first = (details.get("writeErrors") or [{}])[0]  # an upsert with its probe is a bulk of two
+        if _conflict(first.get("code", exc.code), first.get("errmsg") or details.get("errmsg") or str(exc)):
+            return cmd.Conflict(str(first.get("errmsg") or details.get("errmsg") or exc)[:300])
     if isinstance(command, cmd.BulkWrite) and isinstance(exc, BulkWriteError):
         upserted = {u["index"] for u in exc.details.get("upserted", [])}
         errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}

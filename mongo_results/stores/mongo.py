@@ -372,6 +372,8 @@ class MongoStore:
         return f"connected to {self.hosts}, database {self.database_name!r}"
 
     def __repr__(self) -> str:
+        if self.embedded:  # not a server: say so, it ends with this process
+            return f"{type(self).__name__}(embedded mongomock store, database={self.database_name!r})"
         return f"{type(self).__name__}(hosts={self.hosts!r}, database={self.database_name!r})"
 
 
