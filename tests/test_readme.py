@@ -77,6 +77,7 @@ def test_the_speed_tables_are_the_committed_bench_results() -> None:
         "bench/results/large.md",
         "bench/results/frames.md",
         "bench/results/sharded.md",
+        "bench/results/workers.md",
     }
     for name, shown in found:
         assert shown.strip() == (ROOT / name).read_text().strip(), f"docs/benchmarks.md differs from {name}"
