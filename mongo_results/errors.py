@@ -298,7 +298,16 @@ class MissingExtraError(MongoResultsError, ImportError):
 
     @classmethod
     def needing(cls, what: str, package: str, extra: str) -> MissingExtraError:
-        """The error for ``what`` without ``package``, saying how to install the ``extra`` that brings it."""
+        """The error for a feature whose optional dependency is missing, saying how to install it.
+
+        Args:
+            what: The feature (``"to_polars"``).
+            package: The package it needs (``"polars"``).
+            extra: The extra that installs it (``"polars"``).
+
+        Returns:
+            The error, to raise.
+        """
         return cls(
             f'{what} needs {package}: pip install "mongo-results[{extra}]" (from a clone: pip install ".[{extra}]")'
         )
