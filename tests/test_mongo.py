@@ -284,3 +284,21 @@ def test_a_view_that_shares_the_prefix_is_left_alone(server_db: tuple[str, str])
     api(backend).clear()
     assert "results.view" in db.list_collection_names()
     backend.close()
+
+
+def test_a_command_rolled_back_for_another_transaction_is_sent_again_and_an_upload_cleaned_first() -> None:
+    """Under load the sharded cluster's PostgreSQL answered "deadlock detected" (code 1): nothing was applied."""
+    from pymongo.errors import OperationFailure
+
+    from mongo_results.core import commands as cmd
+    from mongo_results.stores.driver import resend_after
+
+    deadlock = OperationFailure("deadlock detected", code=1, details={"errmsg": "deadlock detected", "code": 1})
+    upload = cmd.PutFile("results._gridfs", "F", "x", b"...", {})
+    undo = resend_after(upload, deadlock)
+    assert undo is not None and [(c.method, c.args) for c in undo] == [("delete", ("F",))]  # its chunks so far
+    assert resend_after(cmd.DeleteFile("results._gridfs", "F"), deadlock) == []
+    assert resend_after(cmd.Find("results.default", {}), deadlock) == []
+    assert resend_after(cmd.Upsert("results.default", {}, {}), deadlock) is None  # the core reads its Conflict
+    refused = OperationFailure("bad value", code=2, details={"errmsg": "bad value", "code": 2})
+    assert resend_after(upload, refused) is None

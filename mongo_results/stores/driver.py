@@ -40,12 +40,14 @@ from ..errors import (
 )
 
 __all__ = [
+    "CONFLICT_RETRIES",
     "DRIVER_ERRORS",
     "Call",
     "Qualified",
     "bulk_replies",
     "call_for",
     "is_transient",
+    "resend_after",
     "translate",
     "write_request",
 ]
@@ -275,6 +277,26 @@ ROLLED_BACK = ("deadlock detected", "could not serialize access", "write conflic
 def _conflict(code: Any, message: Any) -> bool:
     """Whether an error says the write was rolled back for another transaction's sake (nothing applied)."""
     return code == WRITE_CONFLICT or any(marker in str(message or "").lower() for marker in ROLLED_BACK)
+
+
+CONFLICT_RETRIES = 8  # sends of a command the server keeps rolling back for other transactions
+_DECIDED_BY_THE_CORE = (cmd.Insert, cmd.Upsert, cmd.Update, cmd.BulkWrite)  # answered Conflict, see error_reply
+
+
+def resend_after(command: cmd.Command, exc: BaseException) -> list[Call] | None:
+    """The calls that undo what ``command`` left before it was rolled back, when it may simply be sent again.
+
+    None when it may not: another error, or a write whose reply the core reads (a Conflict).
+    A GridFS upload rolled back partway has its chunks so far removed first.
+    """
+    if not isinstance(exc, OperationFailure) or isinstance(command, _DECIDED_BY_THE_CORE):
+        return None
+    details = exc.details or {}
+    if not _conflict(exc.code, details.get("errmsg") or str(exc)):
+        return None
+    if isinstance(command, cmd.PutFile):
+        return [call_for(cmd.DeleteFile(command.bucket, command.file_id))]
+    return []
 
 
 def bulk_replies(

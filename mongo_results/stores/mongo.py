@@ -35,7 +35,7 @@ from ..core.profiles import EMBEDDED
 from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
 from ..registry import MODELS
 from .arrow import find_arrow, find_arrow_async
-from .driver import DRIVER_ERRORS, Call, call_for, driver_reply, error_reply, translate
+from .driver import CONFLICT_RETRIES, DRIVER_ERRORS, Call, call_for, driver_reply, error_reply, resend_after, translate
 from .embedded import embedded_lock, execute_embedded, in_child_process, is_embedded, mock_client
 
 __all__ = [
@@ -588,11 +588,18 @@ class MongoBackend(MongoStore):
         if isinstance(command, FindArrow):
             return self._guarded(lambda: find_arrow(self._collection(db, command.collection), command))
         call = call_for(command)
-        try:
-            raw = self._invoke(db, call)
-            reply = driver_reply(command, call, list(raw) if call.cursor else raw)
-        except DRIVER_ERRORS as exc:
-            return self._failed(command, call, exc)
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                raw = self._invoke(db, call)
+                reply = driver_reply(command, call, list(raw) if call.cursor else raw)
+                break
+            except DRIVER_ERRORS as exc:
+                undo = resend_after(command, exc) if attempt < CONFLICT_RETRIES else None
+                if undo is None:
+                    return self._failed(command, call, exc)
+                for step in undo:  # what a rolled-back upload left behind
+                    with contextlib.suppress(*DRIVER_ERRORS):
+                        self._invoke(db, step)
         return self._deployment(reply) if isinstance(command, BuildInfo) else reply
 
     def close(self) -> None:
@@ -699,12 +706,19 @@ class AsyncMongoBackend(MongoStore):
             except DRIVER_ERRORS as exc:
                 raise translate(exc, self.hosts, self._timeout(), command) from exc
         call = call_for(command)
-        try:
-            pending = self._invoke(db, call)
-            # Motor's and PyMongo's async cursors both take to_list(None) for "everything".
-            reply = driver_reply(command, call, await pending.to_list(None) if call.cursor else await pending)
-        except DRIVER_ERRORS as exc:
-            return self._failed(command, call, exc)
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                pending = self._invoke(db, call)
+                # Motor's and PyMongo's async cursors both take to_list(None) for "everything".
+                reply = driver_reply(command, call, await pending.to_list(None) if call.cursor else await pending)
+                break
+            except DRIVER_ERRORS as exc:
+                undo = resend_after(command, exc) if attempt < CONFLICT_RETRIES else None
+                if undo is None:
+                    return self._failed(command, call, exc)
+                for step in undo:  # what a rolled-back upload left behind
+                    with contextlib.suppress(*DRIVER_ERRORS):
+                        await self._invoke(db, step)
         return self._deployment(reply) if isinstance(command, BuildInfo) else reply
 
     async def close(self) -> None:
