@@ -71,8 +71,8 @@ bench: $(BENCH_STAMP)
 	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)
-	$(BIN)/ruff check mongo_results tests bench scripts/test-server scripts/api_check.py scripts/griffe_derived.py
-	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server scripts/api_check.py scripts/griffe_derived.py
+	$(BIN)/ruff check mongo_results tests bench scripts/test-server scripts/api_check.py scripts/griffe_derived.py scripts/loaded.py
+	$(BIN)/ruff format --check mongo_results tests bench scripts/test-server scripts/api_check.py scripts/griffe_derived.py scripts/loaded.py
 	$(BIN)/lint-imports
 
 # The package also as Windows and macOS see it: a module only one platform has fails there.
