@@ -213,6 +213,22 @@ class Claim(_ClaimView):
         manager: ResultsManager[Any] = self._manager
         manager._run(release(manager._ops(), self._state))
 
+    def set(self, data: BaseModel, behavior: SetBehavior = SetBehavior.KEEP_EXISTING) -> bool:
+        """Store the result this claim is for, under its id and namespace.
+
+        The claim's namespace, or the model's registered one when the claim named none: where
+        ``missing`` and ``claim`` look, so the sweep's loop never stores where it does not look.
+
+        Args:
+            data: The result, an instance of a registered pydantic model.
+            behavior: What to do when a result is already stored (by default whatever is there stays).
+
+        Returns:
+            What [`set`][mongo_results.ResultsManager.set] returns.
+        """
+        manager: ResultsManager[Any] = self._manager
+        return manager.set(self.result_id, data, behavior, self.namespace)
+
     def __enter__(self) -> Claim:
         return self
 
@@ -244,6 +260,19 @@ class AsyncClaim(_ClaimView):
         """Let the claim go, so that another worker may take the id (if its result is not stored)."""
         manager: AsyncResultsManager[Any] = self._manager
         await run_async(release(manager._ops(), self._state), manager._executor.execute, tell)
+
+    async def set(self, data: BaseModel, behavior: SetBehavior = SetBehavior.KEEP_EXISTING) -> bool:
+        """Store the result this claim is for, under its id and namespace, as [Claim.set][mongo_results.Claim.set].
+
+        Args:
+            data: The result, an instance of a registered pydantic model.
+            behavior: What to do when a result is already stored (by default whatever is there stays).
+
+        Returns:
+            What ``set`` returns.
+        """
+        manager: AsyncResultsManager[Any] = self._manager
+        return bool(await manager.set(self.result_id, data, behavior, self.namespace))
 
     async def __aenter__(self) -> AsyncClaim:
         return self

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from mongo_results import (
     AsyncClaim,
@@ -154,6 +155,27 @@ def test_claims_on_a_file_store_this_process_may_only_read(tmp_path: Path, monke
     viewer = ResultsManager(tmp_path / "store")
     assert [c["result_id"] for c in viewer.claims()] == ["a/1"]
     assert viewer.missing(["a/1", "a/2"]) == ["a/1", "a/2"]
+
+
+class Elsewhere(BaseModel):
+    x: int
+
+
+def test_a_claim_stores_its_result_where_the_sweep_looks(rm: ResultsManager) -> None:
+    """Before: claiming in one namespace and storing a model registered in another recomputed every cell."""
+    register_model(Elsewhere, namespace="elsewhere")
+    claim = rm.claim("grid/1", namespace="grid")
+    assert claim is not None
+    assert done(rm, claim.set(Elsewhere(x=1))) is True  # in "grid", the claim's namespace
+    assert done(rm, claim.set(Elsewhere(x=2))) is False  # KEEP_EXISTING: what is stored stays
+    let_go(rm, claim)
+    assert rm.missing(["grid/1"], namespace="grid") == [] and rm.claim("grid/1", namespace="grid") is None
+    assert rm.get("grid/1", Elsewhere, namespace="grid") == Elsewhere(x=1)
+    free = rm.claim("grid/2")  # no namespace: the model's own
+    assert free is not None
+    assert done(rm, free.set(Elsewhere(x=3)))
+    let_go(rm, free)
+    assert rm.list_ids(namespace="elsewhere") == ["grid/2"]
 
 
 def test_one_cell_has_one_claim_whatever_namespace_each_worker_names(rm: ResultsManager) -> None:
