@@ -26,7 +26,7 @@ from bson import json_util
 from pydantic import ValidationError
 
 from .core.behaviors import SetBehavior
-from .core.encoding import JSON_OPTIONS, unescape_tree
+from .core.encoding import EXACT_TIMES, JSON_OPTIONS, unescape_tree
 from .core.operations import StoredRecord
 from .core.reads import UNREADABLE, load_model
 from .errors import InvalidArgumentError, InvalidShardKeyError, InvalidUriError, MongoResultsError
@@ -37,7 +37,7 @@ from .stores.mongo import check_uri, is_uri
 from .terminal import Progress, table
 
 __all__ = ["main"]
-EXPORT_FIELDS = ("id", "namespace", "model_type", "created_at", "updated_at", "data")
+EXPORT_FIELDS = ("id", "namespace", "model_type", "created_at", "updated_at", "data", EXACT_TIMES)
 
 
 class UsageError(Exception):
@@ -110,6 +110,7 @@ def _export_record(doc: dict[str, Any]) -> dict[str, Any]:
         "created_at": doc.get("created_at"),
         "updated_at": doc.get("updated_at"),
         "data": doc.get("data"),
+        **({EXACT_TIMES: doc[EXACT_TIMES]} if doc.get(EXACT_TIMES) else {}),
     }
 
 
@@ -249,7 +250,8 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
             model_type: Any = record.get("model_type")  # checked when planned: a record may lack it
             data: Any = record.get("data")
             times = [_time(record.get(k), k) for k in ("created_at", "updated_at")]  # kept: the format is lossless
-            batch.append((where, (record["id"], model_type, data, namespace, *times)))
+            exact = record.get(EXACT_TIMES)
+            batch.append((where, (record["id"], model_type, data, namespace, *times, exact)))
         except (MongoResultsError, ValueError, TypeError, KeyError, RecursionError) as exc:
             counts["failed"] += 1
             sys.stderr.write(f"mongo-results: {where}: {exc}\n")

@@ -836,6 +836,7 @@ class ResultsManager(ManagerBase[T]):
         *,
         created_at: datetime | None = None,
         updated_at: datetime | None = None,
+        exact_times: Sequence[Mapping[str, str]] | None = None,
     ) -> bool:
         """Store data already in stored form (an export, a file tree) with ``set``'s semantics.
 
@@ -849,6 +850,8 @@ class ResultsManager(ManagerBase[T]):
             created_at: The creation time to keep (an export's), for a result this call creates;
                 None for now. The file store keeps a file's modification time only.
             updated_at: The update time to keep; None for now.
+            exact_times: The document's ``exact_times``, the text of each datetime in ``data``
+                that a BSON date does not hold (see [Stored form](../compass.md)).
 
         Returns:
             True if written, False if skipped, as for [`set`][mongo_results.ResultsManager.set].
@@ -861,7 +864,14 @@ class ResultsManager(ManagerBase[T]):
         """
         return self._run(
             self._ops().store(
-                result_id, model_type, data, behavior, namespace, created_at=created_at, updated_at=updated_at
+                result_id,
+                model_type,
+                data,
+                behavior,
+                namespace,
+                created_at=created_at,
+                updated_at=updated_at,
+                times=exact_times,
             )
         )
 

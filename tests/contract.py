@@ -12,12 +12,23 @@ A result is a model under ``(id, namespace)``. The rules:
   namespace) see every namespace; ``delete`` removes the id from the named namespace or all.
 - ``upgrade`` rewrites results stored as the new type that no longer load and those stored
   as the old types named; everything else is left alone and counted.
+- "The same content" is the same value exactly: ``-0.0`` is not ``0.0``, ``Decimal("1.0")``
+  not ``Decimal("1.00")``, ``3`` not ``3.0``, and a datetime keeps its microseconds and offset.
+- A namespace that names another store's own collection (``<prefix><namespace>`` ending in
+  ``_claims``, ``_gridfs.files`` or ``_gridfs.chunks``), or starts with ``_claims``/``_gridfs``,
+  is refused by every call that names it (``ValueError``).
+- Claims: one per id (whatever the namespace), live until its lease runs out on the store's
+  clock. ``claim`` takes an id no live claim holds and no stored result (in the namespace
+  named, else in any) fills; ``release`` frees only its own claim; ``claims`` lists the live ones.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -25,6 +36,44 @@ from pydantic import BaseModel, ValidationError
 from mongo_results import SetBehavior, canonical_id
 
 Outcome = Any  # a value, or the exception class the store must raise
+
+_OWN_TAILS = ("_claims", "_gridfs.files", "_gridfs.chunks")
+_RESERVED = ("_claims", "_gridfs")
+
+
+def exact(value: Any) -> Any:
+    """A value as the contract compares it: equal only when identical (sign, scale, type, offset)."""
+    if isinstance(value, BaseModel):
+        return (type(value).__name__, exact(value.model_dump()))
+    if isinstance(value, dict):
+        return {k: exact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [exact(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return ("float", "nan" if math.isnan(value) else repr(value))
+    if isinstance(value, int):
+        return ("int", value)
+    if isinstance(value, Decimal):
+        return ("decimal", str(value))
+    if isinstance(value, datetime):
+        return ("datetime", value.isoformat())
+    if isinstance(value, bytes):
+        return ("bytes", value)
+    if isinstance(value, BaseException):
+        return (type(value).__name__,)
+    return value
+
+
+@dataclass
+class Clock:
+    """The store's clock, as the test sets it."""
+
+    now: datetime
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -34,6 +83,23 @@ class Contract:
     one_keyspace: bool
     labels_only: bool = False  # a results_manager-style backend: one result per id, the namespace a label
     results: dict[tuple[str, str], BaseModel] = field(default_factory=dict)  # (id, namespace) -> model
+    prefix: str = ""  # the collection prefix: where its namespaces' collections are
+    signed_zero: bool = True  # False: -0.0 is refused (FerretDB 1.x gives it back as 0.0)
+    clock: Clock | None = None
+    held_claims: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # id -> (owner, expires)
+
+    def refuses(self, namespace: str | None) -> bool:
+        """Whether a call naming ``namespace`` is refused (it names another store's own collection)."""
+        if namespace is None:
+            return False
+        if namespace.split(".", 1)[0] in _RESERVED:
+            return True
+        return bool(self.prefix) and (self.prefix + namespace).endswith(_OWN_TAILS)
+
+    def storable(self, model: BaseModel) -> bool:
+        return self.signed_zero or not any(
+            isinstance(v, float) and v == 0 and math.copysign(1, v) < 0 for v in model.__dict__.values()
+        )
 
     def held(self, rid: str) -> dict[str, BaseModel]:
         return {ns: model for (i, ns), model in self.results.items() if i == rid}
@@ -45,8 +111,10 @@ class Contract:
             held = {namespace: held[label]}  # the one result of the id, whatever its label
         if self.one_keyspace and held and namespace not in held:
             return False if behavior is SetBehavior.KEEP_EXISTING else FileExistsError
+        if not self.storable(model):
+            return ValueError
         old = held.get(namespace)
-        same = old is not None and type(old) is type(model) and old == model
+        same = old is not None and exact(old) == exact(model)
         if old is None or behavior is SetBehavior.OVERWRITE:
             written = True
         elif behavior is SetBehavior.RAISE_IF_EXISTS:
@@ -106,6 +174,41 @@ class Contract:
 
     def clear(self) -> None:
         self.results.clear()
+        self.held_claims.clear()
+
+    # -- claims
+
+    def _now(self) -> datetime:
+        assert self.clock is not None, "claims need the test's clock"
+        return self.clock.now
+
+    def stored(self, rid: str, namespace: str | None) -> bool:
+        return any(namespace is None or ns == namespace for ns in self.held(rid))
+
+    def claim(self, rid: str, lease: float, namespace: str | None, owner: str) -> bool:
+        """Whether ``owner`` takes the claim on ``rid`` (and it is recorded)."""
+        now = self._now()
+        held = self.held_claims.get(rid)
+        if held is not None and held[1] > now:
+            return False
+        self.held_claims.pop(rid, None)  # an expired claim is removed by the taker
+        if self.stored(rid, namespace):
+            return False
+        self.held_claims[rid] = (owner, now + timedelta(seconds=lease))
+        return True
+
+    def release(self, rid: str, owner: str) -> None:
+        if self.held_claims.get(rid, ("", None))[0] == owner:
+            del self.held_claims[rid]
+
+    def live(self, prefix: str | None) -> list[str]:
+        p = canonical_id(prefix) if prefix else ""
+        now = self._now()
+        return sorted(
+            rid
+            for rid, (_, expires) in self.held_claims.items()
+            if expires > now and (not p or rid == p or rid.startswith(p + "/"))
+        )
 
     def upgrade(
         self,

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from mongo_results import (
     AsyncResultsManager,
     Claim,
     InvalidArgumentError,
+    InvalidNamespaceError,
+    MongoBackend,
     ResultsManager,
     SetBehavior,
     register_model,
@@ -505,3 +508,18 @@ def test_an_async_manager_awaits_its_claims(server_db: tuple[str, str]) -> None:
         await arm.close()
 
     asyncio.run(main())
+
+
+def test_a_claim_naming_a_namespace_the_store_cannot_have_leaves_nothing_behind() -> None:
+    # Under the prefix "results._", namespace "claims" would be "results._claims": another store's claims.
+    register_model(Metrics)
+    rm = ResultsManager(
+        backend=MongoBackend(f"mongomock://localhost/c_{uuid.uuid4().hex[:8]}", collection_prefix="results._")
+    )
+    with pytest.raises(InvalidNamespaceError):
+        rm.claim("a", 10, namespace="claims")
+    with pytest.raises(InvalidNamespaceError):
+        list(rm.claim_each(["a", "b"], 10, namespace="claims"))
+    assert rm.claims() == []
+    claim = rm.claim("a", 10)
+    assert claim is not None

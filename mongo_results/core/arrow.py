@@ -26,6 +26,7 @@ from .columns import (
     value_at,
 )
 from .commands import BY_ID, CountDocuments, Find, FindArrow, Operation, Undecodable
+from .encoding import EXACT_TIMES
 from .ids import ResultId
 from .operations import Operations
 from .queries import page_after, scoped, translate
@@ -60,7 +61,7 @@ def stored_schema(table: Table) -> Any:
     )
 
 
-_CONVERTED = {"long", "double", "bool"}  # PyMongoArrow converts any number or bool into these columns
+_CONVERTED = {"long", "double", "bool", "date"}  # PyMongoArrow converts any number, bool or date into these columns
 
 
 def proof(table: Table) -> dict[str, Any]:
@@ -68,9 +69,12 @@ def proof(table: Table) -> dict[str, Any]:
 
     PyMongoArrow reads a missing field as null, and converts a number or bool of another type
     (a double into an int64 column, a bool into an int); ``get`` would use a default, or
-    validate (or refuse) the value. A list's items are proven one level deep.
+    validate (or refuse) the value. A list's items are proven one level deep. A datetime a
+    date does not hold (its text in ``exact_times``) is read through the model.
     """
     out: dict[str, Any] = {}
+    if any(c.check == "datetime" for c in table.columns):
+        out[EXACT_TIMES] = {"$exists": False}
     for c in table.columns:
         # Text, and a missing value where the field cannot be null, PyMongoArrow refuses or
         # gives as null (the page checks those): only these need a condition, each one costs.
@@ -97,7 +101,7 @@ def decode_page(table: Table, raw: Any) -> tuple[Any, list[str]]:
     A row is left to the model when its model type is another, its fields are in GridFS, a
     field that cannot be null is null (missing, so ``get`` would use a default or fail), an
     enum value is not a member, a list holds a null its items cannot be, or its text is
-    not the ISO form of its datetime or date.
+    not the ISO form of its date.
     """
     pa = pyarrow("to_arrow")
     pc = pa.compute
@@ -114,7 +118,9 @@ def decode_page(table: Table, raw: Any) -> tuple[Any, list[str]]:
             bad = pc.or_(bad, pc.is_null(column))
         if c.check == "members":
             bad = pc.or_(bad, pc.invert(pc.fill_null(pc.is_in(column, pa.array(c.members, c.stored)), True)))
-        elif c.check in ("datetime", "date"):
+        elif c.check == "datetime":
+            column = pc.cast(column, c.arrow)
+        elif c.check == "date":
             column, failed = _parse(pa, column, c)
             bad = pc.or_(bad, failed)
         elif pa.types.is_list(c.arrow) and not c.items_nullable:
@@ -138,20 +144,14 @@ def _count(pa: Any, lists: Any) -> Any:
     return pa.array(out, pa.int32())
 
 
-_DAY = r"\d{4}-\d{2}-\d{2}"
-_TIME = _DAY + r"T\d{2}:\d{2}:\d{2}(\.\d{1,6})?"
-_OFFSET = r"(Z|[+-]\d{2}:\d{2})"
-# The forms pydantic writes (and reads back); Arrow's parser accepts more ("+01", "T00Z", a space).
-_FORMS = {"date": f"^{_DAY}$", "naive": f"^{_TIME}$", "aware": f"^{_TIME}{_OFFSET}$", "any": f"^{_TIME}{_OFFSET}?$"}
+# The form pydantic writes (and reads back); Arrow's parser accepts more.
+_DAY = r"^\d{4}-\d{2}-\d{2}$"
 
 
 def _parse(pa: Any, text: Any, c: Column) -> tuple[Any, Any]:
-    """ISO text as timestamps or dates; a row whose text is not in a form the library writes is left to the model.
-
-    Arrow's parser refuses some of those forms too (a leap second): those rows are left to the model.
-    """
+    """ISO text as dates; a row whose text is not in the form the library writes is left to the model."""
     pc = pa.compute
-    form = _FORMS["date" if c.check == "date" else c.form]
+    form = _DAY
     failed = pc.invert(pc.fill_null(pc.match_substring_regex(text, form), True))
     if pc.any(failed).as_py():
         text = pc.if_else(failed, pa.scalar(None, pa.string()), text)

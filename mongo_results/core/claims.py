@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import InvalidArgumentError
 from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, Insert, NoMatch, Update
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
-from .names import CLAIMS, optional_namespace
+from .names import CLAIMS, collection_name, optional_namespace
 from .operations import BATCH, Operation, Operations
 
 __all__ = ["MAX_LEASE", "ClaimState", "live_claims", "missing", "release", "renew", "take", "take_each"]
@@ -64,6 +64,13 @@ def _collection(ops: Operations) -> str:
     return ops.prefix + CLAIMS
 
 
+def _namespace(ops: Operations, namespace: str | None) -> str | None:
+    """The namespace argument, refused before any write when it cannot name one of this store's collections."""
+    if namespace is not None:
+        collection_name(ops.prefix, namespace)
+    return optional_namespace(namespace)
+
+
 def missing(ops: Operations, result_ids: Iterable[ResultId], namespace: str | None) -> Operation[list[str]]:
     """The canonical ids, in order and without repeats, with no stored result.
 
@@ -95,7 +102,7 @@ def take(ops: Operations, result_id: ResultId, lease: object, namespace: str | N
     themselves (typed ``Any`` here for that reason).
     """
     span = check_lease(lease)
-    return (yield from _take(ops, canonical_id(result_id), optional_namespace(namespace), span, worker))
+    return (yield from _take(ops, canonical_id(result_id), _namespace(ops, namespace), span, worker))
 
 
 def _take(
@@ -134,7 +141,7 @@ def take_each(
     One at a time, taken when the caller asks for the next: its lease starts with the work.
     """
     span = check_lease(lease)
-    namespace = optional_namespace(namespace)
+    namespace = _namespace(ops, namespace)
     wanted = list(dict.fromkeys(canonical_ids(result_ids, "claim_each")))
     for start in range(0, len(wanted), BATCH):
         for rid in (yield from missing(ops, wanted[start : start + BATCH], namespace)):

@@ -54,7 +54,8 @@ class Column:
     """One column: where its value is in a model and in a stored document, and its Arrow type.
 
     ``fast``: PyMongoArrow may decode the stored value as ``stored`` and the core check it
-    (``check``: "" nothing more, "datetime"/"date" parse ISO text, "members" an enum's values).
+    (``check``: "" nothing more, "datetime" a BSON date cast to the column's unit, "date" parse
+    ISO text, "members" an enum's values).
     ``restore`` turns a stand-in (text for a type Arrow has no exact form of) back into the
     Python value, for DataFrames.
     """
@@ -73,7 +74,6 @@ class Column:
     items_nullable: bool = True
     standin: bool = False
     items_bson: tuple[str, ...] = ()
-    form: str = "any"  # a datetime's text: "naive", "aware" or "any" (an offset or none)
 
 
 @dataclass
@@ -93,7 +93,6 @@ class _Kind:
     standin: str = ""  # "text" or "json": restored through the field's type for DataFrames
     model: Any = None  # a nested model's (class, schema), flattened into dotted columns
     sets: bool = False
-    form: str = "any"
     restore: Callable[[Any], Any] | None = None  # an enum's value back to its member, for DataFrames
 
 
@@ -164,8 +163,9 @@ def _kind(pa: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], seen: fro
         naive = tz == "naive"
         arrow = pa.timestamp("us") if naive else pa.timestamp("us", "UTC")
         fast = set(schema) <= _PLAIN | {"tz_constraint"} and tz in (None, "naive", "aware")
-        return _Kind(arrow, fast=fast, stored=pa.string(), bson=("string",), check="datetime",
-                     convert=None if naive else _utc, form=tz or "any")  # fmt: skip
+        # A BSON date to the millisecond; a value it does not hold has exact_times, which the proof refuses.
+        return _Kind(arrow, fast=fast, stored=pa.timestamp("ms"), bson=("date",), check="datetime",
+                     convert=None if naive else _utc)  # fmt: skip
     if t == "date":
         return _Kind(pa.date32(), fast=plain, stored=pa.string(), bson=("string",), check="date")
     if t == "decimal":
@@ -344,7 +344,6 @@ def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, annotation: Any
         kind.items_nullable,
         bool(kind.standin),
         kind.items_bson,
-        kind.form,
     )
 
 

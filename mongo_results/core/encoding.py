@@ -2,6 +2,12 @@
 
 Values BSON has no type for are stored in a form that round-trips (Decimal128 or a string, a
 tuple as a list, ...), and ``encode_model`` proves each encoding by reading it back.
+
+A datetime is stored as a BSON date (UTC, to the millisecond), so Compass and mongosh filter
+and sort it as a date. What a date cannot hold (microseconds, a UTC offset, a naive value) is
+kept beside the data, in the document's ``exact_times``: ``[{path, text}]``, the value's ISO
+text at its dotted path in ``data``, and reading puts it back. The content digest is taken over
+each datetime's ISO text, the form earlier versions stored, so it does not depend on the form.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal, DecimalException
 from enum import Enum
 from operator import itemgetter
@@ -34,6 +40,7 @@ from ..errors import CorruptResultError, LossyValueError, UnsupportedTypeError
 __all__ = [
     "CODEC_OPTIONS",
     "Compiled",
+    "EXACT_TIMES",
     "EncodedModel",
     "JSON_OPTIONS",
     "Mismatch",
@@ -44,6 +51,7 @@ __all__ = [
     "encode_stored",
     "encode_value",
     "encode_verified",
+    "exact_times",
     "exact_encoder",
     "map_keys",
     "model_difference",
@@ -72,6 +80,10 @@ class EncodedModel(NamedTuple):
     data: dict[str, Any]
     digest: str
     size: int  # bytes of the canonical BSON of the data, a close lower bound of the document size
+    times: tuple[tuple[str, str], ...] = ()  # (path, ISO text) of each datetime a BSON date does not hold
+
+
+EXACT_TIMES = "exact_times"  # the document field that holds them, as [{"path": ..., "text": ...}]
 
 
 def escape_key(key: str) -> str:
@@ -92,7 +104,7 @@ def _key(key: object, path: str, opts: _Options) -> str:
         return escape_key(key)
     # Non-string keys (ints, enums, UUIDs...) are stored as text; pydantic parses them back
     # from the dict's key type, and verification proves it did.
-    encoded = _encode(key, f"{path}.<key>", opts)
+    encoded = to_jsonable_python(key) if isinstance(key, datetime) else _encode(key, f"{path}.<key>", opts)
     if isinstance(encoded, (dict, list)):
         raise UnsupportedTypeError(f"field {path!r}: a dict key of type {type(key).__name__} cannot be stored")
     if isinstance(encoded, Binary) and encoded.subtype == 4:
@@ -107,6 +119,8 @@ def _sort_key(value: Any) -> tuple[int, Any]:
         return (0, value)
     if isinstance(value, str):
         return (1, value)
+    if isinstance(value, datetime):  # by text: two values in one millisecond are one date
+        return (3, to_jsonable_python(value))
     return (2, bson.encode({"v": value}, codec_options=CODEC_OPTIONS))
 
 
@@ -146,6 +160,9 @@ def _encode(value: Any, path: str, opts: _Options) -> Any:
         return bytes(value)
     if isinstance(value, UUID):
         return Binary.from_uuid(value)
+    if isinstance(value, datetime):
+        opts.dates = True
+        return value  # a date once the tree is whole (split_dates), its sets sorted by text
     if _is_pure_path(kind):
         return str(value)
     if isinstance(value, (SecretStr, SecretBytes)):
@@ -167,10 +184,70 @@ def _is_pure_path(kind: type) -> bool:
     return any(base.__name__ == "PurePath" and base.__module__ == "pathlib" for base in kind.__mro__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Options:
     secrets: bool
     decimal128: bool
+    dates: bool = False  # set when the tree holds a datetime
+
+
+def _date(value: datetime) -> datetime:
+    """The BSON date of a datetime, as PyMongo reads it back: naive UTC, to the millisecond."""
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None, microsecond=value.microsecond // 1000 * 1000)
+
+
+def _held(value: datetime) -> bool:
+    """Whether the BSON date, read back as UTC, is the very value (else its text is kept too)."""
+    return value.microsecond % 1000 == 0 and value.tzinfo is not None and value.utcoffset() == timedelta(0)
+
+
+def split_dates(value: Any) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """An encoded tree with its datetimes as BSON dates, and the (path, text) of those a date does not hold."""
+    times: list[tuple[str, str]] = []
+
+    def walk(v: Any, path: str) -> Any:
+        kind = type(v)
+        if kind is dict:
+            return {k: walk(x, f"{path}.{k}" if path else k) for k, x in v.items()}
+        if kind is list:
+            return [walk(x, f"{path}.{i}" if path else str(i)) for i, x in enumerate(v)]
+        if isinstance(v, datetime):
+            if not _held(v):
+                times.append((path, to_jsonable_python(v)))
+            return _date(v)
+        return v
+
+    return walk(value, ""), tuple(times)
+
+
+def exact_times(stored: Any) -> tuple[tuple[str, str], ...]:
+    """A document's ``exact_times`` field as (path, text) pairs; a malformed one is a CorruptResultError."""
+    if stored is None:
+        return ()
+    try:
+        return tuple((str(t["path"]), str(t["text"])) for t in stored if isinstance(t["text"], str))
+    except (TypeError, KeyError) as exc:
+        raise CorruptResultError(f"{EXACT_TIMES} is not a list of {{path, text}}: {str(stored)[:200]}") from exc
+
+
+def _put_times(data: dict[str, Any], times: Iterable[tuple[str, str]], *, escaped: bool) -> dict[str, Any]:
+    """``data`` with each datetime named in ``times`` replaced by its exact text (in place)."""
+    for path, text in times:
+        parts = path.split(".")
+        node: Any = data
+        try:
+            for part in parts[:-1]:
+                node = node[int(part)] if type(node) is list else node[part if escaped else unescape_key(part)]
+            last: Any = int(parts[-1]) if type(node) is list else parts[-1] if escaped else unescape_key(parts[-1])
+            held = isinstance(node[last], datetime)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise CorruptResultError(f"{EXACT_TIMES} names {path!r}, which the data does not hold") from exc
+        if not held:
+            raise CorruptResultError(f"{EXACT_TIMES} names {path!r}, which holds no date")
+        node[last] = text
+    return data
 
 
 def _decode(value: Any) -> Any:
@@ -185,6 +262,8 @@ def _decode(value: Any) -> Any:
         return value.to_decimal()
     if kind is Binary:
         return value.as_uuid() if value.subtype == 4 else bytes(value)
+    if kind is datetime:  # a BSON date: UTC
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     if kind is float and value != value:
         # Every store but the embedded one hands back a new NaN object; verification must see
         # one too, or an Enum whose value is NaN passes by identity here and never reads back.
@@ -192,9 +271,10 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def decode_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn stored data back into the Python values pydantic validates."""
-    return {unescape_key(k): _decode(v) for k, v in data.items()}
+def decode_data(data: Mapping[str, Any], times: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Turn stored data (and its ``exact_times``) back into the Python values pydantic validates."""
+    decoded = {unescape_key(k): _decode(v) for k, v in data.items()}
+    return _put_times(decoded, times, escaped=False) if times else decoded
 
 
 def _canonical(value: Any) -> Any:
@@ -207,6 +287,8 @@ def _canonical(value: Any) -> Any:
         return Int64(value) if _INT64_MIN <= value <= _INT64_MAX else str(value)
     if kind is float and math.isnan(value):
         return math.nan  # one bit pattern for every NaN
+    if isinstance(value, datetime):  # its ISO text, as stored before dates: digests stay as they were
+        return to_jsonable_python(value)
     return value
 
 
@@ -214,14 +296,40 @@ def _canonical_bytes(model_type: str, data: Mapping[str, Any]) -> bytes:
     return bson.encode({"t": model_type, "d": _canonical(dict(data))}, codec_options=CODEC_OPTIONS)
 
 
-def content_digest(model_type: str, data: Mapping[str, Any]) -> str:
-    """Digest of a model type and its stored data, independent of dict key order and int width."""
-    return hashlib.sha256(_canonical_bytes(model_type, data)).hexdigest()[:32]
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-def encode_value(value: Any, *, decimal128: bool = True) -> Any:
-    """One value as a field of that type is stored, so a filter on it matches the stored form."""
-    return _encode(value, "value", _Options(False, decimal128))
+def _stored_bytes(model_type: str, data: Mapping[str, Any], times: Iterable[tuple[str, str]]) -> bytes:
+    """The canonical bytes of stored data: its dates as the UTC values they are, with their exact texts put back."""
+    tree = map_leaves(dict(data), datetime, _utc)
+    return _canonical_bytes(model_type, _put_times(tree, times, escaped=True) if times else tree)
+
+
+def content_digest(model_type: str, data: Mapping[str, Any], times: Iterable[tuple[str, str]] = ()) -> str:
+    """Digest of a model type and its stored data, independent of dict key order, int width and datetime form."""
+    return hashlib.sha256(_stored_bytes(model_type, data, times)).hexdigest()[:32]
+
+
+def encode_value(value: Any, *, decimal128: bool = True, dates: bool = True) -> Any:
+    """One value as a field of that type is stored, so a filter on it matches the stored form.
+
+    ``dates=False`` gives datetimes as the ISO text earlier versions stored.
+    """
+    opts = _Options(False, decimal128)
+    encoded = _encode(value, "value", opts)
+    if not opts.dates:
+        return encoded
+    return split_dates(encoded)[0] if dates else map_leaves(encoded, datetime, to_jsonable_python)
+
+
+def map_leaves(value: Any, kind: type, change: Callable[[Any], Any]) -> Any:
+    """``value`` with each leaf of type ``kind``, at any depth, passed through ``change``."""
+    if isinstance(value, dict):
+        return {k: map_leaves(v, kind, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_leaves(v, kind, change) for v in value]
+    return change(value) if isinstance(value, kind) else value
 
 
 def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: bool = True) -> EncodedModel:
@@ -269,9 +377,16 @@ def encode_verified(model: BaseModel, dumped: Any, *, store_secrets: bool, decim
             f"{model_type} serialises to {type(dumped).__name__}, not to a dict of fields: "
             "only models that serialise to a dict can be stored (hold the value in a field)"
         )
-    data: dict[str, Any] = _encode(dumped, "", _Options(store_secrets, decimal128))
+    opts = _Options(store_secrets, decimal128)
+    data: dict[str, Any] = _encode(dumped, "", opts)
+    raw = _canonical_bytes(model_type, data)  # before the split: each datetime's text
+    times: tuple[tuple[str, str], ...] = ()
+    if opts.dates:
+        data, times = split_dates(data)
     try:
-        restored = type(model).model_validate(_fields_of(type(model), decode_data(data)), by_alias=False, by_name=True)
+        restored = type(model).model_validate(
+            _fields_of(type(model), decode_data(data, times)), by_alias=False, by_name=True
+        )
     except ValidationError as exc:
         raise LossyValueError(f"{model_type} cannot be stored faithfully: it does not read back ({exc})") from exc
     # The models, not their dumps: a dump can hide what it leaves out (excluded fields, a
@@ -279,15 +394,16 @@ def encode_verified(model: BaseModel, dumped: Any, *, store_secrets: bool, decim
     found = model_difference(model, restored, "")
     if found is not None:
         raise LossyValueError(f"{model_type} cannot be stored faithfully: field {found}")
-    raw = _canonical_bytes(model_type, data)
-    return EncodedModel(model_type, data, hashlib.sha256(raw).hexdigest()[:32], len(raw))
+    return EncodedModel(model_type, data, hashlib.sha256(raw).hexdigest()[:32], len(raw), times)
 
 
-def encode_stored(model_type: str, data: Mapping[str, Any], *, decimal128: bool = True) -> EncodedModel:
-    """Re-encode data read from an export or a file tree (no model class needed).
+def encode_stored(
+    model_type: str, data: Mapping[str, Any], *, decimal128: bool = True, times: Iterable[tuple[str, str]] = ()
+) -> EncodedModel:
+    """Re-encode data read from an export or a file tree (no model class needed), with its ``exact_times``.
 
-    Ints become Int64 (one BSON type per field), and decimals become text where
-    the engine has no Decimal128; everything else is already in stored form.
+    Ints become Int64 (one BSON type per field), datetimes BSON dates, and decimals
+    text where the engine has no Decimal128; everything else is already in stored form.
     """
 
     def norm(value: Any) -> Any:
@@ -301,6 +417,8 @@ def encode_stored(model_type: str, data: Mapping[str, Any], *, decimal128: bool 
             return str(value.to_decimal())
         if isinstance(value, UUID):
             return Binary.from_uuid(value)
+        if isinstance(value, datetime):
+            return _date(value)
         return value
 
     if not isinstance(model_type, str) or not model_type:
@@ -309,10 +427,11 @@ def encode_stored(model_type: str, data: Mapping[str, Any], *, decimal128: bool 
         raise CorruptResultError(f"stored data of {model_type} is not a document")
     try:
         normalized: dict[str, Any] = norm(dict(data))
-        raw = _canonical_bytes(model_type, normalized)
+        times = tuple(times)
+        raw = _stored_bytes(model_type, normalized, times)
     except (InvalidDocument, RecursionError, UnicodeEncodeError) as exc:  # a NUL in a key, nesting too deep, ...
         raise CorruptResultError(f"stored data of {model_type} cannot be stored: {str(exc)[:200]}") from None
-    return EncodedModel(model_type, normalized, hashlib.sha256(raw).hexdigest()[:32], len(raw))
+    return EncodedModel(model_type, normalized, hashlib.sha256(raw).hexdigest()[:32], len(raw), times)
 
 
 def map_keys(value: Any, rename: Callable[[str], str]) -> Any:
@@ -339,10 +458,12 @@ def _fields_of(model_class: type[BaseModel], data: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in data.items() if k not in computed} if computed else data
 
 
-def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str) -> T:
-    """Validate stored data into ``model_class``; a failure names the result id."""
+def validate_data(
+    model_class: type[T], data: Mapping[str, Any], result_id: str, times: Iterable[tuple[str, str]] = ()
+) -> T:
+    """Validate stored data (and its ``exact_times``) into ``model_class``; a failure names the result id."""
     exact = exact_encoder(model_class)
-    if exact is not None and not exact.keyed:
+    if exact is not None and not exact.keyed and not times:
         # Data of exact types validates strictly as it is read (Int64 is an int); anything else
         # strict refuses (a Binary, a Decimal128 from an older schema) takes the decoding path.
         try:
@@ -350,7 +471,8 @@ def validate_data(model_class: type[T], data: Mapping[str, Any], result_id: str)
         except ValidationError:
             pass
     try:
-        return model_class.model_validate(_fields_of(model_class, decode_data(data)), by_alias=False, by_name=True)
+        decoded = decode_data(data, times)
+        return model_class.model_validate(_fields_of(model_class, decoded), by_alias=False, by_name=True)
     except ValidationError as exc:
         details: list[Any] = [
             {"type": e["type"], "loc": e["loc"], "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})}

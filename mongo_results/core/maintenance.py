@@ -30,7 +30,7 @@ from .commands import (
     ShardKeyOf,
     Update,
 )
-from .encoding import decode_data, encode_model
+from .encoding import EXACT_TIMES, decode_data, encode_model, exact_times
 from .ids import ResultId
 from .large import bucket, discard, file_of, file_state, orphaned, put, spill
 from .names import CLAIMS, validate_namespace
@@ -142,7 +142,7 @@ def _converted(
     """``convert(old data)``, checked; a failure names the result and what was already rewritten."""
     rid = doc["_id"]
     try:
-        new = convert(decode_data(doc["data"]))
+        new = convert(decode_data(doc["data"], exact_times(doc.get(EXACT_TIMES))))
     except Exception as exc:
         raise UpgradeFailedError(rid, counts["upgraded"], exc) from exc
     if not isinstance(new, model_class):

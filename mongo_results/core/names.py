@@ -67,7 +67,7 @@ def collection_name(prefix: str, namespace: str) -> str:
             other = name[: -len(tail)]
             raise InvalidNamespaceError(
                 f"Invalid namespace {namespace!r} with collection prefix {prefix!r}: {name!r} is where a store "
-                f"with prefix {other!r} keeps its own {RESERVED[tail.split('.')[0]].removeprefix('holds ')}. "
+                f"with prefix {other!r} keeps {RESERVED[tail.split('.')[0]].removeprefix('holds ')}. "
                 f"Collections ending in {', '.join(OWN_TAILS)} are never results collections"
             )
     return name

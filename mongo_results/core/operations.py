@@ -40,7 +40,7 @@ from .commands import (
     ShardKeyOf,
     Written,
 )
-from .encoding import encode_stored
+from .encoding import encode_stored, exact_times
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
 from .large import bucket, by_file, delete_one, drop_bucket, file_of, filled
 from .names import CLAIMS, Models, collection_name, namespaces_in, validate_namespace
@@ -105,7 +105,8 @@ def ignore_note(message: str) -> None:
 
 
 # An import's record: (id, model type, stored data, namespace, created_at, updated_at).
-StoredRecord = tuple[ResultId, str, Mapping[str, Any], str, "datetime | None", "datetime | None"]
+# id, model type, data, namespace, created_at, updated_at, exact_times (as a document holds them)
+StoredRecord = tuple[ResultId, str, Mapping[str, Any], str, "datetime | None", "datetime | None", Any]
 
 
 def _utc(value: datetime) -> datetime:
@@ -424,27 +425,21 @@ class Operations:
         *,
         created_at: datetime | None = None,
         updated_at: datetime | None = None,
+        times: Any = None,
     ) -> Operation[bool]:
         """Like ``set`` for data already in stored form (an import): no model class needed.
 
-        ``created_at``/``updated_at``: the times to keep (an export's); None for now.
+        ``created_at``/``updated_at``: the times to keep (an export's); None for now. ``times``:
+        the data's ``exact_times``.
         """
         engine = yield from self.learn_engine()
-        plan = self._stored_plan(result_id, model_type, data, behavior, namespace, engine, created_at, updated_at)
+        record = (result_id, model_type, data, namespace, created_at, updated_at, times)
+        plan = self._stored_plan(record, behavior, engine)
         return (yield from self._write(plan, engine))
 
-    def _stored_plan(
-        self,
-        result_id: ResultId,
-        model_type: str,
-        data: Mapping[str, Any],
-        behavior: SetBehavior,
-        namespace: str,
-        engine: EngineProfile,
-        created_at: datetime | None,
-        updated_at: datetime | None,
-    ) -> SetPlan:
-        encoded = encode_stored(model_type, data, decimal128=engine.decimal128)
+    def _stored_plan(self, record: StoredRecord, behavior: SetBehavior, engine: EngineProfile) -> SetPlan:
+        result_id, model_type, data, namespace, created_at, updated_at, times = record
+        encoded = encode_stored(model_type, data, decimal128=engine.decimal128, times=exact_times(times))
         at = self.clock() if updated_at is None else _utc(updated_at)
         created = None if created_at is None else _utc(created_at)
         return plan_encoded(result_id, encoded, behavior, namespace, engine=engine, at=at, created=created)
@@ -461,9 +456,11 @@ class Operations:
         try:
             engine = yield from self.learn_engine()
             pending: dict[int, SetPlan] = {}
-            for i, (rid, model_type, data, namespace, created, updated) in enumerate(records):
+            for i, record in enumerate(records):
                 try:
-                    pending[i] = self._stored_plan(rid, model_type, data, behavior, namespace, engine, created, updated)
+                    plan = self._stored_plan(record, behavior, engine)
+                    collection_name(self.prefix, plan.namespace)
+                    pending[i] = plan
                 except (MongoResultsError, ValueError, TypeError) as exc:
                     progress.outcomes[i] = exc  # refused before anything is sent
             yield from write_bulk(self.prefix, engine, pending, progress, lambda ns: self._prepare(ns, engine), BATCH)
@@ -517,6 +514,7 @@ class Operations:
                 plan = plan_set(
                     rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at, models=self.models
                 )
+                collection_name(self.prefix, plan.namespace)  # one of this store's collections
             except (MongoResultsError, ValueError, TypeError) as exc:
                 progress.outcomes[i] = exc  # refused before anything is sent
                 continue

@@ -4,6 +4,12 @@ For ``find``, callers write MongoDB's query language over the fields of their mo
 (``{"loss": {"$lt": 0.2}}``, ``{"config.seed": {"$in": [1, 2]}}``); the core
 checks the fields against the model, encodes each value exactly as a field
 of that type is stored, and puts the path under ``data.``.
+
+A condition on a datetime matches both forms a datetime is stored in: a BSON date, and the
+ISO text that versions before 0.2 stored. Each operator is one clause: a value either form
+can satisfy is an ``$or`` of the two, one that each form must (``$ne``, ``$nin``, ``$not``)
+an ``$and``. Conditions on one field are already independent in MongoDB (each may match
+another element of an array), so splitting them changes no answer.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Union, get_args, get_origin
 
 import bson
@@ -137,21 +144,55 @@ def _check_shape(where: Any) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def _query(where: Any, model: Any, engine: EngineProfile, under: str) -> dict[str, Any]:
+def _query(where: Any, model: Any, engine: EngineProfile, under: str, dates: bool = True) -> dict[str, Any]:
     if not isinstance(where, Mapping):
         raise InvalidArgumentError(f"a filter is a dict of fields and conditions, not {type(where).__name__}")
     out: dict[str, Any] = {}
+    both: list[dict[str, Any]] = []  # clauses on datetimes, over both stored forms
     for key, condition in where.items():
         if key in LOGICAL:
             if not isinstance(condition, list) or not condition:
                 raise InvalidArgumentError(f"{key} takes a non-empty list of filters")
-            out[key] = [_query(q, model, engine, under) for q in condition]
+            out[key] = [_query(q, model, engine, under, dates) for q in condition]
         elif not isinstance(key, str) or key.startswith("$"):
             raise InvalidArgumentError(f"unknown operator {key!r}: use {', '.join(sorted(OPERATORS | set(LOGICAL)))}")
         else:
             kind = _field(model, key)
-            out[under + ".".join(escape_key(p) for p in key.split("."))] = _condition(condition, kind, engine)
+            field = under + ".".join(escape_key(p) for p in key.split("."))
+            if dates and _has_datetime(condition):
+                both.extend(_either_form(field, condition, kind, engine))
+            else:
+                out[field] = _condition(condition, kind, engine, dates)
+    if both:
+        out["$and"] = [*out.get("$and", []), *both]
     return out
+
+
+_EACH_FORM = ("$ne", "$nin", "$not")  # operators each stored form must satisfy
+
+
+def _either_form(field: str, condition: Any, kind: Any, engine: EngineProfile) -> list[dict[str, Any]]:
+    """The clauses of a condition on datetimes, each over the date form and the older text form."""
+    parts = [(op, {op: arg}) for op, arg in condition.items()] if _operators(condition) else [("$eq", condition)]
+    clauses: list[dict[str, Any]] = []
+    for op, part in parts:
+        as_date = {field: _condition(part, kind, engine)}
+        if not _has_datetime(part):
+            clauses.append(as_date)
+            continue
+        as_text = {field: _condition(part, kind, engine, dates=False)}
+        clauses.extend([as_date, as_text] if op in _EACH_FORM else [{"$or": [as_date, as_text]}])
+    return clauses
+
+
+def _has_datetime(value: Any) -> bool:
+    if isinstance(value, datetime):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_datetime(v) for v in value.values())
+    if isinstance(value, _CONTAINERS):
+        return any(_has_datetime(v) for v in value)
+    return False
 
 
 def _operators(condition: Any) -> bool:
@@ -164,9 +205,9 @@ def _operators(condition: Any) -> bool:
     return all(dollars)
 
 
-def _condition(condition: Any, kind: Any, engine: EngineProfile) -> Any:
+def _condition(condition: Any, kind: Any, engine: EngineProfile, dates: bool = True) -> Any:
     if not _operators(condition):
-        return encode_value(condition, decimal128=engine.decimal128)
+        return encode_value(condition, decimal128=engine.decimal128, dates=dates)
     out: dict[str, Any] = {}
     for op, arg in condition.items():
         if op not in OPERATORS:
@@ -176,7 +217,7 @@ def _condition(condition: Any, kind: Any, engine: EngineProfile) -> Any:
                 raise InvalidArgumentError(f"{op} takes a list of values, not {arg!r}")
             if op == "$all" and not arg:  # MongoDB matches nothing, mongomock everything
                 raise InvalidArgumentError("$all takes a non-empty list of values")
-            out[op] = [encode_value(v, decimal128=engine.decimal128) for v in arg]
+            out[op] = [encode_value(v, decimal128=engine.decimal128, dates=dates) for v in arg]
         elif op == "$exists":
             if not isinstance(arg, int):  # bools are ints; a string such as "no" would mean True
                 raise InvalidArgumentError(f"$exists takes True or False, not {arg!r}")
@@ -188,23 +229,23 @@ def _condition(condition: Any, kind: Any, engine: EngineProfile) -> Any:
         elif op == "$not":
             if not _operators(arg):
                 raise InvalidArgumentError(f"$not takes a document of operators, such as {{'$gt': 1}}, not {arg!r}")
-            out[op] = _condition(arg, kind, engine)
+            out[op] = _condition(arg, kind, engine, dates)
         elif op == "$elemMatch":
             if not isinstance(arg, Mapping) or not arg:
                 # The servers match arrays holding a document or array; mongomock every non-empty array.
                 raise InvalidArgumentError(f"$elemMatch takes a non-empty filter or document of operators, not {arg!r}")
             item = _item(kind)
             if _operators(arg):
-                out[op] = _condition(arg, item, engine)
+                out[op] = _condition(arg, item, engine, dates)
             elif engine.elem_match_fields:
-                out[op] = _query(arg, _model(item), engine, "")
+                out[op] = _query(arg, _model(item), engine, "", dates)
             else:
                 raise InvalidArgumentError(
                     f"{engine.label} answers nothing to $elemMatch of fields ({dict(arg)!r}); dotted fields "
                     "(list.field) match there, each on any element"
                 )
         else:
-            out[op] = encode_value(arg, decimal128=engine.decimal128)
+            out[op] = encode_value(arg, decimal128=engine.decimal128, dates=dates)
     return out
 
 

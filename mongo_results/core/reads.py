@@ -19,7 +19,7 @@ from ..errors import (
     SkippedResultsWarning,
 )
 from .commands import BY_ID, Batch, Find, Note, PartialPage
-from .encoding import validate_data
+from .encoding import EXACT_TIMES, exact_times, validate_data
 from .names import DEFAULT_NAMESPACE, Models
 from .queries import page_after
 
@@ -92,7 +92,7 @@ def load_model(
         raise CorruptResultError(f"Stored result {result_id!r} lost the GridFS file that holds its fields {fields}")
     if not isinstance(data, Mapping):
         raise CorruptResultError(f"Stored result {result_id!r} has no data document")
-    return validate_data(model_class, data, result_id)
+    return validate_data(model_class, data, result_id, exact_times(document.get(EXACT_TIMES)))
 
 
 # What "no longer loads" means: the model changed, the type is not registered, the envelope is broken.

@@ -67,6 +67,8 @@ def _bson_types(schema: dict[str, Any], defs: dict[str, Any]) -> list[str] | Non
     if kind == "string":
         if schema.get("format") in _BINARY_FORMATS:
             return ["binData"]
+        if schema.get("format") == "date-time":
+            return ["date", "string"]  # text: as stored before BSON dates
         if schema.get("format") == "decimal" or "pattern" in schema:
             return None  # decimals: Decimal128, or text beyond 34 digits / on FerretDB
         return ["string"]

@@ -34,7 +34,7 @@ from .commands import (
     Write,
     Written,
 )
-from .encoding import EncodedModel, encode_model
+from .encoding import EXACT_TIMES, EncodedModel, encode_model
 from .ids import ResultId, segments
 from .large import Spill, discard, file_of, file_state, put, spill
 from .names import Models, resolve_namespace, validate_namespace
@@ -165,17 +165,26 @@ def overwrite(doc: dict[str, Any], engine: EngineProfile) -> tuple[Update_ | dic
     body = {k: v for k, v in doc.items() if k not in ("_id", "created_at")}
     if not engine.faithful_set:
         return doc, True
+    update: Update_
     if engine.pipeline_updates:
         fields = {k: {"$literal": v} for k, v in body.items()}
-        return [{"$set": {**fields, "created_at": {"$ifNull": ["$created_at", t]}}}], False
-    return {"$set": body, "$setOnInsert": {"created_at": t}}, False
+        update = [{"$set": {**fields, "created_at": {"$ifNull": ["$created_at", t]}}}]
+    else:
+        update = {"$set": body, "$setOnInsert": {"created_at": t}}
+    # The old value's exact times must not outlive it.
+    return (update if EXACT_TIMES in doc else unset(update, EXACT_TIMES)), False
+
+
+def unset(update: Update_, field: str) -> Update_:
+    """``update`` that also removes ``field``."""
+    if isinstance(update, list):
+        return [*update, {"$project": {field: 0}}]  # mongomock has no $unset stage
+    return {**update, "$unset": {**update.get("$unset", {}), field: ""}}
 
 
 def without_file(update: Update_) -> Update_:
     """``update`` that also removes a stored result's GridFS reference (a result no longer over 16 MiB)."""
-    if isinstance(update, list):
-        return [*update, {"$unset": "gridfs"}]
-    return {**update, "$unset": {"gridfs": ""}}
+    return unset(update, "gridfs")
 
 
 _CONFLICTS = 8  # sends of a write that the server keeps rolling back for other transactions
@@ -250,6 +259,8 @@ def _plan(
         "created_at": t if created is None else created,
         "updated_at": t,
     }
+    if encoded.times:
+        doc[EXACT_TIMES] = [{"path": path, "text": text} for path, text in encoded.times]
     check_engine(rid, encoded, engine)
     spilled = spill(rid, doc, encoded, engine.max_document)
     if behavior in (SetBehavior.RAISE_IF_EXISTS, SetBehavior.KEEP_EXISTING):

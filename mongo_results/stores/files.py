@@ -24,7 +24,7 @@ from bson.json_util import JSONMode, JSONOptions
 
 from ..core import commands as cmd
 from ..core.claims import MAX_LEASE
-from ..core.encoding import JSON_OPTIONS, content_digest, escape_key, map_keys
+from ..core.encoding import EXACT_TIMES, JSON_OPTIONS, content_digest, escape_key, exact_times, map_keys
 from ..core.names import CLAIMS, DEFAULT_COLLECTION_PREFIX, DEFAULT_NAMESPACE
 from ..core.operations import Operations
 from ..core.profiles import FILES
@@ -43,6 +43,16 @@ from .matching import apply_update, evaluate, matches, ordered, project, touches
 __all__ = ["AsyncFileBackend", "FORMAT", "FileBackend", "FileTree", "Unreadable"]
 
 _ENVELOPE = ("model_type", "namespace", "data")
+
+
+def _envelope(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What a result's file holds: the envelope, and the exact times when the data has some."""
+    out = {k: document[k] for k in _ENVELOPE}
+    if document.get(EXACT_TIMES):
+        out[EXACT_TIMES] = document[EXACT_TIMES]
+    return out
+
+
 # A keyset page stops after files of about this many bytes, as a server's cursor batch stops at
 # 16 MiB: large results are then read a few at a time, whatever the page size asked for.
 PAGE_BYTES = 8 * 1024 * 1024
@@ -121,14 +131,17 @@ class FileBackend:
         if not (isinstance(model_type, str) and model_type and isinstance(data, dict)):
             doc["source"] = f"{path} holds no result envelope"
         else:
+            times = envelope.get(EXACT_TIMES)
             doc.update(
                 model_type=model_type,
                 namespace=envelope.get("namespace") or DEFAULT_NAMESPACE,
                 data=data,
-                digest=content_digest(model_type, data),
+                digest=content_digest(model_type, data, exact_times(times)),
                 created_at=changed,  # a file keeps only its modification time
                 updated_at=changed,
             )
+            if times is not None:
+                doc[EXACT_TIMES] = times
         return doc, stat.st_size
 
     def _candidates(self, query: Mapping[str, Any]) -> Iterator[tuple[str, Path]]:
@@ -194,7 +207,7 @@ class FileBackend:
             path, existing = self._holder(write.document["_id"])
             if existing is not None:
                 return cmd.DuplicateKey(existing.get("namespace"))
-            self.tree.write(path, {k: write.document[k] for k in _ENVELOPE})
+            self.tree.write(path, _envelope(write.document))
             return cmd.Written(True)
         rid = write.filter["_id"]
         path, existing = self._holder(rid)
@@ -204,7 +217,7 @@ class FileBackend:
             and matches(existing, write.filter)
         ):
             new = write.update if write.replace else apply_update(existing, write.update, inserting=False)
-            self.tree.write(path, {k: new[k] for k in _ENVELOPE})
+            self.tree.write(path, _envelope(new))
             return cmd.Written(False)
         if existing is not None:
             held = existing.get("namespace", namespace)
@@ -212,7 +225,7 @@ class FileBackend:
             return cmd.DuplicateKey(held, probed)
         base = {k: v for k, v in write.filter.items() if not isinstance(v, Mapping)}
         new = write.update if write.replace else apply_update(base, write.update, inserting=True)
-        self.tree.write(path, {k: new[k] for k in _ENVELOPE})
+        self.tree.write(path, _envelope(new))
         return cmd.Written(True)
 
     def _bulk(self, writes: tuple[cmd.Write, ...]) -> list[cmd.WriteReply]:
@@ -234,7 +247,7 @@ class FileBackend:
         if not found:
             return cmd.NoMatch()
         new = update if replace else apply_update(found[0], update, inserting=False)
-        self.tree.write(self.tree.path(found[0]["path"]), {k: new[k] for k in _ENVELOPE})
+        self.tree.write(self.tree.path(found[0]["path"]), _envelope(new))
         return cmd.Written(False)
 
     def _delete(self, collection: str, query: Mapping[str, Any], many: bool) -> int:
