@@ -65,6 +65,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench overhead
 	$(BIN)/python -m bench large
 	$(BIN)/python -m bench claims
+	$(BIN)/python -m bench sweeps
 	$(BIN)/python -m bench frames
 	$(BIN)/python -m bench sharded
 	$(BIN)/python -m bench workers

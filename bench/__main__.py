@@ -7,6 +7,7 @@ python -m bench scale                # list_ids: 10,000 vs 1,000,000 documents, 
 python -m bench overhead             # the library's own CPU per call, with no server
 python -m bench large                # results over 16 MiB, set and got on every store
 python -m bench claims               # claim_each over free ids, missing() over 100,000 ids
+python -m bench sweeps               # 4 workers' cells/s with heartbeats, takeover after SIGSTOP
 python -m bench frames               # 200,000 results into a DataFrame, against PyMongoArrow (--count 1000000)
 python -m bench sharded              # the sharded cluster against the single-node server, with explain
 python -m bench workers              # per-task workers (joblib, Dask, Ray), several event loops, commands per call
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     claiming.add_argument("--count", type=int, default=10_000)
     claiming.add_argument("--ids", type=int, default=100_000)
     claiming.add_argument("--out", type=Path, default=OUT)
+    sweeping = sub.add_parser("sweeps", help="a sweep's workers: cells/s with heartbeats, takeover after a stop")
+    sweeping.add_argument("--cells", type=int, default=4000)
+    sweeping.add_argument("--out", type=Path, default=OUT)
     framing = sub.add_parser("frames", help="stored results into a DataFrame, against PyMongoArrow")
     framing.add_argument("--count", type=int, default=200_000)
     framing.add_argument("--rounds", type=int, default=3)
@@ -200,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
 
         with server(args.uri) as uri:
             return claims(uri, DATABASE, args.count, args.ids, describe(uri, {})["server"], args.out)
+    if args.command == "sweeps":
+        from .sweeps import sweeps
+
+        with server(args.uri) as uri:
+            return sweeps(uri, f"{DATABASE}_sweeps", args.cells, describe(uri, {})["server"], args.out)
     if args.command == "workers":
         from .workers import workers
 

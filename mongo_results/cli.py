@@ -347,48 +347,107 @@ def _expires(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def cmd_claims(args: argparse.Namespace, out: TextIO) -> int:
-    claims = open_store(args).claims(args.prefix)
+def _claims_table(claims: list[dict[str, Any]], as_json: bool, prefix: str | None) -> str:
     rows = [(c["result_id"], str(c.get("namespace") or "*"), c["owner"], _expires(c["expires_in"])) for c in claims]
-    if args.json:
+    if as_json:
         keys = ("id", "namespace", "owner", "expires_in")
         records = [
             dict(zip(keys, (*r[:3], round(c["expires_in"], 1)), strict=True)) for r, c in zip(rows, claims, strict=True)
         ]
+        return json.dumps(records, indent=2) + "\n"
+    if rows:
+        return "\n".join(table(rows, ("ID", "NAMESPACE", "OWNER", "EXPIRES IN"))) + "\n"
+    return f"no live claims{f' under {prefix!r}' if prefix else ''}\n"
+
+
+def _watch_options(args: argparse.Namespace) -> float | None:
+    """The deadline of a watch (None: until Ctrl-C), after checking ``--interval`` and ``--for``."""
+    if not 0.5 <= args.interval <= 86_400:
+        raise UsageError("--interval is 0.5 seconds to a day: each look is a query per namespace")
+    if not 0 <= args.seconds <= 366 * 86_400:
+        raise UsageError("--for is a number of seconds, 0 (no end) up to a year")
+    return time.monotonic() + args.seconds if args.seconds else None
+
+
+def cmd_claims(args: argparse.Namespace, out: TextIO) -> int:
+    deadline = _watch_options(args)
+    store = open_store(args)
+    try:
+        while True:
+            claims = store.claims(args.prefix)
+            text = _claims_table(claims, args.json, args.prefix)
+            if not args.watch:
+                if claims or args.json:
+                    out.write(text)
+                else:
+                    sys.stderr.write(f"mongo-results: {text}")
+                return 0
+            stamp = datetime.now().strftime("%H:%M:%S")
+            out.write(("\x1b[H\x1b[2J" if out.isatty() else "") + f"{stamp}  {len(claims)} live claim(s)\n{text}")
+            out.flush()
+            if deadline is not None and time.monotonic() >= deadline:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:  # Ctrl-C ends the watch, not the sweep: quietly
+        return 0
+
+
+def cmd_failures(args: argparse.Namespace, out: TextIO) -> int:
+    store = open_store(args)
+    if args.reset:
+        gone = store.reset_failures(args.prefix)
+        out.write(f"forgot {gone} failed cell(s){f' under {args.prefix!r}' if args.prefix else ''}\n")
+        return 0
+    failures = store.failures(args.prefix)
+    if args.json:
+        records = [{**f, "failed_at": _when(f["failed_at"])} for f in failures]
         out.write(json.dumps(records, indent=2) + "\n")
-    elif rows:
-        out.write("\n".join(table(rows, ("ID", "NAMESPACE", "OWNER", "EXPIRES IN"))) + "\n")
+    elif failures:
+        rows = [
+            (
+                f["result_id"],
+                str(f["attempts"]),
+                str(f["error"]).rsplit(".", 1)[-1],
+                (str(f["message"]).splitlines() or [""])[0][:60],
+                _when(f["failed_at"]),
+            )
+            for f in failures
+        ]
+        out.write("\n".join(table(rows, ("ID", "ATTEMPTS", "ERROR", "MESSAGE", "FAILED AT"))) + "\n")
     else:
-        under = f" under {args.prefix!r}" if args.prefix else ""
-        sys.stderr.write(f"mongo-results: no live claims{under}\n")
+        sys.stderr.write(f"mongo-results: no failed cells{f' under {args.prefix!r}' if args.prefix else ''}\n")
     return 0
 
 
-def _progress_line(stored: int, claimed: int, expect: int) -> str:
+def _progress_line(stored: int, running: int, failed: int, expect: int) -> str:
     share = min(stored / expect, 1.0) if expect else 1.0
     filled = int(30 * share)
     percent = math.floor(share * 100)  # never rounded up: 199 of 200 is 99%, only a finished sweep 100%
-    return f"[{'#' * filled}{'.' * (30 - filled)}] {stored}/{expect} stored ({percent}%), {claimed} claimed"
+    left = max(expect - stored - running - failed, 0)
+    return (
+        f"[{'#' * filled}{'.' * (30 - filled)}] {stored}/{expect} stored ({percent}%), "
+        f"{running} running, {failed} failed, {left} left"
+    )
 
 
 def cmd_progress(args: argparse.Namespace, out: TextIO) -> int:
     if args.expect < 0:
         raise UsageError("--expect is a number of results, 0 or more")
-    if not 0.5 <= args.interval <= 86_400:
-        raise UsageError("--interval is 0.5 seconds to a day: each look is a query per namespace")
-    if not 0 <= args.seconds <= 366 * 86_400:
-        raise UsageError("--for is a number of seconds, 0 (no end) up to a year")
+    deadline = _watch_options(args)
     store = open_store(args)
     tty = out.isatty()
-    deadline = time.monotonic() + args.seconds if args.seconds else None
     try:
         while True:
-            stored, claimed = len(store.list_ids(args.prefix)), len(store.claims(args.prefix))
-            line = _progress_line(stored, claimed, args.expect)
-            finished = stored >= args.expect
+            ids = store.list_ids(args.prefix)
+            running = len(store.claims(args.prefix))
+            stored = set(ids)
+            failed = sum(1 for f in store.failures(args.prefix) if f["result_id"] not in stored)
+            line = _progress_line(len(ids), running, failed, args.expect)
+            # Over when every cell is stored, or stored or failed with no worker left on it.
+            finished = len(ids) >= args.expect or (len(ids) + failed >= args.expect and not running)
             if not args.watch or finished or (deadline is not None and time.monotonic() >= deadline):
                 out.write(("\r" if tty and args.watch else "") + line + "\n")
-                return 0 if finished else 1
+                return 0 if len(ids) >= args.expect else 1
             out.write(("\r" + line) if tty else line + "\n")
             out.flush()
             time.sleep(args.interval)
@@ -447,17 +506,18 @@ def parser() -> argparse.ArgumentParser:
     command("stats", cmd_stats, "counts per namespace and model type, ages and size", namespace=False)
     command("validate", cmd_validate, "check every stored result against its registered model class", prefix="--")
 
-    command(
-        "claims", cmd_claims, "live claims of sweeps' workers: id, owner, expires in", namespace=False
-    ).add_argument("--json", action="store_true", help="JSON for scripts")
-    progress = sub.add_parser("progress", help="how many of a sweep's results are stored and claimed")
+    claims = command("claims", cmd_claims, "live claims of sweeps' workers: id, owner, expires in", namespace=False)
+    claims.add_argument("--json", action="store_true", help="JSON for scripts")
+    claims.add_argument("--watch", action="store_true", help="show them again every --interval (Ctrl-C ends)")
+    _watching(claims)
+    failures = command("failures", cmd_failures, "cells whose work failed: id, attempts, error", namespace=False)
+    failures.add_argument("--json", action="store_true", help="JSON for scripts, with each traceback")
+    failures.add_argument("--reset", action="store_true", help="forget them, so that workers try the cells again")
+    progress = sub.add_parser("progress", help="how many of a sweep's results are stored, running, failed and left")
     progress.add_argument("prefix")
     progress.add_argument("--expect", type=int, required=True, metavar="N", help="the sweep's number of results")
-    progress.add_argument("--watch", action="store_true", help="follow the sweep until N are stored (Ctrl-C ends)")
-    progress.add_argument("--interval", type=seconds, default=2.0, metavar="SECONDS", help="between looks (default 2)")
-    progress.add_argument(
-        "--for", dest="seconds", type=seconds, default=0.0, metavar="SECONDS", help="stop watching after"
-    )
+    progress.add_argument("--watch", action="store_true", help="follow the sweep until it is over (Ctrl-C ends)")
+    _watching(progress)
     progress.set_defaults(run=cmd_progress)
 
     doctor = sub.add_parser("doctor", help="check the connection, engine, indexes and validators")
@@ -476,6 +536,13 @@ def parser() -> argparse.ArgumentParser:
         help='the results\' key: {"_id": 1} or {"_id": "hashed"} (default: ranged if supported)',
     )
     return p
+
+
+def _watching(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--interval", type=seconds, default=2.0, metavar="SECONDS", help="between looks (default 2)")
+    command.add_argument(
+        "--for", dest="seconds", type=seconds, default=0.0, metavar="SECONDS", help="stop watching after"
+    )
 
 
 class _ClosedOutput(io.StringIO):

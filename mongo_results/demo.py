@@ -10,10 +10,12 @@ and this process stores them. A second pass over the same sweep, as a re-run
 after a crash would be, asks ``missing()`` which runs are left and trains only those.
 
 Then a job array: the same worker started several times, each claiming the cells
-it computes (``claim_each``), as a cluster's array job would. One worker is killed
-mid-run; once its lease runs out the others finish its cell, and no cell is
-computed twice. Claims need a store every worker reaches: on the embedded store
-this part runs on a temporary directory.
+it computes (``claim_each``), as a cluster's array job would. One cell always fails:
+its failure is recorded, tried twice in all, and listed at the end. One worker is
+killed mid-cell; its claim's heartbeat stops, and once the short lease runs out
+another worker finishes the cell. No cell is computed twice to the end. Claims need
+a store every worker reaches: on the embedded store this part runs on a temporary
+directory.
 """
 
 from __future__ import annotations
@@ -169,13 +171,26 @@ def summary(rm: ResultsManager) -> list[str]:
 
 
 ARRAY = "sweep-demo-array"
-LEASE = 3.0  # seconds: short, so the killed worker's cell is taken over within the demo
+LEASE = 3.0  # seconds: kept alive by the heartbeat while a cell runs; a dead worker's is free 3 s later
+ATTEMPTS = 2  # a cell that fails this many times is left for a person to look at
+DIVERGES = 30.0  # the learning rate of the cell that always fails
+
+
+class DivergedError(ArithmeticError):
+    """The training's loss is not a number any more."""
 
 
 def array_cells() -> list[RunConfig]:
-    return [
+    cells = [
         RunConfig(learning_rate=lr, batch_size=b, seed=0, epochs=8) for lr in (0.3, 0.1, 0.03) for b in (16, 64, 256)
     ]
+    return [*cells, RunConfig(learning_rate=DIVERGES, batch_size=64, seed=0, epochs=8)]
+
+
+def train_cell(cfg: RunConfig) -> RunResult:
+    if cfg.learning_rate >= DIVERGES:
+        raise DivergedError(f"loss diverged at epoch 1 (learning rate {cfg.learning_rate:g})")
+    return train(cfg)
 
 
 def cell_id(cfg: RunConfig) -> str:
@@ -183,22 +198,25 @@ def cell_id(cfg: RunConfig) -> str:
 
 
 def array_worker(target: str, log: str, name: str) -> None:
-    """One task of the job array: claim a free cell, compute it, store it; until no cell is missing.
+    """One task of the job array: claim a free cell, compute it, store it; until the sweep is done.
 
-    Cells another worker holds are passed over; the loop looks again until every result is
-    stored, so the cell of a worker that died is taken once its lease runs out.
+    ``claim_each`` ends when every cell is stored or has failed ``ATTEMPTS`` times; it waits for
+    cells other workers hold, so a dead worker's cell is taken once its lease runs out.
     """
     rm: ResultsManager = ResultsManager(target)
     cells = {cell_id(cfg): cfg for cfg in array_cells()}
-    while rm.missing(cells, namespace="demo"):
-        for claim in rm.claim_each(cells, lease=LEASE, namespace="demo"):
-            with claim, open(log, "a", encoding="utf-8") as out:
-                out.write(f"{name} took {claim.result_id}\n")
-                out.flush()
-                result = train(cells[claim.result_id])
-                rm.set(claim.result_id, result, SetBehavior.KEEP_EXISTING)
+    with open(log, "a", encoding="utf-8") as out:
+        for claim in rm.claim_each(cells, lease=LEASE, namespace="demo", max_attempts=ATTEMPTS):
+            out.write(f"{name} took {claim.result_id}\n")
+            out.flush()
+            try:
+                with claim:
+                    claim.set(train_cell(cells[claim.result_id]))
+            except DivergedError:
+                out.write(f"{name} failed {claim.result_id}\n")  # recorded in failures(): the loop goes on
+            else:
                 out.write(f"{name} stored {claim.result_id}\n")
-        time.sleep(0.5)  # the rest is held by others (or by a dead worker until its lease runs out)
+            out.flush()
 
 
 def run_array(target: str, workers: int) -> list[str]:
@@ -215,8 +233,9 @@ def run_array(target: str, workers: int) -> list[str]:
         # Kill the first task seen holding a claim on a cell it has not stored: mid-run.
         while any(task.is_alive() for task in tasks) and time.monotonic() - started < 120:
             events = Path(log).read_text(encoding="utf-8").splitlines()
-            done = {e.split()[2] for e in events if " stored " in e}
-            holding = [e.split() for e in events if " took " in e and e.split()[2] not in done]
+            done = {e.split()[2] for e in events if " stored " in e or " failed " in e}
+            healthy = {cell_id(cfg) for cfg in array_cells() if cfg.learning_rate < DIVERGES}
+            holding = [e.split() for e in events if " took " in e and e.split()[2] in healthy - done]
             if holding:
                 name, _, cell = holding[0]
                 tasks[int(name.removeprefix("task")) - 1].kill()  # SIGKILL; TerminateProcess on Windows
@@ -229,14 +248,20 @@ def run_array(target: str, workers: int) -> list[str]:
     stored = Counter(e.split()[2] for e in events if " stored " in e)
     finishers = {e.split()[2]: e.split()[0] for e in events if " stored " in e}
     cells = [cell_id(cfg) for cfg in array_cells()]
-    once = all(stored[c] == 1 for c in cells) and len(stored) == len(cells)
+    failures = ResultsManager(target).failures(ARRAY)
+    failed = {f["result_id"] for f in failures}
+    once = all(stored[c] == 1 for c in cells if c not in failed) and len(stored) + len(failed) == len(cells)
     lines.append(
         f"done in {time.monotonic() - started:.1f} s: {len(stored)} of {len(cells)} cells stored, "
-        + ("each computed once to the end" if once else "SOME COMPUTED TWICE")
+        f"{len(failed)} failed; "
+        + ("each stored cell computed once to the end" if once else "SOME CELL COMPUTED TWICE OR LEFT")
     )
     killed = [line.split()[4] for line in lines if " killed " in line]
     if killed:
         lines.append(f"{killed[0]} was finished by {finishers.get(killed[0], 'nobody')} after the lease ran out")
+    for f in failures:
+        error = str(f["error"]).rsplit(".", 1)[-1]
+        lines.append(f"failed: {f['result_id']} after {f['attempts']} attempts: {error}: {f['message']}")
     return lines
 
 

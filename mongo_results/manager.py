@@ -8,6 +8,8 @@ public method to that shape.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import os
 import socket
@@ -23,14 +25,17 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar, Unpack
 
 from .core.behaviors import SetBehavior
-from .core.claims import ClaimState, live_claims, missing, release, renew, take, take_each
+from .core.claims import ClaimState, finish, live_claims, missing, release, renew, take, take_each
 from .core.commands import Note
 from .core.drive import run, run_async, stream, stream_async
+from .core.failures import failures as failed_cells
+from .core.failures import reset as forget_failures
 from .core.ids import ResultId
 from .core.maintenance import Report, ShardReport, Upgraded, diagnose, shard, upgrade
 from .core.operations import Operation, Operations, StoredRecord
 from .core.profiles import EngineProfile
-from .core.tables import frame, polars_frame, table
+from .core.tables import IdFields, frame, polars_frame, table
+from .heartbeat import Heartbeat, heartbeat
 from .registry import DEFAULT_NAMESPACE
 from .stores import AsyncExecutor, AsyncSeedBackend, Executor, SeedBackend, open_backend
 from .terminal import ProgressBar
@@ -186,15 +191,21 @@ class _ClaimView:
 class Claim(_ClaimView):
     """The right to compute one result, from ``ResultsManager.claim`` or ``claim_each``.
 
-    Hold it while computing and store the result; leaving a ``with`` block lets it go. If the
-    work outlasts the lease, ``renew`` it; once ``renew`` answers False another worker may be
-    computing the same result (the set behaviour then decides, as always). Made by the manager,
-    not by users.
+    Use it as a ``with`` block around the work. While the block runs, a thread renews the
+    lease every third of it, so a short lease suits long work: a worker that dies or stops
+    holds the cell for one lease at most. Leaving the block lets the claim go; if the block
+    raised an ``Exception``, the failure is recorded first (see
+    [failures][mongo_results.ResultsManager.failures]) and the exception goes on unchanged.
+    Outside a ``with`` block nothing renews it: ``renew`` by hand. Once ``renew`` answers False
+    another worker may be computing the same result (the set behaviour then decides, as
+    always). Made by the manager, not by users.
 
     Args:
         manager: the manager that took the claim; ``renew`` and ``release`` go through it.
         state: the claim as the core took it (id, namespace, owner, expiry, lease).
     """
+
+    _beat: Heartbeat | None = None
 
     def renew(self, lease: float | timedelta | None = None) -> bool:
         """Extend the lease from now by ``lease`` (the claim's own when None).
@@ -230,19 +241,28 @@ class Claim(_ClaimView):
         return manager.set(self.result_id, data, behavior, self.namespace)
 
     def __enter__(self) -> Claim:
+        self._beat = Heartbeat(self.renew, self._state.lease.total_seconds() / 3)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if self._beat is not None:
+            self._beat.stop()
+            self._beat = None
+        manager: ResultsManager[Any] = self._manager
+        manager._run(finish(manager._ops(), self._state, error))
 
 
 class AsyncClaim(_ClaimView):
     """[Claim][mongo_results.Claim] for asyncio code: await its `renew` and `release`, or use `async with`.
 
+    Inside ``async with claim:`` a task renews the lease every third of it.
+
     Args:
         manager: the async manager that took the claim; ``renew`` and ``release`` go through it.
         state: the claim as the core took it (id, namespace, owner, expiry, lease).
     """
+
+    _beat: asyncio.Task[None] | None = None
 
     async def renew(self, lease: float | timedelta | None = None) -> bool:
         """Extend the lease from now by ``lease`` (the claim's own when None).
@@ -275,10 +295,19 @@ class AsyncClaim(_ClaimView):
         return bool(await manager.set(self.result_id, data, behavior, self.namespace))
 
     async def __aenter__(self) -> AsyncClaim:
+        self._beat = asyncio.get_running_loop().create_task(
+            heartbeat(self.renew, self._state.lease.total_seconds() / 3)
+        )
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.release()
+    async def __aexit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat
+            self._beat = None
+        manager: AsyncResultsManager[Any] = self._manager
+        await run_async(finish(manager._ops(), self._state, error), manager._executor.execute, tell)
 
 
 class ResultsManager(ManagerBase[T]):
@@ -613,6 +642,7 @@ class ResultsManager(ManagerBase[T]):
         where: Where = None,
         *,
         batch_size: int = 500,
+        id_fields: IdFields = False,
     ) -> Any:
         """Read results into a pandas DataFrame: one row per result, indexed by id.
 
@@ -630,6 +660,10 @@ class ResultsManager(ManagerBase[T]):
             where: A filter on the results' fields, as for
                 [`find`][mongo_results.ResultsManager.find]; None for every result.
             batch_size: Results read per round trip (at least 1).
+            id_fields: True makes a column of each ``key=value`` segment of the ids (``lr``,
+                ``seed``), typed by its values (int, float, bool, else text), before the
+                fields; a list takes the keys it names. A key that is also a field's column
+                is an ``InvalidArgumentError``.
 
         Returns:
             A ``pandas.DataFrame`` indexed by id (empty when nothing matches).
@@ -642,7 +676,7 @@ class ResultsManager(ManagerBase[T]):
             pydantic.ValidationError: Stored data that no longer fits its model.
         """
         return self._run(
-            frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"))
+            frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"), id_fields)
         )
 
     def to_arrow(
@@ -654,6 +688,7 @@ class ResultsManager(ManagerBase[T]):
         *,
         batch_size: int = 500,
         id_column: str = "id",
+        id_fields: IdFields = False,
     ) -> Any:
         """Read results into a ``pyarrow.Table``: one row per result, in id order.
 
@@ -673,6 +708,10 @@ class ResultsManager(ManagerBase[T]):
                 [`find`][mongo_results.ResultsManager.find]; None for every result.
             batch_size: Results read per round trip where results are read one by one (at least 1).
             id_column: The name of the id column; another when a field (or an extra field) is named ``id``.
+            id_fields: True makes a column of each ``key=value`` segment of the ids (``lr``,
+                ``seed``) after the id column, typed by its values (int64, float64, bool, else
+                string); a list takes the keys it names. A key that is also a field's column is
+                an ``InvalidArgumentError``.
 
         Returns:
             A ``pyarrow.Table`` (with no rows when nothing matches).
@@ -687,7 +726,17 @@ class ResultsManager(ManagerBase[T]):
             pydantic.ValidationError: Stored data that no longer fits its model.
         """
         return self._run(
-            table(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("arrow"), id_column)
+            table(
+                self._ops(),
+                prefix,
+                model_class,
+                namespace,
+                where,
+                batch_size,
+                ProgressBar("arrow"),
+                id_column,
+                id_fields,
+            )
         )
 
     def to_polars(
@@ -699,6 +748,7 @@ class ResultsManager(ManagerBase[T]):
         *,
         batch_size: int = 500,
         id_column: str = "id",
+        id_fields: IdFields = False,
     ) -> Any:
         """Read results into a polars DataFrame: the table of [`to_arrow`][mongo_results.ResultsManager.to_arrow].
 
@@ -710,6 +760,7 @@ class ResultsManager(ManagerBase[T]):
                 [`find`][mongo_results.ResultsManager.find]; None for every result.
             batch_size: Results read per round trip where results are read one by one (at least 1).
             id_column: The name of the id column; another when a field (or an extra field) is named ``id``.
+            id_fields: as for ``to_arrow``.
 
         Returns:
             A ``polars.DataFrame`` with the ``id`` column first.
@@ -724,7 +775,15 @@ class ResultsManager(ManagerBase[T]):
         """
         return self._run(
             polars_frame(
-                self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("polars"), id_column
+                self._ops(),
+                prefix,
+                model_class,
+                namespace,
+                where,
+                batch_size,
+                ProgressBar("polars"),
+                id_column,
+                id_fields,
             )
         )
 
@@ -851,7 +910,7 @@ class ResultsManager(ManagerBase[T]):
                 None for now. The file store keeps a file's modification time only.
             updated_at: The update time to keep; None for now.
             exact_times: The document's ``exact_times``, the text of each datetime in ``data``
-                that a BSON date does not hold (see [Stored form](../compass.md)).
+                that a BSON date does not hold (see [Storage](../storage.md#storage-in-mongodb)).
 
         Returns:
             True if written, False if skipped, as for [`set`][mongo_results.ResultsManager.set].
@@ -983,42 +1042,63 @@ class ResultsManager(ManagerBase[T]):
         return self._run(missing(self._ops(), result_ids, namespace))
 
     def claim(
-        self, result_id: ResultId, lease: float | timedelta = 600.0, namespace: str | None = None
+        self,
+        result_id: ResultId,
+        lease: float | timedelta = 600.0,
+        namespace: str | None = None,
+        *,
+        max_attempts: int | None = 3,
     ) -> Claim | None:
         """Take the right to compute ``result_id`` for ``lease`` seconds, atomically.
 
         Args:
             result_id: the result this worker would compute.
-            lease: seconds (or a timedelta), over 0 and at most a day; renew a claim to hold it longer.
+            lease: seconds (or a timedelta), over 0 and at most a day; inside ``with claim:`` it is
+                renewed in the background, so it bounds how long a dead worker holds the cell.
             namespace: where the result would be stored; None looks for it in every namespace.
+            max_attempts: a cell whose work has failed this many times (across every worker) is
+                not offered again; None for no bound.
 
         Returns:
-            A [Claim][mongo_results.Claim] (let it go with ``release()`` or a ``with`` block), or None
-            when the result is stored or another worker's claim on it is live.
+            A [Claim][mongo_results.Claim] (use it as a ``with`` block, or let it go with
+            ``release()``), or None when the result is stored, another worker's claim on it is
+            live, or it has failed ``max_attempts`` times.
 
         Raises:
             ValueError: a lease that is not a positive number of seconds up to a day, an invalid id
-                or namespace (before any I/O).
+                or namespace, a ``max_attempts`` below 1 (before any I/O).
         """
-        return self._run(take(self._ops(), result_id, lease, namespace, _worker()))  # type: ignore[no-any-return]
+        return self._run(take(self._ops(), result_id, lease, namespace, _worker(), max_attempts))  # type: ignore[no-any-return]
 
     def claim_each(
-        self, result_ids: Iterable[ResultId], lease: float | timedelta = 600.0, namespace: str | None = None
+        self,
+        result_ids: Iterable[ResultId],
+        lease: float | timedelta = 600.0,
+        namespace: str | None = None,
+        *,
+        max_attempts: int | None = 3,
+        wait: bool = True,
     ) -> Iterator[Claim]:
         """A [Claim][mongo_results.Claim] for each id, in order, that this worker could take.
 
-        Ids whose result is stored, or that another worker's live claim holds, are passed over.
+        Ids whose result is stored, or that failed ``max_attempts`` times, are passed over. Ids
+        that other workers' live claims hold are looked at again when the earliest of those
+        claims runs out (and at least every 5 s), until each is stored, failed for good or taken
+        here: the loop ends when the sweep is done, and a dead worker's cell is taken soon after
+        its lease. ``wait=False`` passes over held ids at once.
 
         Each claim is taken when the loop asks for the next one, so its lease starts with its work::
 
-            for claim in rm.claim_each(grid, lease=3600):
+            for claim in rm.claim_each(grid, lease=60):
                 with claim:
-                    rm.set(claim.result_id, compute(claim.result_id))
+                    claim.set(compute(claim.result_id))
 
         Args:
             result_ids: the ids of the sweep.
             lease: as for ``claim``.
             namespace: as for ``claim``.
+            max_attempts: as for ``claim``.
+            wait: whether to wait for the cells other workers hold (see above).
 
         Yields:
             The claims this worker took, one when the loop asks for it.
@@ -1026,7 +1106,31 @@ class ResultsManager(ManagerBase[T]):
         Raises:
             ValueError: as for ``claim``.
         """
-        return self._stream(take_each(self._ops(), result_ids, lease, namespace, _worker()))
+        return self._stream(take_each(self._ops(), result_ids, lease, namespace, _worker(), max_attempts, wait))
+
+    def failures(self, prefix: ResultId | None = None) -> list[dict[str, Any]]:
+        """The cells whose work raised inside ``with claim:``, and has not succeeded since.
+
+        Args:
+            prefix: only cells equal to or under it (whole segments); None for all.
+
+        Returns:
+            One dict per cell, by id: ``result_id``, ``namespace``, ``error`` (the exception's
+            type), ``message``, ``traceback`` (its last lines), ``owner`` (the worker of the last
+            failure), ``attempts`` (failures so far, across every worker) and ``failed_at`` (aware UTC).
+        """
+        return self._run(failed_cells(self._ops(), prefix))
+
+    def reset_failures(self, prefix: ResultId | None = None) -> int:
+        """Forget the failures under ``prefix``, so that their cells are offered again.
+
+        Args:
+            prefix: only cells equal to or under it (whole segments); None for all.
+
+        Returns:
+            How many cells' failures were forgotten.
+        """
+        return self._run(forget_failures(self._ops(), prefix))
 
     def claims(self, prefix: ResultId | None = None) -> list[dict[str, Any]]:
         """The live claims under ``prefix``, for watching a sweep.
@@ -1112,40 +1216,57 @@ class AsyncResultsManager(ManagerBase[T]):
     to_dataframe = awaitable(ResultsManager.to_dataframe)
     missing = awaitable(ResultsManager.missing)
     claims = awaitable(ResultsManager.claims)
+    failures = awaitable(ResultsManager.failures)
+    reset_failures = awaitable(ResultsManager.reset_failures)
 
     async def claim(
-        self, result_id: ResultId, lease: float | timedelta = 600.0, namespace: str | None = None
+        self,
+        result_id: ResultId,
+        lease: float | timedelta = 600.0,
+        namespace: str | None = None,
+        *,
+        max_attempts: int | None = 3,
     ) -> AsyncClaim | None:
         """Take the right to compute ``result_id`` for ``lease`` seconds, atomically.
 
         Args:
             result_id: the result this worker would compute.
-            lease: seconds (or a timedelta), over 0 and at most a day; renew a claim to hold it longer.
+            lease: as for [ResultsManager.claim][mongo_results.ResultsManager.claim].
             namespace: where the result would be stored; None looks for it in every namespace.
+            max_attempts: as for ``ResultsManager.claim``.
 
         Returns:
-            An [AsyncClaim][mongo_results.AsyncClaim] (let it go with ``await claim.release()`` or
-            ``async with claim``), or None when the result is stored or another worker's claim is live.
+            An [AsyncClaim][mongo_results.AsyncClaim] (use it as ``async with claim``, or let it go
+            with ``await claim.release()``), or None when the result is stored, another worker's
+            claim is live, or it has failed ``max_attempts`` times.
 
         Raises:
-            ValueError: a lease that is not a positive number of seconds up to a day, an invalid id
-                or namespace (before any I/O).
+            ValueError: as for ``ResultsManager.claim`` (before any I/O).
         """
-        operation = take(self._ops(), result_id, lease, namespace, _worker())
+        operation = take(self._ops(), result_id, lease, namespace, _worker(), max_attempts)
         return self._handle(await run_async(operation, self._executor.execute, tell))  # type: ignore[no-any-return]
 
     def claim_each(
-        self, result_ids: Iterable[ResultId], lease: float | timedelta = 600.0, namespace: str | None = None
+        self,
+        result_ids: Iterable[ResultId],
+        lease: float | timedelta = 600.0,
+        namespace: str | None = None,
+        *,
+        max_attempts: int | None = 3,
+        wait: bool = True,
     ) -> AsyncIterator[AsyncClaim]:
         """An [AsyncClaim][mongo_results.AsyncClaim] for each id, in order, that this worker could take.
 
-        ``async for claim in arm.claim_each(grid): async with claim: ...``; ids whose result is
-        stored, or that another worker's live claim holds, are passed over.
+        ``async for claim in arm.claim_each(grid): async with claim: ...``; which ids are passed
+        over, and when held ones are looked at again, as for
+        [ResultsManager.claim_each][mongo_results.ResultsManager.claim_each].
 
         Args:
             result_ids: the ids of the sweep.
             lease: as for ``claim``.
             namespace: as for ``claim``.
+            max_attempts: as for ``claim``.
+            wait: whether to wait for the cells other workers hold.
 
         Yields:
             The claims this worker took, one when the loop asks for it.
@@ -1155,7 +1276,7 @@ class AsyncResultsManager(ManagerBase[T]):
         """
 
         async def claims() -> AsyncIterator[AsyncClaim]:
-            operation = take_each(self._ops(), result_ids, lease, namespace, _worker())
+            operation = take_each(self._ops(), result_ids, lease, namespace, _worker(), max_attempts, wait)
             async for state in stream_async(operation, self._executor.execute, tell):
                 yield self._handle(state)
 

@@ -20,6 +20,9 @@ A result is a model under ``(id, namespace)``. The rules:
 - Claims: one per id (whatever the namespace), live until its lease runs out on the store's
   clock. ``claim`` takes an id no live claim holds and no stored result (in the namespace
   named, else in any) fills; ``release`` frees only its own claim; ``claims`` lists the live ones.
+- Failures: a ``with claim:`` block that raises counts one more failed attempt of its id; a
+  claim whose cell failed ``max_attempts`` times is not given; a block that ends without an
+  error forgets the failures its id had when claimed; ``reset_failures`` forgets them.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class Contract:
     signed_zero: bool = True  # False: -0.0 is refused (FerretDB 1.x gives it back as 0.0)
     clock: Clock | None = None
     held_claims: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # id -> (owner, expires)
+    failed: dict[str, int] = field(default_factory=dict)  # id -> failed attempts
 
     def refuses(self, namespace: str | None) -> bool:
         """Whether a call naming ``namespace`` is refused (it names another store's own collection)."""
@@ -175,6 +179,7 @@ class Contract:
     def clear(self) -> None:
         self.results.clear()
         self.held_claims.clear()
+        self.failed.clear()
 
     # -- claims
 
@@ -185,8 +190,10 @@ class Contract:
     def stored(self, rid: str, namespace: str | None) -> bool:
         return any(namespace is None or ns == namespace for ns in self.held(rid))
 
-    def claim(self, rid: str, lease: float, namespace: str | None, owner: str) -> bool:
+    def claim(self, rid: str, lease: float, namespace: str | None, owner: str, max_attempts: int | None = 3) -> bool:
         """Whether ``owner`` takes the claim on ``rid`` (and it is recorded)."""
+        if max_attempts is not None and self.failed.get(rid, 0) >= max_attempts:
+            return False
         now = self._now()
         held = self.held_claims.get(rid)
         if held is not None and held[1] > now:
@@ -200,6 +207,24 @@ class Contract:
     def release(self, rid: str, owner: str) -> None:
         if self.held_claims.get(rid, ("", None))[0] == owner:
             del self.held_claims[rid]
+
+    def finish(self, rid: str, owner: str, failed_before: int, error: bool) -> None:
+        """The end of a ``with claim:`` block."""
+        if error:
+            self.failed[rid] = self.failed.get(rid, 0) + 1
+        elif failed_before:
+            self.failed.pop(rid, None)
+        self.release(rid, owner)
+
+    def failures(self, prefix: str | None) -> list[tuple[str, int]]:
+        p = canonical_id(prefix) if prefix else ""
+        return sorted((rid, n) for rid, n in self.failed.items() if not p or rid == p or rid.startswith(p + "/"))
+
+    def reset(self, prefix: str | None) -> int:
+        gone = self.failures(prefix)
+        for rid, _ in gone:
+            del self.failed[rid]
+        return len(gone)
 
     def live(self, prefix: str | None) -> list[str]:
         p = canonical_id(prefix) if prefix else ""

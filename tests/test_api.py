@@ -30,8 +30,8 @@ def test_nothing_exported_by_the_last_release_is_broken() -> None:
         ("manager.py", "        strict_namespace: bool = False,\n", "", "Parameter was removed"),
         (
             "manager.py",
-            "        *,\n        batch_size: int = 500,\n    ) -> Any:",
-            "        *,\n        batch_size: int = 100,\n    ) -> Any:",
+            "        batch_size: int = 500,\n        id_fields: IdFields = False,\n    ) -> Any:",
+            "        batch_size: int = 100,\n        id_fields: IdFields = False,\n    ) -> Any:",
             "default",
         ),
         ("__init__.py", '    "canonical_id",\n', "", "no longer exported"),

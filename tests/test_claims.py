@@ -85,7 +85,7 @@ def test_missing_keeps_order_drops_repeats_and_looks_where_asked(rm: ResultsMana
 def test_claim_each_passes_over_stored_and_held_ids_and_a_with_block_lets_go(rm: ResultsManager) -> None:
     rm.set("g/2", M)
     held = rm.claim("g/3", lease=60)
-    claims = list(rm.claim_each(["g/1", "g/2", "g/3", "g/4", "g/1"], lease=60))
+    claims = list(rm.claim_each(["g/1", "g/2", "g/3", "g/4", "g/1"], lease=60, wait=False))
     assert [c.result_id for c in claims] == ["g/1", "g/4"]
     assert [c["result_id"] for c in rm.claims("g")] == ["g/1", "g/3", "g/4"]
     for claim in claims:
@@ -186,7 +186,7 @@ def test_one_cell_has_one_claim_whatever_namespace_each_worker_names(rm: Results
     first = rm.claim("cell/1")
     assert first is not None
     assert rm.claim("cell/1", namespace="grid") is None
-    [second] = list(rm.claim_each(["cell/1", "cell/2"], namespace="grid"))
+    [second] = list(rm.claim_each(["cell/1", "cell/2"], namespace="grid", wait=False))
     assert second.result_id == "cell/2"
     let_go(rm, first)
     let_go(rm, second)
@@ -452,7 +452,7 @@ def test_a_claim_file_cut_short_by_a_crash_holds_its_id_for_a_day_then_expires(t
     [path] = (tmp_path / "store" / ".mongo_results.claims").iterdir()
     path.write_text(content)  # what a rename without fsync leaves after a power loss
     assert rm.claim("cell/1") is None  # it may be a live claim: held for the longest lease
-    assert [c.result_id for c in rm.claim_each(["cell/1", "cell/2"])] == ["cell/2"]
+    assert [c.result_id for c in rm.claim_each(["cell/1", "cell/2"], wait=False)] == ["cell/2"]
     assert [c["result_id"] for c in rm.claims()] == ["cell/2"]
     assert not taken.renew()  # its holder learns it is no longer its own
     report = rm.doctor()

@@ -511,12 +511,49 @@ def test_claims_lists_the_live_claims_and_progress_counts_a_sweep(uri: str) -> N
     [record] = json.loads(text)
     assert record["id"] == "sweep/lr=0.3/seed=1/metrics" and 590 < record["expires_in"] <= 600
     code, text = run("--uri", uri, "progress", "sweep", "--expect", "8")
-    assert code == 1 and "4/8 stored (50%), 1 claimed" in text  # not finished: exit 1, for scripts
+    assert code == 1 and "4/8 stored (50%), 1 running, 0 failed, 3 left" in text  # not finished: exit 1
     claim.release()
     code, text = run("--uri", uri, "claims")
     assert code == 0 and text == ""
     code, text = run("--uri", uri, "progress", "sweep", "--expect", "4")
-    assert code == 0 and "4/4 stored (100%), 0 claimed" in text
+    assert code == 0 and "4/4 stored (100%), 0 running, 0 failed, 0 left" in text
+
+
+def test_failures_lists_failed_cells_and_reset_forgets_them(uri: str) -> None:
+    rm = filled(uri)
+    for _ in range(2):
+        claim = rm.claim("sweep/lr=0.9/seed=0/metrics", lease=600)
+        assert claim is not None
+        with pytest.raises(ZeroDivisionError), claim:
+            print(1 / 0)
+    code, text = run("--uri", uri, "failures", "sweep")
+    assert code == 0 and "sweep/lr=0.9/seed=0/metrics" in text and "ZeroDivisionError" in text
+    assert text.splitlines()[0].split() == ["ID", "ATTEMPTS", "ERROR", "MESSAGE", "FAILED", "AT"]
+    [record] = json.loads(run("--uri", uri, "failures", "--json")[1])
+    assert record["attempts"] == 2 and record["message"] == "division by zero" and "1 / 0" in record["traceback"]
+    code, text = run("--uri", uri, "progress", "sweep", "--expect", "5")
+    assert code == 1 and "4/5 stored (80%), 0 running, 1 failed, 0 left" in text
+    code, text = run("--uri", uri, "progress", "sweep", "--expect", "5", "--watch")
+    assert code == 1 and "1 failed" in text  # over: nothing left to run, but not every cell stored
+    assert run("--uri", uri, "failures", "--reset") == (0, "forgot 1 failed cell(s)\n")
+    assert run("--uri", uri, "failures") == (0, "")
+
+
+def test_claims_watch_shows_the_claims_until_its_time_is_up(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    rm = ResultsManager(store)
+    claim = rm.claim("grid/1", lease=600)
+    assert claim is not None
+    watch = subprocess.run(
+        [*CLI, "--uri", str(store), "claims", "--watch", "--interval", "0.5", "--for", "0.6"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert watch.returncode == 0 and not watch.stderr
+    looks = [line for line in watch.stdout.splitlines() if "live claim(s)" in line]
+    assert len(looks) >= 2 and all(line.endswith("1 live claim(s)") for line in looks)
+    assert watch.stdout.count("grid/1") == len(looks)
 
 
 def _watching(store: Path) -> subprocess.Popen[str]:
@@ -541,7 +578,11 @@ def test_progress_follows_a_running_sweep_until_it_is_done(tmp_path: Path) -> No
     for i in range(6):
         rm.set(f"grid/{i}", Metrics(loss=i, accuracy=0))
     out, err = watch.communicate(timeout=60)
-    assert watch.returncode == 0 and out.splitlines()[-1].endswith("6/6 stored (100%), 0 claimed") and not err
+    assert (
+        watch.returncode == 0
+        and out.splitlines()[-1].endswith("6/6 stored (100%), 0 running, 0 failed, 0 left")
+        and not err
+    )
 
 
 def test_ctrl_c_ends_a_watch_quietly(tmp_path: Path) -> None:

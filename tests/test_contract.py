@@ -112,6 +112,14 @@ models = st.one_of(
     ),
 )
 leases = st.sampled_from([10.0, 100.0])
+attempts = st.sampled_from([None, 1, 3])
+cells = st.sampled_from(["a", "b", "a/b"])  # few: claims and failures meet on the same cells
+
+
+class Boom(RuntimeError):
+    """A cell's work that fails."""
+
+
 CLOCK = Clock(datetime(2030, 1, 1, tzinfo=timezone.utc))
 
 
@@ -290,7 +298,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     # -- claims, on the clock the test sets (Operations.server_now answers CLOCK.now)
 
-    taken: list[tuple[Handle, Any, str]]
+    taken: list[tuple[Handle, Any, str, int]]  # the manager, the claim, its owner, its id's failures when taken
 
     def _claims_of(self, handle: Handle) -> bool:
         """Whether ``handle`` can claim; a results_manager-style backend says it needs a store."""
@@ -300,8 +308,8 @@ class StoreMachine(RuleBasedStateMachine):
             return False
         return True
 
-    @rule(h=st.integers(0, 4), rid=ids, lease=leases, namespace=namespaces)
-    def claim(self, h: int, rid: str, lease: float, namespace: str | None) -> None:
+    @rule(h=st.integers(0, 4), rid=cells, lease=leases, namespace=namespaces, bound=attempts)
+    def claim(self, h: int, rid: str, lease: float, namespace: str | None, bound: int | None) -> None:
         handle = self.pick(h)
         if not self._claims_of(handle):
             return
@@ -309,33 +317,108 @@ class StoreMachine(RuleBasedStateMachine):
             same(outcome(lambda: handle.manager.claim(rid, lease, namespace)), ValueError, "claim")
             return
         owner = uuid.uuid4().hex
-        expected = handle.contract.claim(rid, lease, namespace, owner)
-        got = handle.manager.claim(rid, lease, namespace)
-        assert (got is not None) is expected, f"{handle.name}.claim({rid!r}, {namespace!r}): {got!r}"
+        failed = handle.contract.failed.get(rid, 0)
+        expected = handle.contract.claim(rid, lease, namespace, owner, bound)
+        got = handle.manager.claim(rid, lease, namespace, max_attempts=bound)
+        assert (got is not None) is expected, f"{handle.name}.claim({rid!r}, {namespace!r}, {bound}): {got!r}"
         if got is not None:
             assert got.result_id == rid
-            self.taken.append((handle, got, owner))
+            self.taken.append((handle, got, owner, failed))
 
-    @rule(h=st.integers(0, 4), rids=st.lists(ids, max_size=4), lease=leases, namespace=namespaces)
-    def claim_each(self, h: int, rids: list[str], lease: float, namespace: str | None) -> None:
+    @rule(h=st.integers(0, 4), rids=st.lists(cells, max_size=4), lease=leases, namespace=namespaces, bound=attempts)
+    def claim_each(self, h: int, rids: list[str], lease: float, namespace: str | None, bound: int | None) -> None:
         handle = self.pick(h)
         if not self._claims_of(handle) or handle.contract.refuses(namespace):
             return
+        contract = handle.contract
         owners = {rid: uuid.uuid4().hex for rid in rids}
-        expected = [rid for rid in dict.fromkeys(rids) if handle.contract.claim(rid, lease, namespace, owners[rid])]
-        got = list(handle.manager.claim_each(rids, lease, namespace))
-        same([c.result_id for c in got], expected, f"{handle.name}.claim_each({rids!r}, {namespace!r})")
-        self.taken.extend((handle, c, owners[c.result_id]) for c in got)
+        failed = {rid: contract.failed.get(rid, 0) for rid in rids}
+        expected = [
+            rid
+            for rid in dict.fromkeys(rids)
+            if not contract.stored(rid, namespace) and contract.claim(rid, lease, namespace, owners[rid], bound)
+        ]
+        got = list(handle.manager.claim_each(rids, lease, namespace, max_attempts=bound, wait=False))
+        same([c.result_id for c in got], expected, f"{handle.name}.claim_each({rids!r}, {namespace!r}, {bound})")
+        self.taken.extend((handle, c, owners[c.result_id], failed[c.result_id]) for c in got)
 
-    @rule(i=st.integers(0, 50))
-    def release(self, i: int) -> None:
+    def _finish(self, handle: Handle, claim: Any, error: bool) -> None:
+        """Leave a ``with claim:`` block, raising or not."""
+
+        def body() -> None:
+            if error:
+                raise Boom(claim.result_id)
+
+        view: Any = handle.manager
+
+        async def block() -> None:
+            async with claim:
+                body()
+
+        def run() -> None:
+            if isinstance(view, SyncView):
+                view.loop.run_until_complete(block())
+                return
+            with claim:
+                body()
+
+        try:
+            run()
+        except Boom:
+            assert error, "the block's own exception goes on unchanged"
+        else:
+            assert not error, "the block's exception was swallowed"
+
+    @rule(i=st.integers(0, 50), how=st.sampled_from(["release", "done", "fail"]))
+    def release(self, i: int, how: str) -> None:
         if not self.taken:
             return
-        handle, claim, owner = self.taken.pop(i % len(self.taken))
-        released = claim.release()
-        if isinstance(handle.manager, SyncView):  # an AsyncClaim's release is a coroutine
-            handle.manager.loop.run_until_complete(released)
-        handle.contract.release(claim.result_id, owner)
+        handle, claim, owner, failed = self.taken.pop(i % len(self.taken))
+        if how == "release":
+            released = claim.release()
+            if isinstance(handle.manager, SyncView):  # an AsyncClaim's release is a coroutine
+                handle.manager.loop.run_until_complete(released)
+            handle.contract.release(claim.result_id, owner)
+        else:
+            self._finish(handle, claim, how == "fail")
+            handle.contract.finish(claim.result_id, owner, failed, how == "fail")
+
+    @rule(
+        h=st.integers(0, 4),
+        rid=cells,
+        namespace=namespaces,
+        bound=attempts,
+        outcomes=st.lists(st.booleans(), min_size=1, max_size=3),
+    )
+    def compute(self, h: int, rid: str, namespace: str | None, bound: int | None, outcomes: list[bool]) -> None:
+        """A worker's attempts at a cell, each from claim to the end of its ``with`` block, which fails or not."""
+        handle = self.pick(h)
+        if not self._claims_of(handle) or handle.contract.refuses(namespace):
+            return
+        for fails in outcomes:
+            owner = uuid.uuid4().hex
+            failed = handle.contract.failed.get(rid, 0)
+            expected = handle.contract.claim(rid, 10.0, namespace, owner, bound)
+            got = handle.manager.claim(rid, 10.0, namespace, max_attempts=bound)
+            assert (got is not None) is expected, f"{handle.name}.claim({rid!r}, {namespace!r}, {bound}): {got!r}"
+            if got is not None:
+                self._finish(handle, got, fails)
+                handle.contract.finish(rid, owner, failed, fails)
+
+    @rule(h=st.integers(0, 4), prefix=prefixes)
+    def failures(self, h: int, prefix: str | None) -> None:
+        handle = self.pick(h)
+        if not self._claims_of(handle):
+            return
+        got = [(f["result_id"], f["attempts"]) for f in handle.manager.failures(prefix)]
+        same(got, handle.contract.failures(prefix), f"{handle.name}.failures({prefix!r})")
+
+    @rule(h=st.integers(0, 4), prefix=prefixes)
+    def reset_failures(self, h: int, prefix: str | None) -> None:
+        handle = self.pick(h)
+        if not self._claims_of(handle):
+            return
+        same(handle.manager.reset_failures(prefix), handle.contract.reset(prefix), f"{handle.name}.reset_failures")
 
     @rule(seconds=st.sampled_from([5.0, 50.0, 200.0]))
     def pass_time(self, seconds: float) -> None:
@@ -378,6 +461,9 @@ class StoreMachine(RuleBasedStateMachine):
                 seen.add(id(handle.contract))
                 actual = list(handle.manager.iter_results())
                 same(actual, handle.contract.iter_results(None), f"{handle.name}.iter_results()")
+                if not handle.seed:
+                    failed = [(f["result_id"], f["attempts"]) for f in handle.manager.failures()]
+                    same(failed, handle.contract.failures(None), f"{handle.name}.failures()")
 
 
 def limited(manager: ResultsManager) -> ResultsManager:

@@ -21,10 +21,12 @@ def test_demo_sweep(store: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "6 results under 'sweep-demo/lr=0.1', 24 under 'sweep-demo'" in out
     assert "lr=0.3 batch=16" in out and "mean loss" in out
     assert ('make demo ARGS="--uri ./results"' in out) == (store == "embedded")  # how to keep them
-    # The job array: one task killed mid-run, its cell finished by another once the lease ran out.
+    # The job array: one task killed mid-run, its cell finished by another once the lease ran out;
+    # the cell that always fails is tried twice, listed, and the sweep still ends.
     assert "killed while computing sweep-demo-array/" in out
-    assert "9 of 9 cells stored, each computed once to the end" in out
+    assert "9 of 10 cells stored, 1 failed; each stored cell computed once to the end" in out
     assert "after the lease ran out" in out and "finished by nobody" not in out
+    assert "failed: sweep-demo-array/lr=30.0/batch=64/metrics after 2 attempts: DivergedError: loss diverged" in out
 
 
 def test_demo_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:

@@ -93,6 +93,15 @@ def every_call(rm: ResultsManager, tag: str) -> None:
         rm.set(f"{tag}/d", model)
     assert rm.claim(f"{tag}/d") is None  # stored
     assert rm.delete(f"{tag}/d")
+    failing = rm.claim(f"{tag}/e", lease=30)
+    assert failing is not None
+    try:
+        with failing:
+            raise ArithmeticError("diverged")
+    except ArithmeticError:
+        pass
+    assert [f["result_id"] for f in rm.failures(tag)] == [f"{tag}/e"]
+    assert rm.reset_failures(tag) == 1
 
 
 # -- TLS and credentials

@@ -2,17 +2,23 @@
 
 A claim is one document in ``<prefix>_claims`` (a file in the file store), keyed by the result
 id alone: a worker that names a namespace and one that does not claim the same cell. Taking one
-is a single insert, so the unique ``_id`` decides between racing workers on every engine; a
-claim whose lease ran out is deleted by the next taker, filtered on its expiry, and taken by
-whoever then inserts first. Expiry is read on the store's clock (:meth:`Operations.server_now`),
+is a single upsert filtered on an expired lease, so the unique ``_id`` decides between racing
+workers on every engine: it replaces a claim whose lease ran out, inserts where there is none,
+and meets a live claim's ``_id``. Expiry is read on the store's clock (:meth:`Operations.server_now`),
 so machines whose clocks disagree never both hold a live claim.
 
 A claim is taken before the result is looked for: a worker that stores a result and then
 lets its claim go is always seen by the next taker.
+
+A cell that failed ``max_attempts`` times (``failures.py``) is not offered again. ``claim_each``
+ends only when every cell is stored, failed for good or claimed by this worker: while other
+workers' live claims hold cells, it waits for the earliest to run out (looking again at least
+every ``POLL`` seconds), so a dead worker's cell is taken soon after its lease.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from collections.abc import Iterable
@@ -20,15 +26,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import InvalidArgumentError
-from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, Insert, NoMatch, Update
+from ..errors import AccessDeniedError, InvalidArgumentError, StoreWriteError
+from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, NoMatch, Update, Upsert, Wait
+from .failures import attempts, check_max_attempts, exhausted, forget, record
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
 from .names import CLAIMS, collection_name, optional_namespace
 from .operations import BATCH, Operation, Operations
 
-__all__ = ["MAX_LEASE", "ClaimState", "live_claims", "missing", "release", "renew", "take", "take_each"]
+__all__ = [
+    "MAX_LEASE",
+    "POLL",
+    "ClaimState",
+    "finish",
+    "live_claims",
+    "missing",
+    "release",
+    "renew",
+    "take",
+    "take_each",
+]
 
 MAX_LEASE = timedelta(days=1)
+POLL = 5.0  # the longest pause between looks while other workers' claims hold the cells left
+FIRST_LOOK = 0.05  # the first pause: doubled after each look that takes nothing
+CHUNK = 50  # ids looked at together for stored results and failures before they are claimed
 
 
 @dataclass
@@ -40,6 +61,7 @@ class ClaimState:
     owner: str
     expires_at: datetime
     lease: timedelta
+    failed: int = 0  # the cell's failed attempts before this one
 
     @property
     def key(self) -> str:
@@ -95,21 +117,34 @@ def missing(ops: Operations, result_ids: Iterable[ResultId], namespace: str | No
     return [r for r in wanted if r not in found]
 
 
-def take(ops: Operations, result_id: ResultId, lease: object, namespace: str | None, worker: str) -> Operation[Any]:
-    """A claim on ``result_id`` for ``lease``, or None when the result is stored or a live claim holds it.
+def take(
+    ops: Operations, result_id: ResultId, lease: object, namespace: str | None, worker: str, max_attempts: object = 3
+) -> Operation[Any]:
+    """A claim on ``result_id`` for ``lease``, or None: stored, held, or failed ``max_attempts`` times.
 
     The claim comes back as a :class:`ClaimState`; the managers hand it to the caller bound to
     themselves (typed ``Any`` here for that reason).
     """
     span = check_lease(lease)
-    return (yield from _take(ops, canonical_id(result_id), _namespace(ops, namespace), span, worker))
+    bound = check_max_attempts(max_attempts)
+    rid, namespace = canonical_id(result_id), _namespace(ops, namespace)
+    counts = yield from attempts(ops, [rid])
+    if rid in set(exhausted(counts, bound)):
+        return None
+    state, _ = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0))
+    return state
 
 
 def _take(
-    ops: Operations, rid: str, namespace: str | None, span: timedelta, worker: str
-) -> Operation[ClaimState | None]:
+    ops: Operations, rid: str, namespace: str | None, span: timedelta, worker: str, failed: int
+) -> Operation[tuple[ClaimState | None, bool]]:
+    """The claim, or None and whether a live claim holds the cell (else its result is stored).
+
+    One upsert takes a free cell or an expired claim: its filter matches only a claim whose
+    lease ran out, and where there is none it inserts, which a live claim's ``_id`` refuses.
+    """
     now = yield from ops.server_now()
-    state = ClaimState(rid, namespace, f"{worker}:{uuid.uuid4().hex[:8]}", now + span, span)
+    state = ClaimState(rid, namespace, f"{worker}:{uuid.uuid4().hex[:8]}", now + span, span, failed)
     document = {
         "_id": state.key,
         "result_id": rid,
@@ -121,33 +156,68 @@ def _take(
     collection = _collection(ops)
     # A claim's _id decides between racing workers only where the claims are sharded on it.
     yield from ops.check_shard_key(collection, (yield from ops.learn_engine()))
-    if isinstance((yield Insert(collection, document)), DuplicateKey):
-        # Held, or its lease ran out: only an expired claim is deleted, and then the first insert wins.
-        if not (yield Delete(collection, {"_id": state.key, "expires_at": {"$lte": now}}, many=False)):
-            return None
-        if isinstance((yield Insert(collection, document)), DuplicateKey):
-            return None
+    expired = {"_id": state.key, "expires_at": {"$lte": now}}
+    if isinstance((yield Upsert(collection, expired, document, replace=True)), DuplicateKey):
+        return None, True
     if (yield from ops.exists(rid, namespace)):  # stored by a worker that has let its claim go
         yield from release(ops, state)
-        return None
-    return state
+        return None, False
+    return state, False
+
+
+def _earliest(ops: Operations, keys: list[str], now: datetime) -> Operation[datetime]:
+    """When the first of the claims that hold ``keys`` runs out (now, if one is gone meanwhile)."""
+    found = yield Find(_collection(ops), {"_id": {"$in": keys}}, {"expires_at": 1})
+    ends = [_aware(d["expires_at"]) for d in found if isinstance(d.get("expires_at"), datetime)]
+    return min(ends) if len(ends) == len(keys) else now
 
 
 def take_each(
-    ops: Operations, result_ids: Iterable[ResultId], lease: object, namespace: str | None, worker: str
+    ops: Operations,
+    result_ids: Iterable[ResultId],
+    lease: object,
+    namespace: str | None,
+    worker: str,
+    max_attempts: object = 3,
+    wait: bool = True,
 ) -> Operation[None]:
-    """Stream a claim for each id, in order, that is not stored and not held.
+    """Stream a claim for each id, in order, that is not stored, not failed for good and not held.
 
     One at a time, taken when the caller asks for the next: its lease starts with the work.
+    With ``wait``, cells other workers hold are looked at again when the earliest claim runs
+    out, until none is left.
     """
     span = check_lease(lease)
+    bound = check_max_attempts(max_attempts)
     namespace = _namespace(ops, namespace)
-    wanted = list(dict.fromkeys(canonical_ids(result_ids, "claim_each")))
-    for start in range(0, len(wanted), BATCH):
-        for rid in (yield from missing(ops, wanted[start : start + BATCH], namespace)):
-            state = yield from _take(ops, rid, namespace, span, worker)
-            if state is not None:
-                yield Batch([state])
+    pending = list(dict.fromkeys(canonical_ids(result_ids, "claim_each")))
+    pause = FIRST_LOOK
+    while pending:
+        held: list[str] = []
+        for start in range(0, len(pending), CHUNK):
+            # Looked at afresh for each chunk: workers that run through one list behind each other
+            # pass over what the ones ahead stored with one query, not a claim given back per cell.
+            todo = yield from missing(ops, pending[start : start + CHUNK], namespace)
+            counts = yield from attempts(ops, todo)
+            done = set(exhausted(counts, bound))
+            for rid in todo:
+                if rid in done:
+                    continue
+                state, busy = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0))
+                if state is not None:
+                    yield Batch([state])
+                    pause = FIRST_LOOK
+                elif busy:
+                    held.append(rid)
+        if not wait or not held:
+            return
+        # Their holders may store them any moment, or die: look again soon, then less often,
+        # and no later than the first of their claims runs out.
+        now = yield from ops.server_now()
+        earliest = yield from _earliest(ops, held[:BATCH], now)
+        yield Wait(min(pause, max(0.0, (earliest - now).total_seconds()) + 0.01))
+        pause = min(pause * 2, POLL)
+        pending = held
 
 
 def renew(ops: Operations, state: ClaimState, lease: object | None) -> Operation[bool]:
@@ -170,11 +240,28 @@ def release(ops: Operations, state: ClaimState) -> Operation[None]:
     yield Delete(_collection(ops), {"_id": state.key, "owner": state.owner}, many=False)
 
 
+def finish(ops: Operations, state: ClaimState, error: BaseException | None) -> Operation[None]:
+    """The end of a ``with claim:`` block: a failure recorded (an ``Exception``, not an interrupt), the claim let go."""
+    if isinstance(error, Exception):
+        yield from record(ops, state.result_id, state.namespace, state.owner, error, (yield from ops.server_now()))
+    elif error is None and state.failed:
+        yield from forget(ops, state.result_id)
+    yield from release(ops, state)
+
+
 def live_claims(ops: Operations, prefix: ResultId | None) -> Operation[list[dict[str, Any]]]:
     """The claims whose lease has not run out, under ``prefix``, by id; each with ``expires_in`` (seconds)."""
     now = yield from ops.server_now()
     p = canonical_prefix(prefix)
-    found = yield Find(_collection(ops), {"expires_at": {"$gt": now}})
+    collection = _collection(ops)
+    found = yield Find(collection, {})
+    ended = {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}
+    if any(isinstance(d.get("expires_at"), datetime) and _aware(d["expires_at"]) <= now for d in found):
+        # Workers that ended without letting go: their claims go now (a reader without the
+        # right to write leaves them to the next taker).
+        with contextlib.suppress(AccessDeniedError, StoreWriteError):
+            yield Delete(collection, ended, many=True)
+    found = [d for d in found if isinstance(d.get("expires_at"), datetime) and _aware(d["expires_at"]) > now]
     claims = []
     for doc in found:
         rid = doc.get("result_id")

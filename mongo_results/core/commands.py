@@ -374,9 +374,16 @@ class Note:
     category: type[Warning]
 
 
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Not a command: the run loop sleeps ``seconds`` (``asyncio.sleep`` in async code) before going on."""
+
+    seconds: float
+
+
 R = TypeVar("R")
-# An operation yields commands (and batches when it streams, notes to tell), is sent each reply, and returns R.
-Operation = Generator["Command | Batch | Note", Any, R]
+# An operation yields commands (and batches when it streams, notes to tell, waits), is sent each reply, returns R.
+Operation = Generator["Command | Batch | Note | Wait", Any, R]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,13 @@ is the loop itself: one ``await`` apart.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 from ..errors import MongoResultsError
-from .commands import Batch, Command, Note, Operation
+from .commands import Batch, Command, Note, Operation, Wait
 
 __all__ = ["run", "run_async", "stream", "stream_async"]
 
@@ -25,7 +27,7 @@ class _Done(Exception):
         self.value = value
 
 
-def _step(operation: Operation[Any], reply: Any, error: MongoResultsError | None) -> Command | Batch | Note:
+def _step(operation: Operation[Any], reply: Any, error: MongoResultsError | None) -> Command | Batch | Note | Wait:
     try:
         return operation.throw(error) if error is not None else operation.send(reply)
     except StopIteration as stop:
@@ -54,6 +56,10 @@ def stream(operation: Operation[Any], execute: Execute, notify: Notify = _ignore
             continue
         if isinstance(step, Note):
             notify(step)
+            reply, error = None, None
+            continue
+        if isinstance(step, Wait):
+            time.sleep(step.seconds)
             reply, error = None, None
             continue
         try:
@@ -93,6 +99,10 @@ async def stream_async(
             continue
         if isinstance(step, Note):
             notify(step)
+            reply, error = None, None
+            continue
+        if isinstance(step, Wait):
+            await asyncio.sleep(step.seconds)
             reply, error = None, None
             continue
         try:

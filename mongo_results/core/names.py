@@ -12,6 +12,7 @@ from ..errors import InvalidNamespaceError
 
 __all__ = [
     "CLAIMS",
+    "FAILURES",
     "GRIDFS",
     "DEFAULT_COLLECTION_PREFIX",
     "DEFAULT_NAMESPACE",
@@ -29,11 +30,16 @@ DEFAULT_NAMESPACE = "default"
 """The namespace of models registered without one."""
 GRIDFS = "_gridfs"  # the GridFS bucket of results over 16 MiB: <prefix>_gridfs.files and .chunks
 CLAIMS = "_claims"  # the claims of sweeps' workers: <prefix>_claims
-RESERVED = {GRIDFS: "holds results over 16 MiB", CLAIMS: "holds the claims of sweeps"}
+FAILURES = "_failures"  # the cells whose work raised: <prefix>_failures
+RESERVED = {
+    GRIDFS: "holds results over 16 MiB",
+    CLAIMS: "holds the claims of sweeps",
+    FAILURES: "holds the failures of sweeps' cells",
+}
 # A store's own collections are <prefix><tail>. Prefixes are free, so a results collection ending
 # with a tail could be another store's own collection ("results._" + "claims" is "results." +
 # "_claims"): no results collection of any store may end with one.
-OWN_TAILS = (CLAIMS, GRIDFS + ".files", GRIDFS + ".chunks")
+OWN_TAILS = (CLAIMS, FAILURES, GRIDFS + ".files", GRIDFS + ".chunks")
 # No "." at the end either: "results.runs." is no collection name on MongoDB.
 _NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
 

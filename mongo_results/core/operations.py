@@ -43,7 +43,7 @@ from .commands import (
 from .encoding import encode_stored, exact_times
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
 from .large import bucket, by_file, delete_one, drop_bucket, file_of, filled
-from .names import CLAIMS, Models, collection_name, namespaces_in, validate_namespace
+from .names import CLAIMS, FAILURES, Models, collection_name, namespaces_in, validate_namespace
 from .profiles import EngineProfile
 from .queries import FOREIGN, MONGODB, OURS, id_range, prefix_filter, scoped, sort_spec, translate
 from .reads import (
@@ -686,7 +686,7 @@ class Operations:
         return deleted > 0
 
     def clear(self) -> Operation[None]:
-        """Delete this store's results and claims.
+        """Delete this store's results, claims and failures.
 
         A collection is dropped only when nothing foreign is in it and it is not sharded (a sharded
         one is emptied: dropping it would silently undo ``shard``).
@@ -706,6 +706,7 @@ class Operations:
                 kept.append(name)
         yield from drop_bucket(self.prefix, [c for c in listed if c not in kept])
         yield Delete(self.prefix + CLAIMS, {}, many=True)  # a dead run's cells are free again
+        yield Delete(self.prefix + FAILURES, {}, many=True)
         self.learned.forget()
 
     def sharded(self, collection: str, engine: EngineProfile) -> Operation[bool]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,7 +19,11 @@ from .operations import Operation, Operations
 from .queries import scoped, translate
 from .reads import check_batch_size, each_batch, load
 
-__all__ = ["frame", "polars_frame", "table"]
+__all__ = ["IdFields", "check_id_fields", "frame", "polars_frame", "table"]
+
+IdFields = bool | Sequence[str]  # True: every key=value segment of the ids; or the keys to take
+_INT = re.compile(r"[+-]?[0-9]+")
+_INT64 = (-(2**63), 2**63 - 1)
 
 _INDEX = "%id"  # the id column while a DataFrame is built: no field's column is named so (a % is escaped)
 
@@ -30,10 +37,12 @@ def table(
     batch_size: int,
     progress: Callable[[int, int], None],
     id_column: str = "id",
+    id_fields: IdFields = False,
 ) -> Operation[Any]:
-    """The results as a ``pyarrow.Table``: ``id_column``, then the model's fields (nested models' dotted)."""
+    """The results as a ``pyarrow.Table``: ``id_column``, the id fields, then the fields (nested models' dotted)."""
+    fields = check_id_fields(id_fields)
     arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, id_column)
-    return arrow
+    return _with_id_fields(arrow, id_column, fields)
 
 
 def polars_frame(
@@ -45,14 +54,16 @@ def polars_frame(
     batch_size: int,
     progress: Callable[[int, int], None],
     id_column: str = "id",
+    id_fields: IdFields = False,
 ) -> Operation[Any]:
     """The results as a polars DataFrame, from the Arrow table (no copy where polars can share it)."""
     try:
         import polars
     except ImportError as exc:
         raise MissingExtraError.needing("to_polars", "polars", "polars") from exc
+    fields = check_id_fields(id_fields)
     arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, id_column)
-    return polars.from_arrow(arrow)
+    return polars.from_arrow(_with_id_fields(arrow, id_column, fields))
 
 
 def frame(
@@ -63,6 +74,7 @@ def frame(
     where: Mapping[str, Any] | None,
     batch_size: int,
     progress: Callable[[int, int], None],
+    id_fields: IdFields = False,
 ) -> Operation[Any]:
     """The results as a pandas DataFrame indexed by id, each row as ``model_dump`` gives it.
 
@@ -76,6 +88,25 @@ def frame(
     except ImportError as exc:
         raise MissingExtraError.needing("to_dataframe", "pandas", "dataframe") from exc
     check_batch_size(batch_size)
+    fields = check_id_fields(id_fields)
+    out = yield from _frame(pandas, ops, prefix, model_class, namespace, where, batch_size, progress)
+    if fields:
+        dtypes = {"int": "Int64", "float": "Float64", "bool": "boolean", "str": object}
+        for at, (name, values, kind) in enumerate(_id_columns([str(i) for i in out.index], fields, set(out.columns))):
+            out.insert(at, name, pandas.Series(values, index=out.index, dtype=dtypes[kind]))
+    return out
+
+
+def _frame(
+    pandas: Any,
+    ops: Operations,
+    prefix: ResultId | None,
+    model_class: type[BaseModel] | None,
+    namespace: str | None,
+    where: Mapping[str, Any] | None,
+    batch_size: int,
+    progress: Callable[[int, int], None],
+) -> Operation[Any]:
     columns = None
     if model_class is not None:
         with contextlib.suppress(InvalidArgumentError):  # no fields to make columns of: model_dump still reads it
@@ -88,6 +119,73 @@ def frame(
         else:
             return _from_arrow(pandas, model_class, arrow)
     return (yield from _dumped(pandas, ops, prefix, model_class, namespace, where, batch_size, progress))
+
+
+def check_id_fields(id_fields: object) -> tuple[str, ...] | bool:
+    """``id_fields``: True, False, or the keys of ``key=value`` segments to take (a list of names)."""
+    if isinstance(id_fields, bool):
+        return id_fields
+    if isinstance(id_fields, (list, tuple)) and all(
+        isinstance(n, str) and n and "/" not in n and "=" not in n for n in id_fields
+    ):
+        if len(set(id_fields)) < len(id_fields):
+            raise InvalidArgumentError(f"id_fields names a key twice: {list(id_fields)!r}")
+        return tuple(id_fields)
+    raise InvalidArgumentError(
+        f"id_fields is True, False or a list of the keys of key=value id segments (such as ['lr', 'seed']), "
+        f"not {id_fields!r}"
+    )
+
+
+def _id_columns(
+    ids: Sequence[str], fields: tuple[str, ...] | bool, taken: set[str]
+) -> list[tuple[str, list[Any], str]]:
+    """The ``key=value`` segments of the ids as columns: (name, values, kind), typed by their values.
+
+    A column is int64 when every value is an integer within 64 bits, float64 when every value
+    is a number, bool when every value is ``true`` or ``false``, and text otherwise; an id
+    without the key has null there.
+    """
+    parsed = [dict(seg.split("=", 1) for seg in rid.split("/") if "=" in seg) for rid in ids]
+    names = list(fields) if not isinstance(fields, bool) else list(dict.fromkeys(k for p in parsed for k in p))
+    out = []
+    for name in names:
+        if name in taken:
+            raise InvalidArgumentError(
+                f"the id field {name!r} is also a column of the results: name the others in id_fields=[...]"
+            )
+        texts = [p.get(name) for p in parsed]
+        out.append((name, *_typed(texts)))
+    return out
+
+
+def _typed(texts: list[str | None]) -> tuple[list[Any], str]:
+    present = [t for t in texts if t is not None]
+    if present and all(_INT.fullmatch(t) and _INT64[0] <= int(t) <= _INT64[1] for t in present):
+        return [None if t is None else int(t) for t in texts], "int"
+    if present and all(_number(t) for t in present):
+        return [None if t is None else float(t) for t in texts], "float"
+    if present and all(t in ("true", "false") for t in present):
+        return [None if t is None else t == "true" for t in texts], "bool"
+    return texts, "str"
+
+
+def _number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text)) and text.strip() == text
+    except ValueError:
+        return False
+
+
+def _with_id_fields(arrow: Any, id_column: str, fields: tuple[str, ...] | bool) -> Any:
+    if not fields:
+        return arrow
+    pa = pyarrow("id_fields")
+    types = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+    ids = arrow.column(id_column).to_pylist()
+    for at, (name, values, kind) in enumerate(_id_columns(ids, fields, set(arrow.column_names)), start=1):
+        arrow = arrow.add_column(at, pa.field(name, types[kind]), pa.array(values, types[kind]))
+    return arrow
 
 
 def _from_arrow(pandas: Any, cls: type[BaseModel], arrow: Any) -> Any:
@@ -103,7 +201,9 @@ def _from_arrow(pandas: Any, cls: type[BaseModel], arrow: Any) -> Any:
         values = column.to_pylist()
         if c.restore is not None:
             values = [None if v is None else c.restore(v) for v in values]
-        out[c.name] = pandas.Series(values, index=out.index)
+        # Members stay members: pandas would make str and int enums plain text and numbers.
+        kind = object if any(isinstance(v, Enum) for v in values) else None
+        out[c.name] = pandas.Series(values, index=out.index, dtype=kind)
     return out
 
 
@@ -139,7 +239,11 @@ def _dumped(
 
     yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=translated), take)
     # One construction for the whole read: the rows are plain dicts, flattened already.
-    return pandas.DataFrame(rows, index=pandas.Index(ids, name="id", dtype=object))
+    out = pandas.DataFrame(rows, index=pandas.Index(ids, name="id", dtype=object))
+    members = {k for row in rows for k, v in row.items() if isinstance(v, Enum)}
+    for name in sorted(members):  # kept members: pandas would make str and int enums plain values
+        out[name] = pandas.Series([row.get(name) for row in rows], index=out.index, dtype=object)
+    return out
 
 
 def _row(model: BaseModel, dumped: dict[str, Any], prefix: str, row: dict[str, Any]) -> dict[str, Any]:

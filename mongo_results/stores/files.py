@@ -25,7 +25,7 @@ from bson.json_util import JSONMode, JSONOptions
 from ..core import commands as cmd
 from ..core.claims import MAX_LEASE
 from ..core.encoding import EXACT_TIMES, JSON_OPTIONS, content_digest, escape_key, exact_times, map_keys
-from ..core.names import CLAIMS, DEFAULT_COLLECTION_PREFIX, DEFAULT_NAMESPACE
+from ..core.names import CLAIMS, DEFAULT_COLLECTION_PREFIX, DEFAULT_NAMESPACE, FAILURES
 from ..core.operations import Operations
 from ..core.profiles import FILES
 from ..errors import (
@@ -93,7 +93,10 @@ class FileBackend:
         self.tree = FileTree(self.base_dir.resolve())
         self.collection_prefix = DEFAULT_COLLECTION_PREFIX
         self._ops = Operations(self.collection_prefix, models=MODELS, engine=FILES, validation="off", where=repr(self))
-        self.claims = ClaimFiles(self.tree, self.collection_prefix + CLAIMS)
+        self.claims = DocumentFiles(self.tree, self.collection_prefix + CLAIMS, CLAIMS_DIR, CLAIM_SUFFIX, "expires_at")
+        self.failures = DocumentFiles(
+            self.tree, self.collection_prefix + FAILURES, FAILURES_DIR, FAILURE_SUFFIX, "failed_at"
+        )
 
     def operations(self) -> Operations:
         """Give the core's operations over this store, for the managers.
@@ -269,8 +272,11 @@ class FileBackend:
             StoreWriteError: The disk refused a write (an ``OSError``).
             InvalidIdError: An id whose file would leave the store's directory.
         """
-        if getattr(command, "collection", None) == self.claims.collection:
+        collection = getattr(command, "collection", None)
+        if collection == self.claims.collection:
             return self.claims.execute(command)
+        if collection == self.failures.collection:
+            return self.failures.execute(command)
         match command:
             case cmd.Find(collection, query, projection, sort, limit, page):
                 if sort and sort != cmd.BY_ID:
@@ -371,27 +377,30 @@ def _about_ids(query: Mapping[str, Any]) -> bool:
     )
 
 
-class ClaimFiles:
-    """The claims collection of a file store: one JSON file per claim, each decision under the store's lock.
+class DocumentFiles:
+    """A small collection of a file store (the claims, the failures): a JSON file per document.
 
-    The shared directory is the store: a claim file is written atomically (temporary file, rename)
-    and read without the lock; its expiry is read on the clock of the machine that serves the
-    directory (:meth:`FileTree.clock`).
+    Each decision is taken under the store's lock. The shared directory is the store: a file
+    is written atomically (temporary file, rename) and read without the lock; a claim's expiry
+    is read on the clock of the machine that serves the directory (:meth:`FileTree.clock`).
     """
 
-    def __init__(self, tree: FileTree, collection: str) -> None:
+    def __init__(self, tree: FileTree, collection: str, directory: str, suffix: str, stamp: str) -> None:
         self.tree, self.collection = tree, collection
-        self.directory = tree.root / CLAIMS_DIR
+        self.directory = tree.root / directory
+        self.suffix = suffix
+        self.stamp = stamp  # the date field every readable document has: expires_at, failed_at
 
     def _path(self, key: str) -> Path:
-        return self.directory / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:40] + CLAIM_SUFFIX)
+        return self.directory / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:40] + self.suffix)
 
     def _read(self, path: Path, key: str | None = None) -> dict[str, Any] | None:
-        """The claim in ``path``; None when there is none.
+        """The document in ``path``; None when there is none.
 
-        A file that is not a claim (empty or cut short by a crash before its data reached the
-        disk) holds its id for the longest lease after it was written, then counts as expired:
-        no one can renew it, and doctor reports and removes it.
+        A claim file that is not a claim (empty or cut short by a crash before its data reached
+        the disk) holds its id for the longest lease after it was written, then counts as
+        expired: no one can renew it, and doctor reports and removes it. A failure file cut
+        short is no record: the next failure of that cell writes it anew.
         """
         with _disk(path):
             try:
@@ -401,10 +410,12 @@ class ClaimFiles:
                 return None  # no claim
         try:
             claim: dict[str, Any] = json_util.loads(text, json_options=CLAIM_JSON)
-            if isinstance(claim, dict) and isinstance(claim.get("expires_at"), datetime):
+            if isinstance(claim, dict) and isinstance(claim.get(self.stamp), datetime):
                 return claim
         except ValueError:  # not JSON: json.JSONDecodeError, or bson's own for a bad $date
             pass
+        if self.stamp != "expires_at":
+            return None
         written = datetime.fromtimestamp(changed, timezone.utc)
         return {
             "_id": key,
@@ -420,7 +431,7 @@ class ClaimFiles:
             found = [(self._path(key), self._read(self._path(key), key))]
         else:
             try:
-                paths = sorted(p for p in self.directory.iterdir() if p.name.endswith(CLAIM_SUFFIX))
+                paths = sorted(p for p in self.directory.iterdir() if p.name.endswith(self.suffix))
             except FileNotFoundError:
                 return []
             found = [(path, self._read(path)) for path in paths]
@@ -438,8 +449,19 @@ class ClaimFiles:
                 tmp.unlink(missing_ok=True)
 
     def execute(self, command: cmd.Command) -> Any:
-        """Run one of the claims' commands; its reply, as a server's would be."""
+        """Run one of the collection's commands; its reply, as a server's would be."""
         match command:
+            case cmd.Upsert(_, query, update, replace, _):
+                with self.tree.locked():
+                    for path, doc in self._candidates(query)[:1]:
+                        self._write(path, update if replace else apply_update(doc, update, inserting=False))
+                        return cmd.Written(False)
+                    path = self._path(query["_id"])
+                    if self._read(path) is not None:
+                        return cmd.DuplicateKey(None)
+                    base = {k: v for k, v in query.items() if not isinstance(v, Mapping)}
+                    self._write(path, update if replace else apply_update(base, update, inserting=True))
+                    return cmd.Written(True)
             case cmd.Insert(_, document):
                 with self.tree.locked():
                     path = self._path(document["_id"])
@@ -464,7 +486,7 @@ class ClaimFiles:
                 return [project(doc, projection) for _, doc in self._candidates(query)]
             case cmd.FindOne(_, query, projection):
                 return next((project(doc, projection) for _, doc in self._candidates(query)), None)
-        raise TypeError(f"not a command on claims: {command!r}")  # pragma: no cover
+        raise TypeError(f"not a command on {self.collection}: {command!r}")  # pragma: no cover
 
 
 class AsyncFileBackend:
@@ -537,6 +559,8 @@ LOCK_NAME = ".mongo_results.lock"
 CLOCK_NAME = ".mongo_results.clock"
 CLAIMS_DIR = ".mongo_results.claims"
 CLAIM_SUFFIX = ".claim"
+FAILURES_DIR = ".mongo_results.failures"
+FAILURE_SUFFIX = ".failure"
 CLAIM_JSON = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True)  # expiries compared with the clock's aware time
 SUFFIX = ".json"
 TMP = ".tmp"  # a file being written: ".<16 hex digits>.tmp" beside its final name

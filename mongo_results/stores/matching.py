@@ -128,14 +128,17 @@ def project(document: Mapping[str, Any], projection: Mapping[str, Any] | None) -
 
 
 def apply_update(document: dict[str, Any], update: Mapping[str, Any], *, inserting: bool) -> dict[str, Any]:
-    """``document`` after ``$set``, ``$unset`` (and, when inserting, ``$setOnInsert``) on top-level fields."""
+    """``document`` after ``$set``, ``$unset``, ``$inc`` (and, when inserting, ``$setOnInsert``) on top-level fields."""
     out = dict(document)
     for op, fields in update.items():
-        if op not in ("$set", "$setOnInsert", "$unset") or any("." in k or k.startswith("$") for k in fields):
+        if op not in ("$set", "$setOnInsert", "$unset", "$inc") or any("." in k or k.startswith("$") for k in fields):
             raise InvalidArgumentError(f"the file store does not apply the update {op} {sorted(fields)}")
         if op == "$unset":
             for k in fields:
                 out.pop(k, None)
+        elif op == "$inc":
+            for k, by in fields.items():
+                out[k] = out.get(k, 0) + by
         elif op == "$set" or inserting:
             out.update(fields)
     return out
