@@ -1,10 +1,13 @@
 """The public API against the last release: no name, parameter or default that users rely on disappears.
 
-    python scripts/api_check.py                  # compare the package with api/<release>.json.gz
-    python scripts/api_check.py --snapshot TAG   # record the API of a release tag (git) as the baseline
+    python scripts/api_check.py                   # compare the package with the baselines in api/
+    python scripts/api_check.py --snapshot TAG    # record the API of a release tag (git) as the baseline
+    python scripts/api_check.py --unreleased REF  # record a commit's API as what the next release promises
 
-The baseline is committed, so the check needs no tags in the clone it runs in. Only what
+The baselines are committed, so the check needs no tags in the clone it runs in. Only what
 ``mongo_results`` exports (its ``__all__``) is the promise; the modules behind it may move.
+What was added since the release and promised already (the changelog's Unreleased part) is
+checked against ``unreleased``, so it cannot go either before the next release.
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ import griffe
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = "v0.1.0"
 BASELINE = ROOT / "api" / f"{RELEASE}.json.gz"
+UNRELEASED = ROOT / "api" / "unreleased.json.gz"
 
 
-def snapshot(tag: str) -> None:
-    """Write the API of ``tag`` as the baseline."""
+def snapshot(tag: str, path: Path = BASELINE) -> None:
+    """Write the API of ``tag`` as a baseline."""
     package = griffe.load_git("mongo_results", ref=tag, repo=ROOT)
     text = json.dumps(package, cls=griffe.JSONEncoder, full=False, sort_keys=True)
-    BASELINE.write_bytes(gzip.compress(text.encode(), mtime=0))
-    print(f"{BASELINE.relative_to(ROOT)}: the API of {tag}")
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))
+    print(f"{path.relative_to(ROOT)}: the API of {tag}")
 
 
 def load_baseline(path: Path = BASELINE) -> griffe.Module:
@@ -52,17 +56,26 @@ def breakages(old: griffe.Module, new: griffe.Module) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--snapshot", metavar="TAG", help="record the API of TAG as the baseline")
+    parser.add_argument("--unreleased", metavar="REF", help="record the API of REF as what is promised since")
     parser.add_argument("--package", default=str(ROOT), help="the directory holding mongo_results")
     args = parser.parse_args(argv)
     if args.snapshot:
         snapshot(args.snapshot)
         return 0
+    if args.unreleased:
+        snapshot(args.unreleased, UNRELEASED)
+        return 0
     current = griffe.load("mongo_results", search_paths=[args.package], try_relative_path=False)
-    found = breakages(load_baseline(), current)
-    for line in found:
-        print(line)
-    print(f"API against {RELEASE}: {len(found)} breaking change(s)")
-    return 1 if found else 0
+    total = 0
+    for name, path in ((RELEASE, BASELINE), ("unreleased", UNRELEASED)):
+        if not path.exists():
+            continue
+        found = breakages(load_baseline(path), current)
+        for line in found:
+            print(line)
+        print(f"API against {name}: {len(found)} breaking change(s)")
+        total += len(found)
+    return 1 if total else 0
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def decode_page(table: Table, raw: Any) -> tuple[Any, list[str]]:
     raw = raw.combine_chunks()
     ids = raw.column("_id")
     n = raw.num_rows
-    bad = pc.or_kleene(pc.invert(pc.fill_null(pc.equal(raw.column("model_type"), table.cls.__name__), False)),
+    bad = pc.or_kleene(pc.invert(pc.fill_null(pc.equal(raw.column("model_type"), table.model.__name__), False)),
                        pc.is_valid(pc.struct_field(raw.column("gridfs"), "fields")))  # fmt: skip
     data = raw.column("data")
     values = []
@@ -242,7 +242,7 @@ def _through_models(
     models: list[BaseModel] = []
 
     def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
-        page = [load(d, table.cls, namespace, None, ops.models) for d in documents]
+        page = [load(d, table.model, namespace, None, ops.models) for d in documents]
         if table.extras:
             ids.extend(d["_id"] for d in documents)
             models.extend(page)  # type: ignore[arg-type]

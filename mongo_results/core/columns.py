@@ -100,7 +100,7 @@ class _Kind:
 class Table:
     """The columns of a model class, and whether a server's pages of it can be decoded as stored."""
 
-    cls: type[BaseModel]
+    model: type[BaseModel]
     columns: list[Column] = field(default_factory=list)
     fast: bool = True
     extras: bool = False  # extra="allow": the extra fields' columns come from the results themselves
