@@ -145,13 +145,14 @@ def test_temporary_files_of_killed_writers_are_removed_and_never_read(tmp_path: 
         "    rm.set(f'big/{i % 3}', big, SetBehavior.OVERWRITE)\n"
         "    i += 1\n"
     )
+    rng = random.Random(154)  # the kill points, the same in every run
     for _ in range(20):
         proc = subprocess.Popen(
             [sys.executable, "-c", writer], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n", proc.communicate()
-        time.sleep(random.uniform(0.05, 0.4))
+        time.sleep(rng.uniform(0.05, 0.4))  # into the write: where the kill lands
         proc.send_signal(signal.SIGKILL)
         proc.communicate()  # reaps it and closes its pipes
     backend = FileBackend(store)

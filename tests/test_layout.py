@@ -292,3 +292,20 @@ def test_a_dict_instead_of_a_model_is_a_library_type_error(tmp_path: Path) -> No
     with pytest.raises(TypeError, match="pydantic model instance") as info:
         rm.set("a", {"x": 1})  # type: ignore[arg-type]
     assert isinstance(info.value, mongo_results.MongoResultsError) and not rm.list_ids()
+
+
+def test_the_module_map_names_every_module_and_nothing_else() -> None:
+    """docs/development.md's map of the package: a newcomer finds each module there, with what it holds."""
+    text = (PACKAGE.parent / "docs" / "development.md").read_text()
+    block = text.split("```\nmongo_results/\n", 1)[1].split("```", 1)[0]
+    mapped, folder = set(), ""
+    for line in block.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.endswith("/"):
+            folder = name
+        elif name.endswith(".py"):
+            mapped.add(folder + name if line.startswith("    ") else name)
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")}
+    assert mapped - modules == set(), "the map names modules that are gone"
+    # Package markers that only mark a folder need no line (core/__init__.py is empty).
+    assert modules - mapped - {"core/__init__.py", "__main__.py"} == set(), "modules missing from the map"

@@ -379,7 +379,12 @@ def test_clear_drops_only_collections_with_nothing_foreign() -> None:
     run(ops().clear(), answers)
     done = [(type(c).__name__, getattr(c, "collection", None)) for c in answers.sent if isinstance(c, (Drop, Delete))]
     # ... and the claims end with the results.
-    assert done == [("Drop", "results.mine"), ("Delete", "results.shared"), ("Delete", "results._claims")]
+    assert done == [
+        ("Drop", "results.mine"),
+        ("Delete", "results.shared"),
+        ("Delete", "results._claims"),
+        ("Delete", "results._failures"),
+    ]
 
 
 def test_indexes_are_asked_for_once_per_namespace_and_path_index_on_request() -> None:

@@ -38,6 +38,16 @@ def _ignore(note: Note) -> None:
     """No one to tell: a caller that speaks to the user passes its own ``notify``."""
 
 
+def _next(operation: Operation[Any], reply: Any, error: MongoResultsError | None, notify: Notify) -> Any:
+    """The operation's next command, batch or wait, its notes handed to ``notify`` on the way."""
+    while True:
+        step = _step(operation, reply, error)
+        if not isinstance(step, Note):
+            return step
+        notify(step)
+        reply, error = None, None
+
+
 def stream(operation: Operation[Any], execute: Execute, notify: Notify = _ignore) -> Generator[Any, None, Any]:
     """Run ``operation``, yielding what it emits and handing its notes to ``notify``.
 
@@ -47,25 +57,19 @@ def stream(operation: Operation[Any], execute: Execute, notify: Notify = _ignore
     error: MongoResultsError | None = None
     while True:
         try:
-            step = _step(operation, reply, error)
+            step = _next(operation, reply, error, notify)
         except _Done as done:
             return done.value
+        reply, error = None, None
         if isinstance(step, Batch):
             yield from step.items
-            reply, error = None, None
-            continue
-        if isinstance(step, Note):
-            notify(step)
-            reply, error = None, None
-            continue
-        if isinstance(step, Wait):
+        elif isinstance(step, Wait):
             time.sleep(step.seconds)
-            reply, error = None, None
-            continue
-        try:
-            reply, error = execute(step), None
-        except MongoResultsError as exc:  # the operation may know more (set_many's progress)
-            reply, error = None, exc
+        else:
+            try:
+                reply = execute(step)
+            except MongoResultsError as exc:  # the operation may know more (set_many's progress)
+                error = exc
 
 
 def run(operation: Operation[R], execute: Execute, notify: Notify = _ignore) -> R:
@@ -87,28 +91,22 @@ async def stream_async(
     error: MongoResultsError | None = None
     while True:
         try:
-            step = _step(operation, reply, error)
+            step = _next(operation, reply, error, notify)
         except _Done as done:
             if result is not None:
                 result.append(done.value)
             return
+        reply, error = None, None
         if isinstance(step, Batch):
             for item in step.items:
                 yield item
-            reply, error = None, None
-            continue
-        if isinstance(step, Note):
-            notify(step)
-            reply, error = None, None
-            continue
-        if isinstance(step, Wait):
+        elif isinstance(step, Wait):
             await asyncio.sleep(step.seconds)
-            reply, error = None, None
-            continue
-        try:
-            reply, error = await execute(step), None
-        except MongoResultsError as exc:
-            reply, error = None, exc
+        else:
+            try:
+                reply = await execute(step)
+            except MongoResultsError as exc:
+                error = exc
 
 
 async def run_async(operation: Operation[R], execute: AsyncExecute, notify: Notify = _ignore) -> R:
