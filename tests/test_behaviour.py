@@ -27,7 +27,7 @@ from mongo_results import (
     register_model,
 )
 
-from .conftest import ASYNC, SyncView, make_manager, needs_mongodb_semantics
+from .conftest import SyncView, make_manager, needs_mongodb_semantics
 from .models import KitchenSink, Metrics, Other, Point
 
 RID = "sweep-7/lr=0.1/seed=3/metrics"
@@ -362,7 +362,7 @@ def test_switching_backend_keeps_the_code(
     rm: ResultsManager, kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     rm.set("s/1", A)
-    other = make_manager("async-mongomock" if kind in ASYNC else "mongomock", request, tmp_path)
+    other = make_manager("async-mongomock" if kind.startswith(("async", "motor")) else "mongomock", request, tmp_path)
     original = rm.backend
     rm.backend = other.backend
     assert rm.list_ids() == []

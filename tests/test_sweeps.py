@@ -23,16 +23,11 @@ from pydantic import BaseModel
 
 from mongo_results import AsyncClaim, MongoBackend, ResultsManager, register_model
 
-from .conftest import BACKENDS, FAST, SyncView
+from .conftest import EVERY, FAST, SyncView
 from .models import Metrics
 
 M = Metrics(loss=1, accuracy=1)
-
-
-@pytest.fixture(params=BACKENDS if FAST else [*BACKENDS, "sharded", "async-sharded"])
-def kind(request: pytest.FixtureRequest) -> str:
-    """Every store of the suite, and here the sharded cluster too, sync and async."""
-    return str(request.param)
+STORE_KINDS = EVERY if FAST else [*EVERY, "sharded", "async-sharded"]  # the sharded cluster too
 
 
 class Boom(RuntimeError):

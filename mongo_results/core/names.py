@@ -44,14 +44,8 @@ OWN_TAILS = (CLAIMS, FAILURES, GRIDFS + ".files", GRIDFS + ".chunks")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,62}[A-Za-z0-9_\-])?")
 
 
-_VALID: set[str] = set()  # namespaces already checked: a set_many checks one per item
-_VALID_MAX = 4096
-
-
 def validate_namespace(namespace: object) -> str:
     """Check that a namespace can name a collection on every engine."""
-    if type(namespace) is str and namespace in _VALID:
-        return namespace
     if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace) or ".." in namespace:
         raise InvalidNamespaceError(
             f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '-' or '.', "
@@ -60,8 +54,6 @@ def validate_namespace(namespace: object) -> str:
     if _reserved(namespace):
         head = namespace.split(".", 1)[0]
         raise InvalidNamespaceError(f"Invalid namespace {namespace!r}: {head!r} {RESERVED[head]}")
-    if type(namespace) is str and len(_VALID) < _VALID_MAX:
-        _VALID.add(namespace)
     return namespace
 
 

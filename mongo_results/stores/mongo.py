@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -746,22 +745,20 @@ async def _closed_with_the_loop(client: Any) -> AsyncGenerator[None, None]:
             await client.close()
 
 
-# -- Notes to the user (an engine without validators): logged once per run, not once per worker process.
+# -- Notes to the user (an engine without validators): a warning once per process that runs the sweep.
 
 log = logging.getLogger("mongo_results")
-_NOTED = "MONGO_RESULTS_NOTED"  # digests of the notes given, inherited by every process started later
+_SAID: set[str] = set()  # the notes this process has given (a process's own business: the environment is the user's)
 
 
 def say_once(message: str) -> None:
-    """Log ``message`` as a warning once per run.
+    """Log ``message`` once per process: a warning in the process that runs the sweep, INFO in its workers.
 
-    A note given in a process is not given again there, nor in the worker processes it
-    starts afterwards (they inherit the environment). A worker that meets it first logs
-    it at INFO level only: the parent, or ``mongo-results doctor``, says it for the run.
+    Worker processes (those with a parent in ``multiprocessing``) meet the same notes as the
+    process that started them, which says them as warnings; theirs stay at INFO level, so a
+    pool of workers does not repeat one warning per worker.
     """
-    key = hashlib.sha256(message.encode()).hexdigest()[:12]
-    noted = os.environ.get(_NOTED, "").split(",")
-    if key in noted:
+    if message in _SAID:
         return
-    os.environ[_NOTED] = ",".join([*filter(None, noted), key])
+    _SAID.add(message)
     log.log(logging.INFO if multiprocessing.parent_process() is not None else logging.WARNING, message)
