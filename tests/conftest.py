@@ -24,14 +24,12 @@ from .servers import FerretDB, Sharded, reference_server
 # `make test` and CI run every store.
 FAST = os.environ.get("MONGO_RESULTS_TIER") == "fast"
 SYNC = ["file", "mongomock"] if FAST else ["file", "mongomock", "server", "ferretdb1"]
-# The async manager runs the sync one's operations; what differs is its executor on each store.
-# Motor, and PyMongo's async client on FerretDB 1.x, differ from "async-server" only in the
-# driver's calls under that executor: the modules whose calls reach the driver in their own
-# ways (bulk writes, GridFS, cursors, PyMongoArrow, claims) run them too (STORE_KINDS = EVERY).
-DRIVERS = [] if FAST else ["motor-server", "async-ferretdb1"]
-ASYNC = ["async-file", "async-mongomock"] if FAST else ["async-file", "async-mongomock", "async-server"]
+ASYNC = (
+    ["async-file", "async-mongomock"]
+    if FAST
+    else ["async-file", "async-mongomock", "async-server", "motor-server", "async-ferretdb1"]
+)
 BACKENDS = SYNC + ASYNC
-EVERY = BACKENDS + DRIVERS
 SERVERS: dict[str, str] = {}  # what each server fixture runs on, for the run's summary
 
 
@@ -274,7 +272,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     named = (str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
     if any("kind" in (n.strip() for n in names.split(",")) for names in named):
         return
-    metafunc.parametrize("kind", getattr(metafunc.module, "STORE_KINDS", BACKENDS))
+    metafunc.parametrize("kind", getattr(metafunc.module, "STORE_KINDS", BACKENDS))  # test_sweeps adds sharded
 
 
 @pytest.fixture

@@ -30,11 +30,8 @@ from pydantic import (
 from mongo_results import InvalidArgumentError, LossyValueError, ResultsManager, clear_registry, register_model
 from mongo_results.core.arrow import columns_of, from_models
 
-from .conftest import EVERY
 from .models import Color, Level, Point
 from .strategies import field_types, models
-
-STORE_KINDS = EVERY  # the async drivers too: these calls reach each driver in its own way
 
 
 class Fast(BaseModel):

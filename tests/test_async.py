@@ -16,10 +16,7 @@ import pytest
 
 from mongo_results import AsyncMongoBackend, AsyncResultsManager, FileBackend, SetBehavior
 
-from .conftest import EVERY
 from .models import Metrics
-
-STORE_KINDS = EVERY  # the async drivers too: these calls reach each driver in its own way
 
 KINDS = ["async-mongomock", "async-server", "motor-server", "async-file"]
 

@@ -9,11 +9,8 @@ from pydantic import BaseModel
 
 from mongo_results import LossyValueError, ResultExistsError, ResultsManager, SetBehavior, register_model
 
-from .conftest import EVERY
 from .models import Metrics
 from .test_behaviour import TABLE
-
-STORE_KINDS = EVERY  # the async drivers too: these calls reach each driver in its own way
 
 A = Metrics(loss=0.25, accuracy=0.9, step=1)
 B = Metrics(loss=0.5, accuracy=0.8, step=2)

@@ -33,10 +33,7 @@ from mongo_results import (
     register_model,
 )
 
-from .conftest import EVERY
 from .models import Metrics
-
-STORE_KINDS = EVERY  # the async drivers too: these calls reach each driver in its own way
 
 M = Metrics(loss=1, accuracy=1)
 

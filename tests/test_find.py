@@ -20,9 +20,7 @@ from mongo_results import InvalidArgumentError, MongoBackend, MongoResultsError,
 from mongo_results.core.commands import Command, Find
 from mongo_results.core.queries import MAX_DEPTH
 
-from .conftest import EVERY, make_manager
-
-STORE_KINDS = EVERY  # the async drivers too: these calls reach each driver in its own way
+from .conftest import make_manager
 
 
 class Color(str, Enum):

@@ -35,10 +35,6 @@ from mongo_results import (
 from mongo_results.core.drive import run
 from mongo_results.core.large import GRACE
 
-from .conftest import EVERY
-
-STORE_KINDS = EVERY  # the async drivers too: these calls reach each driver in its own way
-
 MIB = 1024 * 1024
 
 

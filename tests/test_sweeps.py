@@ -23,11 +23,11 @@ from pydantic import BaseModel
 
 from mongo_results import AsyncClaim, MongoBackend, ResultsManager, register_model
 
-from .conftest import EVERY, FAST, SyncView
+from .conftest import BACKENDS, FAST, SyncView
 from .models import Metrics
 
 M = Metrics(loss=1, accuracy=1)
-STORE_KINDS = EVERY if FAST else [*EVERY, "sharded", "async-sharded"]  # the sharded cluster too
+STORE_KINDS = BACKENDS if FAST else [*BACKENDS, "sharded", "async-sharded"]  # the sharded cluster too
 
 
 class Boom(RuntimeError):
