@@ -229,8 +229,12 @@ def test_server_killed_during_set_many(
     retry = [items[i] for i in sorted([*error.unknown, *error.not_sent])]
     outcomes = rm.set_many(retry, behavior)  # an exact retry: only what is not known to be stored
     for (rid, _), outcome in zip(retry, outcomes, strict=True):
-        if rid in stored:  # an unknown item that had been applied
-            assert outcome in (True, False) or isinstance(outcome, FileExistsError), (rid, outcome)
+        if rid in stored:  # an unknown item that had been applied: the same content is there
+            if behavior is SetBehavior.RAISE_IF_EXISTS:
+                assert isinstance(outcome, FileExistsError), (rid, outcome)
+            else:  # True: overwritten, or the same content; False: left as it is
+                expected = behavior in (SetBehavior.OVERWRITE, SetBehavior.RAISE_IF_DIFFERENT)
+                assert outcome is expected, (rid, behavior, outcome)
         else:
             assert outcome is True, (rid, outcome)
     assert rm.list_ids("bulk") == [rid for rid, _ in items]
@@ -249,8 +253,10 @@ def test_a_write_whose_answer_never_came_is_outcome_unknown(own_server: Server) 
     finally:
         own_server.freeze(False)
     assert isinstance(info.value, StoreUnavailableError) and isinstance(info.value, ConnectionError)
-    # The write may have been applied once the server resumed: the retry the message advises is safe.
-    assert rm.set("frozen/1", Metrics(loss=1, accuracy=1), SetBehavior.SKIP_IF_EXISTS) in (True, False)
+    # The write may have been applied once the server resumed: the retry the message advises is safe,
+    # and writes only when it was not.
+    applied = rm.exists("frozen/1")
+    assert rm.set("frozen/1", Metrics(loss=1, accuracy=1), SetBehavior.SKIP_IF_EXISTS) is not applied
     assert rm.get("frozen/1", Metrics) == Metrics(loss=1, accuracy=1)
     rm.close()
 
@@ -283,8 +289,9 @@ def test_server_killed_while_a_large_result_is_written(own_server: Server, nth: 
     again.doctor(fix=True)
     files = again.backend.database()["results._gridfs.files"].count_documents({})
     assert files == int(again.exists("s")) and "problem:" not in str(again.doctor())
-    # The write the error advises is safe to repeat.
-    assert again.set("s", big, SetBehavior.SKIP_IF_EXISTS) in (True, False)
+    # The write the error advises is safe to repeat, and writes only when the first did not.
+    applied = again.exists("s")
+    assert again.set("s", big, SetBehavior.SKIP_IF_EXISTS) is not applied
     assert again.get("s", Scan) == big
     again.close()
 
