@@ -21,9 +21,9 @@ import bson
 
 from mongo_results import SetBehavior
 from mongo_results.core.commands import BulkWrite, Command, Find, FindOne, Insert, ListCollections, Written
-from mongo_results.core.drive import run
 from mongo_results.core.operations import Operation, Operations
 from mongo_results.core.profiles import EngineProfile
+from mongo_results.core.runloop import run
 from mongo_results.registry import MODELS
 
 from .datasets import KINDS, Dataset, dataset
@@ -115,7 +115,7 @@ def command_counts(engine: EngineProfile) -> list[tuple[str, list[str]]]:
 
     import mongomock
 
-    from mongo_results.core.drive import stream
+    from mongo_results.core.runloop import stream
     from mongo_results.stores.embedded import execute_embedded
 
     db: Any = mongomock.MongoClient().db

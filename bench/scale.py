@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import MongoClient
 
 from mongo_results import MongoBackend, ResultsManager
-from mongo_results.core.queries import prefix_filter
+from mongo_results.core.filters import prefix_filter
 
 from .datasets import SmallFlat
 from .measure import percentile

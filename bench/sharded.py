@@ -33,7 +33,7 @@ def _store(uri: str, database: str, sharded: bool) -> ResultsManager:
         client.drop_database(database)
     rm = ResultsManager(backend=MongoBackend(uri, database=database))
     if sharded:
-        report = rm.shard(namespace="default")
+        report = rm.admin.shard(namespace="default")
         assert report.problems == 0, str(report)
     return rm
 

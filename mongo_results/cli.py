@@ -76,8 +76,8 @@ def open_store(args: argparse.Namespace, *, create: bool = False) -> ResultsMana
     if "serverselectiontimeoutms=" not in uri.lower():
         options["serverSelectionTimeoutMS"] = int(args.timeout * 1000)
     backend = MongoBackend(uri, **options)
-    if sys.stderr.isatty() and not backend.embedded:
-        sys.stderr.write(f"mongo-results: {backend.where.replace('connected', 'connecting')} ...\n")
+    if sys.stderr.isatty() and not backend._embedded:
+        sys.stderr.write(f"mongo-results: {backend._where.replace('connected', 'connecting')} ...\n")
     return ResultsManager(backend=backend)
 
 
@@ -90,7 +90,7 @@ def _nothing(store: ResultsManager, args: argparse.Namespace) -> None:
 
 def cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
-    docs = store.documents(args.prefix, args.namespace, with_data=False)
+    docs = store.admin.documents(args.prefix, args.namespace, with_data=False)
     if not docs:
         _nothing(store, args)
     rows = [(d["_id"], str(d.get("model_type")), str(d.get("namespace")), _when(d.get("updated_at"))) for d in docs]
@@ -117,7 +117,9 @@ def _export_record(doc: dict[str, Any]) -> dict[str, Any]:
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
     docs = [
-        d for d in store.documents(args.id, args.namespace) if d["_id"] == "/".join(p for p in args.id.split("/") if p)
+        d
+        for d in store.admin.documents(args.id, args.namespace)
+        if d["_id"] == "/".join(p for p in args.id.split("/") if p)
     ]
     if not docs:
         raise MongoResultsError(f"no result {args.id!r}")
@@ -142,7 +144,7 @@ def cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("rm takes result ids, or --prefix P, not both")
     store = open_store(args)
     if args.prefix is not None:
-        ids = sorted({d["_id"] for d in store.documents(args.prefix, args.namespace, with_data=False)})
+        ids = sorted({d["_id"] for d in store.admin.documents(args.prefix, args.namespace, with_data=False)})
         if not ids:
             out.write(f"nothing under {args.prefix!r}\n")
             return 0
@@ -167,7 +169,7 @@ def cmd_rm(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
     progress = Progress(len(store.list_ids(args.prefix, args.namespace)), "export", unit="results")
-    for doc in store.iter_documents(args.prefix, args.namespace):  # page by page: memory stays flat
+    for doc in store.admin.iter_documents(args.prefix, args.namespace):  # page by page: memory stays flat
         out.write(json_util.dumps(_export_record(doc), json_options=JSON_OPTIONS, ensure_ascii=False) + "\n")
         progress.advance()
     if not progress.done:
@@ -180,7 +182,7 @@ def _records(source: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
     """``(where, record)`` for each record, or ``(where, why it is not one)``: one bad line stops nothing."""
     if source.is_dir():
         tree = ResultsManager(source, create_if_missing=False)
-        results = tree.iter_documents()
+        results = tree.admin.iter_documents()
         found = next(results, None)
         for rid in tree.list_ids():  # every .json file, in id order: those that are not results are reported
             if found is not None and found["_id"] == rid:
@@ -232,7 +234,7 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
 
     def flush() -> None:
         # One bulk write per namespace and 1,000 records, each decided as store() decides it.
-        outcomes = store._store_many([record for _, record in batch], behavior) if batch else []
+        outcomes = store.admin._store_many([record for _, record in batch], behavior) if batch else []
         for (where, _), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 counts["failed"] += 1
@@ -273,7 +275,7 @@ def _time(value: Any, name: str) -> datetime | None:
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     groups: dict[tuple[str, str], list[Any]] = {}  # -> [count, oldest, newest, bytes]
-    for doc in open_store(args).iter_documents(args.prefix):  # page by page: memory stays flat
+    for doc in open_store(args).admin.iter_documents(args.prefix):  # page by page: memory stays flat
         group = groups.setdefault((str(doc.get("namespace")), str(doc.get("model_type"))), [0, None, None, 0])
         created, updated = doc.get("created_at"), doc.get("updated_at")
         group[0] += 1
@@ -300,7 +302,7 @@ def _first_error(exc: Exception) -> str:
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
     checked, failing = 0, Counter[str]()
-    for doc in store.iter_documents(args.prefix, args.namespace):  # page by page
+    for doc in store.admin.iter_documents(args.prefix, args.namespace):  # page by page
         checked += 1
         try:
             load_model(doc, doc["_id"], None, None, MODELS)
@@ -321,7 +323,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
-    report = store.doctor(fix=args.fix)
+    report = store.admin.doctor(fix=args.fix)
     out.write(f"{report}\n")
     return 1 if report.problems else 0
 
@@ -336,7 +338,7 @@ def cmd_shard(args: argparse.Namespace, out: TextIO) -> int:
         if not isinstance(key, dict):
             raise UsageError(f'--key takes a JSON document such as \'{{"_id": "hashed"}}\', not {args.key}')
     try:
-        report = open_store(args).shard(args.namespace, key)
+        report = open_store(args).admin.shard(args.namespace, key)
     except InvalidShardKeyError as exc:
         raise UsageError(str(exc)) from None
     out.write(f"{report}\n")

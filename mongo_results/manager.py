@@ -10,34 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
-import sys
-import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypedDict, overload
+from typing import Any, Generic, Literal, ParamSpec, TypedDict, overload
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar, Unpack
 
+from .admin import Admin, AsyncAdmin
 from .core.behaviors import SetBehavior
 from .core.claims import ClaimState, finish, live_claims, missing, release, renew, take, take_each
-from .core.commands import Note
-from .core.drive import run, run_async, stream, stream_async
 from .core.failures import failures as failed_cells
 from .core.failures import reset as forget_failures
 from .core.ids import ResultId
-from .core.maintenance import Report, ShardReport, Upgraded, diagnose, shard, upgrade
-from .core.operations import Operation, Operations, StoredRecord
-from .core.profiles import EngineProfile
+from .core.operations import Operation, Operations
+from .core.runloop import run, run_async, stream, stream_async
 from .core.tables import IdFields, frame, polars_frame, table
 from .heartbeat import Heartbeat, heartbeat
-from .registry import DEFAULT_NAMESPACE
-from .stores import AsyncExecutor, AsyncSeedBackend, Executor, SeedBackend, open_backend
+from .shells import awaitable, moved, streaming, tell
+from .stores import AdaptedBackend, AsyncAdaptedBackend, AsyncExecutor, Executor, open_backend
 from .terminal import ProgressBar
 
 __all__ = ["AsyncClaim", "AsyncResultsManager", "Claim", "ResultsManager"]
@@ -65,19 +60,11 @@ class Query(TypedDict, total=False):
     skipped: list[tuple[str, Exception]] | None
 
 
-def tell(note: Note) -> None:
-    """A note of the core's as a warning, attributed to the first caller outside this package."""
-    frame, level = sys._getframe(0), 1
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] == __package__:
-        frame, level = frame.f_back, level + 1
-    warnings.warn(note.message, note.category, stacklevel=level)
-
-
 def _executor(backend: Any, asynchronous: bool) -> Any:
     """A store runs the core's commands itself; a ``results_manager``-style backend is adapted."""
-    if callable(getattr(backend, "execute", None)) and hasattr(backend, "operations"):
+    if callable(getattr(backend, "_execute", None)) and hasattr(backend, "_operations"):
         return backend
-    return AsyncSeedBackend(backend) if asynchronous else SeedBackend(backend)
+    return AsyncAdaptedBackend(backend) if asynchronous else AdaptedBackend(backend)
 
 
 class ManagerBase(Generic[T]):
@@ -111,7 +98,7 @@ class ManagerBase(Generic[T]):
         self._executor = _executor(value, self._asynchronous)
 
     def _ops(self) -> Operations:
-        return self._executor.operations()  # type: ignore[no-any-return]
+        return self._executor._operations()  # type: ignore[no-any-return]
 
     def _handle(self, value: Any) -> Any:
         """What an operation returns, as the caller gets it: a claim comes bound to this manager."""
@@ -121,36 +108,6 @@ class ManagerBase(Generic[T]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.backend!r})"
-
-
-# -- The async manager's methods from the sync manager's: the same operation, awaited instead of run.
-
-
-def awaitable(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
-    """``method`` of ResultsManager, its operation awaited instead of run."""
-
-    async def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        operation: Any = method(self, *args, **kwargs)  # AsyncResultsManager._run hands the operation back
-        result: R = self._handle(await run_async(operation, self._executor.execute, tell))
-        return result
-
-    functools.update_wrapper(call, method)
-    return call
-
-
-def streaming(method: Callable[Concatenate[Any, P], Iterator[R]]) -> Callable[Concatenate[Any, P], AsyncIterator[R]]:
-    """A streaming ``method`` of ResultsManager as an async iterator."""
-
-    def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
-        async def items() -> AsyncIterator[R]:
-            # Built on first iteration, inside the loop that iterates: it chooses the client.
-            async for item in stream_async(method(self, *args, **kwargs), self._executor.execute, tell):  # type: ignore[arg-type]
-                yield self._handle(item)
-
-        return items()
-
-    functools.update_wrapper(call, method)
-    return call
 
 
 def _worker() -> str:
@@ -274,12 +231,12 @@ class AsyncClaim(_ClaimView):
             False once the claim is lost: it ran out and another worker took it, or the result is stored.
         """
         manager: AsyncResultsManager[Any] = self._manager
-        return bool(await run_async(renew(manager._ops(), self._state, lease), manager._executor.execute, tell))
+        return bool(await run_async(renew(manager._ops(), self._state, lease), manager._executor._execute, tell))
 
     async def release(self) -> None:
         """Let the claim go, so that another worker may take the id (if its result is not stored)."""
         manager: AsyncResultsManager[Any] = self._manager
-        await run_async(release(manager._ops(), self._state), manager._executor.execute, tell)
+        await run_async(release(manager._ops(), self._state), manager._executor._execute, tell)
 
     async def set(self, data: BaseModel, behavior: SetBehavior = SetBehavior.KEEP_EXISTING) -> bool:
         """Store the result this claim is for, under its id and namespace, as [Claim.set][mongo_results.Claim.set].
@@ -307,7 +264,7 @@ class AsyncClaim(_ClaimView):
                 await self._beat
             self._beat = None
         manager: AsyncResultsManager[Any] = self._manager
-        await run_async(finish(manager._ops(), self._state, error), manager._executor.execute, tell)
+        await run_async(finish(manager._ops(), self._state, error), manager._executor._execute, tell)
 
 
 class ResultsManager(ManagerBase[T]):
@@ -318,9 +275,9 @@ class ResultsManager(ManagerBase[T]):
     a result's namespace follows from its model's registration unless ``namespace`` is given.
 
     Every call that reaches a server may also raise
-    [`StoreUnavailableError`][mongo_results.StoreUnavailableError] (a ``ConnectionError``): no
+    [`StoreUnavailableError`][mongo_results.errors.StoreUnavailableError] (a ``ConnectionError``): no
     server answered within the server-selection timeout; or its subclass
-    [`OutcomeUnknownError`][mongo_results.OutcomeUnknownError]: the connection was lost after a
+    [`OutcomeUnknownError`][mongo_results.errors.OutcomeUnknownError]: the connection was lost after a
     write was sent, so it may have been applied.
 
     Args:
@@ -347,10 +304,10 @@ class ResultsManager(ManagerBase[T]):
     _claim_type = Claim
 
     def _run(self, operation: Operation[R]) -> R:
-        return self._handle(run(operation, self._executor.execute, tell))  # type: ignore[no-any-return]
+        return self._handle(run(operation, self._executor._execute, tell))  # type: ignore[no-any-return]
 
     def _stream(self, operation: Operation[Any]) -> Iterator[Any]:
-        return map(self._handle, stream(operation, self._executor.execute, tell))
+        return map(self._handle, stream(operation, self._executor._execute, tell))
 
     def set(
         self,
@@ -493,7 +450,7 @@ class ResultsManager(ManagerBase[T]):
             namespace: The namespace to read from; None looks in every namespace.
             on_error: ``"raise"`` raises on the first result that no longer loads; ``"skip"``
                 leaves such results out and warns with their count
-                ([`SkippedResultsWarning`][mongo_results.SkippedResultsWarning]).
+                ([`SkippedResultsWarning`][mongo_results.errors.SkippedResultsWarning]).
             skipped: A list that receives ``(id, error)`` for each result left out by ``"skip"``.
 
         Returns:
@@ -840,190 +797,19 @@ class ResultsManager(ManagerBase[T]):
         """
         return self._run(self._ops().clear())
 
-    def documents(
-        self, prefix: ResultId | None = None, namespace: str | None = None, *, with_data: bool = True
-    ) -> list[dict[str, Any]]:
-        """Read the stored documents (envelope and encoded data) under ``prefix``, for inspection.
+    @property
+    def admin(self) -> Admin:
+        """The store's administration (stored form, upgrades, checks); see [`Admin`][mongo_results.admin.Admin]."""
+        return Admin(self)
 
-        Args:
-            prefix: Whole leading segments of the ids; None for every result.
-            namespace: The namespace to read; None reads every namespace.
-            with_data: Include each document's encoded ``data``; False reads the envelopes only.
-
-        Returns:
-            The documents as stored (``_id``, ``model_type``, ``namespace``, ``data``...), sorted
-            by id.
-
-        Raises:
-            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
-        """
-        return self._run(self._ops().documents(prefix, namespace, with_data=with_data))
-
-    def iter_documents(
-        self,
-        prefix: ResultId | None = None,
-        namespace: str | None = None,
-        *,
-        with_data: bool = True,
-        batch_size: int = 500,
-    ) -> Iterator[dict[str, Any]]:
-        """Iterate over the stored documents under ``prefix``, read page by page.
-
-        [`documents`][mongo_results.ResultsManager.documents] for stores too large to hold in memory.
-
-        Args:
-            prefix: Whole leading segments of the ids; None for every result.
-            namespace: The namespace to read; None reads every namespace.
-            with_data: Include each document's encoded ``data``; False reads the envelopes only.
-            batch_size: Documents read per round trip.
-
-        Yields:
-            The documents as stored, in id order.
-
-        Raises:
-            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
-        """
-        return self._stream(self._ops().iter_documents(prefix, namespace, batch_size, with_data=with_data))
-
-    def store(
-        self,
-        result_id: ResultId,
-        model_type: str,
-        data: Mapping[str, Any],
-        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
-        namespace: str = DEFAULT_NAMESPACE,
-        *,
-        created_at: datetime | None = None,
-        updated_at: datetime | None = None,
-        exact_times: Sequence[Mapping[str, str]] | None = None,
-    ) -> bool:
-        """Store data already in stored form (an export, a file tree) with ``set``'s semantics.
-
-        Args:
-            result_id: The id, ``"a/b/c"`` or a sequence of segments.
-            model_type: The model's name, as stored (need not be registered).
-            data: The encoded data, as [`documents`][mongo_results.ResultsManager.documents]
-                returns it.
-            behavior: What to do when a result is already stored under the id.
-            namespace: The namespace to store into.
-            created_at: The creation time to keep (an export's), for a result this call creates;
-                None for now. The file store keeps a file's modification time only.
-            updated_at: The update time to keep; None for now.
-            exact_times: The document's ``exact_times``, the text of each datetime in ``data``
-                that a BSON date does not hold (see [Storage](../storage.md#storage-in-mongodb)).
-
-        Returns:
-            True if written, False if skipped, as for [`set`][mongo_results.ResultsManager.set].
-
-        Raises:
-            ResultExistsError: As for ``set`` (a ``FileExistsError``).
-            InvalidIdError: The id breaks the id rules (a ``ValueError``).
-            InvalidNamespaceError: The namespace cannot name a collection (a ``ValueError``).
-            DocumentTooLargeError: The result is over the store's size limit (a ``ValueError``).
-        """
-        return self._run(
-            self._ops().store(
-                result_id,
-                model_type,
-                data,
-                behavior,
-                namespace,
-                created_at=created_at,
-                updated_at=updated_at,
-                times=exact_times,
-            )
-        )
-
-    def _store_many(self, records: Sequence[StoredRecord], behavior: SetBehavior) -> list[bool | BaseException]:
-        """``store`` for many records in bulk writes (the command line's import)."""
-        return self._run(self._ops().store_many(records, behavior))
-
-    def upgrade(
-        self,
-        prefix: ResultId | None,
-        model_class: type[BaseModel],
-        convert: Callable[[dict[str, Any]], BaseModel],
-        namespace: str | None = None,
-        *,
-        batch_size: int = 500,
-        old_types: Iterable[str] = (),
-    ) -> Upgraded:
-        """Rewrite the results under ``prefix`` into ``model_class`` as ``convert(old data)``.
-
-        Only results stored as ``model_class`` (by its name) that no longer load into it, and
-        results stored as one of ``old_types``, are rewritten; results of other model types
-        are left alone and counted in ``other_types``. Results that load are left alone, so it
-        can run again after an interruption; each rewrite is atomic and skips a result written
-        meanwhile (see [When a model changes](../changed-models.md)).
-
-        Args:
-            prefix: Whole leading segments of the ids to upgrade; None for every result.
-            model_class: The model's current class; rewritten results are stored as it.
-            convert: Takes a result's stored data (a dict, as decoded) and returns a
-                ``model_class`` instance.
-            namespace: The namespace to upgrade; None upgrades every namespace.
-            batch_size: Results read per round trip.
-            old_types: Former model type names (a renamed class) whose results are rewritten too.
-
-        Returns:
-            The counts of what was done; see ``Upgraded``.
-
-        Raises:
-            UpgradeFailedError: ``convert`` raised; names the result and how many were rewritten
-                before it (a ``ValueError``).
-            WrongTypeError: ``convert`` returned something other than a ``model_class`` instance.
-            InvalidArgumentError: ``old_types`` is not a list of names.
-            InvalidIdError: ``prefix`` breaks the id rules (a ``ValueError``).
-        """
-        return self._run(upgrade(self._ops(), prefix, model_class, convert, namespace, batch_size, old_types=old_types))
-
-    def engine(self) -> EngineProfile:
-        """Describe the store's engine and what it can hold, asked of the server once per connection.
-
-        Returns:
-            The engine's profile: its name and version (MongoDB, FerretDB, the embedded or the
-            file store) and the features it supports.
-        """
-        return self._run(self._ops().learn_engine())
-
-    def doctor(self, fix: bool = False) -> Report:
-        """Check the store's namespaces, indexes, validators and large-result files.
-
-        Args:
-            fix: Create the missing indexes and validators and remove leftovers (files of
-                killed writers, orphaned large-result files); False only reports.
-
-        Returns:
-            One line per check and the number of problems left; ``str()`` of it is the report.
-        """
-        return self._run(diagnose(self._ops(), fix=fix))
-
-    def shard(self, namespace: str | None = None, key: Mapping[str, Any] | None = None) -> ShardReport:
-        """Shard the store's collections on a sharded cluster, on keys that keep every id unique.
-
-        Each namespace collection on ``_id``, the GridFS chunks of results over 16 MiB on their
-        file id, the claims on their id: ranged where the server supports it, hashed where it
-        supports only hashed keys. A collection already sharded on such a key is left as it is;
-        one sharded on another key is reported as a problem and never changed. On a server that
-        is not a sharded cluster, and on the file and embedded stores, there is nothing to shard
-        and the report says so.
-
-        Args:
-            namespace: Also shard this namespace's collection, creating it if it does not exist yet
-                (a namespace created later is sharded by calling ``shard`` again).
-            key: The results' shard key: ``{"_id": 1}`` (ranged) or ``{"_id": "hashed"}``; None
-                for ranged where the server supports it, else hashed.
-
-        Returns:
-            One line per collection, the key each is sharded on, and the number of problems left;
-            ``str()`` of it is the report.
-
-        Raises:
-            InvalidShardKeyError: ``key`` is not ``_id``: two shards could each hold a result under
-                one id (a ``ValueError``), before any I/O.
-            InvalidNamespaceError: ``namespace`` is invalid (a ``ValueError``).
-        """
-        return self._run(shard(self._ops(), namespace, key))
+    # The v0.1 spellings of the administrative calls, now on ``admin``.
+    documents = moved(Admin.documents)
+    iter_documents = moved(Admin.iter_documents)
+    store = moved(Admin.store)
+    upgrade = moved(Admin.upgrade)
+    engine = moved(Admin.engine)
+    doctor = moved(Admin.doctor)
+    shard = moved(Admin.shard)
 
     def missing(self, result_ids: Iterable[ResultId], namespace: str | None = None) -> list[str]:
         """The ids that have no stored result: what a sweep has left to compute.
@@ -1201,15 +987,8 @@ class AsyncResultsManager(ManagerBase[T]):
     list_ids = awaitable(ResultsManager.list_ids)
     delete = awaitable(ResultsManager.delete)
     clear = awaitable(ResultsManager.clear)
-    documents = awaitable(ResultsManager.documents)
-    store = awaitable(ResultsManager.store)
-    engine = awaitable(ResultsManager.engine)
-    doctor = awaitable(ResultsManager.doctor)
-    shard = awaitable(ResultsManager.shard)
-    upgrade = awaitable(ResultsManager.upgrade)
     get_many = awaitable(ResultsManager.get_many)
     iter_results = streaming(ResultsManager.iter_results)
-    iter_documents = streaming(ResultsManager.iter_documents)
     find = streaming(ResultsManager.find)
     to_arrow = awaitable(ResultsManager.to_arrow)
     to_polars = awaitable(ResultsManager.to_polars)
@@ -1218,6 +997,19 @@ class AsyncResultsManager(ManagerBase[T]):
     claims = awaitable(ResultsManager.claims)
     failures = awaitable(ResultsManager.failures)
     reset_failures = awaitable(ResultsManager.reset_failures)
+
+    @property
+    def admin(self) -> AsyncAdmin:
+        """The store's administration, awaited; see [`AsyncAdmin`][mongo_results.admin.AsyncAdmin]."""
+        return AsyncAdmin(self)
+
+    documents = moved(AsyncAdmin.documents)
+    iter_documents = moved(AsyncAdmin.iter_documents)
+    store = moved(AsyncAdmin.store)
+    upgrade = moved(AsyncAdmin.upgrade)
+    engine = moved(AsyncAdmin.engine)
+    doctor = moved(AsyncAdmin.doctor)
+    shard = moved(AsyncAdmin.shard)
 
     async def claim(
         self,
@@ -1244,7 +1036,7 @@ class AsyncResultsManager(ManagerBase[T]):
             ValueError: as for ``ResultsManager.claim`` (before any I/O).
         """
         operation = take(self._ops(), result_id, lease, namespace, _worker(), max_attempts)
-        return self._handle(await run_async(operation, self._executor.execute, tell))  # type: ignore[no-any-return]
+        return self._handle(await run_async(operation, self._executor._execute, tell))  # type: ignore[no-any-return]
 
     def claim_each(
         self,
@@ -1277,7 +1069,7 @@ class AsyncResultsManager(ManagerBase[T]):
 
         async def claims() -> AsyncIterator[AsyncClaim]:
             operation = take_each(self._ops(), result_ids, lease, namespace, _worker(), max_attempts, wait)
-            async for state in stream_async(operation, self._executor.execute, tell):
+            async for state in stream_async(operation, self._executor._execute, tell):
                 yield self._handle(state)
 
         return claims()
@@ -1313,7 +1105,7 @@ class AsyncResultsManager(ManagerBase[T]):
         """
         # Written out, not derived: a wrapper typed by ParamSpec would lose the overload that
         # returns the manager's own T (``await arm.get(id)`` would be Any to a type checker).
-        return await run_async(self._ops().get(result_id, model_class, namespace), self._executor.execute, tell)
+        return await run_async(self._ops().get(result_id, model_class, namespace), self._executor._execute, tell)
 
     async def close(self) -> None:
         """Close the clients the store opened: those of this event loop, and of loops that have ended.

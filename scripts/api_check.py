@@ -21,7 +21,7 @@ from pathlib import Path
 import griffe
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = "v0.1.0"
+RELEASE = "v0.2.0"
 BASELINE = ROOT / "api" / f"{RELEASE}.json.gz"
 UNRELEASED = ROOT / "api" / "unreleased.json.gz"
 

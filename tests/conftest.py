@@ -97,23 +97,14 @@ def running(
         server.close()
 
 
-class SyncView:
-    """Drives an AsyncResultsManager on a private event loop, so the one suite runs it too."""
+class Awaiting:
+    """Calls an async object's methods on an event loop, as if they were sync."""
 
-    def __init__(self, make: Callable[[], Awaitable[AsyncResultsManager]]) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.manager = self.loop.run_until_complete(make())
-
-    @property
-    def backend(self) -> Any:
-        return self.manager.backend
-
-    @backend.setter
-    def backend(self, value: Any) -> None:
-        self.manager.backend = value
+    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.target, self.loop = target, loop
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self.manager, name)
+        method = getattr(self.target, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             result = method(*args, **kwargs)
@@ -126,6 +117,27 @@ class SyncView:
             return self.loop.run_until_complete(result)
 
         return call
+
+
+class SyncView(Awaiting):
+    """Drives an AsyncResultsManager on a private event loop, so the one suite runs it too."""
+
+    def __init__(self, make: Callable[[], Awaitable[AsyncResultsManager]]) -> None:
+        loop = asyncio.new_event_loop()
+        super().__init__(loop.run_until_complete(make()), loop)
+        self.manager = self.target
+
+    @property
+    def backend(self) -> Any:
+        return self.manager.backend
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        self.manager.backend = value
+
+    @property
+    def admin(self) -> Awaiting:
+        return Awaiting(self.manager.admin, self.loop)
 
     def shutdown(self) -> None:
         self.loop.run_until_complete(self.manager.close())
@@ -214,7 +226,7 @@ def sharded_db(sharded_uri: str) -> Iterator[tuple[str, str]]:
     """
     for uri, name in _fresh_db(sharded_uri):
         with ResultsManager(backend=MongoBackend(uri, database=name)) as manager:
-            report = manager.shard(namespace="default")
+            report = manager.admin.shard(namespace="default")
         assert report.problems == 0 and len(report.keys) == 3, str(report)
         yield uri, name
 

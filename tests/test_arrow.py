@@ -27,8 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from mongo_results import InvalidArgumentError, LossyValueError, ResultsManager, clear_registry, register_model
-from mongo_results.core.arrow import columns_of, from_models
+from mongo_results import ResultsManager, clear_registry, register_model
+from mongo_results.core.arrow_reads import columns_of, from_models
+from mongo_results.errors import InvalidArgumentError, LossyValueError
 
 from .models import Color, Level, Point
 from .strategies import field_types, models
@@ -761,7 +762,7 @@ def _flipper(uri: str, database: str, count: int, started: Any, stop: Any) -> in
                 if writes // (count // 7) % 2:
                     rm.set(rid, Flip(n=i, x=i + 0.5), SetBehavior.OVERWRITE)
                 else:
-                    rm.store(rid, "Flip", {"n": i, "x": i}, SetBehavior.OVERWRITE)  # an int where a float goes
+                    rm.admin.store(rid, "Flip", {"n": i, "x": i}, SetBehavior.OVERWRITE)  # an int where a float goes
                 writes += 1
                 if writes == 1:
                     started.put(True)  # the reader starts once every writer writes

@@ -166,13 +166,13 @@ async def _prime(rm: AsyncResultsManager) -> bool:
 
 def test_file_store_keeps_disk_io_off_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     threads: set[int] = set()
-    original = FileBackend.execute
+    original = FileBackend._execute
 
     def recording(self: FileBackend, *args: Any, **kwargs: Any) -> Any:
         threads.add(threading.get_ident())
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(FileBackend, "execute", recording)
+    monkeypatch.setattr(FileBackend, "_execute", recording)
 
     async def main() -> int:
         rm = AsyncResultsManager(tmp_path)

@@ -12,19 +12,21 @@ import pytest
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from mongo_results import (
-    AmbiguousResultError,
-    InvalidIdError,
-    InvalidNamespaceError,
-    LossyValueError,
     MongoResultsError,
     ResultExistsError,
     ResultNotFoundError,
     ResultsManager,
     SetBehavior,
+    register_model,
+)
+from mongo_results.errors import (
+    AmbiguousResultError,
+    InvalidIdError,
+    InvalidNamespaceError,
+    LossyValueError,
     SkippedResultsWarning,
     UnsupportedTypeError,
     UpgradeFailedError,
-    register_model,
 )
 
 from .conftest import SyncView, make_manager, needs_mongodb_semantics
@@ -437,15 +439,15 @@ def test_iter_results_is_in_id_order_across_namespaces(rm: ResultsManager) -> No
         rm.set(f"o/{i}", Metrics(loss=i, accuracy=0, step=i), namespace=("one", "two", "three")[i % 3])
     listed = [rid for rid, _ in rm.iter_results("o", Metrics, batch_size=2)]
     assert listed == [f"o/{i}" for i in range(9)]
-    assert [d["_id"] for d in rm.documents("o")] == listed
+    assert [d["_id"] for d in rm.admin.documents("o")] == listed
 
 
 def test_keep_existing_never_touches_what_is_stored(rm: ResultsManager, kind: str) -> None:
     assert rm.set("k/1", A, SetBehavior.KEEP_EXISTING) is True
-    before = rm.documents("k/1")[0]
+    before = rm.admin.documents("k/1")[0]
     assert rm.set("k/1", B, SetBehavior.KEEP_EXISTING) is False  # different content: kept, no error
     assert rm.set("k/1", A, SetBehavior.KEEP_EXISTING) is False
-    assert rm.get("k/1") == A and rm.documents("k/1")[0]["updated_at"] == before["updated_at"]
+    assert rm.get("k/1") == A and rm.admin.documents("k/1")[0]["updated_at"] == before["updated_at"]
     assert rm.set_many({"k/1": B, "k/2": B}, SetBehavior.KEEP_EXISTING) == [False, True]
     assert rm.get("k/1") == A and rm.get("k/2") == B
     if kind.endswith("file"):  # one result per id: another namespace's result is kept too
@@ -486,15 +488,15 @@ def test_upgrade_rewrites_only_what_no_longer_loads_and_can_run_again(rm: Result
     def convert(old: dict[str, Any]) -> After:
         return After(x=old["x"], y=old["x"] * 10)
 
-    done = rm.upgrade("u", After, convert, old_types=["Before"])
+    done = rm.admin.upgrade("u", After, convert, old_types=["Before"])
     assert (done.upgraded, done.current, done.changed_meanwhile, done.other_types) == (2, 1, 0, 0)
     assert [m for _, m in rm.iter_results("u", After)] == [After(x=1, y=10), After(x=2, y=20), After(x=3, y=30)]
-    assert rm.documents("u/1")[0]["model_type"] == "After"
+    assert rm.admin.documents("u/1")[0]["model_type"] == "After"
     assert rm.get("other/1", Before) == Before(x=9)  # outside the prefix: untouched
-    again = rm.upgrade("u", After, convert, old_types=["Before"])  # idempotent: an interrupted run is run again
+    again = rm.admin.upgrade("u", After, convert, old_types=["Before"])  # idempotent: an interrupted run is run again
     assert (again.upgraded, again.current) == (0, 3)
     with pytest.raises(TypeError, match="convert returned a Before"):
-        rm.upgrade("other", After, lambda old: Before(x=old["x"]), old_types=["Before"])
+        rm.admin.upgrade("other", After, lambda old: Before(x=old["x"]), old_types=["Before"])
 
 
 class Config(BaseModel):
@@ -511,15 +513,15 @@ def test_upgrade_leaves_other_model_types_under_the_prefix_alone(rm: ResultsMana
     def convert(old: dict[str, Any]) -> After:
         return After(x=old["x"], y=-1)
 
-    untouched = rm.upgrade("exp", After, convert)  # no old type named: only results stored as After
+    untouched = rm.admin.upgrade("exp", After, convert)  # no old type named: only results stored as After
     assert (untouched.upgraded, untouched.current, untouched.other_types) == (0, 1, 3)
-    done = rm.upgrade("exp", After, convert, old_types=["Before"])
+    done = rm.admin.upgrade("exp", After, convert, old_types=["Before"])
     assert (done.upgraded, done.current, done.changed_meanwhile, done.other_types) == (1, 1, 0, 2)
     assert rm.get("exp/1/config", Config) == Config(lr=0.1) and rm.get("exp/2/config", Config) == Config(lr=0.2)
-    assert [d["model_type"] for d in rm.documents("exp")] == ["Config", "After", "Config", "After"]
+    assert [d["model_type"] for d in rm.admin.documents("exp")] == ["Config", "After", "Config", "After"]
     assert rm.get("exp/1/metrics", After) == After(x=1, y=-1)
     with pytest.raises(ValueError, match="old_types takes a list"):
-        rm.upgrade("exp", After, convert, old_types="Before")
+        rm.admin.upgrade("exp", After, convert, old_types="Before")
 
 
 def test_upgrade_whose_convert_fails_names_the_result_and_what_was_done(rm: ResultsManager) -> None:
@@ -532,11 +534,11 @@ def test_upgrade_whose_convert_fails_names_the_result_and_what_was_done(rm: Resu
         return After(x=old["x"], y=0)
 
     with pytest.raises(UpgradeFailedError, match=r"'f/3'.*KeyError.*2 result\(s\) were upgraded") as info:
-        rm.upgrade("f", After, convert, old_types=["Before"], batch_size=2)
+        rm.admin.upgrade("f", After, convert, old_types=["Before"], batch_size=2)
     assert isinstance(info.value, ValueError) and info.value.result_id == "f/3" and info.value.upgraded == 2
     assert isinstance(info.value.__cause__, KeyError)
-    assert [d["model_type"] for d in rm.documents("f")] == ["After", "After", "Before"]  # the first two stay done
-    done = rm.upgrade("f", After, lambda old: After(x=old["x"], y=1), old_types=["Before"])
+    assert [d["model_type"] for d in rm.admin.documents("f")] == ["After", "After", "Before"]  # the first two stay done
+    done = rm.admin.upgrade("f", After, lambda old: After(x=old["x"], y=1), old_types=["Before"])
     assert (done.upgraded, done.current) == (1, 2)
 
 
@@ -628,6 +630,6 @@ def test_upgrade_stores_values_equal_as_numbers_exactly(rm: ResultsManager, engi
     register_model(Numbers)
     old, new = EQUAL_NOT_SAME[0]
     rm.set("n", old)
-    rm.store("m", "Numbers", rm.documents("n")[0]["data"] | {"zero": "not a float"})
-    done = rm.upgrade(None, Numbers, lambda data: new)
+    rm.admin.store("m", "Numbers", rm.admin.documents("n")[0]["data"] | {"zero": "not a float"})
+    done = rm.admin.upgrade(None, Numbers, lambda data: new)
     assert done.upgraded == 1 and same(rm.get("m", Numbers), new)

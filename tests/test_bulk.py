@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 from pydantic import BaseModel
 
-from mongo_results import LossyValueError, ResultExistsError, ResultsManager, SetBehavior, register_model
+from mongo_results import ResultExistsError, ResultsManager, SetBehavior, register_model
+from mongo_results.errors import LossyValueError
 
 from .models import Metrics
 from .test_behaviour import TABLE

@@ -25,13 +25,12 @@ from mongo_results import (
     AsyncClaim,
     AsyncResultsManager,
     Claim,
-    InvalidArgumentError,
-    InvalidNamespaceError,
     MongoBackend,
     ResultsManager,
     SetBehavior,
     register_model,
 )
+from mongo_results.errors import InvalidArgumentError, InvalidNamespaceError
 
 from .models import Metrics
 
@@ -232,7 +231,7 @@ def test_a_lost_claim_says_so_and_the_late_set_is_decided_as_usual(shared_store:
 def test_machines_whose_clocks_disagree_never_both_hold_a_claim(shared_store: ResultsManager, tmp_path: Path) -> None:
     rm = shared_store
     ahead = make_manager_like(rm, tmp_path)
-    ops = ahead.backend.operations()
+    ops = ahead.backend._operations()
     real = ops.clock
     ops.clock = lambda: real() + timedelta(minutes=10)  # this machine's clock is ten minutes fast
     behind_claim = rm.claim("skew/1", lease=60)
@@ -252,7 +251,7 @@ def test_a_step_of_the_wall_clock_never_hands_a_live_claim_to_another_worker(
     """Before: the store's time was ours plus an offset, so a step of ours within the minute deleted live claims."""
     rm = shared_store
     other = make_manager_like(rm, tmp_path)
-    ops = other.backend.operations()
+    ops = other.backend._operations()
     held = rm.claim("step/1", lease=600)
     assert held is not None
     assert other.claim("step/2", lease=60) is not None  # the store's clock measured: the minute starts
@@ -393,7 +392,7 @@ def test_claims_add_no_command_to_set_get_exists_or_list_ids(tmp_path: Path) -> 
 
     sent: list[Command] = []
     rm = ResultsManager("mongomock://localhost/claims_commands")
-    execute = rm.backend.execute
+    execute = rm.backend._execute
 
     def counting(command: Command) -> Any:
         sent.append(command)
@@ -401,7 +400,7 @@ def test_claims_add_no_command_to_set_get_exists_or_list_ids(tmp_path: Path) -> 
 
     register_model(Metrics)
     rm.set("warm", M)
-    rm.backend.execute = counting
+    rm.backend._execute = counting
 
     def calls() -> list[str]:
         sent.clear()
@@ -427,7 +426,7 @@ def test_the_claims_live_beside_the_results_never_as_a_namespace(tmp_path: Path)
     assert "results._claims" in db.list_collection_names()
     doc = db["results._claims"].find_one()
     assert doc["_id"] == "x/1" and doc["owner"] == claim.owner and isinstance(doc["expires_at"], datetime)
-    assert rm.list_ids() == [] and "_claims" not in str(rm.doctor())
+    assert rm.list_ids() == [] and "_claims" not in str(rm.admin.doctor())
     with pytest.raises(ValueError, match="claims"):
         rm.set("y", M, namespace="_claims")
     claim.release()
@@ -457,7 +456,7 @@ def test_a_claim_file_cut_short_by_a_crash_holds_its_id_for_a_day_then_expires(t
     assert [c.result_id for c in rm.claim_each(["cell/1", "cell/2"], wait=False)] == ["cell/2"]
     assert [c["result_id"] for c in rm.claims()] == ["cell/2"]
     assert not taken.renew()  # its holder learns it is no longer its own
-    report = rm.doctor()
+    report = rm.admin.doctor()
     assert report.problems == 1 and "1 unreadable claim file(s)" in str(report)
     listed = run_cli(tmp_path / "store", "claims")
     assert listed.returncode == 0 and "cell/2" in listed.stdout and not listed.stderr
@@ -469,7 +468,7 @@ def test_a_claim_file_cut_short_by_a_crash_holds_its_id_for_a_day_then_expires(t
     assert again is not None
     again.release()
     path.write_text(content)
-    fixed = rm.doctor(fix=True)
+    fixed = rm.admin.doctor(fix=True)
     assert fixed.problems == 0 and "fixed: removed 1 unreadable claim file(s)" in str(fixed)
     assert rm.claim("cell/1") is not None
 

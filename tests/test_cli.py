@@ -16,9 +16,10 @@ import pytest
 from pydantic import BaseModel
 from pymongo import MongoClient
 
-from mongo_results import InvalidUriError, MongoBackend, ResultsManager, StoreUnavailableError, register_model
+from mongo_results import MongoBackend, ResultsManager, register_model
 from mongo_results.cli import main
 from mongo_results.core import operations
+from mongo_results.errors import InvalidUriError, StoreUnavailableError
 
 from .commands import CommandLog
 from .models import Metrics
@@ -118,7 +119,7 @@ def test_import_writes_in_bulk_and_keeps_the_times(server_db: tuple[str, str], t
     source = f"{base.rstrip('/')}/{name}"
     with ResultsManager(source) as rm:
         rm.set_many({f"bulk/{i:04d}": Metrics(loss=i, accuracy=0) for i in range(2_500)})
-        before = {d["_id"]: (d["created_at"], d["updated_at"]) for d in rm.documents("bulk", with_data=False)}
+        before = {d["_id"]: (d["created_at"], d["updated_at"]) for d in rm.admin.documents("bulk", with_data=False)}
     out = io.StringIO()
     assert main(["--uri", source, "export", "bulk"], out=out) == 0
     dump = tmp_path / "bulk.jsonl"
@@ -131,7 +132,9 @@ def test_import_writes_in_bulk_and_keeps_the_times(server_db: tuple[str, str], t
         sent = log.take()
         assert sent.count("insert") + sent.count("update") == 3  # 1,000 records per bulk write
         with ResultsManager(target) as copy:
-            after = {d["_id"]: (d["created_at"], d["updated_at"]) for d in copy.documents("bulk", with_data=False)}
+            after = {
+                d["_id"]: (d["created_at"], d["updated_at"]) for d in copy.admin.documents("bulk", with_data=False)
+            }
             copy.clear()
         assert after == before
     finally:
@@ -238,7 +241,7 @@ def test_no_password_is_ever_shown(password: str, capsys: pytest.CaptureFixture[
     escaped = f"mongodb://alice:{quote_plus(password)}@127.0.0.1:9/db?serverSelectionTimeoutMS=200"
     secrets = (password, quote_plus(password))
     backend = MongoBackend(escaped)
-    shown = [repr(backend), backend.hosts, repr(ResultsManager(escaped).backend)]
+    shown = [repr(backend), backend._hosts, repr(ResultsManager(escaped).backend)]
     with pytest.raises(StoreUnavailableError) as info:
         ResultsManager(backend=backend).list_ids()
     shown.append(str(info.value))
@@ -388,7 +391,7 @@ def test_doctor_on_the_embedded_store_says_what_it_is() -> None:
 def test_validate_names_each_result_that_no_longer_loads(uri: str) -> None:
     filled(uri).close()
     rm = ResultsManager(uri)
-    rm.store("old/1", "Metrics", {"loss": "not a number", "accuracy": 1.0}, namespace="training")
+    rm.admin.store("old/1", "Metrics", {"loss": "not a number", "accuracy": 1.0}, namespace="training")
     rm.close()
     code, out = run("--uri", uri, "validate")
     assert code == 1

@@ -289,10 +289,10 @@ class StoreMachine(RuleBasedStateMachine):
 
         if handle.seed:
             with pytest.raises(TypeError, match="needs a store"):
-                handle.manager.upgrade(prefix, New, convert, old_types=["M1"])
+                handle.manager.admin.upgrade(prefix, New, convert, old_types=["M1"])
             return
         expected = handle.contract.upgrade(prefix, New, convert, ["M1"])
-        done = handle.manager.upgrade(prefix, New, convert, old_types=["M1"])
+        done = handle.manager.admin.upgrade(prefix, New, convert, old_types=["M1"])
         actual = (done.upgraded, done.current, done.changed_meanwhile, done.other_types)
         same(actual, expected, f"{handle.name}.upgrade({prefix!r})")
 
@@ -468,11 +468,11 @@ class StoreMachine(RuleBasedStateMachine):
 
 def limited(manager: ResultsManager) -> ResultsManager:
     """The manager with the servers' document limit lowered, so Big results go through GridFS."""
-    engine = manager.engine()  # asked first: an async store's operations belong to the loop that asked
-    manager.backend.operations().engine = dataclasses.replace(engine, max_document=LIMIT)
+    engine = manager.admin.engine()  # asked first: an async store's operations belong to the loop that asked
+    manager.backend._operations().engine = dataclasses.replace(engine, max_document=LIMIT)
     register()
     manager.set("limited", Big(x=0, blob=b"\x01" * 6000), SetBehavior.OVERWRITE)
-    assert "gridfs" in manager.documents("limited")[0], "the lowered limit is in force"
+    assert "gridfs" in manager.admin.documents("limited")[0], "the lowered limit is in force"
     manager.delete("limited")
     return manager
 
@@ -520,7 +520,7 @@ PREFIXES = ("results.", "results.v2.", "results._")  # the stores of one databas
 def _shard_all(manager: ResultsManager) -> None:
     """Every namespace the machine writes to sharded on _id (with the GridFS chunks and the claims)."""
     for namespace in ("default", "other", "n.x"):
-        assert manager.shard(namespace=namespace).problems == 0
+        assert manager.admin.shard(namespace=namespace).problems == 0
 
 
 def seed_handle(kind: str, tmp_path: Path) -> Handle:

@@ -9,15 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mongo_results import InvalidIdError, MongoResultsError, ResultExistsError, SetBehavior, canonical_id
+from mongo_results import MongoResultsError, ResultExistsError, SetBehavior, canonical_id
 from mongo_results.core.behaviors import Stored, outcome, writes
 from mongo_results.core.commands import DuplicateKey, Written
+from mongo_results.core.filters import page_after, prefix_filter
 from mongo_results.core.ids import canonical_prefix, segments
 from mongo_results.core.names import namespaces_in
 from mongo_results.core.profiles import EngineProfile
-from mongo_results.core.queries import page_after, prefix_filter
 from mongo_results.core.writes import SetPlan
 from mongo_results.core.writes import plan_set as _plan_set
+from mongo_results.errors import InvalidIdError
 from mongo_results.registry import MODELS
 
 from .models import Metrics

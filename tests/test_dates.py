@@ -45,7 +45,7 @@ def _exactly(got: datetime, want: datetime) -> bool:
 def test_datetimes_are_stored_as_dates_and_read_back_exactly(rm: ResultsManager) -> None:
     for name, v in VALUES.items():
         rm.set(f"d/{name}", _run(v))
-    docs = {d["_id"]: d for d in rm.documents("d")}
+    docs = {d["_id"]: d for d in rm.admin.documents("d")}
     for name, v in VALUES.items():
         got = rm.get(f"d/{name}", Run)
         assert got == _run(v)
@@ -81,14 +81,14 @@ def test_an_overwrite_keeps_no_exact_time_of_the_value_it_replaces(rm: ResultsMa
     assert rm.set("o", Run(at=HELD), SetBehavior.OVERWRITE)
     got = rm.get("o", Run)
     assert _exactly(got.at, HELD) and got.steps == []
-    assert "exact_times" not in next(iter(rm.documents("o")))
+    assert "exact_times" not in next(iter(rm.admin.documents("o")))
     assert rm.set("o", Run(at=OFFSET), SetBehavior.OVERWRITE)
     assert _exactly(rm.get("o", Run).at, OFFSET)
 
 
 def test_results_stored_with_datetimes_as_text_read_match_and_keep_their_digest(rm: ResultsManager) -> None:
     # How versions before dates stored them: the ISO text.
-    rm.store("old", "Run", {"at": "2026-11-28T04:01:00.123456Z", "steps": [], "marks": {}})
+    rm.admin.store("old", "Run", {"at": "2026-11-28T04:01:00.123456Z", "steps": [], "marks": {}})
     rm.set("new", Run(at=MICROS))
     assert _exactly(rm.get("old", Run).at, MICROS)
     assert sorted(rid for rid, _ in rm.find({"at": MICROS}, None, Run)) == ["new", "old"]
@@ -104,11 +104,11 @@ def test_results_stored_with_datetimes_as_text_read_match_and_keep_their_digest(
 
 def test_stored_form_copies_with_its_exact_times(rm: ResultsManager) -> None:
     rm.set("src", _run(OFFSET))
-    doc = next(iter(rm.documents("src")))
-    rm.store("copy", doc["model_type"], doc["data"], exact_times=doc.get("exact_times"))
+    doc = next(iter(rm.admin.documents("src")))
+    rm.admin.store("copy", doc["model_type"], doc["data"], exact_times=doc.get("exact_times"))
     assert _exactly(rm.get("copy", Run).marks["a.b"], OFFSET)
     # Without them the dates alone come back, as UTC to the millisecond.
-    rm.store("dates", doc["model_type"], doc["data"])
+    rm.admin.store("dates", doc["model_type"], doc["data"])
     assert rm.get("dates", Run).at == OFFSET.replace(microsecond=0)
 
 
@@ -135,7 +135,7 @@ def test_tables_read_each_datetime_exactly_from_either_form(rm: ResultsManager) 
     rm.set("t/held", Run(at=HELD))
     rm.set("t/micros", Run(at=MICROS))
     rm.set("t/offset", Run(at=OFFSET))
-    rm.store("t/text", "Run", {"at": "2026-11-28T04:01:00.123456Z", "steps": [], "marks": {}})
+    rm.admin.store("t/text", "Run", {"at": "2026-11-28T04:01:00.123456Z", "steps": [], "marks": {}})
     table = rm.to_arrow("t", Run)
     assert table.column("id").to_pylist() == ["t/held", "t/micros", "t/offset", "t/text"]
     assert table.column("at").to_pylist() == [HELD, MICROS, OFFSET, MICROS]  # instants, in UTC

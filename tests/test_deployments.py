@@ -26,15 +26,14 @@ import pytest
 from pymongo import MongoClient, monitoring
 
 from mongo_results import (
-    AccessDeniedError,
     AsyncMongoBackend,
     AsyncResultsManager,
     MongoBackend,
     ResultsManager,
     SetBehavior,
-    StoreUnavailableError,
     register_model,
 )
+from mongo_results.errors import AccessDeniedError, StoreUnavailableError
 
 from .commands import CommandLog
 from .conftest import running

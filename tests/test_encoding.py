@@ -28,7 +28,7 @@ from pydantic import (
     model_serializer,
 )
 
-from mongo_results import LossyValueError, MongoResultsError, ResultsManager, SetBehavior, UnsupportedTypeError
+from mongo_results import MongoResultsError, ResultsManager, SetBehavior
 from mongo_results.core.encoding import (
     JSON_OPTIONS,
     content_digest,
@@ -40,6 +40,7 @@ from mongo_results.core.encoding import (
     validate_data,
 )
 from mongo_results.core.encoding import difference as encoding_difference
+from mongo_results.errors import LossyValueError, UnsupportedTypeError
 
 from .strategies import field_types, models, same
 

@@ -18,17 +18,19 @@ from mongo_results import (
     AsyncMongoBackend,
     AsyncResultsManager,
     MongoBackend,
-    OutcomeUnknownError,
     ResultNotFoundError,
     ResultsManager,
     SetBehavior,
-    SetManyInterruptedError,
-    StoreUnavailableError,
 )
 from mongo_results.core import commands as cmd
 from mongo_results.core import operations
-from mongo_results.errors import RejectedByServerError
-from mongo_results.stores.driver import TRANSIENT_CODES, call_for, error_reply, is_transient, translate
+from mongo_results.errors import (
+    OutcomeUnknownError,
+    RejectedByServerError,
+    SetManyInterruptedError,
+    StoreUnavailableError,
+)
+from mongo_results.stores.pymongo_calls import TRANSIENT_CODES, call_for, error_reply, is_transient, translate
 
 from .conftest import running
 from .models import Metrics
@@ -270,8 +272,8 @@ def test_server_killed_while_a_large_result_is_written(own_server: Server, nth: 
     client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[killer])
     rm = ResultsManager(backend=MongoBackend(client, database="large"))
     rm.set("warm/up", Metrics(loss=0, accuracy=0))
-    ops = rm.backend.operations()
-    ops.engine = dataclasses.replace(rm.engine(), max_document=64 * 1024)  # GridFS for 300 kB
+    ops = rm.backend._operations()
+    ops.engine = dataclasses.replace(rm.admin.engine(), max_document=64 * 1024)  # GridFS for 300 kB
     killer.writes, killer.nth = 0, nth
     big = sized("s", b"k" * 300_000)
     with pytest.raises(StoreUnavailableError):
@@ -286,9 +288,9 @@ def test_server_killed_while_a_large_result_is_written(own_server: Server, nth: 
         with pytest.raises(ResultNotFoundError):
             again.get("s", Scan)
     _after_grace(again)
-    again.doctor(fix=True)
+    again.admin.doctor(fix=True)
     files = again.backend.database()["results._gridfs.files"].count_documents({})
-    assert files == int(again.exists("s")) and "problem:" not in str(again.doctor())
+    assert files == int(again.exists("s")) and "problem:" not in str(again.admin.doctor())
     # The write the error advises is safe to repeat, and writes only when the first did not.
     applied = again.exists("s")
     assert again.set("s", big, SetBehavior.SKIP_IF_EXISTS) is not applied
@@ -379,7 +381,7 @@ def test_a_worker_node_stopped_during_set_many_is_an_interruption_and_the_retry_
     uri = server.uri + "?serverSelectionTimeoutMS=1500"
     items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(5000)]
     rm = ResultsManager(backend=MongoBackend(uri, database=database))
-    assert rm.shard(namespace="default").problems == 0  # the results spread over both workers
+    assert rm.admin.shard(namespace="default").problems == 0  # the results spread over both workers
     stopper = StopWorkerOnAck(server, nth=1)
     try:
         error = interrupt_set_many(uri, stopper, items, behavior, "sync", database)

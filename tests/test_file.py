@@ -15,19 +15,10 @@ from typing import Any
 
 import pytest
 
-from mongo_results import (
-    CorruptResultError,
-    FileBackend,
-    InvalidIdError,
-    MongoResultsError,
-    ResultsManager,
-    SetBehavior,
-    StoreWriteError,
-    UnreadableResultError,
-    register_model,
-)
+from mongo_results import FileBackend, MongoResultsError, ResultsManager, SetBehavior, register_model
 from mongo_results.cli import main
-from mongo_results.stores.files import FileTree
+from mongo_results.errors import CorruptResultError, InvalidIdError, StoreWriteError, UnreadableResultError
+from mongo_results.stores.file_tree import FileTree
 
 from .models import Metrics, Point
 
@@ -158,13 +149,13 @@ def test_temporary_files_of_killed_writers_are_removed_and_never_read(tmp_path: 
     backend = FileBackend(store)
     rm = ResultsManager(backend=backend)
     for rid in rm.list_ids():  # no torn result is ever visible
-        assert len(rm.documents(rid)[0]["data"]["values"]) == 200_000
-    leftovers = backend.leftovers()
+        assert len(rm.admin.documents(rid)[0]["data"]["values"]) == 200_000
+    leftovers = backend._leftovers(remove=False)
     (store / "big").mkdir(exist_ok=True)  # on a busy machine no writer may have got this far
     (store / "big" / ".0123456789abcdef.tmp").write_text('{"torn')  # at least one, whatever the timing
-    assert len(backend.leftovers()) == len(leftovers) + 1
+    assert len(backend._leftovers(remove=False)) == len(leftovers) + 1
     rm.clear()
-    assert backend.leftovers() == [] and rm.list_ids() == []
+    assert backend._leftovers(remove=False) == [] and rm.list_ids() == []
 
 
 def test_a_corrupt_or_foreign_file_is_named_and_breaks_nothing_else(tmp_path: Path) -> None:
@@ -184,9 +175,9 @@ def test_a_corrupt_or_foreign_file_is_named_and_breaks_nothing_else(tmp_path: Pa
         rm.get("sub/config")  # JSON, but not a result
     assert rm.list_ids("runs") == ["runs/1", "runs/2", "runs/3"]  # listed, like a foreign document
     assert [rid for rid, _ in rm.iter_results()] == ["runs/1", "runs/3"]
-    assert [d["_id"] for d in rm.documents()] == ["runs/1", "runs/3"]
+    assert [d["_id"] for d in rm.admin.documents()] == ["runs/1", "runs/3"]
     assert rm.get_many(["runs/1", "runs/3"], Metrics)[1].loss == 3
-    report = str(rm.doctor())
+    report = str(rm.admin.doctor())
     assert "2 .json file(s) are not results" in report and "runs/2" in report and "sub/config" in report
     assert rm.set("runs/2", Metrics(loss=2, accuracy=1), SetBehavior.OVERWRITE)  # overwriting repairs it
     assert rm.get("runs/2", Metrics).loss == 2
@@ -266,11 +257,13 @@ def test_a_full_disk_is_a_library_error_and_leaves_nothing_half_written(
         rm.set("full/deep/1", Point(x=1, y=1))
     assert isinstance(info.value, OSError) and isinstance(info.value, MongoResultsError)
     assert info.value.errno == errno.ENOSPC and str(info.value.filename).endswith("1.json")
-    assert not (tmp_path / "full").exists() and backend.leftovers() == []  # no temporary file, no directory
+    assert (
+        not (tmp_path / "full").exists() and backend._leftovers(remove=False) == []
+    )  # no temporary file, no directory
     outcomes = rm.set_many([("a/1", Point(x=1, y=1)), ("full/2", Point(x=2, y=2)), ("a/3", Point(x=3, y=3))])
     assert outcomes[0] is True and outcomes[2] is True
     assert isinstance(outcomes[1], StoreWriteError) and outcomes[1].errno == errno.ENOSPC
-    assert rm.list_ids() == ["a/1", "a/3"] and backend.leftovers() == []
+    assert rm.list_ids() == ["a/1", "a/3"] and backend._leftovers(remove=False) == []
 
 
 def test_ids_that_start_with_a_dot_are_results_and_the_store_own_files_are_not(tmp_path: Path) -> None:
@@ -286,7 +279,7 @@ def test_ids_that_start_with_a_dot_are_results_and_the_store_own_files_are_not(t
     assert [rid for rid, _ in rm.iter_results()] == [".hidden/x", "runs/.warmup"]
     rm.clear()
     assert rm.list_ids() == [] and not (tmp_path / "runs" / ".warmup.json").exists()
-    assert backend.leftovers() == []
+    assert backend._leftovers(remove=False) == []
 
 
 @pytest.mark.parametrize("count", [1000, 3000])
@@ -318,11 +311,11 @@ def test_doctor_from_python_reports_and_removes_temporary_files(tmp_path: Path) 
     rm = ResultsManager(tmp_path)
     rm.set("a/1", Point(x=1, y=1))
     (tmp_path / "a" / ".0123456789abcdef.tmp").write_text('{"torn')
-    report = rm.doctor()
+    report = rm.admin.doctor()
     assert report.problems == 1 and "problem: 1 temporary file(s) of writers killed mid-write" in str(report)
-    fixed = rm.doctor(fix=True)
+    fixed = rm.admin.doctor(fix=True)
     assert fixed.problems == 0 and "fixed: removed 1 temporary file(s)" in str(fixed)
-    assert not (tmp_path / "a" / ".0123456789abcdef.tmp").exists() and rm.doctor().problems == 0
+    assert not (tmp_path / "a" / ".0123456789abcdef.tmp").exists() and rm.admin.doctor().problems == 0
 
 
 def test_symbolic_link_loops_are_never_followed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -334,7 +327,7 @@ def test_symbolic_link_loops_are_never_followed(tmp_path: Path, capsys: pytest.C
     (tmp_path / "runs" / "b").symlink_to("a")
     (tmp_path / "runs" / "c.json").symlink_to("c.json")
     assert rm.list_ids() == ["runs/1"] and [rid for rid, _ in rm.iter_results()] == ["runs/1"]
-    assert rm.list_ids("runs/a") == [] and len(rm.documents()) == 1
+    assert rm.list_ids("runs/a") == [] and len(rm.admin.documents()) == 1
     with pytest.raises(InvalidIdError, match="loop of symbolic links"):
         rm.get("runs/a/x")
     with pytest.raises(InvalidIdError, match="loop of symbolic links"):

@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, create_model
 
-from mongo_results import InvalidArgumentError, MongoBackend, MongoResultsError, ResultsManager, register_model
+from mongo_results import MongoBackend, MongoResultsError, ResultsManager, register_model
 from mongo_results.core.commands import Command, Find
-from mongo_results.core.queries import MAX_DEPTH
+from mongo_results.core.filters import MAX_DEPTH
+from mongo_results.errors import InvalidArgumentError
 
 from .conftest import make_manager
 
@@ -280,7 +281,7 @@ def test_declared_field_indexes_are_created_and_used_by_find(server_db: tuple[st
     assert [rid for rid, _ in rm.find({"loss": {"$lt": 0.02}}, "s", Scored)] == ["s/000", "s/001"]
     plan = str(db["results.scored"].find({"data.loss": {"$lt": 0.02}}).explain())
     assert "data.loss_1" in plan  # the server's plan names the index
-    report = str(rm.doctor())
+    report = str(rm.admin.doctor())
     assert "ok: index data.loss_1" in report and "ok: index data.sub.a_-1" in report
     rm.close()
     with pytest.raises(ValueError, match="an index is a field name"):
@@ -302,12 +303,12 @@ class Counting:
         self.inner, self.sent = inner, list[Command]()
         self.store_secrets = inner.store_secrets
 
-    def operations(self) -> Any:
-        return self.inner.operations()
+    def _operations(self) -> Any:
+        return self.inner._operations()
 
-    def execute(self, command: Command) -> Any:
+    def _execute(self, command: Command) -> Any:
         self.sent.append(command)
-        return self.inner.execute(command)
+        return self.inner._execute(command)
 
     def close(self) -> None:
         self.inner.close()
@@ -445,11 +446,11 @@ def test_a_filter_a_store_refuses_is_a_library_error(kind: str, request: pytest.
         refused.append({"data.tags": {"$size": -1}})  # mongomock matches nothing
     for bad in refused:
         with pytest.raises(MongoResultsError) as caught:
-            backend.execute(Find(collection, {"_id": {"$gte": ""}, **bad}))
+            backend._execute(Find(collection, {"_id": {"$gte": ""}, **bad}))
         assert isinstance(caught.value, ValueError), (bad, caught.value)
     if kind in ("server", "ferretdb1"):  # the driver refuses it before sending: DocumentTooLarge, not a PyMongoError
         with pytest.raises(MongoResultsError, match="oversized"):
-            backend.execute(Find(collection, {"data.s": "x" * (17 << 20)}))
+            backend._execute(Find(collection, {"data.s": "x" * (17 << 20)}))
     if kind == "mongomock":
         rm.clear()
 
@@ -479,7 +480,7 @@ def test_to_dataframe_reads_each_result_once(
 ) -> None:
     import mongomock.collection
 
-    from mongo_results.stores import embedded, files
+    from mongo_results.stores import embedded, file_tree
 
     from .conftest import make_manager
 
@@ -493,7 +494,7 @@ def test_to_dataframe_reads_each_result_once(
         return count
 
     # What a page costs: the files it reads, or the documents the embedded store's filter looks at.
-    monkeypatch.setattr(files.FileTree, "read", staticmethod(counted(files.FileTree.read)))
+    monkeypatch.setattr(file_tree.FileTree, "read", staticmethod(counted(file_tree.FileTree.read)))
     for module, name in [(embedded, "matches"), (embedded, "evaluate"), (mongomock.collection, "filter_applies")]:
         monkeypatch.setattr(module, name, counted(getattr(module, name)))
     rm = make_manager(kind, request, tmp_path)

@@ -82,7 +82,7 @@ if __name__ == "__main__":
     ids = rm.list_ids("sweep")
     print(json.dumps({
         "written": sum(written),
-        "namespaces": sorted(d["namespace"] for d in rm.documents("sweep", with_data=False)),
+        "namespaces": sorted(d["namespace"] for d in rm.admin.documents("sweep", with_data=False)),
         "listed": rm.list_ids("sweep", namespace="evaluation") == ids and len(ids),
         "read_in_workers": sorted(set(read_in_workers), key=str),
         "read_in_parent": sorted(set(read_in_parent), key=str),
@@ -315,7 +315,7 @@ def test_a_class_in_several_namespaces_picks_as_where_it_was_registered(
             rm.set("strict", Shared(v=2), strict_namespace=True)
         except ValueError as exc:
             refused = str(exc)
-        return find_model_namespace(Shared), rm.documents("picked")[0]["namespace"], refused
+        return find_model_namespace(Shared), rm.admin.documents("picked")[0]["namespace"], refused
 
     def alpha_first() -> None:  # there the registry's order is alpha, zeta
         register_model(model("Before", y=int), namespace="alpha")
@@ -353,7 +353,7 @@ def test_a_class_of_the_same_name_is_never_silently_replaced(
         register_model(model("Score", **there), namespace="evaluation")
 
     (found, stored), warned = elsewhere(fresh_process, meet, rm, first=register_there)
-    assert found and stored and rm.documents("s")[0]["namespace"] == "evaluation"
+    assert found and stored and rm.admin.documents("s")[0]["namespace"] == "evaluation"
     assert [w[: len(REPLACING)] for w in warned] == said
 
 
@@ -539,7 +539,7 @@ if __name__ == "__main__":
         "written": sum(written),
         "equal": read == expected,
         "classes": sorted({type(m).__name__ for m in read.values()}),
-        "namespaces": sorted({d["namespace"] for d in rm.documents("m", with_data=False)}),
+        "namespaces": sorted({d["namespace"] for d in rm.admin.documents("m", with_data=False)}),
     }))
 """
 

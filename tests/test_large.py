@@ -22,18 +22,16 @@ from pymongo import MongoClient
 from mongo_results import (
     AsyncMongoBackend,
     AsyncResultsManager,
-    CorruptResultError,
-    InvalidNamespaceError,
     MongoBackend,
     ResultExistsError,
     ResultNotFoundError,
     ResultsManager,
     SetBehavior,
-    SkippedResultsWarning,
     register_model,
 )
-from mongo_results.core.drive import run
 from mongo_results.core.large import GRACE
+from mongo_results.core.runloop import run
+from mongo_results.errors import CorruptResultError, InvalidNamespaceError, SkippedResultsWarning
 
 MIB = 1024 * 1024
 
@@ -100,8 +98,8 @@ def _manager(uri: str, name: str, limit: int | None = None) -> ResultsManager:
     """A manager on a server; ``limit`` lowers the 16 MiB limit so the GridFS path runs on small results."""
     rm: ResultsManager = ResultsManager(backend=MongoBackend(uri, database=name))
     if limit is not None:
-        ops = rm.backend.operations()
-        ops.engine = dataclasses.replace(rm.engine(), max_document=limit)
+        ops = rm.backend._operations()
+        ops.engine = dataclasses.replace(rm.admin.engine(), max_document=limit)
     return rm
 
 
@@ -115,7 +113,7 @@ def limited(either_db: tuple[str, str]) -> tuple[ResultsManager, str, str]:
 
 def _after_grace(rm: ResultsManager) -> None:
     """Move the manager's clock past GRACE, as if the files it finds were written long ago."""
-    ops = rm.backend.operations()
+    ops = rm.backend._operations()
     later = ops.clock() + GRACE + timedelta(seconds=1)
     ops.clock = lambda: later
 
@@ -149,7 +147,7 @@ def test_the_stored_form_in_compass(either_db: tuple[str, str]) -> None:
             "digest": doc["digest"],
             "fields": ["pixels"],
         }
-    assert run(rm.backend.operations().namespaces(), rm.backend.execute) == ["default"]  # not the bucket
+    assert run(rm.backend._operations().namespaces(), rm.backend._execute) == ["default"]  # not the bucket
     # find sees the fields kept in the document (as the README says), not those in the file.
     assert [i for i, _ in rm.find({"tags": "raw"}, model_class=Scan)] == ["scans/a"]
     assert list(rm.find({"pixels": {"$exists": True}}, model_class=Scan)) == []
@@ -178,12 +176,12 @@ def test_overwrite_and_delete_remove_the_old_file(limited: tuple[ResultsManager,
         rm.set("t", sized("t", b"6" * 300_000))
     assert rm.set("t", sized("t", b"5" * 300_000), behavior=SetBehavior.RAISE_IF_DIFFERENT)
     assert _files(uri, name) == (1, 2)
-    assert "problem:" not in str(rm.doctor())
+    assert "problem:" not in str(rm.admin.doctor())
 
 
 def test_a_crash_between_the_file_and_the_document_leaves_no_result(limited: tuple[ResultsManager, str, str]) -> None:
     rm, uri, name = limited
-    ops = rm.backend.operations()
+    ops = rm.backend._operations()
     # The writer stops right after its file is written (the process died there).
     operation = ops.set(
         "s",
@@ -195,8 +193,8 @@ def test_a_crash_between_the_file_and_the_document_leaves_no_result(limited: tup
     )
     step = next(operation)
     while type(step).__name__ != "PutFile":
-        step = operation.send(rm.backend.execute(step))
-    rm.backend.execute(step)
+        step = operation.send(rm.backend._execute(step))
+    rm.backend._execute(step)
     operation.close()
     assert _files(uri, name) == (1, 2)
     assert not rm.exists("s") and rm.list_ids() == []
@@ -207,14 +205,14 @@ def test_a_crash_between_the_file_and_the_document_leaves_no_result(limited: tup
     client: MongoClient[dict[str, Any]] = MongoClient(uri)
     with client:
         client[name]["results._gridfs.chunks"].insert_one({"files_id": stray, "n": 0, "data": b"partial"})
-    report = str(rm.doctor())
+    report = str(rm.admin.doctor())
     assert "1 file(s) no result names yet: writes in progress, left alone" in report  # the young orphan
     assert "problem: 0 file(s) no result names and 1 incomplete upload(s)" in report
     _after_grace(rm)
-    assert "problem: 1 file(s) no result names and 1 incomplete upload(s)" in str(rm.doctor())
-    assert "fixed: removed 1 file(s) no result names and 1 incomplete upload(s)" in str(rm.doctor(fix=True))
+    assert "problem: 1 file(s) no result names and 1 incomplete upload(s)" in str(rm.admin.doctor())
+    assert "fixed: removed 1 file(s) no result names and 1 incomplete upload(s)" in str(rm.admin.doctor(fix=True))
     assert _files(uri, name) == (0, 0)
-    assert "problem:" not in str(rm.doctor())
+    assert "problem:" not in str(rm.admin.doctor())
 
 
 def test_a_result_that_lost_its_file_is_reported_not_half_read(limited: tuple[ResultsManager, str, str]) -> None:
@@ -228,7 +226,7 @@ def test_a_result_that_lost_its_file_is_reported_not_half_read(limited: tuple[Re
         rm.get("a")
     with pytest.warns(SkippedResultsWarning, match="1 stored result"):
         assert [i for i, _ in rm.iter_results(on_error="skip")] == ["b"]
-    report = str(rm.doctor())
+    report = str(rm.admin.doctor())
     assert "1 result(s) lost their file" in report and "    a" in report
 
 
@@ -275,14 +273,14 @@ def test_concurrent_writers_and_readers_see_whole_results_and_leave_no_file(eith
     stored = rm.get("s", Scan)
     assert stored in versions
     large = len(stored.pixels) > 64 * 1024
-    if rm.engine().version.startswith("v1."):
+    if rm.admin.engine().version.startswith("v1."):
         # FerretDB 1.x applies a filtered update without isolation: two writers can both replace
         # the version they read, and the loser's file is left unnamed (never a result without its
         # file). doctor --fix removes it; the reference server needs no fixing.
         _after_grace(rm)
-        rm.doctor(fix=True)
+        rm.admin.doctor(fix=True)
     assert _files(uri, name)[0] == int(large)  # exactly the file the result names, or none
-    assert "problem:" not in str(rm.doctor())
+    assert "problem:" not in str(rm.admin.doctor())
 
 
 def test_upgrade_rewrites_a_large_result_and_removes_its_old_file(server_db: tuple[str, str]) -> None:
@@ -299,11 +297,11 @@ def test_upgrade_rewrites_a_large_result_and_removes_its_old_file(server_db: tup
         units: str  # a required field added after results were stored
 
     register_model(Scan2)
-    done = rm.upgrade(None, Scan2, lambda old: Scan2(**old, units="mm"), old_types=["Scan"])
+    done = rm.admin.upgrade(None, Scan2, lambda old: Scan2(**old, units="mm"), old_types=["Scan"])
     assert done.upgraded == 1
     assert rm.get("a", Scan2).units == "mm" and rm.get("a", Scan2).pixels == b"a" * 300_000
     assert _files(uri, name) == (1, 2)  # the new file only
-    assert "problem:" not in str(rm.doctor())
+    assert "problem:" not in str(rm.admin.doctor())
 
 
 def test_a_writer_killed_mid_upload_leaves_no_half_result(server_db: tuple[str, str], tmp_path: Path) -> None:
@@ -338,10 +336,10 @@ for i in range(100):
     for rid, model in rm.iter_results(model_class=Scan):
         assert model.pixels == bytes([model.pixels[0]]) * (40 * MIB), rid  # whole, never half
     _after_grace(rm)
-    rm.doctor(fix=True)
+    rm.admin.doctor(fix=True)
     named = len(rm.list_ids())
     assert _files(uri, name)[0] == named
-    assert "problem:" not in str(rm.doctor())
+    assert "problem:" not in str(rm.admin.doctor())
 
 
 def test_async_clients_use_their_own_gridfs(server_db: tuple[str, str]) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 import mongo_results
+import mongo_results.admin as admin_module
 import mongo_results.manager as manager_module
 from mongo_results import AsyncMongoBackend, AsyncResultsManager, ResultsManager, SetBehavior
+from mongo_results.admin import Admin, AsyncAdmin
 
 from .models import Metrics
 
@@ -25,18 +27,56 @@ PACKAGE = Path(mongo_results.__file__).parent
 
 
 def _public(cls: type) -> set[str]:
-    return {name for name, _ in inspect.getmembers(cls) if not name.startswith("_")}
+    """The public members, less the v0.1 spellings kept with a DeprecationWarning."""
+    return {
+        name
+        for name, member in inspect.getmembers(cls)
+        if not name.startswith("_") and getattr(member, "__deprecated__", None) is None
+    }
 
 
-def test_both_managers_have_the_same_methods_and_parameters() -> None:
-    assert _public(ResultsManager) == _public(AsyncResultsManager)
-    for name in _public(ResultsManager) - {"backend", "close"}:
-        sync, awaited = getattr(ResultsManager, name), getattr(AsyncResultsManager, name)
+# The v0.1 spellings of the administrative calls, kept on both managers.
+MOVED = {"documents", "iter_documents", "store", "upgrade", "engine", "doctor", "shard"}
+
+
+@pytest.mark.parametrize(("sync_cls", "async_cls"), [(ResultsManager, AsyncResultsManager), (Admin, AsyncAdmin)])
+def test_the_sync_and_async_classes_have_the_same_methods_and_parameters(sync_cls: type, async_cls: type) -> None:
+    assert _public(sync_cls) == _public(async_cls)
+    for name in _public(sync_cls) - {"admin", "backend", "close"}:
+        sync, awaited = getattr(sync_cls, name), getattr(async_cls, name)
         assert inspect.signature(sync).parameters == inspect.signature(awaited).parameters, name
+    if sync_cls is ResultsManager:
+        assert _public(Admin) == MOVED
+        for name in MOVED:
+            for cls, admin in ((ResultsManager, Admin), (AsyncResultsManager, AsyncAdmin)):
+                moved = getattr(cls, name)
+                assert "manager.admin" in moved.__deprecated__, name
+                assert inspect.signature(moved).parameters == inspect.signature(getattr(admin, name)).parameters
+
+
+def test_the_v01_spellings_of_the_administrative_calls_still_work_with_a_warning(tmp_path: Path) -> None:
+    rm = ResultsManager(tmp_path)
+    rm.set("a/1", Metrics(loss=1, accuracy=0.5))
+    with pytest.warns(DeprecationWarning, match=r"manager\.admin\.documents\(\)") as caught:
+        documents = rm.documents("a")
+    assert documents == rm.admin.documents("a") and documents[0]["_id"] == "a/1"
+    assert caught[0].filename == __file__  # pointed at the caller's line
+
+    async def awaited() -> None:
+        arm = AsyncResultsManager(tmp_path)
+        with pytest.warns(DeprecationWarning, match=r"manager\.admin\.doctor\(\)"):
+            report = await arm.doctor()
+        assert str(report) == str(await arm.admin.doctor())
+        with pytest.warns(DeprecationWarning, match=r"manager\.admin\.iter_documents\(\)"):
+            ids = [d["_id"] async for d in arm.iter_documents()]
+        assert ids == ["a/1"]
+
+    asyncio.run(awaited())
 
 
 # Public members of ResultsManager that AsyncResultsManager does not derive, each written on both sides:
 HAND_WRITTEN = {
+    "admin": "a property: the administrative calls, Admin or AsyncAdmin",
     "backend": "a property of ManagerBase, shared by both as it is",
     "close": "no operation: the store releases its clients itself (awaited on the async side)",
     "get": "the async get keeps the overload returning the manager's own T, which a ParamSpec wrapper loses",
@@ -50,7 +90,7 @@ BUILDERS_OUTSIDE_THE_CORE = {
 }
 
 
-def _hands_over(function: ast.FunctionDef) -> str:
+def _hands_over(function: ast.FunctionDef, module: Any = manager_module) -> str:
     """``_run`` or ``_stream`` if the method's body is a docstring and ``return self._run(<operation>)``."""
     body = function.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
@@ -74,44 +114,51 @@ def _hands_over(function: ast.FunctionDef) -> str:
         if isinstance(node, ast.Name) and node.id == "self":
             assert id(node) in ops_calls, f"{function.name}: uses self other than through self._ops()"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            builder = getattr(manager_module, node.func.id)
+            builder = getattr(module, node.func.id)
             assert node.func.id in BUILDERS_OUTSIDE_THE_CORE or builder.__module__.startswith("mongo_results.core."), (
                 f"{function.name}: {node.func.id} is no operation builder of the core"
             )
     return target.attr
 
 
-def test_every_sync_method_only_hands_its_operation_over_and_the_async_one_is_derived() -> None:
+@pytest.mark.parametrize(
+    ("sync_cls", "async_cls", "module"),
+    [(ResultsManager, AsyncResultsManager, manager_module), (Admin, AsyncAdmin, admin_module)],
+)
+def test_every_sync_method_only_hands_its_operation_over_and_the_async_one_is_derived(
+    sync_cls: type, async_cls: type, module: Any
+) -> None:
     """The rule the async manager rests on: a sync method builds its operation and hands it to _run or _stream.
 
-    AsyncResultsManager takes each such method as it is (``awaitable`` for ``_run``, ``streaming``
-    for ``_stream``), so a sync method that did anything else would do it unawaited.
+    AsyncResultsManager (and AsyncAdmin) takes each such method as it is (``awaitable`` for
+    ``_run``, ``streaming`` for ``_stream``), so a sync method that did anything else would do
+    it unawaited.
     """
-    tree = ast.parse(inspect.getsource(ResultsManager))
+    tree = ast.parse(inspect.getsource(sync_cls))
     [cls] = tree.body
     assert isinstance(cls, ast.ClassDef)
     methods = {
         node.name: node
         for node in cls.body
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
-        if not any(isinstance(d, ast.Name) and d.id == "overload" for d in node.decorator_list)
+        if not any(isinstance(d, ast.Name) and d.id in ("overload", "property") for d in node.decorator_list)
     }
-    assert set(methods) | {"backend"} == _public(ResultsManager)
+    assert set(methods) | ({"admin", "backend"} if sync_cls is ResultsManager else set()) == _public(sync_cls)
     for name, function in methods.items():
-        derived = AsyncResultsManager.__dict__[name]
+        derived = async_cls.__dict__[name]
         if name in HAND_WRITTEN:
             assert getattr(derived, "__wrapped__", None) is None, f"{name} is derived: take it off HAND_WRITTEN"
             if name == "close":
                 continue
-        hand_over = _hands_over(function)
+        hand_over = _hands_over(function, module)
         if name in HAND_WRITTEN:
             continue
-        assert derived.__wrapped__ is ResultsManager.__dict__[name], name
+        assert derived.__wrapped__ is sync_cls.__dict__[name], name
         if hand_over == "_run":
             assert inspect.iscoroutinefunction(derived), f"{name}: runs its operation, so awaitable() it"
         else:
             assert not inspect.iscoroutinefunction(derived), f"{name}: streams, so streaming() it"
-            assert inspect.signature(ResultsManager.__dict__[name]).return_annotation.startswith("Iterator"), name
+            assert inspect.signature(sync_cls.__dict__[name]).return_annotation.startswith("Iterator"), name
 
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -136,7 +183,7 @@ PURE_CORE = ["pymongo", "mongomock", "motor", "gridfs", "warnings", "os", "pathl
 VIOLATIONS = [
     ("core/names.py", "from ..stores import open_backend", "layers"),
     ("core/ids.py", "from .. import manager", "layers"),
-    ("stores/seed.py", "from ..manager import ResultsManager", "layers"),
+    ("stores/adapter.py", "from ..manager import ResultsManager", "layers"),
     ("registry.py", "from .stores import FileBackend", "layers"),
     ("errors.py", "from .core import ids", "layers"),
     *[("core/ids.py", f"import {name}", "pure-core") for name in PURE_CORE],
@@ -309,3 +356,12 @@ def test_the_module_map_names_every_module_and_nothing_else() -> None:
     assert mapped - modules == set(), "the map names modules that are gone"
     # Package markers that only mark a folder need no line (core/__init__.py is empty).
     assert modules - mapped - {"core/__init__.py", "__main__.py"} == set(), "modules missing from the map"
+
+
+def test_the_errors_moved_to_mongo_results_errors_still_import_from_the_top_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match=r"import LossyValueError from mongo_results\.errors"):
+        from mongo_results import LossyValueError
+    assert LossyValueError is mongo_results.errors.LossyValueError
+    assert "LossyValueError" not in mongo_results.__all__ and "ResultExistsError" in mongo_results.__all__
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        mongo_results.Nothing  # noqa: B018

@@ -13,14 +13,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from mongo_results import (
-    InvalidNamespaceError,
-    MongoBackend,
-    ResultsManager,
-    SetBehavior,
-    StoreUnavailableError,
-    register_model,
-)
+from mongo_results import MongoBackend, ResultsManager, SetBehavior, register_model
+from mongo_results.errors import InvalidNamespaceError, StoreUnavailableError
 
 from .models import Metrics
 
@@ -69,7 +63,7 @@ def test_overwrite_keeps_created_at_and_moves_updated_at(backend: MongoBackend) 
     api(backend).set("r", Metrics(loss=2, accuracy=1), SetBehavior.OVERWRITE)
     doc = raw_db(backend)["results.default"].find_one({"_id": "r"})
     assert doc is not None and doc["data"]["loss"] == 2
-    if api(backend).engine().faithful_set:
+    if api(backend).admin.engine().faithful_set:
         assert doc["updated_at"] > doc["created_at"]
     else:  # FerretDB 1.x: overwrites replace the document (README, engine compatibility)
         assert doc["updated_at"] == doc["created_at"]
@@ -180,7 +174,7 @@ def test_foreign_documents_are_skipped_and_left_alone(backend: MongoBackend) -> 
     assert api(backend).list_ids() == ["a/1", "a/2", "a/3"]  # string ids only: no TypeError sorting an ObjectId
     assert [rid for rid, _ in api(backend).iter_results("a", Metrics, batch_size=1)] == ["a/1", "a/2"]
     assert [rid for rid, _ in api(backend).iter_results(None, Metrics, batch_size=1)] == ["a/1", "a/2"]
-    assert [d["_id"] for d in api(backend).documents()] == ["a/1", "a/2"]
+    assert [d["_id"] for d in api(backend).admin.documents()] == ["a/1", "a/2"]
     api(backend).clear()
     assert api(backend).list_ids() == []  # ours went; the collection, with no result left, is not a namespace
     assert coll.count_documents({}) == 2
@@ -291,7 +285,7 @@ def test_a_command_rolled_back_for_another_transaction_is_sent_again_and_an_uplo
     from pymongo.errors import OperationFailure
 
     from mongo_results.core import commands as cmd
-    from mongo_results.stores.driver import resend_after
+    from mongo_results.stores.pymongo_calls import resend_after
 
     deadlock = OperationFailure("deadlock detected", code=1, details={"errmsg": "deadlock detected", "code": 1})
     upload = cmd.PutFile("results._gridfs", "F", "x", b"...", {})

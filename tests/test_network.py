@@ -15,15 +15,8 @@ import bson
 import pytest
 from pymongo import MongoClient, uri_parser
 
-from mongo_results import (
-    MongoBackend,
-    OutcomeUnknownError,
-    ResultsManager,
-    SetBehavior,
-    SetManyInterruptedError,
-    StoreUnavailableError,
-    register_model,
-)
+from mongo_results import MongoBackend, ResultsManager, SetBehavior, register_model
+from mongo_results.errors import OutcomeUnknownError, SetManyInterruptedError, StoreUnavailableError
 
 from .commands import CommandLog
 from .conftest import running

@@ -11,16 +11,7 @@ import bson
 import pytest
 from pydantic import BaseModel
 
-from mongo_results import (
-    AmbiguousResultError,
-    InvalidNamespaceError,
-    MongoResultsError,
-    ResultExistsError,
-    ResultNotFoundError,
-    SetBehavior,
-    SetManyInterruptedError,
-    StoreUnavailableError,
-)
+from mongo_results import MongoResultsError, ResultExistsError, ResultNotFoundError, SetBehavior
 from mongo_results.core.commands import (
     EVERY,
     BuildInfo,
@@ -49,11 +40,17 @@ from mongo_results.core.commands import (
     Upsert,
     Written,
 )
-from mongo_results.core.drive import run, stream
 from mongo_results.core.encoding import encode_model
 from mongo_results.core.operations import Operations
 from mongo_results.core.profiles import FILES, EngineProfile
+from mongo_results.core.runloop import run, stream
 from mongo_results.core.validators import validator_command
+from mongo_results.errors import (
+    AmbiguousResultError,
+    InvalidNamespaceError,
+    SetManyInterruptedError,
+    StoreUnavailableError,
+)
 from mongo_results.registry import MODELS
 
 from .models import Metrics
@@ -416,7 +413,7 @@ def test_upgrade_leaves_a_result_written_meanwhile() -> None:
     from pydantic import BaseModel
 
     from mongo_results.core.commands import NoMatch, Update
-    from mongo_results.core.maintenance import upgrade
+    from mongo_results.core.upgrade import upgrade
 
     class New(BaseModel):
         loss: float
@@ -608,7 +605,7 @@ def _sharding_answers(keys: dict[str, dict[str, Any]], refuse_ranged: bool) -> C
 
 @pytest.mark.parametrize("refuse_ranged", [False, True])
 def test_shard_takes_id_ranged_where_supported_else_hashed_and_is_a_no_op_the_second_time(refuse_ranged: bool) -> None:
-    from mongo_results.core.maintenance import shard
+    from mongo_results.core.sharding import shard
 
     keys: dict[str, dict[str, Any]] = {}
     answers = _sharding_answers(keys, refuse_ranged)
@@ -636,7 +633,7 @@ def test_shard_takes_id_ranged_where_supported_else_hashed_and_is_a_no_op_the_se
 
 def test_shard_refuses_a_key_that_is_not_id_before_any_io() -> None:
     from mongo_results import InvalidShardKeyError
-    from mongo_results.core.maintenance import shard
+    from mongo_results.core.sharding import shard
 
     answers = Canned(lambda c: pytest.fail(f"sent {c}"))
     for key in ({"digest": "hashed"}, {"_id": 1, "namespace": 1}, {"path": 1}, "_id"):
@@ -646,7 +643,7 @@ def test_shard_refuses_a_key_that_is_not_id_before_any_io() -> None:
 
 
 def test_shard_reports_a_collection_sharded_on_another_key_and_leaves_it() -> None:
-    from mongo_results.core.maintenance import shard
+    from mongo_results.core.sharding import shard
 
     keys: dict[str, dict[str, Any]] = {"results.default": {"digest": "hashed"}}
     report = run(shard(ops(), None), _sharding_answers(keys, True))
@@ -656,7 +653,7 @@ def test_shard_reports_a_collection_sharded_on_another_key_and_leaves_it() -> No
 
 def test_shard_on_a_server_without_sharding_has_nothing_to_do() -> None:
     from mongo_results.core.commands import EnableSharding
-    from mongo_results.core.maintenance import shard
+    from mongo_results.core.sharding import shard
 
     answers = Canned(
         lambda c: Refused(59, "no such command: 'enableSharding'") if isinstance(c, EnableSharding) else None

@@ -11,7 +11,7 @@ from pymongo import MongoClient
 
 from mongo_results import MongoBackend, ResultsManager, SetBehavior
 from mongo_results.core import operations
-from mongo_results.core.queries import prefix_filter
+from mongo_results.core.filters import prefix_filter
 
 from .commands import CommandLog
 from .models import Metrics
@@ -35,7 +35,7 @@ def watched(either_db: tuple[str, str]) -> Iterator[tuple[ResultsManager, Record
     backend = ResultsManager(backend=MongoBackend(client, database=name))
     backend.set("warmup", Metrics(loss=0, accuracy=0))  # engine check and index creation happen once
     recorder.take()
-    yield backend, recorder, backend.engine().name
+    yield backend, recorder, backend.admin.engine().name
     client.close()
 
 
@@ -59,9 +59,9 @@ def test_set_is_one_command(watched: tuple[ResultsManager, Recorder, str], behav
     # update command probes what it should mean. FerretDB 1.x leaves a multi-statement update's
     # counts out when one statement fails, so there it is confirmed by repeating the command
     # (SKIP_IF_EXISTS reads instead: a result with a GridFS file may be in the way too).
-    if not backend.engine().bulk_updates and (behavior, state) == (SetBehavior.SKIP_IF_EXISTS, "same"):
+    if not backend.admin.engine().bulk_updates and (behavior, state) == (SetBehavior.SKIP_IF_EXISTS, "same"):
         expected = ["update", "find"]
-    elif not backend.engine().bulk_updates and (behavior, state) == (SetBehavior.RAISE_IF_DIFFERENT, "different"):
+    elif not backend.admin.engine().bulk_updates and (behavior, state) == (SetBehavior.RAISE_IF_DIFFERENT, "different"):
         expected = ["update", "update"]
     assert names == expected
 
@@ -164,7 +164,7 @@ def test_bulk_reads_and_writes_are_batched(
     items = [(f"bulk/{i:03d}", Metrics(loss=i, accuracy=0)) for i in range(250)]
     assert backend.set_many(items, SetBehavior.SKIP_IF_EXISTS) == [True] * 250
     names = recorder.take()
-    bulk = backend.engine().bulk_updates
+    bulk = backend.admin.engine().bulk_updates
     assert names.count("update") == (3 if bulk else 250)  # one bulk write per batch; one each on FerretDB
     inserts = [(f"new/{i:03d}", Metrics(loss=i, accuracy=0)) for i in range(250)]
     assert backend.set_many(inserts) == [True] * 250
@@ -179,9 +179,9 @@ def test_bulk_writes_stay_under_the_servers_batch_cap(
     watched: tuple[ResultsManager, Recorder, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend, recorder, _ = watched
-    cap = backend.engine().max_write_batch
+    cap = backend.admin.engine().max_write_batch
     if cap >= 100_000:
-        pytest.skip(f"no cap below the advertised 100,000 writes a command is known for {backend.engine().label}")
+        pytest.skip(f"no cap below the advertised 100,000 writes a command is known for {backend.admin.engine().label}")
     monkeypatch.setattr(operations, "BATCH", 100_000)  # the engine's own cap is what limits a command
     count = cap + 1_000
     items = [(f"cap/{i:06d}", Metrics(loss=i, accuracy=0)) for i in range(count)]

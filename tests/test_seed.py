@@ -19,10 +19,10 @@ from mongo_results import (
     ResultsBackend,
     ResultsManager,
     SetBehavior,
-    SkippedResultsWarning,
     register_model,
 )
-from mongo_results.stores.seed import behavior_enum
+from mongo_results.errors import SkippedResultsWarning
+from mongo_results.stores.adapter import behavior_enum
 
 from . import seed_backends as seed
 from .models import Metrics, Other
@@ -183,7 +183,7 @@ def test_a_sync_method_that_returns_an_awaitable_is_refused_when_called() -> Non
 
 def test_calls_that_need_a_store_are_refused_with_a_library_error() -> None:
     rm = ResultsManager(backend=seed.MemoryBackend())
-    for call in (lambda: list(rm.find({"loss": 1})), rm.documents, rm.engine, rm.to_dataframe):
+    for call in (lambda: list(rm.find({"loss": 1})), rm.admin.documents, rm.admin.engine, rm.to_dataframe):
         with pytest.raises(TypeError, match="needs a store") as info:
             call()
         assert isinstance(info.value, MongoResultsError)

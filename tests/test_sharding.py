@@ -13,15 +13,9 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from mongo_results import (
-    InvalidShardKeyError,
-    MongoBackend,
-    ResultExistsError,
-    ResultsManager,
-    SetBehavior,
-    register_model,
-)
+from mongo_results import MongoBackend, ResultExistsError, ResultsManager, SetBehavior, register_model
 from mongo_results.cli import main
+from mongo_results.errors import InvalidShardKeyError
 
 from .models import Metrics
 from .servers import citus_tasks
@@ -40,17 +34,17 @@ def _models() -> None:
 
 def test_the_file_and_embedded_stores_have_nothing_to_shard(tmp_path: Path) -> None:
     for rm in (ResultsManager(tmp_path / "files"), ResultsManager("mongomock://localhost/shard_none")):
-        report = rm.shard(namespace="default")
+        report = rm.admin.shard(namespace="default")
         assert report.problems == 0 and report.keys == {} and "nothing to shard" in str(report)
         with pytest.raises(InvalidShardKeyError):
-            rm.shard(key={"digest": "hashed"})  # refused on every store, before any I/O
+            rm.admin.shard(key={"digest": "hashed"})  # refused on every store, before any I/O
         rm.close()
 
 
 def test_a_single_server_is_not_a_sharded_cluster(server_db: tuple[str, str]) -> None:
     uri, name = server_db
     with ResultsManager(backend=MongoBackend(uri, database=name)) as rm:
-        report = rm.shard()
+        report = rm.admin.shard()
         assert report.problems == 0 and report.keys == {} and "nothing to shard" in str(report)
 
 
@@ -74,7 +68,7 @@ def test_shard_on_the_cluster_then_again_and_doctor_says_how(sharded_uri: str, t
         assert main(["--uri", uri, "shard", "--key", "[1]"], stream) == 2  # before: 1
     with ResultsManager(uri) as rm:
         rm.set("a", Metrics(loss=1, accuracy=1), namespace="runs")
-        assert 'ok: sharded on {_id: "hashed"}' in str(rm.doctor())
+        assert 'ok: sharded on {_id: "hashed"}' in str(rm.admin.doctor())
     _drop(sharded_uri, name)
 
 
@@ -127,9 +121,9 @@ def test_a_collection_sharded_on_another_key_stores_one_id_twice_and_the_library
             outcomes.append(False)
     assert all(isinstance(o, InvalidShardKeyError) for o in outcomes)  # never success twice: never written
     assert db["results.default"].count_documents({}) == 0
-    report = rm.doctor()
+    report = rm.admin.doctor()
     assert "results.default" not in str(report) or "problem: sharded on {digest" in str(report)
-    assert rm.shard(namespace="default").problems == 1  # reported, never changed
+    assert rm.admin.shard(namespace="default").problems == 1  # reported, never changed
     rm.close()
     client.drop_database(name)
     client.close()
@@ -143,5 +137,5 @@ def test_clear_keeps_the_store_sharded(sharded_db: tuple[str, str]) -> None:
         assert rm.claim("cell") is not None
         rm.clear()
         assert rm.list_ids() == [] and rm.claims() == []
-        report = rm.shard(namespace="default")
+        report = rm.admin.shard(namespace="default")
         assert report.problems == 0 and str(report).count("already sharded") == 3, str(report)

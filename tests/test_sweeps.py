@@ -157,11 +157,11 @@ def test_expired_claims_are_removed_by_claims_and_by_the_next_taker(rm: ResultsM
     left = rm.claim("gone/1", lease=0.3)  # a worker that ends without letting go
     assert left is not None
     deadline = time.monotonic() + 30
-    while "expired claim" not in str(rm.doctor()):
+    while "expired claim" not in str(rm.admin.doctor()):
         assert time.monotonic() < deadline, "the lease did not run out"
         time.sleep(0.05)
     assert rm.claims() == []  # and it is gone from the store
-    assert "expired claim" not in str(rm.doctor())
+    assert "expired claim" not in str(rm.admin.doctor())
 
 
 WORKER = textwrap.dedent(

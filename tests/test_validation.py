@@ -203,7 +203,7 @@ def test_the_server_enforces_the_validator_and_our_documents_pass_it(
     db = backend.backend.database()
     options = next(db.list_collections(filter={"name": f"results.{ns}"}))["options"]
     assert options["validationAction"] == action
-    engine = backend.engine()
+    engine = backend.admin.engine()
     if engine.schema_keywords is not None:  # DocumentDB: what it lacks is left out, and said
         assert keywords(options["validator"]["$jsonSchema"]) <= engine.schema_keywords
         assert any("does not evaluate the $jsonSchema keywords" in r.getMessage() for r in caplog.records)

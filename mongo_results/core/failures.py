@@ -15,10 +15,10 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 from .commands import Delete, DuplicateKey, Find, Upsert
+from .filters import prefix_filter
 from .ids import ResultId
 from .names import FAILURES
 from .operations import Operation, Operations
-from .queries import prefix_filter
 
 __all__ = ["FIELDS", "attempts", "check_max_attempts", "failures", "forget", "record", "reset", "trace"]
 

@@ -3,7 +3,7 @@
 An operation yields :mod:`commands <mongo_results.core.commands>` and is sent
 each one's reply; an executor's error is thrown into it. The managers only
 carry commands to an executor, so every store runs the very same decisions
-(see :mod:`mongo_results.core.drive`).
+(see :mod:`mongo_results.core.runloop`).
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ from .commands import (
     Written,
 )
 from .encoding import encode_stored, exact_times
+from .filters import FOREIGN, MONGODB, OURS, id_range, prefix_filter, scoped, sort_spec, translate
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
 from .large import bucket, by_file, delete_one, drop_bucket, file_of, filled
 from .names import CLAIMS, FAILURES, Models, collection_name, namespaces_in, validate_namespace
 from .profiles import EngineProfile
-from .queries import FOREIGN, MONGODB, OURS, id_range, prefix_filter, scoped, sort_spec, translate
 from .reads import (
     Pages,
     bson_order,
@@ -60,7 +60,7 @@ from .reads import (
     report_skipped,
     skipping,
 )
-from .sharding import RESULTS, refusal
+from .shard_keys import RESULTS, refusal
 from .validators import validator_command
 from .writes import SetManyProgress, SetPlan, now, plan_encoded, plan_set, write_bulk, write_set
 

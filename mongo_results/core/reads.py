@@ -20,8 +20,8 @@ from ..errors import (
 )
 from .commands import BY_ID, Batch, Find, Note, PartialPage
 from .encoding import EXACT_TIMES, exact_times, validate_data
+from .filters import page_after
 from .names import DEFAULT_NAMESPACE, Models
-from .queries import page_after
 
 __all__ = [
     "Pages",

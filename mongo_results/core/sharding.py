@@ -1,92 +1,122 @@
-"""Which shard key each of a store's collections takes, and whether a key found in place keeps ids unique.
-
-A sharded cluster enforces a unique index across shards only when the index holds the shard
-key. ``_id`` is a result's id, so the results and the claims are sharded on ``_id`` alone:
-with any other key, two shards could each accept the same id, and ``RAISE_IF_EXISTS`` would
-succeed once per shard. A GridFS chunk is unique by ``(files_id, n)``, so the chunks are
-sharded on their file id, which keeps every chunk of a file on one shard.
-
-Ranged keys keep an id prefix in one range of chunks, as MongoDB documents; a server that
-shards only on hashed keys (DocumentDB) gets the hashed form of the same field.
-"""
+"""``shard``: the store's collections sharded on keys that keep every id unique across shards."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidShardKeyError
-
-__all__ = ["RESULTS", "CHUNKS", "KeyRule", "describe", "preferred_keys", "refusal"]
-
-Key = tuple[tuple[str, Any], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRule:
-    """The shard keys one kind of collection may take: ``ranged`` first, ``hashed`` where only hashed is."""
-
-    what: str
-    ranged: Key
-    hashed: Key
-    unique: bool  # the ranged key's index must be unique (it is the collection's uniqueness)
-    accepted: tuple[Key, ...]
-
-    def keeps_unique(self, key: Mapping[str, Any]) -> bool:
-        """Whether a collection sharded on ``key`` still holds one document per id."""
-        return tuple(key.items()) in self.accepted
-
-
-RESULTS = KeyRule(
-    "results",
-    ranged=(("_id", 1),),
-    hashed=(("_id", "hashed"),),
-    unique=False,  # the _id index is unique already
-    accepted=((("_id", 1),), (("_id", "hashed"),)),
+from .commands import (
+    EnableSharding,
+    Refused,
+    ShardCollection,
+    ShardKeyOf,
 )
-CHUNKS = KeyRule(
-    "GridFS chunks",
-    ranged=(("files_id", 1), ("n", 1)),
-    hashed=(("files_id", "hashed"),),
-    # PyMongo creates the unique {files_id, n} index only where no index has that key: sharding
-    # an empty collection creates one, so it has to be the unique one.
-    unique=True,
-    accepted=((("files_id", 1), ("n", 1)), (("files_id", 1),), (("files_id", "hashed"),)),
-)
+from .large import bucket
+from .names import CLAIMS, validate_namespace
+from .operations import Operation, Operations
+from .shard_keys import CHUNKS, RESULTS, KeyRule, describe, preferred_keys
+
+__all__ = ["ShardReport", "shard"]
 
 
-def describe(key: Mapping[str, Any] | Key) -> str:
-    """A shard key as MongoDB's shell writes it: ``{_id: "hashed"}``, ``{files_id: 1, n: 1}``."""
-    pairs = key.items() if isinstance(key, Mapping) else key
-    return "{" + ", ".join(f'{k}: "{v}"' if isinstance(v, str) else f"{k}: {v}" for k, v in pairs) + "}"
+# Why a store cannot be sharded, by engine: the truthful answer where there is nothing to shard.
+_UNSHARDABLE = {
+    "files": "the file store is one directory, on one machine or one shared file system",
+    "mongomock": "the embedded store lives in this process's memory",
+}
+COMMAND_NOT_FOUND = 59
+# The server shards on hashed keys only (DocumentDB): the same field, hashed, is tried next.
+_HASHED_ONLY = "hashed"
 
 
-def refusal(found: Mapping[str, Any], collection: str) -> InvalidShardKeyError:
-    """The error for writing into a results or claims collection sharded on another key than ``_id``."""
-    return InvalidShardKeyError(
-        f"{collection!r} is sharded on {describe(found)}, not on _id: two shards could each accept a result "
-        f"under one id, so RAISE_IF_EXISTS could succeed twice. Nothing was written. Reshard it on _id "
-        f'(reshardCollection with key {{_id: 1}}, or {{_id: "hashed"}} where only hashed keys are supported)'
-    )
+@dataclass
+class ShardReport:
+    """What ``shard`` did: one line per collection, the key each is sharded on now, and problems left.
 
+    ``str(report)`` is the report as ``mongo-results shard`` prints it.
 
-def preferred_keys(key: Mapping[str, Any] | None) -> tuple[bool, bool]:
-    """Which forms to try for a requested results key: ``(ranged, hashed)``; refuses a key that is not ``_id``.
-
-    None tries ranged, then hashed where the server supports only hashed keys.
+    Attributes:
+        lines: One line per collection (``sharded on``, ``already sharded on``, ``problem:``, ``note:``).
+        keys: The shard key of each collection sharded now, by collection name.
+        problems: How many collections are left unsharded or sharded on a key that breaks uniqueness.
     """
-    if key is None:
-        return True, True
-    if not isinstance(key, Mapping):
-        raise InvalidShardKeyError(f'A shard key is a mapping such as {{"_id": 1}}, not {key!r}')
-    pairs = tuple(key.items())
-    if pairs == RESULTS.ranged:
-        return True, False
-    if pairs == RESULTS.hashed:
-        return False, True
-    raise InvalidShardKeyError(
-        f"Cannot shard the results on {describe(pairs)}: a sharded cluster keeps _id unique across shards "
-        "only when _id is the shard key, so with any other key two shards could each hold a result under "
-        'one id. Use {"_id": 1} (ranged: an id prefix stays in one range of chunks) or {"_id": "hashed"}'
+
+    lines: list[str] = field(default_factory=list)
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: int = 0
+
+    def __str__(self) -> str:
+        found = "done" if not self.problems else f"{self.problems} problem(s) left"
+        return "\n".join([*self.lines, found])
+
+
+def shard(ops: Operations, namespace: str | None, key: Any = None) -> Operation[ShardReport]:
+    """Shard the results collections on ``_id``, the GridFS chunks on their file id and the claims on their id.
+
+    Every namespace collection of the store, and ``namespace`` (created when it does not exist
+    yet). A collection already sharded on a right key is left as it is; one sharded on another
+    key is reported, never changed. ``key`` None tries ranged keys first and hashed ones where
+    the server supports only those.
+    """
+    ranged, hashed = preferred_keys(key)
+    if namespace is not None:
+        validate_namespace(namespace)
+    engine = yield from ops.learn_engine()
+    report = ShardReport([f"{ops.where}: {engine.label}"])
+    if not engine.sharding:
+        why = _UNSHARDABLE.get(engine.name, f"{engine.label} has no sharding")
+        report.lines.append(f"  nothing to shard: {why}")
+        return report
+    answer = yield EnableSharding()
+    if isinstance(answer, Refused):
+        if answer.code == COMMAND_NOT_FOUND:
+            report.lines.append("  nothing to shard: the server is not a sharded cluster (it has no enableSharding)")
+        else:
+            report.problems += 1
+            report.lines.append(f"  problem: the server refused enableSharding (code {answer.code}): {answer.message}")
+        return report
+    names = yield from ops.namespaces()
+    if namespace is not None and namespace not in names:
+        names = sorted([*names, namespace])
+    if not names:
+        report.lines.append(
+            "  note: no namespace collections yet; shard again after the first write, or name one with --namespace"
+        )
+    targets = [(ops.prefix + ns, RESULTS) for ns in names]
+    targets += [(bucket(ops.prefix) + ".chunks", CHUNKS), (ops.prefix + CLAIMS, RESULTS)]
+    for collection, rule in targets:
+        yield from _shard_one(collection, rule, ranged, hashed, report)
+    ops.keys_checked.clear()  # read again before the next write
+    return report
+
+
+def _shard_one(collection: str, rule: KeyRule, ranged: bool, hashed: bool, report: ShardReport) -> Operation[None]:
+    found = yield ShardKeyOf(collection)
+    if isinstance(found, dict):
+        if rule.keeps_unique(found):
+            report.keys[collection] = found
+            report.lines.append(f"{collection}: already sharded on {describe(found)}")
+        else:
+            report.problems += 1
+            report.lines.append(
+                f"{collection}: problem: sharded on {describe(found)}, which lets two shards each hold "
+                f"one id; left as it is (reshard it on {describe(rule.ranged)} or {describe(rule.hashed)})"
+            )
+        return
+    tries = [(k, u) for k, u, wanted in ((rule.ranged, rule.unique, ranged), (rule.hashed, False, hashed)) if wanted]
+    refused: Refused | None = None
+    for index, (wanted_key, unique) in enumerate(tries):
+        answer = yield ShardCollection(collection, wanted_key, unique)
+        if not isinstance(answer, Refused):
+            report.keys[collection] = dict(wanted_key)
+            after = f" (the server refused {describe(rule.ranged)}: {refused.message})" if refused is not None else ""
+            report.lines.append(f"{collection}: sharded on {describe(wanted_key)}{after}")
+            return
+        refused = answer
+        if _HASHED_ONLY not in answer.message.lower() or index == len(tries) - 1:
+            break
+    assert refused is not None
+    report.problems += 1
+    report.lines.append(
+        f"{collection}: problem: the server refused to shard it (code {refused.code}): {refused.message}"
     )

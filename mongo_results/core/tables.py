@@ -12,11 +12,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
-from .arrow import arrow_table, columns_of, pyarrow
+from .arrow_reads import arrow_table, columns_of, pyarrow
 from .commands import CountDocuments
+from .filters import scoped, translate
 from .ids import ResultId
 from .operations import Operation, Operations
-from .queries import scoped, translate
 from .reads import check_batch_size, each_batch, load
 
 __all__ = ["IdFields", "check_id_fields", "frame", "polars_frame", "table"]

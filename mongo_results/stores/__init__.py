@@ -7,20 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from .adapter import AdaptedBackend, AsyncAdaptedBackend
 from .files import AsyncFileBackend, FileBackend
 from .mongo import AsyncMongoBackend, MongoBackend, check_uri, is_uri
 from .protocol import AsyncExecutor, Executor
-from .seed import AsyncSeedBackend, SeedBackend
 
 __all__ = [
     "AsyncExecutor",
     "AsyncFileBackend",
     "AsyncMongoBackend",
-    "AsyncSeedBackend",
+    "AsyncAdaptedBackend",
     "Executor",
     "FileBackend",
     "MongoBackend",
-    "SeedBackend",
+    "AdaptedBackend",
     "open_backend",
 ]
 

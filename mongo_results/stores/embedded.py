@@ -37,8 +37,8 @@ from ..core.commands import (
     Written,
 )
 from ..errors import InvalidArgumentError
-from .driver import call_for, driver_reply, error_reply
-from .matching import evaluate, matches, ordered, project, touches_data
+from .evaluation import evaluate, matches, ordered, project, touches_data
+from .pymongo_calls import call_for, driver_reply, error_reply
 
 __all__ = ["embedded_lock", "execute_embedded", "in_child_process", "is_embedded", "mock_client"]
 

@@ -33,9 +33,18 @@ from ..core.operations import Learned, Operations
 from ..core.profiles import EMBEDDED
 from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
 from ..registry import MODELS
-from .arrow import find_arrow, find_arrow_async
-from .driver import CONFLICT_RETRIES, DRIVER_ERRORS, Call, call_for, driver_reply, error_reply, resend_after, translate
 from .embedded import embedded_lock, execute_embedded, in_child_process, is_embedded, mock_client
+from .pymongo_calls import (
+    CONFLICT_RETRIES,
+    DRIVER_ERRORS,
+    Call,
+    call_for,
+    driver_reply,
+    error_reply,
+    resend_after,
+    translate,
+)
+from .pymongoarrow_pages import find_arrow, find_arrow_async
 
 __all__ = [
     "AsyncMongoBackend",
@@ -125,24 +134,24 @@ class MongoStore:
             check_uri(target)
             self._uri = target
             self.database_name = database or database_from_uri(target)
-            self.hosts = describe_hosts(target)
-            self.embedded = is_mock_uri(target)
+            self._hosts = describe_hosts(target)
+            self._embedded = is_mock_uri(target)
         elif type(target).__name__ in _DATABASES:
             self._given = target.client
             self.database_name = database or target.name
-            self.embedded = is_embedded(target)
-            self.hosts = _client_hosts(target.client, self.embedded)
+            self._embedded = is_embedded(target)
+            self._hosts = _client_hosts(target.client, self._embedded)
         elif type(target).__name__ in _CLIENTS:
             self._given = target
             self.database_name = database or _default_database(target)
-            self.embedded = is_embedded(target)
-            self.hosts = _client_hosts(target, self.embedded)
+            self._embedded = is_embedded(target)
+            self._hosts = _client_hosts(target, self._embedded)
         else:
             kind = type(target).__name__
             raise WrongTypeError(f"{type(self).__name__} needs a URI, a client or a database, got {kind}")
         self._check_client()
         self._home = os.getpid()  # where an embedded store lives, and the only process that can use it
-        if self.embedded and isinstance(target, str) and in_child_process():
+        if self._embedded and isinstance(target, str) and in_child_process():
             warnings.warn(
                 f"{target.split('?', 1)[0]} is an embedded store in this forked or worker process's memory: what "
                 "is written to it ends with this process and is never seen by its parent. Use a directory path "
@@ -150,7 +159,7 @@ class MongoStore:
                 RuntimeWarning,
                 stacklevel=4,
             )
-        self._lock = embedded_lock(self._given) if self.embedded and self._given is not None else None
+        self._lock = embedded_lock(self._given) if self._embedded and self._given is not None else None
         self._open_lock = threading.Lock()
         self._own_learned = Learned()  # for a client passed in: nothing else shares it
 
@@ -178,7 +187,7 @@ class MongoStore:
 
     def _check_client(self) -> None:
         """Refuse a client of the other flavour (an async one given to the sync executor, and the reverse)."""
-        if self._given is None or self.embedded:
+        if self._given is None or self._embedded:
             return
         name = type(self._given).__name__
         if name not in self._client_kinds:
@@ -213,9 +222,9 @@ class MongoStore:
         return learned_for(key)
 
     def _connection(self) -> Connection:
-        if self.embedded and os.getpid() != self._home:
+        if self._embedded and os.getpid() != self._home:
             raise WrongProcessError(
-                f"This manager's embedded store (mongomock://{self.hosts}) lives in process {self._home}, "
+                f"This manager's embedded store (mongomock://{self._hosts}) lives in process {self._home}, "
                 f"not in this one ({os.getpid()}): what is written here would be lost. Use a directory path "
                 "or a mongodb:// URI with worker processes."
             )
@@ -230,8 +239,8 @@ class MongoStore:
                 try:
                     client = self._given if self._given is not None else self._connect()
                 except ValueError as exc:  # PyMongo refuses some URIs (a port not a number) with ValueError
-                    raise translate(exc, self.hosts, None) from exc
-                if self.embedded:
+                    raise translate(exc, self._hosts, None) from exc
+                if self._embedded:
                     self._lock = embedded_lock(client)
                 # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
                 with self._lock or nullcontext():  # mongomock makes a database's store on first touch
@@ -276,7 +285,7 @@ class MongoStore:
         """The reply a driver error stands for (a duplicate key), or the library error it translates to."""
         reply = error_reply(command, call, exc)
         if reply is None:
-            raise translate(exc, self.hosts, self._timeout(), command) from exc
+            raise translate(exc, self._hosts, self._timeout(), command) from exc
         return reply
 
     def database(self) -> Any:
@@ -292,7 +301,7 @@ class MongoStore:
         """
         return self._guarded(self._database)
 
-    def operations(self) -> Operations:
+    def _operations(self) -> Operations:
         """Give the core's operations over the current connection, for the managers.
 
         Returns:
@@ -309,8 +318,8 @@ class MongoStore:
             ops = self._ops = Operations(
                 self.collection_prefix,
                 models=MODELS,
-                where=self.where,
-                engine=EMBEDDED if self.embedded else None,
+                where=self._where,
+                engine=EMBEDDED if self._embedded else None,
                 validation=self.validation,
                 path_index=self.path_index,
                 note=say_once,
@@ -331,7 +340,7 @@ class MongoStore:
         try:
             return call()
         except DRIVER_ERRORS as exc:
-            raise translate(exc, self.hosts, self._timeout()) from exc
+            raise translate(exc, self._hosts, self._timeout()) from exc
 
     def __getstate__(self) -> dict[str, Any]:
         if self._uri is None:
@@ -339,7 +348,7 @@ class MongoStore:
                 f"A {type(self).__name__} built from a client or database object cannot be pickled; "
                 "build it from a URI to hand it to other processes"
             )
-        if self.embedded:
+        if self._embedded:
             raise NotShareableError(
                 "The embedded mongomock:// store lives inside one process and cannot be shared; "
                 "use a mongodb:// URI or a directory path with worker processes"
@@ -366,14 +375,14 @@ class MongoStore:
         )
 
     @property
-    def where(self) -> str:
+    def _where(self) -> str:
         """The store, for people: its hosts and database, never the password."""
-        return f"connected to {self.hosts}, database {self.database_name!r}"
+        return f"connected to {self._hosts}, database {self.database_name!r}"
 
     def __repr__(self) -> str:
-        if self.embedded:  # not a server: say so, it ends with this process
+        if self._embedded:  # not a server: say so, it ends with this process
             return f"{type(self).__name__}(embedded mongomock store, database={self.database_name!r})"
-        return f"{type(self).__name__}(hosts={self.hosts!r}, database={self.database_name!r})"
+        return f"{type(self).__name__}(hosts={self._hosts!r}, database={self.database_name!r})"
 
 
 def _bucket(db: Any, name: str) -> Any:
@@ -561,12 +570,12 @@ class MongoBackend(MongoStore):
     def _connect(self) -> Any:
         uri = self._uri
         assert uri is not None
-        if self.embedded:
+        if self._embedded:
             return mock_client(uri)
         options = {"appname": "mongo_results", **self._client_options}
         return acquire(self._client_key(), lambda: MongoClient(uri, **options))
 
-    def execute(self, command: Command) -> Any:
+    def _execute(self, command: Command) -> Any:
         """Run one of the core's commands on the database, for the managers.
 
         Args:
@@ -605,7 +614,7 @@ class MongoBackend(MongoStore):
         """Release the client this backend opened (never one that was passed in)."""
         if self._uri is None:
             return  # a client passed in stays open and in use
-        if not self.embedded and self._current() is not None:
+        if not self._embedded and self._current() is not None:
             release(self._client_key())
         self._conn = None
 
@@ -650,7 +659,7 @@ class AsyncMongoBackend(MongoStore):
         )
 
     def _per_loop(self) -> bool:
-        return self._uri is not None and not self.embedded
+        return self._uri is not None and not self._embedded
 
     def _current(self) -> Connection | None:
         if not self._per_loop():
@@ -670,14 +679,14 @@ class AsyncMongoBackend(MongoStore):
 
     def _connect(self) -> Any:
         assert self._uri is not None
-        if self.embedded:
+        if self._embedded:
             return mock_client(self._uri)
         loop = asyncio.get_running_loop()
         client = pymongo.AsyncMongoClient(self._uri, **{"appname": "mongo_results", **self._client_options})
         self._guards[loop] = self._unguarded[loop] = _closed_with_the_loop(client)
         return client
 
-    async def execute(self, command: Command) -> Any:
+    async def _execute(self, command: Command) -> Any:
         """Run one of the core's commands on the database, for the managers.
 
         Args:
@@ -703,7 +712,7 @@ class AsyncMongoBackend(MongoStore):
             try:
                 return await find_arrow_async(self._collection(db, command.collection), command)
             except DRIVER_ERRORS as exc:
-                raise translate(exc, self.hosts, self._timeout(), command) from exc
+                raise translate(exc, self._hosts, self._timeout(), command) from exc
         call = call_for(command)
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:

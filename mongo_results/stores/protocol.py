@@ -15,11 +15,11 @@ class Executor(Protocol):
 
     store_secrets: bool
 
-    def operations(self) -> Operations:
+    def _operations(self) -> Operations:
         """The core's operations over the store's current connection."""
         ...
 
-    def execute(self, command: Command) -> Any:
+    def _execute(self, command: Command) -> Any:
         """Run one command; its reply (library errors only)."""
         ...
 
@@ -31,11 +31,11 @@ class AsyncExecutor(Protocol):
 
     store_secrets: bool
 
-    def operations(self) -> Operations:
+    def _operations(self) -> Operations:
         """The core's operations over the store's current connection."""
         ...
 
-    async def execute(self, command: Command) -> Any:
+    async def _execute(self, command: Command) -> Any:
         """Run one command; its reply (library errors only)."""
         ...
 

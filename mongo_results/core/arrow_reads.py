@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError
-from .columns import (
+from .arrow_columns import (
     JSON_TEXT,
     Column,
     Table,
@@ -27,9 +27,9 @@ from .columns import (
 )
 from .commands import BY_ID, CountDocuments, Find, FindArrow, Operation, Undecodable
 from .encoding import EXACT_TIMES
+from .filters import page_after, scoped, translate
 from .ids import ResultId
 from .operations import Operations
-from .queries import page_after, scoped, translate
 from .reads import check_batch_size, each_batch, load
 
 __all__ = ["JSON_TEXT", "arrow_table", "check_batch_size", "columns_of", "from_models", "pyarrow"]

@@ -4,7 +4,7 @@ Such a backend has ``set``, ``get``, ``exists``, ``list_ids``, ``delete`` and ``
 
 The operations yield :class:`CallBackend` commands instead of the core's, so the one
 difference between a backend with plain methods and one with coroutines lives in the
-two executors: :class:`SeedBackend` calls, :class:`AsyncSeedBackend` calls and awaits.
+two executors: :class:`AdaptedBackend` calls, :class:`AsyncAdaptedBackend` calls and awaits.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..core.reads import UNREADABLE, report_skipped
 from ..errors import InvalidArgumentError, MongoResultsError, WrongTypeError
 from ..registry import MODELS
 
-__all__ = ["AsyncSeedBackend", "CallBackend", "Raised", "SeedBackend", "behavior_enum"]
+__all__ = ["AsyncAdaptedBackend", "CallBackend", "Raised", "AdaptedBackend", "behavior_enum"]
 
 _METHODS = ("set", "get", "exists", "list_ids", "delete", "clear")
 # The seed's backends say "this result does not load" with ValueError (an unregistered type)
@@ -98,7 +98,7 @@ def _called(name: str, *args: Any, namespace: str | None = None, **kwargs: Any) 
     raise error
 
 
-class _SeedOperations(Operations):
+class _AdaptedOperations(Operations):
     """The core's operations, answered by the seed backend's own methods."""
 
     def __init__(self, backend: Any) -> None:
@@ -252,7 +252,7 @@ class _Adapter:
                 f"results_manager's backends; {type(backend).__name__} lacks {', '.join(missing)}"
             )
         self.backend = backend
-        self._ops = _SeedOperations(backend)
+        self._ops = _AdaptedOperations(backend)
 
     @property
     def store_secrets(self) -> bool:
@@ -262,7 +262,7 @@ class _Adapter:
     def store_secrets(self, value: bool) -> None:
         self.backend.store_secrets = value
 
-    def operations(self) -> Operations:
+    def _operations(self) -> Operations:
         return self._ops
 
     def _check(self, command: Command | CallBackend) -> CallBackend:
@@ -284,7 +284,7 @@ class _Adapter:
         return f"{type(self).__name__}({self.backend!r})"
 
 
-class SeedBackend(_Adapter):
+class AdaptedBackend(_Adapter):
     """Adapts a ``results_manager``-style backend with plain methods to :class:`ResultsManager`."""
 
     def __init__(self, backend: Any) -> None:
@@ -295,7 +295,7 @@ class SeedBackend(_Adapter):
                 f"{type(backend).__name__}'s {', '.join(coroutines)} are coroutines: use AsyncResultsManager"
             )
 
-    def execute(self, command: Command | CallBackend) -> Any:
+    def _execute(self, command: Command | CallBackend) -> Any:
         call = self._check(command)
         reply = self._call(call)
         if inspect.isawaitable(reply):
@@ -312,10 +312,10 @@ class SeedBackend(_Adapter):
             close()
 
 
-class AsyncSeedBackend(_Adapter):
+class AsyncAdaptedBackend(_Adapter):
     """Adapts a ``results_manager``-style backend to :class:`AsyncResultsManager`: coroutine methods awaited."""
 
-    async def execute(self, command: Command | CallBackend) -> Any:
+    async def _execute(self, command: Command | CallBackend) -> Any:
         reply = self._call(self._check(command))
         if not inspect.isawaitable(reply):
             return reply
