@@ -30,6 +30,7 @@ def snapshot(tag: str, path: Path = BASELINE) -> None:
     """Write the API of ``tag`` as a baseline."""
     package = griffe.load_git("mongo_results", ref=tag, repo=ROOT)
     text = json.dumps(package, cls=griffe.JSONEncoder, full=False, sort_keys=True)
+    path.parent.mkdir(exist_ok=True)
     path.write_bytes(gzip.compress(text.encode(), mtime=0))
     print(f"{path.relative_to(ROOT)}: the API of {tag}")
 

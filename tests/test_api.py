@@ -59,7 +59,7 @@ def test_a_removed_name_parameter_or_default_is_caught(
             "parameter was removed",
         ),
         # the 0.1 spelling of manager.admin.doctor, promised until 0.3
-        ("    doctor = moved(Admin.doctor)\n", "", "attribute was removed"),
+        ("    doctor = moved(Admin.doctor)\n", "", "public object was removed"),
     ],
 )
 def test_what_the_release_promised_is_kept(tmp_path: Path, old: str, new: str, reported: str) -> None:
