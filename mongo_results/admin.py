@@ -40,12 +40,8 @@ class _Manager(Protocol):
     def _handle(self, value: Any, /) -> Any: ...
 
 
-class Admin:
-    """``manager.admin``: the administrative calls on a manager's store.
-
-    Args:
-        manager: The manager whose store they act on.
-    """
+class _Bound:
+    """What both admins hold: their manager, whose store's operations they build."""
 
     def __init__(self, manager: _Manager) -> None:
         self._manager = manager
@@ -53,15 +49,23 @@ class Admin:
     def _ops(self) -> Operations:
         return self._manager._ops()
 
+    def __repr__(self) -> str:
+        return f"{self._manager!r}.admin"
+
+
+class Admin(_Bound):
+    """``manager.admin``: the administrative calls on a manager's store.
+
+    Args:
+        manager: The manager whose store they act on.
+    """
+
     def _run(self, operation: Operation[R]) -> R:
         result: R = self._manager._run(operation)
         return result
 
     def _stream(self, operation: Operation[Any]) -> Iterator[Any]:
         return self._manager._stream(operation)
-
-    def __repr__(self) -> str:
-        return f"{self._manager!r}.admin"
 
     def documents(
         self, prefix: ResultId | None = None, namespace: str | None = None, *, with_data: bool = True
@@ -249,7 +253,7 @@ class Admin:
         return self._run(shard(self._ops(), namespace, key))
 
 
-class AsyncAdmin:
+class AsyncAdmin(_Bound):
     """``manager.admin`` of an [`AsyncResultsManager`][mongo_results.AsyncResultsManager]: ``Admin``'s calls, awaited.
 
     ``iter_documents`` returns an async iterator (``async for``); every other method is a
@@ -258,12 +262,6 @@ class AsyncAdmin:
     Args:
         manager: The manager whose store they act on.
     """
-
-    def __init__(self, manager: _Manager) -> None:
-        self._manager = manager
-
-    def _ops(self) -> Operations:
-        return self._manager._ops()
 
     @property
     def _executor(self) -> Any:
@@ -276,9 +274,6 @@ class AsyncAdmin:
         return operation  # awaited by the method's wrapper
 
     _stream = _run
-
-    def __repr__(self) -> str:
-        return f"{self._manager!r}.admin"
 
     documents = awaitable(Admin.documents)
     iter_documents = streaming(Admin.iter_documents)

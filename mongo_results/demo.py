@@ -144,7 +144,7 @@ def run_pass(rm: ResultsManager, configs: list[RunConfig], workers: int, label: 
 
 
 def _is_embedded(rm: ResultsManager) -> bool:
-    return bool(getattr(rm.backend, "embedded", False))
+    return bool(getattr(rm.backend, "embedded", False))  # a MongoBackend on mongomock://
 
 
 def summary(rm: ResultsManager) -> list[str]:

@@ -632,7 +632,7 @@ def test_shard_takes_id_ranged_where_supported_else_hashed_and_is_a_no_op_the_se
 
 
 def test_shard_refuses_a_key_that_is_not_id_before_any_io() -> None:
-    from mongo_results import InvalidShardKeyError
+    from mongo_results.errors import InvalidShardKeyError
     from mongo_results.core.sharding import shard
 
     answers = Canned(lambda c: pytest.fail(f"sent {c}"))
@@ -667,7 +667,7 @@ def test_shard_on_a_server_without_sharding_has_nothing_to_do() -> None:
 
 @pytest.mark.parametrize("key", [{"_id": 1}, {"_id": "hashed"}, {"namespace": 1}, {"digest": "hashed"}])
 def test_a_write_into_a_collection_sharded_on_another_key_is_refused_before_sending(key: dict[str, Any]) -> None:
-    from mongo_results import InvalidShardKeyError
+    from mongo_results.errors import InvalidShardKeyError
 
     def answer(command: Command) -> Any:
         if isinstance(command, ShardKeyOf):

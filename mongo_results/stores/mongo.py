@@ -375,6 +375,14 @@ class MongoStore:
         )
 
     @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded store (``mongomock://``): in this process's memory, ended with it.
+
+        Such a store cannot be handed to worker processes (``NotShareableError``).
+        """
+        return self._embedded
+
+    @property
     def _where(self) -> str:
         """The store, for people: its hosts and database, never the password."""
         return f"connected to {self._hosts}, database {self.database_name!r}"
