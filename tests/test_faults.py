@@ -255,11 +255,11 @@ def test_a_write_whose_answer_never_came_is_outcome_unknown(own_server: Server) 
     finally:
         own_server.freeze(False)
     assert isinstance(info.value, StoreUnavailableError) and isinstance(info.value, ConnectionError)
-    # The write may have been applied once the server resumed: the retry the message advises is safe,
-    # and writes only when it was not.
-    applied = rm.exists("frozen/1")
-    assert rm.set("frozen/1", Metrics(loss=1, accuracy=1), SetBehavior.SKIP_IF_EXISTS) is not applied
+    # The write may be applied once the server resumes, at any moment, even after a read here:
+    # the retry the message advises is safe either way, and the result is stored once.
+    rm.set("frozen/1", Metrics(loss=1, accuracy=1), SetBehavior.SKIP_IF_EXISTS)
     assert rm.get("frozen/1", Metrics) == Metrics(loss=1, accuracy=1)
+    assert rm.list_ids("frozen") == ["frozen/1"]
     rm.close()
 
 

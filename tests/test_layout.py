@@ -360,7 +360,7 @@ def test_the_module_map_names_every_module_and_nothing_else() -> None:
 
 def test_the_errors_moved_to_mongo_results_errors_still_import_from_the_top_with_a_warning() -> None:
     with pytest.warns(DeprecationWarning, match=r"import LossyValueError from mongo_results\.errors"):
-        from mongo_results.errors import LossyValueError
+        from mongo_results import LossyValueError
     assert LossyValueError is mongo_results.errors.LossyValueError
     assert "LossyValueError" not in mongo_results.__all__ and "ResultExistsError" in mongo_results.__all__
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):

@@ -632,8 +632,8 @@ def test_shard_takes_id_ranged_where_supported_else_hashed_and_is_a_no_op_the_se
 
 
 def test_shard_refuses_a_key_that_is_not_id_before_any_io() -> None:
-    from mongo_results.errors import InvalidShardKeyError
     from mongo_results.core.sharding import shard
+    from mongo_results.errors import InvalidShardKeyError
 
     answers = Canned(lambda c: pytest.fail(f"sent {c}"))
     for key in ({"digest": "hashed"}, {"_id": 1, "namespace": 1}, {"path": 1}, "_id"):
