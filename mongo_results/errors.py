@@ -238,9 +238,10 @@ class UnreadableResultError(CorruptResultError, json.JSONDecodeError):
 
 
 class StoreWriteError(MongoResultsError, OSError):
-    """The file store's disk refused a write (full, read-only, failing): that write stored nothing.
+    """The file store's disk refused a write (full, read-only, failing), or a read: that write stored nothing.
 
-    Raised by writes to the file store; in ``set_many``, the outcome of the item concerned.
+    Raised by writes to the file store (in ``set_many``, the outcome of the item concerned),
+    and by reads that the disk failed (an unreadable file or directory).
 
     Attributes:
         errno: The operating system's error number, so ``errno.ENOSPC`` checks keep working.

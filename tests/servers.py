@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -94,6 +95,21 @@ def terminate(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs: a zombie (ended, not yet reaped by its new parent) does not."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the process table
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def free_port() -> int:
@@ -186,7 +202,8 @@ class FerretDB:
         self.process = None
 
     def close(self) -> None:
-        self.stop()
+        """End the server and remove its data: killed, not drained, since nothing of it is kept."""
+        self.kill()
         shutil.rmtree(self.state, ignore_errors=True)
 
     def __enter__(self) -> FerretDB:
@@ -261,17 +278,17 @@ class DocumentDB:
         if not pid_file.is_file():
             return
         pid = int(pid_file.read_text())
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        for _ in range(200):  # FerretDB drains open connections for a few seconds on SIGTERM
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+            for _ in range(1000):  # FerretDB drains open connections for a few seconds on SIGTERM
+                if not _alive(pid):
+                    break
+                time.sleep(0.01)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        # Gone: the kit's stop would otherwise wait on it until its parent reaps it (seconds, as a zombie).
+        if not _alive(pid):
+            pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """Crash FerretDB (SIGKILL): no graceful shutdown."""
@@ -286,7 +303,13 @@ class DocumentDB:
         self._signal(signal.SIGTERM)
 
     def _pg_ctl(self, action: str, *, check: bool = True) -> int:
-        options = {"start": f"-l '{self.state}/postgres.log' -w -t 60", "stop": "-m fast -w", "status": ""}[action]
+        options = {
+            "start": f"-l '{self.state}/postgres.log' -w -t 60",
+            "stop": "-m fast -w",
+            "halt": "-m immediate -w",
+            "status": "",
+        }[action]
+        action = "stop" if action == "halt" else action
         command = f"/usr/lib/postgresql/15/bin/pg_ctl -D '{self.state}/data' {options} {action}"
         done = subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], capture_output=True, timeout=90)
         if check and done.returncode != 0:
@@ -318,8 +341,12 @@ class DocumentDB:
                     time.sleep(0.1)
 
     def close(self) -> None:
+        """End both servers and remove their data: killed, not drained, since nothing of it is kept."""
         try:
-            self._kit("stop", timeout=60)
+            self.kill()
+            if (self.state / "data" / "postmaster.pid").exists():
+                self._pg_ctl("halt", check=False)
+            self._kit("stop", timeout=60)  # whatever is left
         finally:
             shutil.rmtree(self.state, ignore_errors=True)
 

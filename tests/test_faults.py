@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -12,15 +13,22 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, MongoClient, monitoring
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from mongo_results import (
     AsyncMongoBackend,
     AsyncResultsManager,
     MongoBackend,
+    MongoResultsError,
     ResultNotFoundError,
     ResultsManager,
     SetBehavior,
+    register_model,
 )
 from mongo_results.core import commands as cmd
 from mongo_results.core import operations
@@ -39,13 +47,31 @@ from .servers import DocumentDB, FerretDB, Server, Sharded
 THREADS = 8
 
 
-@pytest.fixture(params=["ferretdb2", "ferretdb1"])
-def own_server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """A server of this test's own, since it is stopped and started (the run's servers are not touched)."""
+@pytest.fixture(scope="module", params=["ferretdb2", "ferretdb1"])
+def faulty_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A server of this module's own, since its tests stop and start it (the run's servers are not touched)."""
     if request.param == "ferretdb2":
         yield from running(DocumentDB, DocumentDB.name)
     else:
         yield from running(FerretDB, FerretDB.name)
+
+
+@pytest.fixture
+def own_server(faulty_server: Server) -> Iterator[Server]:
+    """The module's server, up and empty for each test: what a test stopped or froze is started again."""
+    yield faulty_server
+    with contextlib.suppress(Exception):
+        faulty_server.freeze(False)  # SIGCONT: harmless when it was not frozen
+    client: MongoClient[dict[str, Any]]
+    try:
+        with MongoClient(faulty_server.uri, serverSelectionTimeoutMS=1000, socketTimeoutMS=5000) as client:
+            client.list_database_names()  # reaches PostgreSQL under FerretDB 2.5, where ping does not
+    except PyMongoError:
+        faulty_server.start()  # killed, stopped, or its PostgreSQL stopped: all of it again, same data
+    with MongoClient(faulty_server.uri, serverSelectionTimeoutMS=10_000) as client:
+        for name in client.list_database_names():
+            if name not in ("admin", "config", "local"):
+                client.drop_database(name)
 
 
 @pytest.mark.parametrize("how", ["terminate", "kill"])
@@ -113,7 +139,11 @@ def test_closing_after_the_server_went_away_does_not_wait_for_it(own_server: Ser
     loop = asyncio.new_event_loop()
     asynchronous = loop.run_until_complete(open_async())
     own_server.kill()
-    time.sleep(1.5)  # the clients' monitors have seen the server go
+    sync_client = sync.backend.database().client
+    deadline = time.monotonic() + 30
+    while sync_client.topology_description.has_readable_server():  # until its monitor has seen it go
+        assert time.monotonic() < deadline, "the client never noticed the server had gone"
+        time.sleep(0.05)
     closer = threading.Thread(target=sync.close)
     closer.start()
     closer.join(20)
@@ -481,3 +511,44 @@ def test_a_bulk_cut_short_in_one_of_its_writes_is_not_a_refusal() -> None:
 @pytest.mark.parametrize("failure", [_failure(1, "an internal error of the engine"), _failure(2, "bad value")])
 def test_a_refusal_stays_a_refusal(failure: OperationFailure) -> None:
     assert isinstance(translate(failure, "h:1", 1.0, cmd.Insert("c", {"_id": "a"})), RejectedByServerError)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AutoReconnect("injected: connection reset"),  # the transient kinds: NetworkTimeout and the rest alike
+        OperationFailure("injected: refused", code=2),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_driver_that_fails_at_any_call_raises_only_library_errors(
+    server_db: tuple[str, str], failure: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every driver call of a sweep's calls, failing in turn: each failure reaches the caller translated."""
+    from .test_file import _every_kind_of_call
+
+    register_model(Metrics)
+    uri, name = server_db
+    calls, nth = 0, 0
+    invoke = MongoBackend._invoke
+
+    def failing(self: MongoBackend, db: Any, call: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == nth:
+            raise failure
+        return invoke(self, db, call)
+
+    monkeypatch.setattr(MongoBackend, "_invoke", failing)
+    rm = ResultsManager(backend=MongoBackend(uri, database=name))
+    _every_kind_of_call(rm)  # counts the driver calls of the whole sweep
+    total = calls
+    assert total > 20, total
+    for armed in range(1, total + 1):
+        nth = 0
+        rm.clear()
+        calls, nth = 0, armed
+        raised = _every_kind_of_call(rm)
+        leaked = [e for e in raised if not isinstance(e, MongoResultsError)]
+        assert not leaked, f"driver call {armed} of {total}: {leaked[0]!r}"
+    rm.close()

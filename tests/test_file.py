@@ -367,3 +367,85 @@ def test_export_of_a_file_store_streams(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "exported 200 results" in run.stderr
     assert int(run.stdout) < total / 4  # before: more than the whole store (1.1 times it)
+
+
+class FailingDisk:
+    """Makes the ``nth`` disk call of the file store's modules fail with EIO (0: none), counting them all."""
+
+    PATH_METHODS = ("read_text", "mkdir", "unlink", "stat", "iterdir", "rmdir", "is_dir", "is_file", "exists")
+    OS_FUNCTIONS = ("open", "close", "fsync", "replace", "scandir", "stat", "utime", "lseek")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from mongo_results.stores import file_documents, file_tree, files, locks
+
+        self.calls, self.nth, self.armed = 0, 0, False
+        for name in self.PATH_METHODS:
+            monkeypatch.setattr(Path, name, self._failing(getattr(Path, name)))
+        shim = type("os", (), {})()
+        for name in dir(os):
+            setattr(shim, name, getattr(os, name))
+        for name in self.OS_FUNCTIONS:
+            setattr(shim, name, self._failing(getattr(os, name)))
+        for module in (file_tree, file_documents, files, locks):
+            monkeypatch.setattr(module, "os", shim, raising=False)
+        monkeypatch.setattr(file_tree, "open", self._failing(open), raising=False)
+
+    def _failing(self, call: Any) -> Any:
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if self.armed:
+                self.calls += 1
+                if self.calls == self.nth:
+                    raise OSError(errno.EIO, "injected: input/output error")
+            return call(*args, **kwargs)
+
+        return failing
+
+
+def _every_kind_of_call(rm: ResultsManager) -> list[BaseException]:
+    """A sweep's calls on a file store; what each raised."""
+    raised: list[BaseException] = []
+    calls = [
+        lambda: rm.set("s/1", Metrics(loss=1, accuracy=0.5)),
+        lambda: rm.set("s/1", Metrics(loss=2, accuracy=0.5), SetBehavior.OVERWRITE),
+        lambda: rm.set_many([(f"s/{i}", Metrics(loss=i, accuracy=0.5)) for i in range(2, 5)]),
+        lambda: rm.get("s/1", Metrics),
+        lambda: rm.list_ids("s"),
+        lambda: list(rm.iter_results("s")),
+        lambda: list(rm.find({"loss": {"$gte": 2}})),
+        lambda: rm.missing(["s/1", "s/9"]),
+        lambda: rm.delete("s/2"),
+        lambda: [c.release() for c in [rm.claim("s/9", lease=60)] if c is not None],
+        lambda: rm.failures(),
+        lambda: rm.admin.doctor(),
+    ]
+    for call in calls:
+        try:
+            call()
+        except Exception as exc:
+            raised.append(exc)
+    return raised
+
+
+def test_a_disk_that_fails_at_any_call_raises_only_library_errors_and_leaves_the_store_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_model(Metrics)
+    disk = FailingDisk(monkeypatch)
+    disk.armed = True
+    _every_kind_of_call(ResultsManager(tmp_path / "count"))  # counts the disk calls of the whole sweep
+    total, disk.armed = disk.calls, False
+    assert total > 50, total
+    for nth in range(1, total + 1):
+        store = tmp_path / f"at-{nth}"
+        rm = ResultsManager(store)
+        disk.calls, disk.nth, disk.armed = 0, nth, True
+        raised = _every_kind_of_call(rm)
+        disk.armed = False
+        leaked = [e for e in raised if not isinstance(e, MongoResultsError)]
+        assert not leaked, f"disk call {nth} of {total}: {leaked[0]!r}"
+        assert all(isinstance(e, OSError) for e in raised if "injected" in str(e)), raised
+        # What was written is whole: every listed result reads back.
+        again = ResultsManager(store)
+        again.admin.doctor(fix=True)
+        for rid in again.list_ids():
+            again.get(rid, Metrics)

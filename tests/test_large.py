@@ -56,8 +56,22 @@ def scan(name: str, mib: int, fill: int = 1) -> Scan:
 
 def test_a_result_of_20_mib_behaves_as_a_small_one(rm: ResultsManager, kind: str) -> None:
     register_model(Scan)
-    big, other = scan("a", 20), scan("a", 21, fill=2)
+    mib = 20
+    if kind.endswith("ferretdb1"):
+        # FerretDB 1.x on SQLite takes 20 s over 20 MiB; its path is the same past a lowered limit
+        # (GridFS beyond the store's largest document), and the servers keep the real 16 MiB one.
+        engine = rm.admin.engine()  # asked first: an async store's operations belong to the loop that asked
+        loop: Any = getattr(rm, "loop", None)  # the async manager's, driven by the suite
+
+        async def in_the_loop() -> Any:
+            return rm.backend._operations()
+
+        ops = loop.run_until_complete(in_the_loop()) if loop is not None else rm.backend._operations()
+        ops.engine = dataclasses.replace(engine, max_document=MIB)
+        mib = 2
+    big, other = scan("a", mib), scan("a", mib + 1, fill=2)
     assert rm.set("scans/a", big) is True
+    assert ("gridfs" in rm.admin.documents("scans/a")[0]) is not kind.endswith(("file", "mongomock"))
     assert rm.exists("scans/a") and rm.list_ids("scans") == ["scans/a"]
     assert rm.get("scans/a", Scan) == big
     assert rm.get_many(["scans/a"]) == [big]

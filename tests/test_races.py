@@ -1,17 +1,18 @@
 """Concurrent writers on the same ids get the outcomes of some serial order.
 
-8 worker processes with 4 threads each, 32 callers, start together and each calls
-``set`` once on every id. The outcomes are then checked against what a serial
-order allows, and every stored document against what some writer wrote.
+8 worker processes with 4 threads each, 32 callers, start together (a barrier all of
+them wait at) and each calls ``set`` once on every id. The outcomes are then checked
+against what a serial order allows, and every stored document against what some
+writer wrote.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import threading
-import time
+import traceback
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -23,12 +24,10 @@ from .servers import citus_tasks
 PROCESSES, THREADS, IDS = 8, 4, 12
 
 
-def caller(
-    rm: ResultsManager, behavior: SetBehavior, same: bool, writer: int, start_at: float
-) -> list[tuple[str, str]]:
+def caller(rm: ResultsManager, behavior: SetBehavior, same: bool, writer: int, start: Any) -> list[tuple[str, str]]:
     """One thread's calls: (id, outcome) with outcome 'True', 'False' or 'exists'."""
     model = Metrics(loss=0.5, accuracy=0.5, step=0 if same else writer)
-    time.sleep(max(0.0, start_at - time.time()))
+    start.wait(60)  # every caller of every process is here: they go together
     out = []
     for i in range(IDS):
         rid = f"race/{i}"
@@ -39,22 +38,23 @@ def caller(
     return out
 
 
-def worker(
-    rm: ResultsManager, behavior: SetBehavior, same: bool, process: int, start_at: float
-) -> list[tuple[str, str]]:
-    """Runs in a worker process: THREADS callers at once."""
-    results: list[list[tuple[str, str]]] = [[] for _ in range(THREADS)]
+def worker(rm: ResultsManager, behavior: SetBehavior, same: bool, process: int, start: Any, results: Any) -> None:
+    """Runs in a worker process: THREADS callers at once; their outcomes, or the error, go to ``results``."""
+    try:
+        outcomes: list[list[tuple[str, str]]] = [[] for _ in range(THREADS)]
 
-    def run(t: int) -> None:
-        results[t] = caller(rm, behavior, same, process * THREADS + t, start_at)
+        def run(t: int) -> None:
+            outcomes[t] = caller(rm, behavior, same, process * THREADS + t, start)
 
-    threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    rm.close()
-    return [pair for r in results for pair in r]
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rm.close()
+        results.put([pair for r in outcomes for pair in r])
+    except BaseException:
+        results.put(traceback.format_exc())
 
 
 # behaviour, identical content? -> expected outcome counts per id among 32 callers
@@ -106,10 +106,20 @@ def test_racing_writers_on_shards(
 def race(
     shared_store: ResultsManager, behavior: SetBehavior, same: bool, expected: dict[str, int], *, sharded: bool
 ) -> None:
-    start_at = time.time() + 1.5  # every process and thread is waiting by then
-    with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(worker, shared_store, behavior, same, p, start_at) for p in range(PROCESSES)]
-        outcomes = [pair for f in futures for pair in f.result()]
+    # Forked: the barrier and the queue are inherited; each process opens its own client.
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(PROCESSES * THREADS), context.Queue()
+    processes = [
+        context.Process(target=worker, args=(shared_store, behavior, same, p, start, results)) for p in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    replies = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(30)
+    errors = [r for r in replies if isinstance(r, str)]
+    assert not errors, errors[0]
+    outcomes = [pair for reply in replies for pair in reply]
     assert len(outcomes) == PROCESSES * THREADS * IDS
     for i in range(IDS):
         counts = Counter(o for rid, o in outcomes if rid == f"race/{i}")

@@ -15,7 +15,7 @@ from bson import json_util
 from ..core import commands as cmd
 from ..core.claims import MAX_LEASE
 from .evaluation import apply_update, matches, project
-from .file_tree import CLAIM_JSON, TMP, FileTree, _disk, durable_replace
+from .file_tree import CLAIM_JSON, TMP, FileTree, disk_errors, durable_replace
 
 __all__ = ["DocumentFiles"]
 
@@ -45,7 +45,7 @@ class DocumentFiles:
         expired: no one can renew it, and doctor reports and removes it. A failure file cut
         short is no record: the next failure of that cell writes it anew.
         """
-        with _disk(path):
+        with disk_errors(path):
             try:
                 text = path.read_text(encoding="utf-8")
                 changed = path.stat().st_mtime
@@ -84,7 +84,7 @@ class DocumentFiles:
         text = json_util.dumps(document, json_options=CLAIM_JSON)
         tmp = path.with_name(f".{secrets.token_hex(8)}{TMP}")
         try:
-            with _disk(path):
+            with disk_errors(path):
                 path.parent.mkdir(exist_ok=True)
                 durable_replace(tmp, path, text)
         finally:
@@ -122,7 +122,7 @@ class DocumentFiles:
                 with self._tree.locked():
                     found = self._candidates(query)
                     for path, _ in found if many else found[:1]:
-                        with _disk(path):
+                        with disk_errors(path):
                             path.unlink(missing_ok=True)
                     return len(found if many else found[:1])
             case cmd.Find(_, query, projection):

@@ -17,14 +17,10 @@ from bson import json_util
 from bson.json_util import JSONMode, JSONOptions
 
 from ..core.encoding import JSON_OPTIONS, escape_key, map_keys
-from ..errors import (
-    InvalidIdError,
-    StoreWriteError,
-    UnreadableResultError,
-)
+from ..errors import InvalidIdError, MongoResultsError, StoreWriteError, UnreadableResultError
 from .locks import holding, open_lock
 
-__all__ = ["CLAIM_JSON", "FORMAT", "FileTree", "Unreadable", "durable_replace"]
+__all__ = ["CLAIM_JSON", "FORMAT", "FileTree", "Unreadable", "disk_errors", "durable_replace"]
 
 FORMAT = "mongo_results/1"
 LOCK_NAME = ".mongo_results.lock"
@@ -39,7 +35,7 @@ TMP = ".tmp"  # a file being written: ".<16 hex digits>.tmp" beside its final na
 
 
 class Unreadable(Exception):
-    """A result file that cannot be read as JSON text (not UTF-8, too deep, or the disk failed)."""
+    """A result file that cannot be read as JSON text (not UTF-8, too deep, not an object)."""
 
 
 def durable_replace(tmp: Path, path: Path, text: str) -> None:
@@ -61,10 +57,16 @@ def durable_replace(tmp: Path, path: Path, text: str) -> None:
 
 
 @contextmanager
-def _disk(path: Path) -> Iterator[None]:
-    """The store's one translation of the disk's errors: a write that failed is a library error."""
+def disk_errors(path: Path) -> Iterator[None]:
+    """The file store's one translation of the disk's errors: an ``OSError`` becomes ``StoreWriteError``.
+
+    Around each disk call that can fail in a way the store answers for, and around each
+    command as a whole: no raw ``OSError`` reaches a caller.
+    """
     try:
         yield
+    except MongoResultsError:
+        raise  # translated already, nearer the call (StoreWriteError is an OSError too)
     except OSError as exc:
         raise StoreWriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
@@ -113,7 +115,7 @@ class FileTree:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """The store's one writer lock (readers never take it)."""
-        with _disk(self.root / LOCK_NAME):
+        with disk_errors(self.root / LOCK_NAME):
             fd = open_lock(self.root / LOCK_NAME)
         with holding(fd):
             yield
@@ -122,10 +124,13 @@ class FileTree:
     def read(path: Path) -> dict[str, Any] | None:
         """A file's envelope; None when there is no file, Unreadable when it is not a JSON object."""
         try:
-            text = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
+            with disk_errors(path):  # a disk that fails is no broken result: the read fails, as it would on a server
+                text = path.read_text(encoding="utf-8")
+        except StoreWriteError as exc:
+            if isinstance(exc.__cause__, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+                return None
+            raise
+        except UnicodeDecodeError as exc:
             raise Unreadable(f"cannot read {path}: {exc}") from exc
         try:
             raw = json.loads(text)
@@ -148,7 +153,7 @@ class FileTree:
         text = json_util.dumps({**envelope, "format": FORMAT}, json_options=JSON_OPTIONS, indent=2)
         tmp = path.with_name(f".{secrets.token_hex(8)}{TMP}")  # short: the final name may be 255 bytes
         try:
-            with _disk(path):
+            with disk_errors(path):
                 self._replace(path, tmp, text)
         except (InvalidIdError, StoreWriteError):
             with suppress(OSError):  # the disk that refused the write may refuse this too
@@ -171,7 +176,7 @@ class FileTree:
 
     def remove(self, path: Path) -> bool:
         """Remove a result file and the directories it leaves empty; whether it was there."""
-        with _disk(path):
+        with disk_errors(path):
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -265,6 +270,6 @@ class FileTree:
         """
         found = [Path(e.path) for e in self.files(self.root) if e.name.startswith(".") and e.name.endswith(TMP)]
         for path in found if remove else ():
-            with _disk(path):
+            with disk_errors(path):
                 path.unlink(missing_ok=True)
         return found

@@ -28,7 +28,7 @@ from ..errors import (
 from ..registry import MODELS
 from .evaluation import apply_update, evaluate, matches, ordered, project, touches_data
 from .file_documents import DocumentFiles
-from .file_tree import CLAIM_SUFFIX, CLAIMS_DIR, FAILURE_SUFFIX, FAILURES_DIR, FileTree, Unreadable
+from .file_tree import CLAIM_SUFFIX, CLAIMS_DIR, FAILURE_SUFFIX, FAILURES_DIR, FileTree, Unreadable, disk_errors
 from .locks import check_locking
 
 __all__ = ["AsyncFileBackend", "FileBackend"]
@@ -67,6 +67,7 @@ class FileBackend:
         StoreNotFoundError: The directory is missing and ``create_if_missing`` is False
             (a ``FileNotFoundError``).
         NotAStoreError: ``base_dir`` exists and is not a directory (a ``NotADirectoryError``).
+        StoreWriteError: The directory could not be created (an ``OSError``).
     """
 
     def __init__(
@@ -78,7 +79,8 @@ class FileBackend:
         if not self.base_dir.exists():
             if not create_if_missing:
                 raise StoreNotFoundError(f"Base directory {self.base_dir} does not exist")
-            self.base_dir.mkdir(parents=True, exist_ok=True)
+            with disk_errors(self.base_dir):
+                self.base_dir.mkdir(parents=True, exist_ok=True)
         elif not self.base_dir.is_dir():
             raise NotAStoreError(f"{self.base_dir} is not a directory")
         self._tree = FileTree(self.base_dir.resolve())
@@ -262,9 +264,13 @@ class FileBackend:
             The command's reply, shaped as a MongoDB server's.
 
         Raises:
-            StoreWriteError: The disk refused a write (an ``OSError``).
+            StoreWriteError: The disk refused a read or a write (an ``OSError``).
             InvalidIdError: An id whose file would leave the store's directory.
         """
+        with disk_errors(self.base_dir):
+            return self._dispatch(command)
+
+    def _dispatch(self, command: cmd.Command) -> Any:
         collection = getattr(command, "collection", None)
         if collection == self._claims.collection:
             return self._claims.execute(command)
@@ -366,6 +372,7 @@ class AsyncFileBackend:
         StoreNotFoundError: The directory is missing and ``create_if_missing`` is False
             (a ``FileNotFoundError``).
         NotAStoreError: ``base_dir`` exists and is not a directory (a ``NotADirectoryError``).
+        StoreWriteError: The directory could not be created (an ``OSError``).
     """
 
     def __init__(self, base_dir: str | os.PathLike[str], create_if_missing: bool = True, **options: Any) -> None:
