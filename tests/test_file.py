@@ -401,6 +401,12 @@ class FailingDisk:
         return failing
 
 
+def _claim_and_release(rm: ResultsManager, rid: str) -> None:
+    claim = rm.claim(rid, lease=60)
+    if claim is not None:
+        claim.release()
+
+
 def _every_kind_of_call(rm: ResultsManager) -> list[BaseException]:
     """A sweep's calls on a file store; what each raised."""
     raised: list[BaseException] = []
@@ -414,7 +420,7 @@ def _every_kind_of_call(rm: ResultsManager) -> list[BaseException]:
         lambda: list(rm.find({"loss": {"$gte": 2}})),
         lambda: rm.missing(["s/1", "s/9"]),
         lambda: rm.delete("s/2"),
-        lambda: [c.release() for c in [rm.claim("s/9", lease=60)] if c is not None],
+        lambda: _claim_and_release(rm, "s/9"),
         lambda: rm.failures(),
         lambda: rm.admin.doctor(),
     ]
