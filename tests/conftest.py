@@ -41,9 +41,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not FAST:
         return
+    # Servers, and the clusters of Dask and Ray (seconds to start): `make test` runs them.
     servers = {"server_uri", "ferretdb1_uri", "sharded_uri", "server_db", "ferretdb1_db", "sharded_db", "either_db"}
+    servers |= {"faulty_server", "dask_cluster", "ray_cluster"}
     kinds = ("server", "ferretdb1", "sharded")
-    skip = pytest.mark.skip(reason="needs a server: `make check` runs the stores that need none, `make test` all")
+    skip = pytest.mark.skip(reason="needs a server or a cluster: `make check` runs what needs none, `make test` all")
     for item in items:
         named = getattr(item, "callspec", None)
         params = " ".join(map(str, named.params.values())) if named is not None else ""

@@ -208,7 +208,8 @@ def test_each_contract_catches_a_violation(tmp_path: Path, module: str, line: st
 def test_a_mongodb_store_loads_no_optional_dependency() -> None:
     code = (
         "import sys, asyncio\n"
-        "from mongo_results import ResultsManager, AsyncResultsManager, StoreUnavailableError\n"
+        "from mongo_results import ResultsManager, AsyncResultsManager\n"
+        "from mongo_results.errors import StoreUnavailableError\n"
         "rm = ResultsManager('mongodb://127.0.0.1:9/x?serverSelectionTimeoutMS=100')\n"
         "try:\n    rm.exists('a')\nexcept StoreUnavailableError:\n    pass\n"
         "async def main():\n"

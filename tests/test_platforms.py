@@ -30,7 +30,8 @@ import json
 from pydantic import BaseModel
 
 import mongo_results
-from mongo_results import ResultsManager, UnsupportedPlatformError, register_model
+from mongo_results import ResultsManager, register_model
+from mongo_results.errors import UnsupportedPlatformError
 
 
 @register_model
