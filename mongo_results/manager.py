@@ -29,7 +29,7 @@ from .core.failures import reset as forget_failures
 from .core.ids import ResultId
 from .core.operations import Operation, Operations
 from .core.runloop import run, run_async, stream, stream_async
-from .core.tables import IdFields, frame, polars_frame, table
+from .core.tables import IdFields, Rows, frame, polars_frame, table
 from .heartbeat import Heartbeat, heartbeat
 from .shells import awaitable, moved, streaming, tell
 from .stores import AdaptedBackend, AsyncAdaptedBackend, AsyncExecutor, Executor, open_backend
@@ -633,7 +633,11 @@ class ResultsManager(ManagerBase[T]):
             pydantic.ValidationError: Stored data that no longer fits its model.
         """
         return self._run(
-            frame(self._ops(), prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe"), id_fields)
+            frame(
+                self._ops(),
+                Rows(prefix, model_class, namespace, where, batch_size, ProgressBar("dataframe")),
+                id_fields,
+            )
         )
 
     def to_arrow(
@@ -685,12 +689,7 @@ class ResultsManager(ManagerBase[T]):
         return self._run(
             table(
                 self._ops(),
-                prefix,
-                model_class,
-                namespace,
-                where,
-                batch_size,
-                ProgressBar("arrow"),
+                Rows(prefix, model_class, namespace, where, batch_size, ProgressBar("arrow")),
                 id_column,
                 id_fields,
             )
@@ -733,12 +732,7 @@ class ResultsManager(ManagerBase[T]):
         return self._run(
             polars_frame(
                 self._ops(),
-                prefix,
-                model_class,
-                namespace,
-                where,
-                batch_size,
-                ProgressBar("polars"),
+                Rows(prefix, model_class, namespace, where, batch_size, ProgressBar("polars")),
                 id_column,
                 id_fields,
             )

@@ -41,10 +41,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not FAST:
         return
-    # Servers, and the clusters of Dask and Ray (seconds to start): `make test` runs them.
+    # Servers (a server started by `running` skips there too), and the modules that start
+    # worker pools and clusters (Dask, Ray, loky) for seconds a test: `make test` runs them.
     servers = {"server_uri", "ferretdb1_uri", "sharded_uri", "server_db", "ferretdb1_db", "sharded_db", "either_db"}
-    servers |= {"faulty_server", "dask_cluster", "ray_cluster"}
     kinds = ("server", "ferretdb1", "sharded")
+    pools = ("tests.test_frameworks", "tests.test_demo")
     skip = pytest.mark.skip(reason="needs a server or a cluster: `make check` runs what needs none, `make test` all")
     for item in items:
         named = getattr(item, "callspec", None)
@@ -53,6 +54,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.get_closest_marker("real_server")
             or servers & set(getattr(item, "fixturenames", ()))
             or any(kind in params for kind in kinds)
+            or getattr(getattr(item, "module", None), "__name__", "") in pools
         ):
             item.add_marker(skip)
 
@@ -80,6 +82,8 @@ def running(
     One that cannot be built or started skips its tests here and fails them under CI; ``tries``
     starts it again (a cluster's first set-up can time out on a loaded machine).
     """
+    if FAST:
+        pytest.skip(f"needs {what}: `make check` runs what needs no server, `make test` all")
     for attempt in range(1, tries + 1):
         try:
             server = make()

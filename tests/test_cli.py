@@ -18,7 +18,7 @@ from pymongo import MongoClient
 
 from mongo_results import MongoBackend, ResultsManager, register_model
 from mongo_results.cli import main
-from mongo_results.core import operations
+from mongo_results.core import knowledge
 from mongo_results.errors import InvalidUriError, StoreUnavailableError
 
 from .commands import CommandLog
@@ -184,8 +184,8 @@ def test_doctor_on_the_server(server_db: tuple[str, str], server_engine: str, mo
     else:
         assert "ok: validator (warn)" in out
     # A store opened with path_index=True wants the path index, which this one lacks.
-    every = operations.indexes(True)
-    monkeypatch.setattr(operations, "indexes", lambda _: every)
+    every = knowledge.indexes(True)
+    monkeypatch.setattr(knowledge, "indexes", lambda _: every)
     code, out = run("--uri", uri, "doctor")
     assert code == 1 and "problem: index path_segments is missing; run `mongo-results doctor --fix`" in out
     code, out = run("--uri", uri, "doctor", "--fix")

@@ -8,10 +8,11 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from mongo_results import AsyncResultsManager, ResultExistsError, ResultsManager, SetBehavior
+from mongo_results import AsyncResultsManager, ResultExistsError, ResultsManager, SetBehavior, register_model
 
 from .models import Metrics
 
@@ -105,3 +106,30 @@ def test_a_sync_and_an_async_manager_on_one_embedded_store_under_threads_and_gat
     assert per_id == Counter({f"t/{i}": 1 for i in range(IDS)})  # exactly one writer wins each id
     assert len(outcomes) == 3 * IDS
     sync.clear()
+
+
+def test_a_read_by_id_looks_the_id_up_and_scans_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded store reads mongomock's documents by id (they are kept in a dict by ``_id``).
+
+    That dict is mongomock's own: a release that changes it leaves every answer the same (the
+    store falls back to mongomock's find, which scans the collection) but makes each keyset
+    page cost the whole collection. This test fails then, so the change is seen.
+    """
+    import mongomock.collection
+
+    register_model(Metrics)
+    rm = ResultsManager(f"mongomock://localhost/t_{uuid.uuid4().hex[:12]}")
+    rm.set_many([(f"r/{i:03d}", Metrics(loss=i, accuracy=0.5)) for i in range(200)])
+    scans = 0
+    find = mongomock.collection.Collection.find
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal scans
+        scans += 1
+        return find(self, *args, **kwargs)
+
+    monkeypatch.setattr(mongomock.collection.Collection, "find", counted)
+    assert rm.get("r/007", Metrics).loss == 7
+    assert [rid for rid, _ in rm.iter_results("r", batch_size=50)][-1] == "r/199"
+    assert rm.exists("r/150") and not rm.exists("r/999")
+    assert scans == 0

@@ -10,7 +10,7 @@ import pytest
 from pymongo import MongoClient
 
 from mongo_results import MongoBackend, ResultsManager, SetBehavior
-from mongo_results.core import operations
+from mongo_results.core import knowledge, operations
 from mongo_results.core.filters import prefix_filter
 
 from .commands import CommandLog
@@ -204,7 +204,7 @@ def test_list_ids_reads_the_id_index_and_what_the_reference_server_does_with_it(
     assert set(query) == {"_id", "$nor"}  # on _id alone, projected on _id alone: a covered query on MongoDB
     planner = db.command(
         "explain",
-        {"find": "results.default", "filter": query, "projection": operations.ID_ONLY},
+        {"find": "results.default", "filter": query, "projection": knowledge.ID_ONLY},
         verbosity="queryPlanner",
     )["queryPlanner"]
     if "Plan" not in planner:  # MongoDB: the _id index answers, no document is fetched

@@ -8,6 +8,7 @@ as the file and embedded stores read them all.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -173,20 +174,31 @@ def _parse(pa: Any, text: Any, c: Column) -> tuple[Any, Any]:
 # -- The read.
 
 
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Which results a table is read from, and how: every reader of tables takes one.
+
+    The results under ``prefix`` (None: all) of ``model_class`` (None: every stored type),
+    in ``namespace`` (None: every one), matching ``where``; ``batch_size`` a page, and
+    ``progress(done, total)`` after each page.
+    """
+
+    prefix: ResultId | None
+    model_class: type[BaseModel] | None
+    namespace: str | None
+    where: Mapping[str, Any] | None
+    batch_size: int
+    progress: Callable[[int, int], None]
+
+
 def arrow_table(
     ops: Operations,
-    prefix: ResultId | None,
-    model_class: type[BaseModel] | None,
-    namespace: str | None,
-    where: Mapping[str, Any] | None,
-    batch_size: int,
-    progress: Callable[[int, int], None],
+    rows: Rows,
     id_column: str = "id",
 ) -> Operation[tuple[Any, list[type[BaseModel]]]]:
-    """The results as an Arrow table (``id_column``, then the model's columns), and the model classes it holds.
-
-    ``progress(done, total)`` is called after each page.
-    """
+    """The results as an Arrow table (``id_column``, then the model's columns), and the model classes it holds."""
+    prefix, model_class, namespace, where = rows.prefix, rows.model_class, rows.namespace, rows.where
+    batch_size, progress = rows.batch_size, rows.progress
     pa = pyarrow("to_arrow")
     check_batch_size(batch_size)
     table = None

@@ -5,21 +5,20 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
-from .arrow_reads import arrow_table, columns_of, pyarrow
+from .arrow_reads import Rows, arrow_table, columns_of, pyarrow
 from .commands import CountDocuments
 from .filters import scoped, translate
-from .ids import ResultId
 from .operations import Operation, Operations
 from .reads import check_batch_size, each_batch, load
 
-__all__ = ["IdFields", "check_id_fields", "frame", "polars_frame", "table"]
+__all__ = ["IdFields", "Rows", "check_id_fields", "frame", "polars_frame", "table"]
 
 IdFields = bool | Sequence[str]  # True: every key=value segment of the ids; or the keys to take
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -30,29 +29,19 @@ _INDEX = "%id"  # the id column while a DataFrame is built: no field's column is
 
 def table(
     ops: Operations,
-    prefix: ResultId | None,
-    model_class: type[BaseModel] | None,
-    namespace: str | None,
-    where: Mapping[str, Any] | None,
-    batch_size: int,
-    progress: Callable[[int, int], None],
+    rows: Rows,
     id_column: str = "id",
     id_fields: IdFields = False,
 ) -> Operation[Any]:
     """The results as a ``pyarrow.Table``: ``id_column``, the id fields, then the fields (nested models' dotted)."""
     fields = check_id_fields(id_fields)
-    arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, id_column)
+    arrow, _ = yield from arrow_table(ops, rows, id_column)
     return _with_id_fields(arrow, id_column, fields)
 
 
 def polars_frame(
     ops: Operations,
-    prefix: ResultId | None,
-    model_class: type[BaseModel] | None,
-    namespace: str | None,
-    where: Mapping[str, Any] | None,
-    batch_size: int,
-    progress: Callable[[int, int], None],
+    rows: Rows,
     id_column: str = "id",
     id_fields: IdFields = False,
 ) -> Operation[Any]:
@@ -62,18 +51,13 @@ def polars_frame(
     except ImportError as exc:
         raise MissingExtraError.needing("to_polars", "polars", "polars") from exc
     fields = check_id_fields(id_fields)
-    arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, id_column)
+    arrow, _ = yield from arrow_table(ops, rows, id_column)
     return polars.from_arrow(_with_id_fields(arrow, id_column, fields))
 
 
 def frame(
     ops: Operations,
-    prefix: ResultId | None,
-    model_class: type[BaseModel] | None,
-    namespace: str | None,
-    where: Mapping[str, Any] | None,
-    batch_size: int,
-    progress: Callable[[int, int], None],
+    rows: Rows,
     id_fields: IdFields = False,
 ) -> Operation[Any]:
     """The results as a pandas DataFrame indexed by id, each row as ``model_dump`` gives it.
@@ -87,9 +71,9 @@ def frame(
         import pandas
     except ImportError as exc:
         raise MissingExtraError.needing("to_dataframe", "pandas", "dataframe") from exc
-    check_batch_size(batch_size)
+    check_batch_size(rows.batch_size)
     fields = check_id_fields(id_fields)
-    out = yield from _frame(pandas, ops, prefix, model_class, namespace, where, batch_size, progress)
+    out = yield from _frame(pandas, ops, rows)
     if fields:
         dtypes = {"int": "Int64", "float": "Float64", "bool": "boolean", "str": object}
         for at, (name, values, kind) in enumerate(_id_columns([str(i) for i in out.index], fields, set(out.columns))):
@@ -97,28 +81,19 @@ def frame(
     return out
 
 
-def _frame(
-    pandas: Any,
-    ops: Operations,
-    prefix: ResultId | None,
-    model_class: type[BaseModel] | None,
-    namespace: str | None,
-    where: Mapping[str, Any] | None,
-    batch_size: int,
-    progress: Callable[[int, int], None],
-) -> Operation[Any]:
-    columns = None
+def _frame(pandas: Any, ops: Operations, rows: Rows) -> Operation[Any]:
+    columns, model_class = None, rows.model_class
     if model_class is not None:
         with contextlib.suppress(InvalidArgumentError):  # no fields to make columns of: model_dump still reads it
             columns = columns_of(model_class)
     if model_class is not None and columns is not None and columns.fast and not columns.optional_models:
         try:
-            arrow, _ = yield from arrow_table(ops, prefix, model_class, namespace, where, batch_size, progress, _INDEX)
+            arrow, _ = yield from arrow_table(ops, rows, _INDEX)
         except LossyValueError:
             pass  # an int beyond 64 bits: Arrow cannot hold it, model_dump can
         else:
             return _from_arrow(pandas, model_class, arrow)
-    return (yield from _dumped(pandas, ops, prefix, model_class, namespace, where, batch_size, progress))
+    return (yield from _dumped(pandas, ops, rows))
 
 
 def check_id_fields(id_fields: object) -> tuple[str, ...] | bool:
@@ -207,17 +182,10 @@ def _from_arrow(pandas: Any, cls: type[BaseModel], arrow: Any) -> Any:
     return out
 
 
-def _dumped(
-    pandas: Any,
-    ops: Operations,
-    prefix: ResultId | None,
-    model_class: type[BaseModel] | None,
-    namespace: str | None,
-    where: Mapping[str, Any] | None,
-    batch_size: int,
-    progress: Callable[[int, int], None],
-) -> Operation[Any]:
+def _dumped(pandas: Any, ops: Operations, read: Rows) -> Operation[Any]:
     """Rows from ``model_dump``: the reader for any class, and the model's own values."""
+    prefix, model_class, namespace, where = read.prefix, read.model_class, read.namespace, read.where
+    batch_size, progress = read.batch_size, read.progress
     engine = yield from ops.learn_engine()
     translated = translate(where or {}, model_class, engine)
     total = 0

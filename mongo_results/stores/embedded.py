@@ -37,7 +37,8 @@ from ..core.commands import (
     Written,
 )
 from ..errors import InvalidArgumentError
-from .evaluation import evaluate, matches, ordered, project, touches_data
+from .bson_query import evaluate, ordered
+from .evaluation import matches, project, touches_data
 from .pymongo_calls import call_for, driver_reply, error_reply
 
 __all__ = ["embedded_lock", "execute_embedded", "in_child_process", "is_embedded", "mock_client"]

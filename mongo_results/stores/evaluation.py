@@ -1,9 +1,8 @@
 """MongoDB filters, projections, updates and sort orders evaluated in Python, for stores without a server.
 
 ``matches`` evaluates the core's own filters on the envelope (comparisons,
-``$in``/``$nin``, ``$exists``, ``$type``, the logical operators) quickly and
-without dependencies; a ``find`` over results' data goes to mongomock's
-maintained evaluator (``evaluate``, ``ordered``), which the embedded store
+``$in``/``$nin``, ``$exists``, ``$type``, the logical operators) quickly; a
+``find`` over results' data goes to ``bson_query``, which the embedded store
 uses too, so both answer alike.
 """
 
@@ -13,11 +12,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from bson.decimal128 import Decimal128
-
 from ..errors import InvalidArgumentError
 
-__all__ = ["apply_update", "evaluate", "matches", "ordered", "project", "touches_data"]
+__all__ = ["apply_update", "matches", "project", "touches_data"]
 
 _MISSING = object()
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -152,35 +149,3 @@ def touches_data(query: Mapping[str, Any]) -> bool:
         if key == "data" or key.startswith("data."):
             return True
     return False
-
-
-def _plain(value: Any) -> Any:
-    """Decimal128 as Decimal: mongomock's evaluator compares Python numbers, not BSON decimals."""
-    if isinstance(value, Decimal128):
-        return value.to_decimal()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def evaluate(query: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
-    """Whether ``document`` matches any MongoDB filter, by mongomock's maintained evaluator."""
-    from mongomock import OperationFailure  # imported here: only find() on these stores needs mongomock
-    from mongomock.filtering import filter_applies
-
-    try:
-        return bool(filter_applies(_plain(query), _plain(document)))  # type: ignore[no-untyped-call]
-    except (NotImplementedError, TypeError, OperationFailure) as exc:
-        raise InvalidArgumentError(f"this store cannot evaluate the filter {dict(query)!r}: {exc}") from exc
-
-
-def ordered(documents: list[dict[str, Any]], sort: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
-    """``documents`` in MongoDB's order for ``sort`` (type brackets, then values), by mongomock's sort keys."""
-    from mongomock.filtering import resolve_sort_key
-
-    out = list(documents)
-    for field, direction in reversed(sort):  # stable: the first key decides last
-        out.sort(key=lambda d: resolve_sort_key(field, _plain(d)), reverse=direction < 0)  # type: ignore[no-untyped-call]
-    return out

@@ -26,7 +26,8 @@ from ..errors import (
     UnreadableResultError,
 )
 from ..registry import MODELS
-from .evaluation import apply_update, evaluate, matches, ordered, project, touches_data
+from .bson_query import evaluate, ordered
+from .evaluation import apply_update, matches, project, touches_data
 from .file_documents import DocumentFiles
 from .file_tree import CLAIM_SUFFIX, CLAIMS_DIR, FAILURE_SUFFIX, FAILURES_DIR, FileTree, Unreadable, disk_errors
 from .locks import check_locking

@@ -28,8 +28,9 @@ from pymongo.errors import ConfigurationError
 from typing_extensions import Self
 
 from ..core.commands import BuildInfo, Command, FindArrow
+from ..core.knowledge import Learned
 from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
-from ..core.operations import Learned, Operations
+from ..core.operations import Operations
 from ..core.profiles import EMBEDDED
 from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
 from ..registry import MODELS
