@@ -366,3 +366,21 @@ def test_the_errors_moved_to_mongo_results_errors_still_import_from_the_top_with
     assert "LossyValueError" not in mongo_results.__all__ and "ResultExistsError" in mongo_results.__all__
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         mongo_results.Nothing  # noqa: B018
+
+
+def test_the_core_asks_each_command_through_ask_so_its_reply_is_typed() -> None:
+    """``yield from ask(Find(...))`` is typed by the command's reply; a bare ``yield Find(...)`` is Any."""
+    from mongo_results.core import commands
+
+    asking = {
+        name for name, value in vars(commands).items() if isinstance(value, type) and issubclass(value, commands.Asks)
+    }
+    assert {"Find", "Insert", "ShardKeyOf"} <= asking
+    bare = []
+    for path in sorted((PACKAGE / "core").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Yield) and isinstance(node.value, ast.Call):
+                called = node.value.func
+                if isinstance(called, ast.Name) and called.id in asking:
+                    bare.append(f"{path.name}:{node.lineno}: yield {called.id}(...)")
+    assert not bare, bare

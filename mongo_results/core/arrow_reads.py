@@ -26,7 +26,7 @@ from .arrow_columns import (
     pyarrow,
     value_at,
 )
-from .commands import BY_ID, CountDocuments, Find, FindArrow, Operation, Undecodable
+from .commands import BY_ID, CountDocuments, Find, FindArrow, Operation, Undecodable, ask
 from .encoding import EXACT_TIMES
 from .filters import page_after, scoped, translate
 from .ids import ResultId
@@ -212,7 +212,7 @@ def arrow_table(
     total = 0
     if getattr(progress, "active", True):
         for collection in collections:
-            total += yield CountDocuments(collection, scoped(prefix, translated))
+            total += yield from ask(CountDocuments(collection, scoped(prefix, translated)))
     done = [0]
 
     def advance(n: int) -> None:
@@ -359,9 +359,9 @@ def _decoded(
     after: str | None = None
     while True:
         page = query if after is None else page_after(query, after)
-        raw = yield FindArrow(collection, page, shape, size)
+        raw = yield from ask(FindArrow(collection, page, shape, size))
         if isinstance(raw, Undecodable):  # a value of another type: this page goes through the model
-            docs = yield Find(collection, page, {"_id": 1}, BY_ID, size)
+            docs = yield from ask(Find(collection, page, {"_id": 1}, BY_ID, size))
             held = [d["_id"] for d in docs]
             left.extend(held)
         else:

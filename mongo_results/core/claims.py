@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import AccessDeniedError, InvalidArgumentError, StoreWriteError
-from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, NoMatch, Update, Upsert, Wait
+from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, NoMatch, Update, Upsert, Wait, ask
 from .failures import attempts, check_max_attempts, exhausted, forget, record
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
 from .names import CLAIMS, collection_name, optional_namespace
@@ -108,11 +108,11 @@ def missing(ops: Operations, result_ids: Iterable[ResultId], namespace: str | No
     for collection in (yield from ops.collections(namespace)) if ordered else ():
         cap = 2 * len(ordered)
         span = {"_id": {"$gte": ordered[0], "$lte": ordered[-1]}}
-        stored = yield Find(collection, span, {"_id": 1}, BY_ID, cap + 1)
+        stored = yield from ask(Find(collection, span, {"_id": 1}, BY_ID, cap + 1))
         if len(stored) > cap:  # the range is crowded with other results: ask for the ids themselves
             stored = []
             for start in range(0, len(ordered), BATCH):
-                stored += yield Find(collection, {"_id": {"$in": ordered[start : start + BATCH]}}, {"_id": 1})
+                stored += yield from ask(Find(collection, {"_id": {"$in": ordered[start : start + BATCH]}}, {"_id": 1}))
         found.update(d["_id"] for d in stored)
     return [r for r in wanted if r not in found]
 
@@ -157,7 +157,7 @@ def _take(
     # A claim's _id decides between racing workers only where the claims are sharded on it.
     yield from ops.check_shard_key(collection, (yield from ops.learn_engine()))
     expired = {"_id": state.key, "expires_at": {"$lte": now}}
-    if isinstance((yield Upsert(collection, expired, document, replace=True)), DuplicateKey):
+    if isinstance((yield from ask(Upsert(collection, expired, document, replace=True))), DuplicateKey):
         return None, True
     if (yield from ops.exists(rid, namespace)):  # stored by a worker that has let its claim go
         yield from release(ops, state)
@@ -167,7 +167,7 @@ def _take(
 
 def _earliest(ops: Operations, keys: list[str], now: datetime) -> Operation[datetime]:
     """When the first of the claims that hold ``keys`` runs out (now, if one is gone meanwhile)."""
-    found = yield Find(_collection(ops), {"_id": {"$in": keys}}, {"expires_at": 1})
+    found = yield from ask(Find(_collection(ops), {"_id": {"$in": keys}}, {"expires_at": 1}))
     ends = [_aware(d["expires_at"]) for d in found if isinstance(d.get("expires_at"), datetime)]
     return min(ends) if len(ends) == len(keys) else now
 
@@ -228,7 +228,9 @@ def renew(ops: Operations, state: ClaimState, lease: object | None) -> Operation
     span = state.lease if lease is None else check_lease(lease)
     now = yield from ops.server_now()
     expires = now + span
-    answer = yield Update(_collection(ops), {"_id": state.key, "owner": state.owner}, {"$set": {"expires_at": expires}})
+    answer = yield from ask(
+        Update(_collection(ops), {"_id": state.key, "owner": state.owner}, {"$set": {"expires_at": expires}})
+    )
     if isinstance(answer, NoMatch) or (yield from ops.exists(state.result_id, state.namespace)):
         return False
     state.expires_at, state.lease = expires, span
@@ -237,7 +239,7 @@ def renew(ops: Operations, state: ClaimState, lease: object | None) -> Operation
 
 def release(ops: Operations, state: ClaimState) -> Operation[None]:
     """Let a claim go (a claim another worker took meanwhile is left alone)."""
-    yield Delete(_collection(ops), {"_id": state.key, "owner": state.owner}, many=False)
+    yield from ask(Delete(_collection(ops), {"_id": state.key, "owner": state.owner}, many=False))
 
 
 def finish(ops: Operations, state: ClaimState, error: BaseException | None) -> Operation[None]:
@@ -254,13 +256,13 @@ def live_claims(ops: Operations, prefix: ResultId | None) -> Operation[list[dict
     now = yield from ops.server_now()
     p = canonical_prefix(prefix)
     collection = _collection(ops)
-    found = yield Find(collection, {})
+    found = yield from ask(Find(collection, {}))
     ended = {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}
     if any(isinstance(d.get("expires_at"), datetime) and _aware(d["expires_at"]) <= now for d in found):
         # Workers that ended without letting go: their claims go now (a reader without the
         # right to write leaves them to the next taker).
         with contextlib.suppress(AccessDeniedError, StoreWriteError):
-            yield Delete(collection, ended, many=True)
+            yield from ask(Delete(collection, ended, many=True))
     found = [d for d in found if isinstance(d.get("expires_at"), datetime) and _aware(d["expires_at"]) > now]
     claims = []
     for doc in found:
@@ -285,13 +287,15 @@ def check_claims(ops: Operations, fix: bool) -> Operation[list[str]]:
     """
     now = yield from ops.server_now()
     collection = _collection(ops)
-    unreadable = yield Find(collection, {"unreadable": {"$exists": True}}, {"_id": 1, "unreadable": 1})
-    expired = yield Find(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, {"_id": 1})
+    unreadable = yield from ask(Find(collection, {"unreadable": {"$exists": True}}, {"_id": 1, "unreadable": 1}))
+    expired = yield from ask(
+        Find(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, {"_id": 1})
+    )
     lines = []
     if unreadable:
         what = f"{len(unreadable)} unreadable claim file(s) (cut short by a crash)"
         if fix:
-            yield Delete(collection, {"unreadable": {"$exists": True}}, many=True)
+            yield from ask(Delete(collection, {"unreadable": {"$exists": True}}, many=True))
             lines.append(f"  fixed: removed {what}")
         else:
             names = ", ".join(str(d["unreadable"]) for d in unreadable[:5])
@@ -299,7 +303,9 @@ def check_claims(ops: Operations, fix: bool) -> Operation[list[str]]:
     if expired:
         what = f"{len(expired)} expired claim(s) of workers that ended without letting go"
         if fix:
-            yield Delete(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, many=True)
+            yield from ask(
+                Delete(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, many=True)
+            )
             lines.append(f"  fixed: removed {what}")
         else:
             lines.append(f"  note: {what} (the next taker replaces each; --fix removes them)")

@@ -4,17 +4,23 @@ Commands name a collection (``<collection prefix><namespace>``) and carry
 MongoDB filters and documents; they say nothing about the driver. Every
 executor (PyMongo, its async client, Motor, the embedded store, the file
 store) runs these same commands, so every store takes the same decisions.
+
+Each command declares its reply (``Find(Asks[list[dict[str, Any]]])``) and the core sends
+it with ``reply = yield from ask(command)``, so mypy checks what the core does with each
+reply; ``tests/test_layout.py`` holds the core to that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
 
 __all__ = [
     "BY_ID",
     "EVERY",
+    "Asks",
     "BuildInfo",
     "BulkWrite",
     "Command",
@@ -55,9 +61,82 @@ __all__ = [
     "Write",
     "WriteReply",
     "Written",
+    "ask",
 ]
 
 Filter = Mapping[str, Any]
+Reply = TypeVar("Reply", covariant=True)
+
+
+class Asks(Generic[Reply]):
+    """A command whose reply is a ``Reply``: ``yield from ask(command)`` is typed by it."""
+
+    __slots__ = ()
+
+
+# -- Replies
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write was applied; ``upserted`` when it created the document."""
+
+    upserted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NoMatch:
+    """An update found no document its filter matches."""
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """The write met the unique ``_id`` index; ``namespace``, when known, is where the id is held.
+
+    ``probed``: the upsert's ``probe`` matched the stored document, in the same command.
+    """
+
+    namespace: str | None = None
+    probed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The write met another transaction (a deadlock, a write conflict) and was rolled back: send it again.
+
+    Nothing of it was applied, unlike a lost connection's write.
+    """
+
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A FindArrow page held a value its column's type cannot hold."""
+
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The server refused one write of a bulk for another reason."""
+
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """One write of a bulk failed with the error ``set`` raises for it (the file store's clash or disk error)."""
+
+    error: Exception
+
+
+WriteReply = Written | DuplicateKey | Conflict | Refused | Failed
+
+
+# -- Commands
+
 # A collection name that means every namespace at once, for stores that keep one result per
 # id whatever its namespace (the file store): one query instead of one per namespace.
 EVERY = "*"
@@ -80,7 +159,7 @@ class Index:
 
 
 @dataclass(frozen=True, slots=True)
-class Insert:
+class Insert(Asks[Written | DuplicateKey | Conflict]):
     """Insert ``document``; answered by Written or DuplicateKey."""
 
     collection: str
@@ -88,7 +167,7 @@ class Insert:
 
 
 @dataclass(frozen=True, slots=True)
-class Upsert:
+class Upsert(Asks[Written | DuplicateKey | Conflict]):
     """Update the document ``filter`` matches, or insert one: update operators, or a whole document if ``replace``.
 
     Answered by Written (``upserted`` when it inserted) or DuplicateKey (the insert met
@@ -107,7 +186,7 @@ Write = Insert | Upsert
 
 
 @dataclass(frozen=True, slots=True)
-class Update:
+class Update(Asks[Written | NoMatch | Conflict]):
     """Update (or, with ``replace``, replace) the one document ``filter`` matches, never inserting.
 
     Answered by Written or NoMatch.
@@ -120,7 +199,7 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
-class BulkWrite:
+class BulkWrite(Asks[list[WriteReply]]):
     """Unordered writes to one collection; answered by one reply per write, in order."""
 
     collection: str
@@ -128,7 +207,7 @@ class BulkWrite:
 
 
 @dataclass(frozen=True, slots=True)
-class Find:
+class Find(Asks[list[dict[str, Any]]]):
     """The documents ``filter`` matches, in ``sort`` order (``(field, 1 | -1)`` pairs), at most ``limit`` (0: all).
 
     ``page``: a keyset page in id order, which a store may answer with a PartialPage.
@@ -150,7 +229,7 @@ BY_ID: tuple[tuple[str, int], ...] = (("_id", 1),)
 
 
 @dataclass(frozen=True, slots=True)
-class FindArrow:
+class FindArrow(Asks[Any]):
     """A keyset page in id order of what ``filter`` matches, at most ``limit``, as a ``pyarrow.Table`` of ``schema``.
 
     Only for stores whose engine has ``arrow_decoder``; answered by the table, or by
@@ -164,7 +243,7 @@ class FindArrow:
 
 
 @dataclass(frozen=True, slots=True)
-class FindOne:
+class FindOne(Asks[dict[str, Any] | None]):
     """One document ``filter`` matches, or None."""
 
     collection: str
@@ -173,7 +252,7 @@ class FindOne:
 
 
 @dataclass(frozen=True, slots=True)
-class CountDocuments:
+class CountDocuments(Asks[int]):
     """How many documents ``filter`` matches."""
 
     collection: str
@@ -181,7 +260,7 @@ class CountDocuments:
 
 
 @dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(Asks[int]):
     """Delete the document (or, with ``many``, every document) ``filter`` matches; answered by the count."""
 
     collection: str
@@ -190,7 +269,7 @@ class Delete:
 
 
 @dataclass(frozen=True, slots=True)
-class FindAndDelete:
+class FindAndDelete(Asks[dict[str, Any] | None]):
     """Delete the one document ``filter`` matches; answered by it (its ``projection``) or None."""
 
     collection: str
@@ -198,24 +277,24 @@ class FindAndDelete:
     projection: Mapping[str, int] | None = None
 
 
-class Drop(_OnCollection):
+class Drop(_OnCollection, Asks[None]):
     """Drop a collection."""
 
     __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
-class ListCollections:
+class ListCollections(Asks[list[str]]):
     """The names of the database's collections."""
 
 
 @dataclass(frozen=True, slots=True)
-class BuildInfo:
+class BuildInfo(Asks[Mapping[str, Any]]):
     """The server's ``buildInfo`` document (an empty one where there is no server)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ServerTime:
+class ServerTime(Asks[datetime]):
     """The store's clock now (naive or aware UTC).
 
     The server's where there is one, so that every worker decides a claim's expiry by the same clock.
@@ -223,28 +302,28 @@ class ServerTime:
 
 
 @dataclass(frozen=True, slots=True)
-class EnsureIndexes:
+class EnsureIndexes(Asks[Refused | None]):
     """Create the indexes that do not exist yet (and the collection with them); answered by None, or Refused."""
 
     collection: str
     indexes: tuple[Index, ...]
 
 
-class ListIndexes(_OnCollection):
+class ListIndexes(_OnCollection, Asks[list[str]]):
     """The names of a collection's indexes."""
 
     __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
-class SetValidator:
+class SetValidator(Asks[Refused | None]):
     """Install a collection validator: ``command`` is the whole ``collMod``; answered by None, or Refused."""
 
     collection: str
     command: Mapping[str, Any]
 
 
-class CollectionOptions(_OnCollection):
+class CollectionOptions(_OnCollection, Asks[dict[str, Any] | None]):
     """A collection's ``listCollections`` entry (``options``, ``info``), or None when it does not exist.
 
     One command in MongoDB's ``readWrite`` role that says whether the collection exists, which
@@ -255,7 +334,7 @@ class CollectionOptions(_OnCollection):
 
 
 @dataclass(frozen=True, slots=True)
-class CreateCollection:
+class CreateCollection(Asks[Written | Refused]):
     """Create a collection with ``options`` (its validator); answered by Written, or Refused (48: it exists)."""
 
     collection: str
@@ -263,7 +342,7 @@ class CreateCollection:
 
 
 @dataclass(frozen=True, slots=True)
-class PutFile:
+class PutFile(Asks[Written]):
     """Write ``content`` as the GridFS file ``file_id`` of ``bucket`` (chunks first, its files document last)."""
 
     bucket: str
@@ -281,20 +360,20 @@ class _OnFile:
     file_id: Any
 
 
-class GetFile(_OnFile):
+class GetFile(_OnFile, Asks[bytes | NoMatch]):
     """The content of a GridFS file; NoMatch when it is missing or incomplete (being deleted)."""
 
     __slots__ = ()
 
 
-class DeleteFile(_OnFile):
+class DeleteFile(_OnFile, Asks[bool]):
     """Delete a GridFS file and its chunks; answered by whether it was there."""
 
     __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
-class Leftovers:
+class Leftovers(Asks[list[str]]):
     """The temporary files of writers killed mid-write (removed first with ``remove``).
 
     For stores that write through them (``EngineProfile.temp_files``); answered by their names.
@@ -304,12 +383,12 @@ class Leftovers:
 
 
 @dataclass(frozen=True, slots=True)
-class EnableSharding:
+class EnableSharding(Asks[Written | Refused]):
     """Let the store's database hold sharded collections; answered by Written, or Refused where there is no sharding."""
 
 
 @dataclass(frozen=True, slots=True)
-class ShardCollection:
+class ShardCollection(Asks[Written | Refused]):
     """Shard a collection on ``key`` (``(field, 1 | "hashed")`` pairs); answered by Written or Refused.
 
     ``unique``: the shard key's index enforces uniqueness (ranged keys only).
@@ -320,7 +399,7 @@ class ShardCollection:
     unique: bool = False
 
 
-class ShardKeyOf(_OnCollection):
+class ShardKeyOf(_OnCollection, Asks[dict[str, Any] | NoMatch | None]):
     """The key a collection is sharded on, as a dict.
 
     None when it is not sharded, NoMatch when the server does not say.
@@ -386,59 +465,7 @@ R = TypeVar("R")
 Operation = Generator["Command | Batch | Note | Wait", Any, R]
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """A write was applied; ``upserted`` when it created the document."""
-
-    upserted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class NoMatch:
-    """An update found no document its filter matches."""
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateKey:
-    """The write met the unique ``_id`` index; ``namespace``, when known, is where the id is held.
-
-    ``probed``: the upsert's ``probe`` matched the stored document, in the same command.
-    """
-
-    namespace: str | None = None
-    probed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    """The write met another transaction (a deadlock, a write conflict) and was rolled back: send it again.
-
-    Nothing of it was applied, unlike a lost connection's write.
-    """
-
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Undecodable:
-    """A FindArrow page held a value its column's type cannot hold."""
-
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """The server refused one write of a bulk for another reason."""
-
-    code: int | None
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """One write of a bulk failed with the error ``set`` raises for it (the file store's clash or disk error)."""
-
-    error: Exception
-
-
-WriteReply = Written | DuplicateKey | Conflict | Refused | Failed
+def ask(command: Asks[R]) -> Generator[Command, Any, R]:
+    """Send ``command`` to the executor; its reply, of the type the command declares."""
+    reply: R = yield cast(Command, command)
+    return reply

@@ -20,6 +20,7 @@ from .commands import (
     Refused,
     SetValidator,
     ShardKeyOf,
+    ask,
 )
 from .filters import FOREIGN, OURS
 from .large import bucket, file_of, orphaned
@@ -72,8 +73,8 @@ def diagnose(ops: Operations, *, fix: bool) -> Operation[Report]:
     for ns in names:
         collection = ops.prefix + ns
         title = f"namespace {ns}" if engine.one_keyspace else collection
-        report.lines.append(f"{title}: {(yield CountDocuments(collection, OURS))} results")
-        foreign = 0 if engine.one_keyspace else (yield CountDocuments(collection, FOREIGN))
+        report.lines.append(f"{title}: {(yield from ask(CountDocuments(collection, OURS)))} results")
+        foreign = 0 if engine.one_keyspace else (yield from ask(CountDocuments(collection, FOREIGN)))
         if foreign:
             report.lines.append(
                 f"  note: {foreign} document(s) here are not results (written by another tool?); "
@@ -96,7 +97,7 @@ def diagnose(ops: Operations, *, fix: bool) -> Operation[Report]:
 
 def _check_leftovers(fix: bool, report: Report) -> Operation[None]:
     """Temporary files of writers killed mid-write: never read as results, but they take space."""
-    found = yield Leftovers(remove=fix)
+    found = yield from ask(Leftovers(remove=fix))
     if not found:
         return
     what = f"{len(found)} temporary file(s) of writers killed mid-write"
@@ -109,7 +110,7 @@ def _check_leftovers(fix: bool, report: Report) -> Operation[None]:
 
 def _list_foreign(report: Report) -> Operation[None]:
     """Files that are not results (truncated, or someone else's): named, since reads skip them."""
-    found = yield Find(EVERY, FOREIGN)
+    found = yield from ask(Find(EVERY, FOREIGN))
     if found:
         report.lines.append(
             f"  note: {len(found)} .json file(s) are not results; list_ids lists them, reads skip them, get names them:"
@@ -120,12 +121,12 @@ def _list_foreign(report: Report) -> Operation[None]:
 
 
 def _check_indexes(ops: Operations, collection: str, fix: bool, report: Report) -> Operation[None]:
-    have = set((yield ListIndexes(collection)))
+    have = set((yield from ask(ListIndexes(collection))))
     for index in ops.indexes_of(collection[len(ops.prefix) :]):
         if index.name in have:
             report.lines.append(f"  ok: index {index.name}")
         elif fix:
-            refused = yield EnsureIndexes(collection, (index,))
+            refused = yield from ask(EnsureIndexes(collection, (index,)))
             _fixed(report, f"created index {index.name}", refused)
         else:
             report.problems += 1
@@ -145,7 +146,7 @@ def _check_validator(
     ops: Operations, namespace: str, engine: EngineProfile, fix: bool, report: Report
 ) -> Operation[None]:
     collection = ops.prefix + namespace
-    options = ((yield CollectionOptions(collection)) or {}).get("options") or {}
+    options = ((yield from ask(CollectionOptions(collection))) or {}).get("options") or {}
     installed = options.get("validator")
     command, note = validator_command(collection, namespace, ops.validation, engine, ops.models)
     models = list(ops.models.in_namespace(namespace))
@@ -156,7 +157,7 @@ def _check_validator(
         return
     what = "is missing" if not installed else "does not match the registered models"
     if fix:
-        refused = yield SetValidator(collection, command)
+        refused = yield from ask(SetValidator(collection, command))
         _fixed(report, f"installed the validator for {len(models)} registered model(s) ({ops.validation})", refused)
         return
     hint = "" if models else " (pass --import your.models so the models are registered)"
@@ -167,13 +168,13 @@ def _check_validator(
 def _check_files(prefix: str, names: list[str], now: datetime, fix: bool, report: Report) -> Operation[None]:
     """GridFS files of results over 16 MiB: every result's file is there, and no file is left unnamed."""
     name = bucket(prefix)
-    if not {name + ".files", name + ".chunks"} & set((yield ListCollections())):
+    if not {name + ".files", name + ".chunks"} & set((yield from ask(ListCollections()))):
         return
-    files = {doc["_id"] for doc in (yield Find(name + ".files", {}, {"_id": 1}))}
-    chunked = {doc.get("files_id") for doc in (yield Find(name + ".chunks", {}, {"files_id": 1}))}
+    files = {doc["_id"] for doc in (yield from ask(Find(name + ".files", {}, {"_id": 1})))}
+    chunked = {doc.get("files_id") for doc in (yield from ask(Find(name + ".chunks", {}, {"files_id": 1})))}
     named: dict[object, str] = {}
     for ns in names:
-        for doc in (yield Find(prefix + ns, {"gridfs": {"$exists": True}}, {"gridfs.file_id": 1})):
+        for doc in (yield from ask(Find(prefix + ns, {"gridfs": {"$exists": True}}, {"gridfs.file_id": 1}))):
             named[file_of(doc)] = doc["_id"]
     report.lines.append(f"{name}: {len(files)} file(s) holding the large fields of results over 16 MiB")
     lost = sorted(rid for file_id, rid in named.items() if file_id not in files)
@@ -192,9 +193,9 @@ def _check_files(prefix: str, names: list[str], now: datetime, fix: bool, report
     what = f"{len(unnamed)} file(s) no result names and {len(partial)} incomplete upload(s)"
     if fix:
         for file_id in unnamed:
-            yield DeleteFile(name, file_id)
+            yield from ask(DeleteFile(name, file_id))
         if partial:
-            yield Delete(name + ".chunks", {"files_id": {"$in": partial}}, many=True)
+            yield from ask(Delete(name + ".chunks", {"files_id": {"$in": partial}}, many=True))
         report.lines.append(f"  fixed: removed {what}")
     else:
         report.problems += len(unnamed) + len(partial)
@@ -203,7 +204,7 @@ def _check_files(prefix: str, names: list[str], now: datetime, fix: bool, report
 
 def _check_sharding(collection: str, rule: KeyRule, report: Report) -> Operation[None]:
     """How the collection is sharded; a key that lets two shards hold one id is a problem."""
-    found = yield ShardKeyOf(collection)
+    found = yield from ask(ShardKeyOf(collection))
     if not isinstance(found, dict):
         what = "not sharded" if found is None else "sharding unknown (the server's config is not readable)"
         report.lines.append(f"  ok: {what}")

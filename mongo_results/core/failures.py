@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .commands import Delete, DuplicateKey, Find, Upsert
+from .commands import Delete, DuplicateKey, Find, Upsert, ask
 from .filters import prefix_filter
 from .ids import ResultId
 from .names import FAILURES
@@ -50,7 +50,7 @@ def attempts(ops: Operations, result_ids: list[str]) -> Operation[dict[str, int]
     """How many times each of these cells has failed (cells that never failed are left out)."""
     if not result_ids:
         return {}
-    found = yield Find(collection(ops), {"_id": {"$in": result_ids}}, {"_id": 1, "attempts": 1})
+    found = yield from ask(Find(collection(ops), {"_id": {"$in": result_ids}}, {"_id": 1, "attempts": 1}))
     return {d["_id"]: int(d.get("attempts") or 0) for d in found}
 
 
@@ -69,18 +69,18 @@ def record(
     }
     update = {"$set": fields, "$inc": {"attempts": 1}}
     for _ in range(2):  # two workers recording the same cell's first failure at once: one inserts
-        if not isinstance((yield Upsert(collection(ops), {"_id": result_id}, update)), DuplicateKey):
+        if not isinstance((yield from ask(Upsert(collection(ops), {"_id": result_id}, update))), DuplicateKey):
             return
 
 
 def forget(ops: Operations, result_id: str) -> Operation[None]:
     """A cell computed after it failed: its record goes."""
-    yield Delete(collection(ops), {"_id": result_id}, many=False)
+    yield from ask(Delete(collection(ops), {"_id": result_id}, many=False))
 
 
 def failures(ops: Operations, prefix: ResultId | None) -> Operation[list[dict[str, Any]]]:
     """The failed cells under ``prefix``, by id."""
-    found = yield Find(collection(ops), prefix_filter(prefix))
+    found = yield from ask(Find(collection(ops), prefix_filter(prefix)))
     out = []
     for doc in sorted(found, key=lambda d: str(d["_id"])):
         row = {k: doc.get(k) for k in FIELDS}
@@ -94,7 +94,7 @@ def failures(ops: Operations, prefix: ResultId | None) -> Operation[list[dict[st
 
 def reset(ops: Operations, prefix: ResultId | None) -> Operation[int]:
     """Forget the failures under ``prefix``; how many were forgotten."""
-    return int((yield Delete(collection(ops), prefix_filter(prefix), many=True)))
+    return int((yield from ask(Delete(collection(ops), prefix_filter(prefix), many=True))))
 
 
 def exhausted(counts: dict[str, int], max_attempts: int | None) -> Iterable[str]:

@@ -30,6 +30,7 @@ from .commands import (
     SetValidator,
     ShardKeyOf,
     Written,
+    ask,
 )
 from .filters import OURS
 from .names import Models, collection_name, namespaces_in
@@ -176,7 +177,7 @@ class StoreKnowledge:
     def learn_engine(self) -> Operation[EngineProfile]:
         """The server's engine, asked once per connection."""
         if self.engine is None:
-            self.engine = EngineProfile.from_build_info((yield BuildInfo()))
+            self.engine = EngineProfile.from_build_info((yield from ask(BuildInfo())))
         return self.engine
 
     def server_now(self) -> Operation[datetime]:
@@ -191,7 +192,7 @@ class StoreKnowledge:
         measured = self._offset
         if measured is None or self.monotonic() - measured[0] > CLOCK_CHECK:
             before = self.monotonic()
-            theirs = yield ServerTime()
+            theirs = yield from ask(ServerTime())
             theirs = theirs if theirs.tzinfo is not None else theirs.replace(tzinfo=timezone.utc)
             measured = self._offset = ((before + self.monotonic()) / 2, theirs)
         return measured[1] + timedelta(seconds=self.monotonic() - measured[0])
@@ -199,7 +200,7 @@ class StoreKnowledge:
     def namespaces(self) -> Operation[list[str]]:
         """The namespaces whose collections this store can prove are its own."""
         found = []
-        for namespace in namespaces_in((yield ListCollections()), self.prefix):
+        for namespace in namespaces_in((yield from ask(ListCollections())), self.prefix):
             if (yield from self._owns(namespace)):
                 found.append(namespace)
         return found
@@ -214,7 +215,7 @@ class StoreKnowledge:
         collection = self.prefix + namespace
         if collection in self.owned or (self.engine is not None and self.engine.one_keyspace):
             return True
-        if (yield FindOne(collection, {**OURS, "namespace": namespace}, {"_id": 1})) is None:
+        if (yield from ask(FindOne(collection, {**OURS, "namespace": namespace}, {"_id": 1}))) is None:
             return False
         self.owned.add(collection)
         return True
@@ -262,7 +263,7 @@ class StoreKnowledge:
     def _find_each(self, rid: str, collections: list[str], projection: Any) -> Operation[list[dict[str, Any]]]:
         found = []
         for collection in collections:
-            doc = yield FindOne(collection, {"_id": rid}, projection)
+            doc = yield from ask(FindOne(collection, {"_id": rid}, projection))
             if doc is not None:
                 found.append(doc)
         return found
@@ -282,11 +283,13 @@ class StoreKnowledge:
             self.indexed.add(namespace)
             return
         wanted = self._validator(collection, namespace, engine)
-        entry = (yield CollectionOptions(collection)) if wanted is not None or engine.shard_key_listed else UNREAD
+        entry = (
+            (yield from ask(CollectionOptions(collection))) if wanted is not None or engine.shard_key_listed else UNREAD
+        )
         yield from self.check_shard_key(collection, engine, entry)
         created = False
         if entry is None and wanted is not None:
-            reply = yield CreateCollection(collection, {k: v for k, v in wanted.items() if k != "collMod"})
+            reply = yield from ask(CreateCollection(collection, {k: v for k, v in wanted.items() if k != "collMod"}))
             created = isinstance(reply, Written)
             if isinstance(reply, Refused) and reply.code != NAMESPACE_EXISTS:  # exists: created meanwhile
                 self.note(refused_step(engine, "create", collection, reply))
@@ -295,14 +298,14 @@ class StoreKnowledge:
         else:
             yield from self._claim_collection(namespace)
             if wanted is not None and isinstance(entry, Mapping) and not has_validator(entry, wanted):
-                reply = yield SetValidator(collection, wanted)
-                if isinstance(reply, Refused):
-                    self.note(refused_step(engine, "collMod", collection, reply))
+                refused = yield from ask(SetValidator(collection, wanted))
+                if isinstance(refused, Refused):
+                    self.note(refused_step(engine, "collMod", collection, refused))
         extra = tuple(index for index in self.indexes_of(namespace) if index.name != ID_INDEX)
         if extra:
-            reply = yield EnsureIndexes(collection, extra)
-            if isinstance(reply, Refused):
-                self.note(refused_step(engine, "createIndexes", collection, reply))
+            refused = yield from ask(EnsureIndexes(collection, extra))
+            if isinstance(refused, Refused):
+                self.note(refused_step(engine, "createIndexes", collection, refused))
         self.indexed.add(namespace)
         listed = self._listed
         if listed is not None and collection not in listed[1]:  # this process just created it
@@ -341,7 +344,9 @@ class StoreKnowledge:
         collection = self.prefix + namespace
         if collection in self.owned:
             return
-        other = yield FindOne(collection, {**OURS, "namespace": {"$ne": namespace}}, {"_id": 1, "namespace": 1})
+        other = yield from ask(
+            FindOne(collection, {**OURS, "namespace": {"$ne": namespace}}, {"_id": 1, "namespace": 1})
+        )
         if other is not None:
             raise InvalidNamespaceError(
                 f"Collection {collection!r} holds results of namespace {other.get('namespace')!r}: it belongs to "
@@ -364,9 +369,9 @@ class StoreKnowledge:
         """
         if engine.shard_key_listed:
             if entry is UNREAD:
-                entry = yield CollectionOptions(collection)
+                entry = yield from ask(CollectionOptions(collection))
             info = entry.get("info") if isinstance(entry, Mapping) else None
             found = info.get("shardKey") if isinstance(info, Mapping) else None
         else:
-            found = yield ShardKeyOf(collection)
+            found = yield from ask(ShardKeyOf(collection))
         return found if isinstance(found, Mapping) else None

@@ -20,7 +20,7 @@ import bson
 from bson import ObjectId
 
 from ..errors import DocumentTooLargeError
-from .commands import Command, Delete, DeleteFile, Drop, FindAndDelete, FindOne, GetFile, NoMatch, PutFile
+from .commands import Command, Delete, DeleteFile, Drop, FindAndDelete, FindOne, GetFile, NoMatch, PutFile, ask
 from .encoding import CODEC_OPTIONS, EncodedModel
 from .names import GRIDFS
 from .profiles import EngineProfile
@@ -111,7 +111,7 @@ def file_state(document: Mapping[str, Any] | None) -> dict[str, Any]:
 def discard(prefix: str, file_id: Any) -> Steps:
     """Delete a file nothing names any more (an operation; a missing file is fine)."""
     if file_id is not None:
-        yield DeleteFile(bucket(prefix), file_id)
+        yield from ask(DeleteFile(bucket(prefix), file_id))
 
 
 def filled(prefix: str, documents: Sequence[Mapping[str, Any]]) -> Steps:
@@ -135,11 +135,11 @@ def _with_file(prefix: str, doc: Mapping[str, Any]) -> Steps:
         file_id = file_of(doc)
         if file_id is None:
             return doc  # rewritten as a small result meanwhile
-        content = yield GetFile(bucket(prefix), file_id)
+        content = yield from ask(GetFile(bucket(prefix), file_id))
         if not isinstance(content, NoMatch):
             return {**doc, "data": {**doc["data"], **bson.decode(content, codec_options=CODEC_OPTIONS)}}
         # Overwritten or deleted since the document was read (its old file goes last): read it again.
-        again = yield FindOne(prefix + str(doc.get("namespace")), {"_id": doc["_id"]})
+        again = yield from ask(FindOne(prefix + str(doc.get("namespace")), {"_id": doc["_id"]}))
         if again is None:
             return None
         if file_of(again) == file_id:
@@ -161,10 +161,10 @@ def by_file(documents: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def delete_one(prefix: str, collection: str, result_id: str, engine: EngineProfile) -> Steps:
     """An operation: delete a result and then its file; answered by the count deleted (0 or 1)."""
     if engine.max_document is None:  # no result here can have a file
-        return (yield Delete(collection, {"_id": result_id}))
+        return (yield from ask(Delete(collection, {"_id": result_id})))
     # The deleted document itself names its file: one command, whatever raced with it.
     fields = {"gridfs": 1} if engine.find_and_modify_fields else None
-    deleted = yield FindAndDelete(collection, {"_id": result_id}, fields)
+    deleted = yield from ask(FindAndDelete(collection, {"_id": result_id}, fields))
     if deleted is None:
         return 0
     yield from discard(prefix, file_of(deleted))
@@ -175,7 +175,7 @@ def drop_bucket(prefix: str, collections: list[str]) -> Steps:
     """An operation: drop the store's GridFS bucket, if it has one."""
     for suffix in (".files", ".chunks"):
         if bucket(prefix) + suffix in collections:
-            yield Drop(bucket(prefix) + suffix)
+            yield from ask(Drop(bucket(prefix) + suffix))
 
 
 def orphaned(file_ids: set[Any], named: set[Any], now: datetime) -> tuple[list[Any], int]:

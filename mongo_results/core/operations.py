@@ -25,6 +25,7 @@ from .commands import (
     FindOne,
     ListCollections,
     Operation,
+    ask,
 )
 from .encoding import encode_stored, exact_times
 from .filters import FOREIGN, MONGODB, OURS, id_range, prefix_filter, scoped, sort_spec, translate
@@ -211,7 +212,7 @@ class Operations(StoreKnowledge):
         projection = None if with_data else {"data": 0}
         found: list[Any] = []
         for collection in (yield from self.collections(namespace)):
-            found += yield Find(collection, query, projection)
+            found += yield from ask(Find(collection, query, projection))
         found.sort(key=in_order)
         return (yield from filled(self.prefix, found)) if with_data else found
 
@@ -255,7 +256,7 @@ class Operations(StoreKnowledge):
 
     def _find_in(self, collection: str, wanted: list[str], found: dict[str, list[dict[str, Any]]]) -> Operation[None]:
         for start in range(0, len(wanted), BATCH):
-            for doc in (yield Find(collection, {"_id": {"$in": wanted[start : start + BATCH]}})):
+            for doc in (yield from ask(Find(collection, {"_id": {"$in": wanted[start : start + BATCH]}}))):
                 found.setdefault(doc["_id"], []).append(doc)
 
     def iter_documents(
@@ -352,7 +353,7 @@ class Operations(StoreKnowledge):
         query, under = id_range(prefix)
         ids: set[str] = set()
         for collection in (yield from self.collections(namespace)):
-            ids.update(i for doc in (yield Find(collection, query, ID_ONLY)) if under(i := doc["_id"]))
+            ids.update(i for doc in (yield from ask(Find(collection, query, ID_ONLY))) if under(i := doc["_id"]))
         return sorted(ids)
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:
@@ -373,20 +374,20 @@ class Operations(StoreKnowledge):
         """
         engine = yield from self.learn_engine()
         for collection in (yield from self.collections(None)):
-            foreign = (yield FindOne(collection, FOREIGN, {"_id": 1})) is not None
+            foreign = (yield from ask(FindOne(collection, FOREIGN, {"_id": 1}))) is not None
             if foreign or (yield from self.sharded(collection, engine)):
-                yield Delete(collection, OURS, many=True)  # someone else's documents, or the cluster's key
+                yield from ask(Delete(collection, OURS, many=True))  # someone else's documents, or the cluster's key
             else:
-                yield Drop(collection)
-        listed = yield ListCollections()
+                yield from ask(Drop(collection))
+        listed = yield from ask(ListCollections())
         kept = []
         for name in (bucket(self.prefix) + ".files", bucket(self.prefix) + ".chunks"):
             if name in listed and (yield from self.sharded(name, engine)):
-                yield Delete(name, {}, many=True)
+                yield from ask(Delete(name, {}, many=True))
                 kept.append(name)
         yield from drop_bucket(self.prefix, [c for c in listed if c not in kept])
-        yield Delete(self.prefix + CLAIMS, {}, many=True)  # a dead run's cells are free again
-        yield Delete(self.prefix + FAILURES, {}, many=True)
+        yield from ask(Delete(self.prefix + CLAIMS, {}, many=True))  # a dead run's cells are free again
+        yield from ask(Delete(self.prefix + FAILURES, {}, many=True))
         self.learned.forget()
 
     def find(
@@ -438,7 +439,7 @@ class Operations(StoreKnowledge):
         found: list[dict[str, Any]] = []
         query, order = scoped(prefix, translated), spec + BY_ID
         for collection in (yield from self.collections(namespace)):
-            found += yield Find(collection, query, None, order, limit or 0)
+            found += yield from ask(Find(collection, query, None, order, limit or 0))
         # One query per namespace, each in order; merged here the way the server orders them.
         for field, direction in reversed(spec + BY_ID):
             found.sort(key=lambda d: bson_order(_at(d, field)), reverse=direction < 0)

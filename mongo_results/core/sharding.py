@@ -10,6 +10,7 @@ from .commands import (
     Refused,
     ShardCollection,
     ShardKeyOf,
+    ask,
 )
 from .large import bucket
 from .names import CLAIMS, validate_namespace
@@ -67,7 +68,7 @@ def shard(ops: Operations, namespace: str | None, key: Any = None) -> Operation[
         why = _UNSHARDABLE.get(engine.name, f"{engine.label} has no sharding")
         report.lines.append(f"  nothing to shard: {why}")
         return report
-    answer = yield EnableSharding()
+    answer = yield from ask(EnableSharding())
     if isinstance(answer, Refused):
         if answer.code == COMMAND_NOT_FOUND:
             report.lines.append("  nothing to shard: the server is not a sharded cluster (it has no enableSharding)")
@@ -91,7 +92,7 @@ def shard(ops: Operations, namespace: str | None, key: Any = None) -> Operation[
 
 
 def _shard_one(collection: str, rule: KeyRule, ranged: bool, hashed: bool, report: ShardReport) -> Operation[None]:
-    found = yield ShardKeyOf(collection)
+    found = yield from ask(ShardKeyOf(collection))
     if isinstance(found, dict):
         if rule.keeps_unique(found):
             report.keys[collection] = found
@@ -106,7 +107,7 @@ def _shard_one(collection: str, rule: KeyRule, ranged: bool, hashed: bool, repor
     tries = [(k, u) for k, u, wanted in ((rule.ranged, rule.unique, ranged), (rule.hashed, False, hashed)) if wanted]
     refused: Refused | None = None
     for index, (wanted_key, unique) in enumerate(tries):
-        answer = yield ShardCollection(collection, wanted_key, unique)
+        answer = yield from ask(ShardCollection(collection, wanted_key, unique))
         if not isinstance(answer, Refused):
             report.keys[collection] = dict(wanted_key)
             after = f" (the server refused {describe(rule.ranged)}: {refused.message})" if refused is not None else ""

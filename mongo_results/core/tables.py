@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from ..errors import InvalidArgumentError, LossyValueError, MissingExtraError
 from .arrow_reads import Rows, arrow_table, columns_of, pyarrow
-from .commands import CountDocuments
+from .commands import CountDocuments, ask
 from .filters import scoped, translate
 from .operations import Operation, Operations
 from .reads import check_batch_size, each_batch, load
@@ -191,7 +191,7 @@ def _dumped(pandas: Any, ops: Operations, read: Rows) -> Operation[Any]:
     total = 0
     if getattr(progress, "active", True):
         for collection in (yield from ops.collections(namespace)):
-            total += yield CountDocuments(collection, scoped(prefix, translated))
+            total += yield from ask(CountDocuments(collection, scoped(prefix, translated)))
     ids: list[str] = []
     rows: list[dict[str, Any]] = []
 

@@ -13,6 +13,7 @@ from .commands import (
     CountDocuments,
     NoMatch,
     Update,
+    ask,
 )
 from .encoding import EXACT_TIMES, decode_data, encode_model, exact_times
 from .filters import scoped
@@ -75,7 +76,9 @@ def upgrade(
     engine = yield from ops.learn_engine()
     counts = {"upgraded": 0, "current": 0, "changed": 0, "other": 0}
     for collection in (yield from ops.collections(namespace)):
-        counts["other"] += yield CountDocuments(collection, scoped(prefix, {"model_type": {"$nin": list(types)}}))
+        counts["other"] += yield from ask(
+            CountDocuments(collection, scoped(prefix, {"model_type": {"$nin": list(types)}}))
+        )
 
     def rewrite(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
         for doc in documents:
@@ -101,7 +104,7 @@ def upgrade(
             # Filtered on what was read: a result rewritten meanwhile (its digest or its file) stays.
             read = {"_id": doc["_id"], "digest": doc["digest"], **file_state(doc)}
             # The whole document, as read and converted: a $set may keep a value equal to the old one.
-            answer = yield Update(collection, read, fresh, replace=True)
+            answer = yield from ask(Update(collection, read, fresh, replace=True))
             if isinstance(answer, NoMatch):
                 yield from discard(ops.prefix, spilled.file_id if spilled else None)
             else:

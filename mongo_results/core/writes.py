@@ -33,6 +33,7 @@ from .commands import (
     Upsert,
     Write,
     Written,
+    ask,
 )
 from .encoding import EXACT_TIMES, EncodedModel, encode_model
 from .ids import ResultId, segments
@@ -328,23 +329,23 @@ def write_set(prefix: str, plan: SetPlan, *, swap: bool = False) -> Operation[bo
 def _send(plan: SetPlan, collection: str) -> Operation[Any]:
     command = plan.write(collection)
     attempt = 1
-    reply = yield command
+    reply = yield from ask(command)
     while plan.again(reply, attempt):
         if plan.guarded and not isinstance(reply, Conflict):  # a lost race, the same content, or a file in the way
             return (yield from _swap(plan, collection))
         attempt += 1
-        reply = yield command
+        reply = yield from ask(command)
     return reply, None
 
 
 def _swap(plan: SetPlan, collection: str) -> Operation[Any]:
     """Replace exactly the result read just before (knowing its file), or create it: (reply, replaced file)."""
     for _ in range(_SWAPS):
-        current = yield FindOne(collection, {"_id": plan.result_id}, {"digest": 1, "gridfs": 1})
+        current = yield from ask(FindOne(collection, {"_id": plan.result_id}, {"digest": 1, "gridfs": 1}))
         same = current is not None and plan.document["digest"] == current.get("digest")
         if same and plan.behavior is SetBehavior.SKIP_IF_EXISTS:
             return DuplicateKey(), None  # the same content is there: nothing to write
-        reply = yield plan.swap(collection, current)
+        reply = yield from ask(plan.swap(collection, current))
         if isinstance(reply, Written):
             return Written(current is None), file_of(current)
     raise MongoResultsError(f"set of {plan.result_id!r} kept losing races to other writers; nothing was decided")
@@ -378,7 +379,7 @@ def write_bulk(
                 batch = group[start : start + size]
                 sent.update(batch)  # until decided: a lost race awaiting its confirmation stays here
                 collection = prefix + ns
-                replies = yield BulkWrite(collection, tuple(pending[i].write(collection) for i in batch))
+                replies = yield from ask(BulkWrite(collection, tuple(pending[i].write(collection) for i in batch)))
                 blocked = yield from _held_in_files(collection, pending, batch, replies)
                 yield from _one_by_one(prefix, [(i, pending[i], True) for i in blocked], progress, prepare)
                 for i, reply in zip(batch, replies, strict=True):
@@ -404,7 +405,7 @@ def _held_in_files(
     }
     if not met:
         return set()
-    held = yield Find(collection, {"_id": {"$in": sorted(met)}, "gridfs": {"$exists": True}}, {"_id": 1})
+    held = yield from ask(Find(collection, {"_id": {"$in": sorted(met)}, "gridfs": {"$exists": True}}, {"_id": 1}))
     return {met[doc["_id"]] for doc in held}
 
 

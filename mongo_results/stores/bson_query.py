@@ -145,9 +145,7 @@ def _check(op: str, arg: Any) -> None:
         raise InvalidArgumentError(f"{op} needs an array, not {arg!r}")
     if op == "$not" and not _operators(arg):
         raise InvalidArgumentError(f"$not needs a document of operators, not {arg!r}")
-    if op == "$size" and not (
-        isinstance(arg, _NUMBERS) and not isinstance(arg, bool) and arg >= 0 and int(arg) == arg
-    ):
+    if op == "$size" and not (isinstance(arg, _NUMBERS) and not isinstance(arg, bool) and arg >= 0 and int(arg) == arg):
         raise InvalidArgumentError(f"$size needs a whole number >= 0, not {arg!r}")
     if op == "$elemMatch" and not (isinstance(arg, Mapping) and arg):
         raise InvalidArgumentError(f"$elemMatch needs a non-empty document, not {arg!r}")
