@@ -13,11 +13,12 @@ registry, which takes it in at its next lookup.
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
-from typing import Any, TypeVar, get_args, get_origin, overload
+from typing import Any, TypeVar, cast, get_args, get_origin, overload
 
 from pydantic import BaseModel
 
@@ -49,6 +50,19 @@ _RECORD = "__mongo_results__"
 # Classes unpickled by value since the last lookup, with the registration they carry.
 _ARRIVED: list[type[BaseModel]] = []
 _ARRIVED_LOCK = threading.Lock()  # unpickling may happen on any thread (Dask's event loop, for one)
+# Every read and change of the registry: a thread that registers (or takes in a class that
+# arrived) while another lists the namespaces must not change a dict under its iteration.
+_LOCK = threading.RLock()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(function: F) -> F:
+    @functools.wraps(function)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            return function(*args, **kwargs)
+
+    return cast(F, locked)
 
 
 class _Registration:
@@ -204,6 +218,7 @@ def _place(cls: type[BaseModel], namespace: str, arrived: bool = False) -> None:
     models[name] = cls
 
 
+@_locked
 def _register(model_class: M, namespace: str, indexes: tuple[tuple[str, int], ...]) -> M:
     if not (isinstance(model_class, type) and issubclass(model_class, BaseModel)):
         raise WrongTypeError("Registered model must be a subclass of pydantic.BaseModel")
@@ -233,6 +248,7 @@ def _adopt(cls: type[BaseModel]) -> None:
             _INDEXES[(namespace, cls.__name__)] = specs[namespace]
 
 
+@_locked
 def _settle(name: str | None = None) -> None:
     """Take in the classes that arrived by value: those named ``name``, or all that fit.
 
@@ -314,6 +330,7 @@ def _index_spec(indexes: Indexes) -> tuple[tuple[str, int], ...]:
     return tuple(spec)
 
 
+@_locked
 def get_indexes(namespace: str = DEFAULT_NAMESPACE) -> list[tuple[str, int]]:
     """List the result fields indexed in ``namespace``, from its registered models' ``indexes``.
 
@@ -328,6 +345,7 @@ def get_indexes(namespace: str = DEFAULT_NAMESPACE) -> list[tuple[str, int]]:
     return sorted(found)
 
 
+@_locked
 def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BaseModel] | None:
     """Look up the class registered under ``model_name`` in ``namespace``.
 
@@ -342,6 +360,7 @@ def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type
     return _REGISTRY.get(namespace, {}).get(model_name)
 
 
+@_locked
 def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> str | None:
     """Find the namespace a class is registered in, preferring a non-default one.
 
@@ -375,6 +394,7 @@ def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> 
     return non_default[0] if non_default else DEFAULT_NAMESPACE
 
 
+@_locked
 def find_model_in_all_namespaces(model_name: str) -> list[tuple[str, type[BaseModel]]]:
     """Find every class registered under ``model_name``, in any namespace.
 
@@ -388,6 +408,7 @@ def find_model_in_all_namespaces(model_name: str) -> list[tuple[str, type[BaseMo
     return [(ns, models[model_name]) for ns, models in _REGISTRY.items() if model_name in models]
 
 
+@_locked
 def clear_registry(namespace: str | None = None) -> None:
     """Forget every registration (and declared index), or only those of one namespace.
 
@@ -412,6 +433,7 @@ def clear_registry(namespace: str | None = None) -> None:
             del _INDEXES[key]
 
 
+@_locked
 def get_namespaces() -> list[str]:
     """List every namespace that has been registered into.
 
@@ -422,6 +444,7 @@ def get_namespaces() -> list[str]:
     return list(_REGISTRY)
 
 
+@_locked
 def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     """List the model names registered in ``namespace``.
 
@@ -447,6 +470,7 @@ class _Registered:
     def namespace_of(self, model_class: type[BaseModel], strict: bool) -> str | None:
         return find_model_namespace(model_class, strict=strict)
 
+    @_locked
     def in_namespace(self, namespace: str) -> Mapping[str, type[BaseModel]]:
         _settle()
         return dict(_REGISTRY.get(namespace, {}))
