@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast, get_args, get_origin, overload
 
 from pydantic import BaseModel
 
+from .core.encoding import Encoders
 from .core.names import DEFAULT_NAMESPACE
 from .errors import InvalidArgumentError, ModelConflictError, WrongTypeError
 
@@ -460,6 +461,9 @@ def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
 
 class _Registered:
     """The registry as the core's ``Models``: what the stores hand their operations."""
+
+    def __init__(self) -> None:
+        self.encoders = Encoders()
 
     def class_for(self, model_type: str, namespace: str) -> type[BaseModel] | None:
         return get_model_class(model_type, namespace)

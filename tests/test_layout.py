@@ -384,3 +384,33 @@ def test_the_core_asks_each_command_through_ask_so_its_reply_is_typed() -> None:
                 if isinstance(called, ast.Name) and called.id in asking:
                     bare.append(f"{path.name}:{node.lineno}: yield {called.id}(...)")
     assert not bare, bare
+
+
+def test_the_core_keeps_no_state_between_calls(tmp_path: Path) -> None:
+    """No module of the core fills a dict, list or set as it works: its caches live with their owners."""
+    import importlib
+    import weakref
+
+    from .models import Point
+
+    containers = (dict, list, set, weakref.WeakKeyDictionary, weakref.WeakValueDictionary)
+    modules = [importlib.import_module(f"mongo_results.core.{p.stem}") for p in (PACKAGE / "core").glob("*.py")]
+
+    def sizes() -> dict[str, int]:
+        return {
+            f"{module.__name__}.{name}": len(value)
+            for module in modules
+            for name, value in vars(module).items()
+            if isinstance(value, containers) and not name.startswith("__")
+        }
+
+    before = sizes()
+    for store in (tmp_path / "files", f"mongomock://localhost/state_{os.getpid()}"):
+        rm = ResultsManager(store)
+        rm.set("s/1", Metrics(loss=1, accuracy=0.5))
+        rm.set("p/1", Point(x=1, y=2))
+        assert rm.get("s/1", Metrics).loss == 1 and rm.get("p/1", Point).y == 2
+        assert [rid for rid, _ in rm.find({"loss": {"$gte": 0}}, "s", Metrics)] == ["s/1"]
+        assert rm.to_arrow("s", Metrics).num_rows == 1
+        rm.clear()
+    assert sizes() == before

@@ -313,14 +313,15 @@ def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, annotation: Any
     if kind.standin:
         adapter: TypeAdapter[Any] = TypeAdapter(annotation or Any)
         if kind.standin == "json":
+            text = JsonText()
             if kind.sets:
 
                 def convert(v: Any) -> Any:
-                    return json.dumps(sorted((json.loads(json_text(x)) for x in adapter.dump_python(v)), key=_sort_key))
+                    return json.dumps(sorted((json.loads(text(x)) for x in adapter.dump_python(v)), key=_sort_key))
             else:
 
                 def convert(v: Any) -> Any:
-                    return json_text(adapter.dump_python(v))
+                    return text(adapter.dump_python(v))
 
             restore = adapter.validate_json
         else:
@@ -347,21 +348,33 @@ def _leaf_column(name: str, attrs: tuple[str, ...], kind: _Kind, annotation: Any
     )
 
 
+class JsonText:
+    """JSON text that keeps what plain JSON cannot: NaN and ±inf as constants, any bytes as URL-safe base64.
+
+    A value of a type ``to_json`` has no rule for (a ``PurePath``, say) is written as pydantic's
+    JSON gives it, through a ``TypeAdapter`` of its type, made once per type for each converter
+    (a column's, or a table's extra fields').
+    """
+
+    __slots__ = ("_adapters",)
+
+    def __init__(self) -> None:
+        self._adapters: dict[type, TypeAdapter[Any]] = {}
+
+    def __call__(self, value: Any) -> str:
+        return to_json(value, inf_nan_mode="constants", bytes_mode="base64", fallback=self._as_json).decode()
+
+    def _as_json(self, value: Any) -> Any:
+        kind = type(value)
+        adapter = self._adapters.get(kind)
+        if adapter is None:
+            adapter = self._adapters[kind] = TypeAdapter(kind)
+        return adapter.dump_python(value, mode="json")
+
+
 def json_text(value: Any) -> str:
-    """JSON text that keeps what plain JSON cannot: NaN and ±inf as constants, any bytes as URL-safe base64."""
-    return to_json(value, inf_nan_mode="constants", bytes_mode="base64", fallback=_as_json).decode()
-
-
-def _as_json(value: Any) -> Any:
-    # A type to_json has no rule for (a Path, an IP address): as pydantic's JSON gives it.
-    kind = type(value)
-    adapter = _ADAPTERS.get(kind)
-    if adapter is None:
-        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
-    return adapter.dump_python(value, mode="json")
-
-
-_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+    """One value as ``JsonText`` writes it (a converter of many values keeps a ``JsonText`` of its own)."""
+    return JsonText()(value)
 
 
 def columns_of(cls: type[BaseModel]) -> Table:
@@ -449,7 +462,8 @@ def extra_columns(models: Sequence[BaseModel], taken: set[str], id_column: str =
         if scalar is not None:
             array, metadata = pa.array(values, getattr(pa, scalar)()), None
         else:
-            array = pa.array([None if v is None else json_text(v) for v in values], pa.string())
+            text = JsonText()
+            array = pa.array([None if v is None else text(v) for v in values], pa.string())
             metadata = JSON_TEXT
         out.append((pa.field(_column_name(name), array.type, metadata=metadata), array))
     return out

@@ -52,6 +52,7 @@ __all__ = [
     "encode_value",
     "encode_verified",
     "exact_times",
+    "Encoders",
     "exact_encoder",
     "map_keys",
     "model_difference",
@@ -332,17 +333,20 @@ def map_leaves(value: Any, kind: type, change: Callable[[Any], Any]) -> Any:
     return change(value) if isinstance(value, kind) else value
 
 
-def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: bool = True) -> EncodedModel:
+def encode_model(
+    model: BaseModel, *, store_secrets: bool = False, decimal128: bool = True, encoders: Encoders | None = None
+) -> EncodedModel:
     """Encode a model for storage, proving it reads back equal.
 
-    ``decimal128=False`` stores decimals as exact text, for engines without Decimal128.
+    ``decimal128=False`` stores decimals as exact text, for engines without Decimal128;
+    ``encoders`` keeps each class's compiled encoder between calls (the registry's).
 
     Raises:
         UnsupportedTypeError: a value of a type that cannot be stored, or a secret without opt-in.
         LossyValueError: a value that would not come back equal.
     """
     try:
-        return _encode_model(model, store_secrets, decimal128)
+        return _encode_model(model, store_secrets, decimal128, encoders or Encoders())
     except UnicodeEncodeError as exc:  # BSON strings are UTF-8: a lone surrogate has no encoding
         raise LossyValueError(
             f"{type(model).__name__} cannot be stored: it holds a string that is not valid Unicode "
@@ -350,8 +354,8 @@ def encode_model(model: BaseModel, *, store_secrets: bool = False, decimal128: b
         ) from None
 
 
-def _encode_model(model: BaseModel, store_secrets: bool, decimal128: bool) -> EncodedModel:
-    exact = exact_encoder(type(model))
+def _encode_model(model: BaseModel, store_secrets: bool, decimal128: bool, encoders: Encoders) -> EncodedModel:
+    exact = encoders.exact(type(model))
     if exact is not None:
         try:
             data, canonical = (exact.encode(model),) * 2 if exact.pair is None else exact.pair(model)
@@ -459,10 +463,15 @@ def _fields_of(model_class: type[BaseModel], data: dict[str, Any]) -> dict[str, 
 
 
 def validate_data(
-    model_class: type[T], data: Mapping[str, Any], result_id: str, times: Iterable[tuple[str, str]] = ()
+    model_class: type[T],
+    data: Mapping[str, Any],
+    result_id: str,
+    times: Iterable[tuple[str, str]] = (),
+    *,
+    encoders: Encoders | None = None,
 ) -> T:
     """Validate stored data (and its ``exact_times``) into ``model_class``; a failure names the result id."""
-    exact = exact_encoder(model_class)
+    exact = (encoders or Encoders()).exact(model_class)
     if exact is not None and not exact.keyed and not times:
         # Data of exact types validates strictly as it is read (Int64 is an int); anything else
         # strict refuses (a Binary, a Decimal128 from an older schema) takes the decoding path.
@@ -814,21 +823,30 @@ def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, 
     return itemgetter(*names)
 
 
-_cache: weakref.WeakKeyDictionary[type[BaseModel], Compiled | None] = weakref.WeakKeyDictionary()
-
-
 def exact_encoder(cls: type[BaseModel]) -> Compiled | None:
     """The compiled encoder of a model class's instances, or None when the class needs the verified path."""
     try:
-        return _cache[cls]
-    except KeyError:
-        pass
-    try:
-        compiled: Compiled | None = _compile(cls.__pydantic_core_schema__, {}, frozenset())
+        return _compile(cls.__pydantic_core_schema__, {}, frozenset())
     except (_NotExact, KeyError, TypeError):
-        compiled = None
-    _cache[cls] = compiled
-    return compiled
+        return None
+
+
+class Encoders:
+    """Each model class's compiled encoder, compiled once: the registry keeps one for its process.
+
+    Keyed weakly, so a class that goes (a test's, a notebook cell's) takes its encoder with it.
+    """
+
+    def __init__(self) -> None:
+        self._compiled: weakref.WeakKeyDictionary[type[BaseModel], Compiled | None] = weakref.WeakKeyDictionary()
+
+    def exact(self, cls: type[BaseModel]) -> Compiled | None:
+        """``exact_encoder(cls)``, compiled on first use."""
+        try:
+            return self._compiled[cls]
+        except KeyError:
+            compiled = self._compiled[cls] = exact_encoder(cls)
+            return compiled
 
 
 def _came_back(a: Any, b: Any, path: str) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
 from ..errors import InvalidNamespaceError
+
+if TYPE_CHECKING:
+    from .encoding import Encoders
 
 __all__ = [
     "CLAIMS",
@@ -85,6 +88,8 @@ def validate_collection_prefix(prefix: str) -> str:
 
 class Models(Protocol):
     """The registered model classes as the core asks for them: the registry, handed in by each store."""
+
+    encoders: Encoders  # each class's compiled encoder, kept by the registry for its process
 
     def class_for(self, model_type: str, namespace: str) -> type[BaseModel] | None:
         """The class registered as ``model_type`` in ``namespace``."""

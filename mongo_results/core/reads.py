@@ -92,7 +92,8 @@ def load_model(
         raise CorruptResultError(f"Stored result {result_id!r} lost the GridFS file that holds its fields {fields}")
     if not isinstance(data, Mapping):
         raise CorruptResultError(f"Stored result {result_id!r} has no data document")
-    return validate_data(model_class, data, result_id, exact_times(document.get(EXACT_TIMES)))
+    times = exact_times(document.get(EXACT_TIMES))
+    return validate_data(model_class, data, result_id, times, encoders=models.encoders)
 
 
 # What "no longer loads" means: the model changed, the type is not registered, the envelope is broken.

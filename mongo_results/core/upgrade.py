@@ -91,7 +91,10 @@ def upgrade(
                     pass
             new = _converted(convert, doc, model_class, counts)
             encoded = encode_model(
-                new, store_secrets=ops.store_secrets if secrets is None else secrets, decimal128=engine.decimal128
+                new,
+                store_secrets=ops.store_secrets if secrets is None else secrets,
+                decimal128=engine.decimal128,
+                encoders=ops.models.encoders,
             )
             check_engine(doc["_id"], encoded, engine)
             now = ops.clock()

@@ -216,7 +216,7 @@ def plan_set(
         raise WrongTypeError(f"data must be a pydantic model instance, got {type(data).__name__}")
     rid = "/".join(segs)
     ns = resolve_namespace(data, namespace, strict_namespace, rid, models)
-    encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128)
+    encoded = encode_model(data, store_secrets=store_secrets, decimal128=engine.decimal128, encoders=models.encoders)
     return _plan(rid, segs, encoded, behavior, ns, engine, at)
 
 
