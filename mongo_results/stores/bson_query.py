@@ -22,6 +22,7 @@ from bson import ObjectId
 from bson.decimal128 import Decimal128
 
 from ..errors import InvalidArgumentError
+from .evaluation import all_clauses
 
 __all__ = ["evaluate", "ordered"]
 
@@ -31,25 +32,25 @@ _NUMBERS = (int, float, Decimal)
 _NULL, _NUMBER, _STRING, _OBJECT, _ARRAY, _BINARY, _OBJECT_ID, _BOOL, _DATE, _OTHER = range(10)
 
 
+# bool before the numbers: True is an int to Python, not to BSON.
+_BRACKETS: tuple[tuple[Any, int], ...] = (
+    (bool, _BOOL),
+    (_NUMBERS, _NUMBER),
+    (str, _STRING),
+    (Mapping, _OBJECT),
+    (list, _ARRAY),
+    (bytes, _BINARY),
+    (ObjectId, _OBJECT_ID),
+    (datetime, _DATE),
+)
+
+
 def _bracket(value: Any) -> int:
     if value is None or value is _MISSING:
         return _NULL
-    if isinstance(value, bool):
-        return _BOOL
-    if isinstance(value, _NUMBERS):
-        return _NUMBER
-    if isinstance(value, str):
-        return _STRING
-    if isinstance(value, Mapping):
-        return _OBJECT
-    if isinstance(value, list):
-        return _ARRAY
-    if isinstance(value, bytes):
-        return _BINARY
-    if isinstance(value, ObjectId):
-        return _OBJECT_ID
-    if isinstance(value, datetime):
-        return _DATE
+    for kinds, bracket in _BRACKETS:
+        if isinstance(value, kinds):
+            return bracket
     return _OTHER
 
 
@@ -215,21 +216,12 @@ def _element(element: Any, condition: Mapping[str, Any]) -> bool:
     return isinstance(element, Mapping) and _matches(element, condition)
 
 
+def _dotted(document: Mapping[str, Any], key: str, condition: Any) -> bool:
+    return _condition(condition, list(_values(document, key.split("."))))
+
+
 def _matches(document: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
-    for key, condition in query.items():
-        if key == "$and":
-            ok = all(_matches(document, q) for q in condition)
-        elif key == "$or":
-            ok = any(_matches(document, q) for q in condition)
-        elif key == "$nor":
-            ok = not any(_matches(document, q) for q in condition)
-        elif key.startswith("$"):
-            raise InvalidArgumentError(f"this store does not evaluate {key} in a filter")
-        else:
-            ok = _condition(condition, list(_values(document, key.split("."))))
-        if not ok:
-            return False
-    return True
+    return all_clauses(document, query, _dotted, _matches)
 
 
 def evaluate(query: Mapping[str, Any], document: Mapping[str, Any]) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["apply_update", "matches", "project", "touches_data"]
+__all__ = ["all_clauses", "apply_update", "matches", "project", "touches_data"]
 
 _MISSING = object()
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -93,22 +93,42 @@ def _condition(value: Any, condition: Any) -> bool:
     return _equal(value, condition)
 
 
-def matches(document: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
-    """Whether ``document`` matches the MongoDB filter ``query``."""
+def all_clauses(
+    document: Mapping[str, Any],
+    query: Mapping[str, Any],
+    field: Callable[[Mapping[str, Any], str, Any], bool],
+    nested: Callable[[Mapping[str, Any], Mapping[str, Any]], bool],
+) -> bool:
+    """Whether ``document`` meets every clause of ``query``.
+
+    ``$and``, ``$or`` and ``$nor`` take ``nested`` filters; a field's condition is decided by
+    ``field(document, key, condition)``.
+    """
     for key, condition in query.items():
         if key == "$and":
-            ok = all(matches(document, q) for q in condition)
+            ok = all(nested(document, q) for q in condition)
         elif key == "$or":
-            ok = any(matches(document, q) for q in condition)
+            ok = any(nested(document, q) for q in condition)
         elif key == "$nor":
-            ok = not any(matches(document, q) for q in condition)
-        elif key.startswith("$") or "." in key:
-            raise InvalidArgumentError(f"the file store does not evaluate {key!r} in a filter")
+            ok = not any(nested(document, q) for q in condition)
+        elif key.startswith("$"):
+            raise InvalidArgumentError(f"this store does not evaluate {key!r} in a filter")
         else:
-            ok = _condition(document.get(key, _MISSING), condition)
+            ok = field(document, key, condition)
         if not ok:
             return False
     return True
+
+
+def _top_level(document: Mapping[str, Any], key: str, condition: Any) -> bool:
+    if "." in key:
+        raise InvalidArgumentError(f"the file store does not evaluate {key!r} in the core's filters")
+    return _condition(document.get(key, _MISSING), condition)
+
+
+def matches(document: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+    """Whether ``document`` matches one of the core's own filters (top-level fields of the envelope)."""
+    return all_clauses(document, query, _top_level, matches)
 
 
 def project(document: Mapping[str, Any], projection: Mapping[str, Any] | None) -> dict[str, Any]:
