@@ -27,39 +27,23 @@ _INT64 = (-(2**63), 2**63 - 1)
 _INDEX = "%id"  # the id column while a DataFrame is built: no field's column is named so (a % is escaped)
 
 
-def table(
-    ops: Operations,
-    rows: Rows,
-    id_column: str = "id",
-    id_fields: IdFields = False,
-) -> Operation[Any]:
+def table(ops: Operations, rows: Rows, id_column: str = "id", id_fields: IdFields = False) -> Operation[Any]:
     """The results as a ``pyarrow.Table``: ``id_column``, the id fields, then the fields (nested models' dotted)."""
     fields = check_id_fields(id_fields)
     arrow, _ = yield from arrow_table(ops, rows, id_column)
     return _with_id_fields(arrow, id_column, fields)
 
 
-def polars_frame(
-    ops: Operations,
-    rows: Rows,
-    id_column: str = "id",
-    id_fields: IdFields = False,
-) -> Operation[Any]:
+def polars_frame(ops: Operations, rows: Rows, id_column: str = "id", id_fields: IdFields = False) -> Operation[Any]:
     """The results as a polars DataFrame, from the Arrow table (no copy where polars can share it)."""
     try:
         import polars
     except ImportError as exc:
         raise MissingExtraError.needing("to_polars", "polars", "polars") from exc
-    fields = check_id_fields(id_fields)
-    arrow, _ = yield from arrow_table(ops, rows, id_column)
-    return polars.from_arrow(_with_id_fields(arrow, id_column, fields))
+    return polars.from_arrow((yield from table(ops, rows, id_column, id_fields)))
 
 
-def frame(
-    ops: Operations,
-    rows: Rows,
-    id_fields: IdFields = False,
-) -> Operation[Any]:
+def frame(ops: Operations, rows: Rows, id_fields: IdFields = False) -> Operation[Any]:
     """The results as a pandas DataFrame indexed by id, each row as ``model_dump`` gives it.
 
     A class whose every field has an exact Arrow type (``columns_of(cls).fast``), and no
