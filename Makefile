@@ -37,7 +37,7 @@ demo: $(BASE_STAMP)
 test: lint typecheck api docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## check: the edit loop's tier: ruff and the suite on the stores that need no server (about six minutes)
+## check: the edit loop's tier: ruff and the suite on what needs no server or cluster (under three minutes)
 check: $(BENCH_STAMP)
 	$(BIN)/ruff check mongo_results tests bench
 	MONGO_RESULTS_TIER=fast $(BIN)/python -m pytest -q -x -p no:randomly $(PYTEST_ARGS)
