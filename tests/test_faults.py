@@ -241,8 +241,8 @@ def test_server_killed_during_set_many(
     # smaller insert batches, so that a third write command exists) there.
     count = 5000
     if isinstance(own_server, FerretDB):
-        count = 300
-        monkeypatch.setattr(operations, "BATCH", 50)
+        count = 160
+        monkeypatch.setattr(operations, "BATCH", 40)
     items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(count)]
     uri = own_server.uri + "?serverSelectionTimeoutMS=1500"
     killer = KillOnWrite(own_server, nth=3)

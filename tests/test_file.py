@@ -137,7 +137,7 @@ def test_temporary_files_of_killed_writers_are_removed_and_never_read(tmp_path: 
         "    i += 1\n"
     )
     rng = random.Random(154)  # the kill points, the same in every run
-    for _ in range(20):
+    for _ in range(8):  # each disk call failing in turn is test_a_disk_that_fails_at_any_call's
         proc = subprocess.Popen(
             [sys.executable, "-c", writer], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
