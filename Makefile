@@ -43,7 +43,7 @@ check: $(BENCH_STAMP)
 	MONGO_RESULTS_TIER=fast $(BIN)/python -m pytest -q -x -p no:randomly $(PYTEST_ARGS)
 
 ## test-loaded: the whole suite with two CPU-bound processes beside it, as on a busy machine
-test-loaded: $(STAMP)
+test-loaded: $(BENCH_STAMP)
 	$(BIN)/python scripts/loaded.py $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## soak: the contract's state machine with ten times the examples of `make test`, on every store
@@ -69,6 +69,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench frames
 	$(BIN)/python -m bench sharded
 	$(BIN)/python -m bench workers
+	$(BIN)/python -m bench latency
 	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)

@@ -11,6 +11,7 @@ python -m bench sweeps               # 4 workers' cells/s with heartbeats, takeo
 python -m bench frames               # 200,000 results into a DataFrame, against PyMongoArrow (--count 1000000)
 python -m bench sharded              # the sharded cluster against the single-node server, with explain
 python -m bench workers              # per-task workers (joblib, Dask, Ray), several event loops, commands per call
+python -m bench latency              # single calls through Toxiproxy at 1 and 20 ms, against raw PyMongo, round trips
 """
 
 from __future__ import annotations
@@ -181,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     working.add_argument("--tasks", type=int, default=300)
     working.add_argument("--rounds", type=int, default=3)
     working.add_argument("--out", type=Path, default=OUT)
+    delaying = sub.add_parser("latency", help="single calls at 1 and 20 ms of added latency, with round trips")
+    delaying.add_argument("--ms", default="1,20", help="comma-separated delays added to every reply")
+    delaying.add_argument("--rounds", type=int, default=15)
+    delaying.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -215,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         with server(args.uri) as uri:
             label = describe(uri, {})["server"]
             return workers(uri, f"{DATABASE}_workers", args.tasks, args.rounds, label, args.out)
+    if args.command == "latency":
+        from .latency import latency
+
+        with server(args.uri) as uri:
+            label = describe(uri, {})["server"]
+            delays = [int(ms) for ms in args.ms.split(",")]
+            return latency(uri, f"{DATABASE}_latency", delays, args.rounds, label, args.out)
     if args.command == "frames":
         from .frames import frames
 

@@ -79,6 +79,7 @@ def test_the_speed_tables_are_the_committed_bench_results() -> None:
         "bench/results/sharded.md",
         "bench/results/workers.md",
         "bench/results/sweeps.md",
+        "bench/results/latency.md",
     }
     for name, shown in found:
         assert shown.strip() == (ROOT / name).read_text().strip(), f"docs/benchmarks.md differs from {name}"
