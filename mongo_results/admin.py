@@ -22,7 +22,7 @@ from .core.profiles import EngineProfile
 from .core.sharding import ShardReport, shard
 from .core.upgrade import Upgraded, upgrade
 from .registry import DEFAULT_NAMESPACE
-from .shells import awaitable, streaming
+from .shells import Awaited, awaitable, streaming
 
 __all__ = ["Admin", "AsyncAdmin"]
 
@@ -253,7 +253,7 @@ class Admin(_Bound):
         return self._run(shard(self._ops(), namespace, key))
 
 
-class AsyncAdmin(_Bound):
+class AsyncAdmin(Awaited, _Bound):
     """``manager.admin`` of an [`AsyncResultsManager`][mongo_results.AsyncResultsManager]: ``Admin``'s calls, awaited.
 
     ``iter_documents`` returns an async iterator (``async for``); every other method is a
@@ -269,11 +269,6 @@ class AsyncAdmin(_Bound):
 
     def _handle(self, value: Any) -> Any:
         return self._manager._handle(value)
-
-    def _run(self, operation: Operation[R]) -> Operation[R]:
-        return operation  # awaited by the method's wrapper
-
-    _stream = _run
 
     documents = awaitable(Admin.documents)
     iter_documents = streaming(Admin.iter_documents)

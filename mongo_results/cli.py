@@ -76,7 +76,7 @@ def open_store(args: argparse.Namespace, *, create: bool = False) -> ResultsMana
     if "serverselectiontimeoutms=" not in uri.lower():
         options["serverSelectionTimeoutMS"] = int(args.timeout * 1000)
     backend = MongoBackend(uri, **options)
-    if sys.stderr.isatty() and not backend._embedded:
+    if sys.stderr.isatty() and not backend.embedded:
         sys.stderr.write(f"mongo-results: {backend._where.replace('connected', 'connecting')} ...\n")
     return ResultsManager(backend=backend)
 

@@ -31,7 +31,7 @@ from .core.operations import Operation, Operations
 from .core.runloop import run, run_async, stream, stream_async
 from .core.tables import IdFields, Rows, frame, polars_frame, table
 from .heartbeat import Heartbeat, heartbeat
-from .shells import awaitable, moved, streaming, tell
+from .shells import Awaited, awaitable, moved, streaming, tell
 from .stores import AdaptedBackend, AsyncAdaptedBackend, AsyncExecutor, Executor, open_backend
 from .terminal import ProgressBar
 
@@ -939,7 +939,7 @@ class ResultsManager(ManagerBase[T]):
         self.close()
 
 
-class AsyncResultsManager(ManagerBase[T]):
+class AsyncResultsManager(Awaited, ManagerBase[T]):
     """[`ResultsManager`][mongo_results.ResultsManager] for asyncio code: every method awaitable.
 
     A ``mongodb://`` URI uses PyMongo's ``AsyncMongoClient`` (one per event loop);
@@ -969,11 +969,6 @@ class AsyncResultsManager(ManagerBase[T]):
     _asynchronous = True
     _executor: AsyncExecutor
     _claim_type = AsyncClaim
-
-    def _run(self, operation: Operation[R]) -> Operation[R]:
-        return operation  # awaited by the method's wrapper
-
-    _stream = _run
 
     set = awaitable(ResultsManager.set)
     set_many = awaitable(ResultsManager.set_many)

@@ -17,7 +17,7 @@ from typing_extensions import deprecated
 from .core.commands import Note
 from .core.runloop import run_async, stream_async
 
-__all__ = ["awaitable", "moved", "streaming", "tell"]
+__all__ = ["Awaited", "awaitable", "moved", "streaming", "tell"]
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -56,6 +56,15 @@ def streaming(method: Callable[Concatenate[Any, P], Iterator[R]]) -> Callable[Co
 
     functools.update_wrapper(call, method)
     return call
+
+
+class Awaited:
+    """An async shell's ``_run`` and ``_stream``: they hand the operation back, for ``awaitable`` to await."""
+
+    def _run(self, operation: R) -> R:
+        return operation
+
+    _stream = _run
 
 
 def moved(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import threading
 import uuid
@@ -133,3 +134,35 @@ def test_a_read_by_id_looks_the_id_up_and_scans_nothing(monkeypatch: pytest.Monk
     assert [rid for rid, _ in rm.iter_results("r", batch_size=50)][-1] == "r/199"
     assert rm.exists("r/150") and not rm.exists("r/999")
     assert scans == 0
+
+
+def test_a_mongomock_target_makes_the_embedded_twin_of_the_class_asked_for() -> None:
+    import mongomock
+
+    from mongo_results import AsyncMongoBackend, MongoBackend
+    from mongo_results.stores.embedded_backends import AsyncEmbeddedBackend, EmbeddedBackend
+
+    client = mongomock.MongoClient()
+    for target, database in (
+        ("mongomock://localhost/twins", "twins"),
+        (client, "mongo_results"),
+        (client.twins, "twins"),
+    ):
+        sync, asynchronous = MongoBackend(target), AsyncMongoBackend(target)
+        assert type(sync) is EmbeddedBackend and isinstance(sync, MongoBackend)
+        assert type(asynchronous) is AsyncEmbeddedBackend and isinstance(asynchronous, AsyncMongoBackend)
+        assert sync.embedded and asynchronous.embedded
+        assert "embedded mongomock store" in repr(sync)
+        assert sync.database_name == asynchronous.database_name == database
+    server = MongoBackend("mongodb://127.0.0.1:1/twins")  # never connects: opened on first use
+    assert type(server) is MongoBackend and not server.embedded
+    assert type(EmbeddedBackend("mongomock://localhost/twins")) is EmbeddedBackend
+
+
+def test_the_server_backends_hold_nothing_of_the_embedded_store() -> None:
+    """What differs for the embedded store lives in its twin classes, not in branches of the server's."""
+    import mongo_results.stores.mongo as server_module
+
+    source = inspect.getsource(server_module)
+    for name in ("mock_client", "execute_embedded", "embedded_lock", "WrongProcessError", "EMBEDDED", "self._embedded"):
+        assert name not in source, name

@@ -8,7 +8,7 @@ as the file and embedded stores read them all.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -191,6 +191,22 @@ class Rows:
     progress: Callable[[int, int], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A read under way: ``Rows`` with the filter translated for the engine, and ``advance(n)`` per page."""
+
+    ops: Operations
+    prefix: ResultId | None
+    namespace: str | None
+    where: dict[str, Any]
+    batch_size: int
+    advance: Callable[[int], None]
+
+    def documents(self) -> Operation[None]:
+        """The pages of stored documents read, streamed as ``Operations.iter_documents`` streams them."""
+        return self.ops.iter_documents(self.prefix, self.namespace, self.batch_size, where=self.where)
+
+
 def arrow_table(
     ops: Operations,
     rows: Rows,
@@ -219,17 +235,16 @@ def arrow_table(
         done[0] += n
         progress(done[0], total)
 
+    read = _Read(ops, prefix, namespace, translated, batch_size, advance)
     if model_class is None or table is None:
-        return (yield from _all_types(ops, prefix, namespace, translated, batch_size, advance, id_column))
+        return (yield from _all_types(read, id_column))
     # The proof of a list's items needs $not inside $elemMatch; without it such a table is read through the model.
     lists = any(c.items_bson for c in table.columns)
     if not table.fast or not engine.arrow_decoder or (lists and not engine.elem_match_not):
-        return (yield from _through_models(ops, table, prefix, namespace, translated, batch_size, advance)), [
-            model_class
-        ]
+        return (yield from _through_models(read, table)), [model_class]
     parts = []
     for collection in collections:
-        parts.append((yield from _decoded(ops, table, collection, prefix, translated, batch_size, advance)))
+        parts.append((yield from _decoded(read, table, collection)))
     if not parts:
         return arrow_schema(table).empty_table(), [model_class]
     out = pa.concat_tables(parts)
@@ -238,15 +253,7 @@ def arrow_table(
     return out, [model_class]
 
 
-def _through_models(
-    ops: Operations,
-    table: Table,
-    prefix: ResultId | None,
-    namespace: str | None,
-    where: dict[str, Any],
-    batch_size: int,
-    advance: Callable[[int], None],
-) -> Operation[Any]:
+def _through_models(read: _Read, table: Table) -> Operation[Any]:
     pa = pyarrow("to_arrow")
     parts = []
     # Extra fields' columns depend on every result, so such a table is built once, at the end.
@@ -254,31 +261,23 @@ def _through_models(
     models: list[BaseModel] = []
 
     def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
-        page = [load(d, table.model, namespace, None, ops.models) for d in documents]
+        page = [load(d, table.model, read.namespace, None, read.ops.models) for d in documents]
         if table.extras:
             ids.extend(d["_id"] for d in documents)
             models.extend(page)  # type: ignore[arg-type]
         else:
             parts.append(from_models(table, [d["_id"] for d in documents], page))  # type: ignore[arg-type]
-        advance(len(documents))
+        read.advance(len(documents))
         return []
         yield  # sends nothing
 
-    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=where), take)
+    yield from each_batch(read.documents(), take)
     if table.extras:
         return from_models(table, ids, models)
     return pa.concat_tables(parts) if parts else arrow_schema(table).empty_table()
 
 
-def _all_types(
-    ops: Operations,
-    prefix: ResultId | None,
-    namespace: str | None,
-    where: dict[str, Any],
-    batch_size: int,
-    advance: Callable[[int], None],
-    id_column: str,
-) -> Operation[tuple[Any, list[type[BaseModel]]]]:
+def _all_types(read: _Read, id_column: str) -> Operation[tuple[Any, list[type[BaseModel]]]]:
     """Every stored model type: their columns in order of first appearance, each absent one null."""
     pa = pyarrow("to_arrow")
     ids: list[str] = []
@@ -286,15 +285,15 @@ def _all_types(
 
     def take(documents: list[dict[str, Any]]) -> Operation[list[Any]]:
         for doc in documents:
-            model = load(doc, None, namespace, None, ops.models)
+            model = load(doc, None, read.namespace, None, read.ops.models)
             assert model is not None  # no skipped list: a result that does not load raises
             ids.append(doc["_id"])
             models.append(model)
-        advance(len(documents))
+        read.advance(len(documents))
         return []
         yield  # sends nothing
 
-    yield from each_batch(ops.iter_documents(prefix, namespace, batch_size, where=where), take)
+    yield from each_batch(read.documents(), take)
     classes = list(dict.fromkeys(type(m) for m in models))
     tables = {cls: columns_of(cls) for cls in classes}
     for cls, t in tables.items():
@@ -331,15 +330,7 @@ def _all_types(
     return pa.Table.from_arrays(arrays, schema=schema), classes
 
 
-def _decoded(
-    ops: Operations,
-    table: Table,
-    collection: str,
-    prefix: ResultId | None,
-    where: dict[str, Any],
-    batch_size: int,
-    advance: Callable[[int], None],
-) -> Operation[Any]:
+def _decoded(read: _Read, table: Table, collection: str) -> Operation[Any]:
     """One collection by PyMongoArrow pages, rows it cannot prove read through the model.
 
     Each page holds the proven rows of an id range; the rest of that range (whatever the page
@@ -347,12 +338,13 @@ def _decoded(
     from one read or the other, even while writers change rows between the two.
     """
     pa = pyarrow("to_arrow")
-    namespace = collection[len(ops.prefix) :]
+    where = read.where
+    namespace = collection[len(read.ops.prefix) :]
     shape = stored_schema(table)
     proven = proof(table)
     # $and, not a merged dict: the proof's condition on a field must not replace the caller's.
-    query = scoped(prefix, {"$and": [where, proven]} if where and proven else (where or proven))
-    size = max(batch_size, ARROW_PAGE)
+    query = scoped(read.prefix, {"$and": [where, proven]} if where and proven else (where or proven))
+    size = max(read.batch_size, ARROW_PAGE)
     parts: list[Any] = []
     others: list[Any] = []
     left: list[str] = []
@@ -371,7 +363,7 @@ def _decoded(
             if rows.num_rows:
                 parts.append(rows)
         count = len(held)
-        advance(count)
+        read.advance(count)
         if proven:  # the rest of this page's range, as it is now: the rows the proof passed over
             span: dict[str, Any] = {"$nin": held} if held else {}
             if after is not None:
@@ -379,13 +371,14 @@ def _decoded(
             if count == size:
                 span["$lte"] = held[-1]
             rest = {"_id": span} if span else {}
-            others.append((yield from _loaded(ops, table, namespace, prefix, rest, where, batch_size)))
+            others.append((yield from _loaded(read, table, namespace, rest)))
+            read.advance(others[-1].num_rows)  # rows of the page's range that it did not hold
         if count < size:
             break
         after = held[-1]
     for start in range(0, len(left), BY_IDS):
         which = {"_id": {"$in": left[start : start + BY_IDS]}}
-        others.append((yield from _loaded(ops, table, namespace, prefix, which, where, batch_size)))
+        others.append((yield from _loaded(read, table, namespace, which)))
     others = [t for t in others if t.num_rows]
     out = pa.concat_tables(parts + others) if parts or others else arrow_schema(table).empty_table()
     if others:
@@ -393,15 +386,12 @@ def _decoded(
     return out
 
 
-def _loaded(
-    ops: Operations,
-    table: Table,
-    namespace: str,
-    prefix: ResultId | None,
-    which: dict[str, Any],
-    where: dict[str, Any],
-    batch_size: int,
-) -> Operation[Any]:
-    """The documents ``which`` picks, read through the model (GridFS fields filled)."""
+def _loaded(read: _Read, table: Table, namespace: str, which: dict[str, Any]) -> Operation[Any]:
+    """The documents ``which`` picks in ``namespace``, read through the model (GridFS fields filled)."""
+    where = read.where
     query = {"$and": [where, which]} if where and which else (where or which)
-    return (yield from _through_models(ops, table, prefix, namespace, query, batch_size, lambda n: None))
+    return (yield from _through_models(replace(read, namespace=namespace, where=query, advance=_uncounted), table))
+
+
+def _uncounted(n: int) -> None:
+    """Progress is counted by ``_decoded``, which knows which rows its pages held already."""

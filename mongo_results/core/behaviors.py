@@ -38,36 +38,20 @@ class Stored(Enum):
 
 
 _RAISE = None
-# behaviour -> stored -> (write?, return value or _RAISE)
-_TABLE: dict[SetBehavior, dict[Stored, tuple[bool, bool | None]]] = {
-    SetBehavior.RAISE_IF_EXISTS: {
-        Stored.NOTHING: (True, True),
-        Stored.SAME: (False, _RAISE),
-        Stored.DIFFERENT: (False, _RAISE),
-        Stored.EXISTING: (False, _RAISE),
-    },
-    SetBehavior.RAISE_IF_DIFFERENT: {
-        Stored.NOTHING: (True, True),
-        Stored.SAME: (False, True),
-        Stored.DIFFERENT: (False, _RAISE),
-    },
-    SetBehavior.SKIP_IF_EXISTS: {
-        Stored.NOTHING: (True, True),
-        Stored.SAME: (False, False),
-        Stored.DIFFERENT: (True, True),
-    },
-    SetBehavior.KEEP_EXISTING: {
-        Stored.NOTHING: (True, True),
-        Stored.SAME: (False, False),
-        Stored.DIFFERENT: (False, False),
-        Stored.EXISTING: (False, False),
-    },
-    SetBehavior.OVERWRITE: {
-        Stored.NOTHING: (True, True),
-        Stored.SAME: (True, True),
-        Stored.DIFFERENT: (True, True),
-    },
+_Cell = tuple[bool, "bool | None"]  # (writes?, the value returned, or _RAISE: ResultExistsError)
+_COLUMNS = (Stored.NOTHING, Stored.SAME, Stored.DIFFERENT, Stored.EXISTING)
+# A behaviour that needs the stored content to decide never meets EXISTING: its cell is None.
+# fmt: off
+_GRID: dict[SetBehavior, tuple[_Cell | None, ...]] = {
+    #                               NOTHING        SAME             DIFFERENT        EXISTING
+    SetBehavior.RAISE_IF_EXISTS:    ((True, True), (False, _RAISE), (False, _RAISE), (False, _RAISE)),
+    SetBehavior.RAISE_IF_DIFFERENT: ((True, True), (False, True),   (False, _RAISE), None),
+    SetBehavior.SKIP_IF_EXISTS:     ((True, True), (False, False),  (True, True),    None),
+    SetBehavior.KEEP_EXISTING:      ((True, True), (False, False),  (False, False),  (False, False)),
+    SetBehavior.OVERWRITE:          ((True, True), (True, True),    (True, True),    None),
 }
+# fmt: on
+_TABLE = {b: {s: cell for s, cell in zip(_COLUMNS, row, strict=True) if cell is not None} for b, row in _GRID.items()}
 
 
 def writes(behavior: SetBehavior, stored: Stored) -> bool:

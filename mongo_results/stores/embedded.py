@@ -41,7 +41,7 @@ from .bson_query import evaluate, ordered
 from .evaluation import matches, project, touches_data
 from .pymongo_calls import call_for, driver_reply, error_reply
 
-__all__ = ["embedded_lock", "execute_embedded", "in_child_process", "is_embedded", "mock_client"]
+__all__ = ["embedded_lock", "execute_embedded", "in_child_process", "mock_client"]
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -66,11 +66,6 @@ def in_child_process() -> bool:
     An embedded store opened here is this process's own copy: the parent never sees it.
     """
     return _forked or multiprocessing.parent_process() is not None
-
-
-def is_embedded(target: object) -> bool:
-    """Whether a client or database object is mongomock's (without importing mongomock)."""
-    return type(target).__module__.split(".", 1)[0] == "mongomock"
 
 
 def mock_client(uri: str) -> Any:

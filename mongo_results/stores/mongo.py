@@ -1,7 +1,8 @@
-"""MongoBackend and AsyncMongoBackend: the core's commands on MongoDB (PyMongo, Motor) or the embedded store.
+"""MongoBackend and AsyncMongoBackend: the core's commands on MongoDB (PyMongo, Motor).
 
 Both share their target (URI, client or database), its connection state and pickling;
 a client built from a URI is one per process (and per event loop for the async one).
+A ``mongomock://`` target makes their embedded twins (``stores/embedded_backends.py``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import logging
 import multiprocessing
 import os
 import threading
-import warnings
 import weakref
 from collections.abc import AsyncGenerator, Callable, Hashable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 import pymongo
@@ -31,10 +30,9 @@ from ..core.commands import BuildInfo, Command, FindArrow
 from ..core.knowledge import Learned
 from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
 from ..core.operations import Operations
-from ..core.profiles import EMBEDDED
-from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongProcessError, WrongTypeError
+from ..core.profiles import EngineProfile
+from ..errors import InvalidArgumentError, InvalidUriError, NotShareableError, WrongTypeError
 from ..registry import MODELS
-from .embedded import embedded_lock, execute_embedded, in_child_process, is_embedded, mock_client
 from .pymongo_calls import (
     CONFLICT_RETRIES,
     DRIVER_ERRORS,
@@ -100,6 +98,13 @@ def learned_for(key: Hashable) -> Learned:
         return found
 
 
+def names_embedded(target: object) -> bool:
+    """Whether a target is the embedded store: a ``mongomock://`` URI, or mongomock's client or database."""
+    if isinstance(target, str):
+        return is_mock_uri(target)
+    return type(target).__module__.split(".", 1)[0] == "mongomock"  # without importing mongomock
+
+
 class MongoStore:
     """A store's target (URI, client or database) and its connections.
 
@@ -108,6 +113,15 @@ class MongoStore:
     """
 
     _client_kinds: tuple[str, ...] = ()  # class names of the driver's clients this executor runs on
+    _engine: ClassVar[EngineProfile | None] = None  # None: asked of the server
+
+    def __new__(cls, target: Any = None, *args: Any, **kwargs: Any) -> Self:
+        """Make the embedded twin for the embedded store, as ``pathlib.Path`` makes a ``PosixPath``."""
+        if names_embedded(target):
+            from .embedded_backends import embedded_kind  # it subclasses this module's classes
+
+            return super().__new__(embedded_kind(cls))
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -136,31 +150,18 @@ class MongoStore:
             self._uri = target
             self.database_name = database or database_from_uri(target)
             self._hosts = describe_hosts(target)
-            self._embedded = is_mock_uri(target)
         elif type(target).__name__ in _DATABASES:
             self._given = target.client
             self.database_name = database or target.name
-            self._embedded = is_embedded(target)
-            self._hosts = _client_hosts(target.client, self._embedded)
+            self._hosts = self._hosts_of(target.client)
         elif type(target).__name__ in _CLIENTS:
             self._given = target
             self.database_name = database or _default_database(target)
-            self._embedded = is_embedded(target)
-            self._hosts = _client_hosts(target, self._embedded)
+            self._hosts = self._hosts_of(target)
         else:
             kind = type(target).__name__
             raise WrongTypeError(f"{type(self).__name__} needs a URI, a client or a database, got {kind}")
         self._check_client()
-        self._home = os.getpid()  # where an embedded store lives, and the only process that can use it
-        if self._embedded and isinstance(target, str) and in_child_process():
-            warnings.warn(
-                f"{target.split('?', 1)[0]} is an embedded store in this forked or worker process's memory: what "
-                "is written to it ends with this process and is never seen by its parent. Use a directory path "
-                "or a mongodb:// URI to keep results across processes.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        self._lock = embedded_lock(self._given) if self._embedded and self._given is not None else None
         self._open_lock = threading.Lock()
         self._own_learned = Learned()  # for a client passed in: nothing else shares it
 
@@ -188,7 +189,7 @@ class MongoStore:
 
     def _check_client(self) -> None:
         """Refuse a client of the other flavour (an async one given to the sync executor, and the reverse)."""
-        if self._given is None or self._embedded:
+        if self._given is None:
             return
         name = type(self._given).__name__
         if name not in self._client_kinds:
@@ -222,13 +223,11 @@ class MongoStore:
         key = (*self._client_key(), self.database_name, self.collection_prefix, self.validation, self.path_index)
         return learned_for(key)
 
+    def _hosts_of(self, client: Any) -> str:
+        seeds = client.topology_description.server_descriptions()
+        return ",".join(f"{host}:{port}" for host, port in seeds) or "the given client"
+
     def _connection(self) -> Connection:
-        if self._embedded and os.getpid() != self._home:
-            raise WrongProcessError(
-                f"This manager's embedded store (mongomock://{self._hosts}) lives in process {self._home}, "
-                f"not in this one ({os.getpid()}): what is written here would be lost. Use a directory path "
-                "or a mongodb:// URI with worker processes."
-            )
         conn = self._current()
         if conn is not None:
             return conn
@@ -241,13 +240,13 @@ class MongoStore:
                     client = self._given if self._given is not None else self._connect()
                 except ValueError as exc:  # PyMongo refuses some URIs (a port not a number) with ValueError
                     raise translate(exc, self._hosts, None) from exc
-                if self._embedded:
-                    self._lock = embedded_lock(client)
-                # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
-                with self._lock or nullcontext():  # mongomock makes a database's store on first touch
-                    conn = Connection(client, client.get_database(self.database_name), os.getpid())
+                conn = self._attach(client)
                 self._keep(conn)
         return conn
+
+    def _attach(self, client: Any) -> Connection:
+        # UUIDs are written as explicit Binary subtype 4, so the driver's default codec is right.
+        return Connection(client, client.get_database(self.database_name), os.getpid())
 
     def _database(self) -> Any:
         return self._connection().database
@@ -311,7 +310,6 @@ class MongoStore:
 
         Raises:
             StoreUnavailableError: The client could not be opened.
-            WrongProcessError: An embedded store used from a process other than its own.
         """
         self._guarded(self._database)
         ops = self._ops
@@ -320,7 +318,7 @@ class MongoStore:
                 self.collection_prefix,
                 models=MODELS,
                 where=self._where,
-                engine=EMBEDDED if self._embedded else None,
+                engine=self._engine,
                 validation=self.validation,
                 path_index=self.path_index,
                 note=say_once,
@@ -349,11 +347,6 @@ class MongoStore:
                 f"A {type(self).__name__} built from a client or database object cannot be pickled; "
                 "build it from a URI to hand it to other processes"
             )
-        if self._embedded:
-            raise NotShareableError(
-                "The embedded mongomock:// store lives inside one process and cannot be shared; "
-                "use a mongodb:// URI or a directory path with worker processes"
-            )
         return {
             "uri": self._uri,
             "database": self.database_name,
@@ -381,7 +374,7 @@ class MongoStore:
 
         Such a store cannot be handed to worker processes (``NotShareableError``).
         """
-        return self._embedded
+        return False
 
     @property
     def _where(self) -> str:
@@ -389,8 +382,6 @@ class MongoStore:
         return f"connected to {self._hosts}, database {self.database_name!r}"
 
     def __repr__(self) -> str:
-        if self._embedded:  # not a server: say so, it ends with this process
-            return f"{type(self).__name__}(embedded mongomock store, database={self.database_name!r})"
         return f"{type(self).__name__}(hosts={self._hosts!r}, database={self.database_name!r})"
 
 
@@ -409,13 +400,6 @@ def _default_database(client: Any) -> str:
         return str(client.get_default_database().name)
     except ConfigurationError:  # no database in the client's URI
         return "mongo_results"
-
-
-def _client_hosts(client: Any, embedded: bool) -> str:
-    if embedded:
-        return "embedded mongomock"
-    seeds = client.topology_description.server_descriptions()
-    return ",".join(f"{host}:{port}" for host, port in seeds) or "the given client"
 
 
 # -- Where a store lives: URI schemes, database names, safe host descriptions.
@@ -540,7 +524,7 @@ def _close_all() -> None:
         _clients.clear()
 
 
-# -- MongoBackend: runs the core's commands with PyMongo's ``MongoClient`` (or on the embedded store).
+# -- MongoBackend: runs the core's commands with PyMongo's ``MongoClient``.
 
 
 class MongoBackend(MongoStore):
@@ -579,8 +563,6 @@ class MongoBackend(MongoStore):
     def _connect(self) -> Any:
         uri = self._uri
         assert uri is not None
-        if self._embedded:
-            return mock_client(uri)
         options = {"appname": "mongo_results", **self._client_options}
         return acquire(self._client_key(), lambda: MongoClient(uri, **options))
 
@@ -599,9 +581,6 @@ class MongoBackend(MongoStore):
             RejectedByServerError: The server refused the document or command.
         """
         db = self._guarded(self._database)
-        lock = self._lock
-        if lock is not None:
-            return self._guarded(lambda: execute_embedded(db, command, lock))
         if isinstance(command, FindArrow):
             return self._guarded(lambda: find_arrow(self._collection(db, command.collection), command))
         call = call_for(command)
@@ -623,13 +602,12 @@ class MongoBackend(MongoStore):
         """Release the client this backend opened (never one that was passed in)."""
         if self._uri is None:
             return  # a client passed in stays open and in use
-        if not self._embedded and self._current() is not None:
+        if self._current() is not None:
             release(self._client_key())
         self._conn = None
 
 
 # -- AsyncMongoBackend: runs the core's commands with PyMongo's ``AsyncMongoClient`` or Motor.
-# The embedded mongomock store runs them in-line: it is in memory, so nothing blocks.
 
 
 class AsyncMongoBackend(MongoStore):
@@ -668,7 +646,7 @@ class AsyncMongoBackend(MongoStore):
         )
 
     def _per_loop(self) -> bool:
-        return self._uri is not None and not self._embedded
+        return self._uri is not None
 
     def _current(self) -> Connection | None:
         if not self._per_loop():
@@ -688,31 +666,14 @@ class AsyncMongoBackend(MongoStore):
 
     def _connect(self) -> Any:
         assert self._uri is not None
-        if self._embedded:
-            return mock_client(self._uri)
         loop = asyncio.get_running_loop()
         client = pymongo.AsyncMongoClient(self._uri, **{"appname": "mongo_results", **self._client_options})
         self._guards[loop] = self._unguarded[loop] = _closed_with_the_loop(client)
         return client
 
     async def _execute(self, command: Command) -> Any:
-        """Run one of the core's commands on the database, for the managers.
-
-        Args:
-            command: The command, built by the core's operations.
-
-        Returns:
-            The command's reply (a duplicate key is a reply, not an error).
-
-        Raises:
-            StoreUnavailableError: No server answered within the timeout.
-            OutcomeUnknownError: The connection was lost after the command was sent.
-            RejectedByServerError: The server refused the document or command.
-        """
+        """``MongoBackend._execute``, awaited: the same reply and errors."""
         db = self._guarded(self._database)
-        lock = self._lock
-        if lock is not None:
-            return self._guarded(lambda: execute_embedded(db, command, lock))
         if self._unguarded:
             guard = self._unguarded.pop(asyncio.get_running_loop(), None)
             if guard is not None:
