@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from mongo_results import ResultsManager, clear_registry, register_model
-from mongo_results.core.arrow_reads import columns_of, from_models
+from mongo_results.core.arrow_reads import Rows, arrow_table, columns_of, from_models
 from mongo_results.errors import InvalidArgumentError, LossyValueError
 
 from .models import Color, Level, Point
@@ -127,6 +127,11 @@ def test_rows_the_decoder_cannot_prove_go_through_the_model(rm: ResultsManager) 
         assert rows(table) == expected(rm, cls, ids), cls
     assert rm.to_arrow("m", Newer).column("opt").to_pylist()[12] == 5  # the default, as get() gives
     assert rm.to_arrow("m", Fast).column("when").to_pylist()[10] == datetime(2026, 1, 1, 5, tzinfo=timezone.utc)
+    if not isinstance(rm, ResultsManager):
+        return  # the progress below is the core's, which both shells share
+    seen: list[tuple[int, int]] = []  # progress reaches its total, rows the pages passed over included
+    rm._run(arrow_table(rm._ops(), Rows("m", Fast, None, None, 500, lambda done, total: seen.append((done, total)))))
+    assert seen[-1] == (13, 13)
 
 
 def test_a_value_that_does_not_load_raises_as_get_does(rm: ResultsManager) -> None:
