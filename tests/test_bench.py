@@ -113,6 +113,6 @@ def test_latency_times_each_call_through_a_delaying_proxy_and_counts_its_round_t
     table = (tmp_path / "latency.md").read_text()
     assert "| set (new id) | 5 ms |" in table and "| 1 / 1 |" in table
     rows = [line for line in table.splitlines() if line.startswith("| a claimed cell")]
-    # Per cell: the claim, a look for a result stored since the grid's look-up, the set, the release;
-    # and the grid's two look-ups (stored, failed) shared by its 10 cells.
-    assert len(rows) == 1 and rows[0].endswith("| 3 / 4.2 |"), rows
+    # Per cell: the claim, the set, the release; and the grid's look (stored, failed, finished
+    # marks that have served) shared by its 10 cells.
+    assert len(rows) == 1 and rows[0].endswith("| 3 / 3.3 |"), rows

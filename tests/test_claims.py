@@ -32,6 +32,7 @@ from mongo_results import (
 )
 from mongo_results.errors import InvalidArgumentError, InvalidNamespaceError
 
+from .commands import CommandLog
 from .models import Metrics
 
 M = Metrics(loss=1, accuracy=1)
@@ -440,8 +441,11 @@ def test_the_file_stores_claims_are_files_beside_the_results(tmp_path: Path) -> 
     [path] = (tmp_path / "store" / ".mongo_results.claims").iterdir()
     assert claim.owner in path.read_text()
     assert rm.list_ids() == [] and rm.claims()[0]["expires_at"].tzinfo == timezone.utc
-    claim.release()
-    assert list((tmp_path / "store" / ".mongo_results.claims").iterdir()) == []
+    claim.release()  # kept a minute, marked finished: a taker's claim says so in the same command
+    assert '"finished": true' in path.read_text() and rm.claims() == []
+    again = rm.claim("x/1", lease=60)  # nothing stored: the mark says nothing, and goes
+    assert again is not None and [p.name for p in path.parent.iterdir()] == [path.name]
+    assert again.owner in path.read_text() and "finished" not in path.read_text()
 
 
 @pytest.mark.parametrize("content", ["", '{"_id": "cell/1", "owner": "w", "exp'])
@@ -524,3 +528,79 @@ def test_a_claim_naming_a_namespace_the_store_cannot_have_leaves_nothing_behind(
     assert rm.claims() == []
     claim = rm.claim("a", 10)
     assert claim is not None
+
+
+def _beside(rm: ResultsManager) -> ResultsManager:
+    """Another worker's manager on the same store."""
+    target, database = _target(rm)
+    if database is None:
+        return ResultsManager(target)
+    return ResultsManager(backend=MongoBackend(target, database=database))
+
+
+def test_a_cell_another_worker_finished_after_the_look_is_passed_over(shared_store: ResultsManager) -> None:
+    rm, other = shared_store, _beside(shared_store)
+    cells = rm.claim_each(["c/0", "c/1", "c/2"], lease=60, wait=False)
+    first = next(cells)  # the look for stored results covered all three
+    assert first.result_id == "c/0"
+    taken = other.claim("c/1", lease=60)
+    assert taken is not None
+    with taken:
+        other.set("c/1", M)  # a plain set inside the block, as 0.1 code does
+    with first:
+        first.set(M)
+    [last] = list(cells)
+    assert last.result_id == "c/2"  # c/1 was finished since the look: not claimed again
+    last.release()
+    assert rm.missing(["c/0", "c/1", "c/2"]) == ["c/2"] and rm.claims() == [] and other.claims() == []
+    other.close()
+
+
+def test_a_result_stored_without_a_claim_is_passed_over_once_the_look_is_a_second_old(
+    shared_store: ResultsManager,
+) -> None:
+    rm, other = shared_store, _beside(shared_store)
+    now = [0.0]
+    rm._ops().monotonic = lambda: now[0]  # the look's age, on the clock claim_each reads
+    cells = rm.claim_each(["d/0", "d/1"], lease=60, wait=False)
+    first = next(cells)
+    other.set("d/1", M)  # no claim: no mark either
+    now[0] += 2.0  # the look is two seconds old
+    with first:
+        first.set(M)
+    assert list(cells) == []  # looked again before claiming d/1
+    other.close()
+
+
+def test_a_finished_mark_whose_result_is_gone_holds_nothing(shared_store: ResultsManager) -> None:
+    rm = shared_store
+    for claim in rm.claim_each(["f/0"], lease=60):
+        with claim:
+            claim.set(M)
+    assert rm.delete("f/0")
+    [back] = list(rm.claim_each(["f/0"], lease=60, wait=False))
+    assert back.result_id == "f/0"  # its result deleted: the mark held nothing
+    back.release()
+    again = rm.claim("f/1", lease=60)
+    assert again is not None
+    with again:
+        pass  # finished without storing anything
+    assert rm.claim("f/1", lease=60) is not None
+
+
+def test_a_claimed_cell_costs_three_round_trips_and_the_looks_are_shared(server_db: tuple[str, str]) -> None:
+    uri, name = server_db
+    log = CommandLog()
+    rm = ResultsManager(backend=MongoBackend(uri, database=name, event_listeners=[log]))
+    for claim in rm.claim_each(["warm/0"], lease=60):  # the store's collections and engine known
+        with claim:
+            claim.set(M)
+    log.take()
+    for claim in rm.claim_each([f"e/{i}" for i in range(5)], lease=60):
+        with claim:
+            claim.set(M)
+    sent = log.take()
+    # The look, once: the namespaces, stored results, failures, and finished marks that have
+    # served; then per cell the claim's upsert, the result's insert and the release.
+    assert sent == ["listCollections", "find", "find", "delete"] + ["update", "insert", "update"] * 5, sent
+    rm.close()

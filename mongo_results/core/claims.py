@@ -27,9 +27,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import AccessDeniedError, InvalidArgumentError, StoreWriteError
-from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, NoMatch, Update, Upsert, Wait, ask
+from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, FindOne, NoMatch, Update, Upsert, Wait, ask
 from .failures import attempts, check_max_attempts, exhausted, forget, record
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
+from .knowledge import ID_ONLY
 from .names import CLAIMS, collection_name, optional_namespace
 from .operations import BATCH, Operation, Operations
 
@@ -50,6 +51,12 @@ MAX_LEASE = timedelta(days=1)
 POLL = 5.0  # the longest pause between looks while other workers' claims hold the cells left
 FIRST_LOOK = 0.05  # the first pause: doubled after each look that takes nothing
 CHUNK = 50  # ids looked at together for stored results and failures before they are claimed
+FINISHED = "finished"  # set on a claim let go after its work: kept FINISHED_KEPT, then it expires
+UNFINISHED = {FINISHED: {"$exists": False}}
+# claim_each looks for stored results again once its look is LOOK_AGAIN old (seconds), so a mark
+# kept far longer outlives every look made before it: the taker that meets it looks again.
+LOOK_AGAIN = 1.0
+FINISHED_KEPT = timedelta(minutes=1)
 
 
 @dataclass
@@ -129,7 +136,7 @@ def take(
     bound = check_max_attempts(max_attempts)
     rid, namespace = canonical_id(result_id), _namespace(ops, namespace)
     counts = yield from attempts(ops, [rid])
-    if rid in set(exhausted(counts, bound)):
+    if rid in set(exhausted(counts, bound)) or (yield from ops.exists(rid, namespace)):
         return None
     state, _ = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0))
     return state
@@ -142,6 +149,9 @@ def _take(
 
     One upsert takes a free cell or an expired claim: its filter matches only a claim whose
     lease ran out, and where there is none it inserts, which a live claim's ``_id`` refuses.
+    A claim let go after its work stays for a minute, marked finished: it refuses the insert
+    too, and says so in the same command (the upsert's probe), so a caller whose look for
+    stored results is a second old looks again only for a cell another worker finished since.
     """
     now = yield from ops.server_now()
     state = ClaimState(rid, namespace, f"{worker}:{uuid.uuid4().hex[:8]}", now + span, span, failed)
@@ -155,20 +165,34 @@ def _take(
     }
     collection = _collection(ops)
     # A claim's _id decides between racing workers only where the claims are sharded on it.
-    yield from ops.check_shard_key(collection, (yield from ops.learn_engine()))
+    engine = yield from ops.learn_engine()
+    yield from ops.check_shard_key(collection, engine)
     expired = {"_id": state.key, "expires_at": {"$lte": now}}
-    if isinstance((yield from ask(Upsert(collection, expired, document, replace=True))), DuplicateKey):
-        return None, True
-    if (yield from ops.exists(rid, namespace)):  # stored by a worker that has let its claim go
-        yield from release(ops, state)
-        return None, False
-    return state, False
+    finished = {"_id": state.key, FINISHED: True}
+    probe = finished if engine.bulk_updates else None  # FerretDB 1.x takes no bulk of updates: asked apart
+    for _ in range(2):
+        answer = yield from ask(Upsert(collection, expired, document, replace=True, probe=probe))
+        if not isinstance(answer, DuplicateKey):
+            return state, False
+        if not (answer.probed or (probe is None and (yield from ask(FindOne(collection, finished, ID_ONLY))))):
+            return None, True  # a live claim holds it
+        if (yield from ops.exists(rid, namespace)):
+            return None, False
+        # Finished, but not stored (given up, or its result deleted since): the mark says nothing.
+        yield from ask(Delete(collection, finished, many=False))
+    return None, True  # finished and deleted twice over while this worker looked: another worker is at it
+
+
+def _served(ops: Operations) -> Operation[None]:
+    """Delete the finished marks older than FINISHED_KEPT: no look made since they were set needs them."""
+    served = {FINISHED: True, "expires_at": {"$lte": (yield from ops.server_now())}}
+    yield from ask(Delete(_collection(ops), served, many=True))
 
 
 def _earliest(ops: Operations, keys: list[str], now: datetime) -> Operation[datetime]:
-    """When the first of the claims that hold ``keys`` runs out (now, if one is gone meanwhile)."""
-    found = yield from ask(Find(_collection(ops), {"_id": {"$in": keys}}, {"expires_at": 1}))
-    ends = [_aware(d["expires_at"]) for d in found if isinstance(d.get("expires_at"), datetime)]
+    """When the first of the claims that hold ``keys`` runs out (now, if one is gone or finished meanwhile)."""
+    found = yield from ask(Find(_collection(ops), {"_id": {"$in": keys}}, {"expires_at": 1, FINISHED: 1}))
+    ends = [_aware(d["expires_at"]) for d in found if isinstance(d.get("expires_at"), datetime) and FINISHED not in d]
     return min(ends) if len(ends) == len(keys) else now
 
 
@@ -197,18 +221,27 @@ def take_each(
         for start in range(0, len(pending), CHUNK):
             # Looked at afresh for each chunk: workers that run through one list behind each other
             # pass over what the ones ahead stored with one query, not a claim given back per cell.
-            todo = yield from missing(ops, pending[start : start + CHUNK], namespace)
-            counts = yield from attempts(ops, todo)
-            done = set(exhausted(counts, bound))
-            for rid in todo:
-                if rid in done:
-                    continue
-                state, busy = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0))
-                if state is not None:
-                    yield Batch([state])
-                    pause = FIRST_LOOK
-                elif busy:
-                    held.append(rid)
+            # And again for the rest of the chunk once the look is LOOK_AGAIN old: a result stored
+            # without a claim since is then passed over too (one finished under a claim always is).
+            rest = pending[start : start + CHUNK]
+            while rest:
+                looked = ops.monotonic()
+                todo = yield from missing(ops, rest, namespace)
+                counts = yield from attempts(ops, todo)
+                yield from _served(ops)
+                done, rest = set(exhausted(counts, bound)), []
+                for at, rid in enumerate(todo):
+                    if ops.monotonic() - looked > LOOK_AGAIN:
+                        rest = todo[at:]
+                        break
+                    if rid in done:
+                        continue
+                    state, busy = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0))
+                    if state is not None:
+                        yield Batch([state])
+                        pause = FIRST_LOOK
+                    elif busy:
+                        held.append(rid)
         if not wait or not held:
             return
         # Their holders may store them any moment, or die: look again soon, then less often,
@@ -238,7 +271,18 @@ def renew(ops: Operations, state: ClaimState, lease: object | None) -> Operation
 
 
 def release(ops: Operations, state: ClaimState) -> Operation[None]:
-    """Let a claim go (a claim another worker took meanwhile is left alone)."""
+    """Let a claim go (a claim another worker took meanwhile is left alone).
+
+    It stays FINISHED_KEPT, marked finished: no reader counts it as held, and a taker's upsert
+    learns of it in the same command and looks for the result before claiming again.
+    """
+    mine = {"_id": state.key, "owner": state.owner}
+    until = (yield from ops.server_now()) + FINISHED_KEPT
+    yield from ask(Update(_collection(ops), mine, {"$set": {FINISHED: True, "expires_at": until}}))
+
+
+def _give_back(ops: Operations, state: ClaimState) -> Operation[None]:
+    """Let go of a claim whose work raised: deleted, not marked finished."""
     yield from ask(Delete(_collection(ops), {"_id": state.key, "owner": state.owner}, many=False))
 
 
@@ -246,7 +290,10 @@ def finish(ops: Operations, state: ClaimState, error: BaseException | None) -> O
     """The end of a ``with claim:`` block: a failure recorded (an ``Exception``, not an interrupt), the claim let go."""
     if isinstance(error, Exception):
         yield from record(ops, state.result_id, state.namespace, state.owner, error, (yield from ops.server_now()))
-    elif error is None and state.failed:
+    if error is not None:  # unfinished: the next taker need not look for its result
+        yield from _give_back(ops, state)
+        return
+    if state.failed:
         yield from forget(ops, state.result_id)
     yield from release(ops, state)
 
@@ -256,7 +303,7 @@ def live_claims(ops: Operations, prefix: ResultId | None) -> Operation[list[dict
     now = yield from ops.server_now()
     p = canonical_prefix(prefix)
     collection = _collection(ops)
-    found = yield from ask(Find(collection, {}))
+    found = [d for d in (yield from ask(Find(collection, {}))) if FINISHED not in d]
     ended = {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}
     if any(isinstance(d.get("expires_at"), datetime) and _aware(d["expires_at"]) <= now for d in found):
         # Workers that ended without letting go: their claims go now (a reader without the
@@ -288,9 +335,8 @@ def check_claims(ops: Operations, fix: bool) -> Operation[list[str]]:
     now = yield from ops.server_now()
     collection = _collection(ops)
     unreadable = yield from ask(Find(collection, {"unreadable": {"$exists": True}}, {"_id": 1, "unreadable": 1}))
-    expired = yield from ask(
-        Find(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, {"_id": 1})
-    )
+    ended = {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}
+    expired = yield from ask(Find(collection, {**ended, **UNFINISHED}, {"_id": 1}))
     lines = []
     if unreadable:
         what = f"{len(unreadable)} unreadable claim file(s) (cut short by a crash)"
@@ -303,9 +349,7 @@ def check_claims(ops: Operations, fix: bool) -> Operation[list[str]]:
     if expired:
         what = f"{len(expired)} expired claim(s) of workers that ended without letting go"
         if fix:
-            yield from ask(
-                Delete(collection, {"expires_at": {"$lte": now}, "unreadable": {"$exists": False}}, many=True)
-            )
+            yield from ask(Delete(collection, ended, many=True))  # finished marks that have served too
             lines.append(f"  fixed: removed {what}")
         else:
             lines.append(f"  note: {what} (the next taker replaces each; --fix removes them)")

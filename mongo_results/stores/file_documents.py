@@ -94,14 +94,15 @@ class DocumentFiles:
     def execute(self, command: cmd.Command) -> Any:
         """Run one of the collection's commands; its reply, as a server's would be."""
         match command:
-            case cmd.Upsert(_, query, update, replace, _):
+            case cmd.Upsert(_, query, update, replace, probe):
                 with self._tree.locked():
                     for path, doc in self._candidates(query)[:1]:
                         self._write(path, update if replace else apply_update(doc, update, inserting=False))
                         return cmd.Written(False)
                     path = self._path(query["_id"])
-                    if self._read(path) is not None:
-                        return cmd.DuplicateKey(None)
+                    existing = self._read(path)
+                    if existing is not None:
+                        return cmd.DuplicateKey(None, probe is not None and matches(existing, probe))
                     base = {k: v for k, v in query.items() if not isinstance(v, Mapping)}
                     self._write(path, update if replace else apply_update(base, update, inserting=True))
                     return cmd.Written(True)
