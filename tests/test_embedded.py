@@ -142,7 +142,7 @@ def test_a_mongomock_target_makes_the_embedded_twin_of_the_class_asked_for() -> 
     from mongo_results import AsyncMongoBackend, MongoBackend
     from mongo_results.stores.embedded_backends import AsyncEmbeddedBackend, EmbeddedBackend
 
-    client = mongomock.MongoClient()
+    client: Any = mongomock.MongoClient()
     for target, database in (
         ("mongomock://localhost/twins", "twins"),
         (client, "mongo_results"),
