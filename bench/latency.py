@@ -149,7 +149,7 @@ def latency(uri: str, database: str, delays: list[int], rounds: int, label: str,
     lines = [
         f"Single calls through Toxiproxy adding each reply's delay, {label}; medians of {rounds} interleaved "
         "rounds on a prepared store. Round trips: the most commands one call sent (a claimed cell: per cell, "
-        "with claim_each's look-ups of stored and failed cells shared by the grid).",
+        "with claim_each's look for stored and failed cells and served finished marks shared by the grid).",
         "",
         "| call | added latency | raw PyMongo | mongo_results | × raw | round trips (raw / ours) |",
         "|---|---:|---:|---:|---:|---:|",
