@@ -600,7 +600,7 @@ def test_a_claimed_cell_costs_three_round_trips_and_the_looks_are_shared(server_
         with claim:
             claim.set(M)
     sent = log.take()
-    # The look, once: the namespaces, stored results, failures, and finished marks that have
-    # served; then per cell the claim's upsert, the result's insert and the release.
-    assert sent == ["listCollections", "find", "find", "delete"] + ["update", "insert", "update"] * 5, sent
+    # Once a call, the finished marks that have served go; the look (the namespaces, stored
+    # results, failures); then per cell the claim's upsert, the result's insert and the release.
+    assert sent == ["delete", "listCollections", "find", "find"] + ["update", "insert", "update"] * 5, sent
     rm.close()

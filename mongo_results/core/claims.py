@@ -216,6 +216,8 @@ def take_each(
     namespace = _namespace(ops, namespace)
     pending = list(dict.fromkeys(canonical_ids(result_ids, "claim_each")))
     pause = FIRST_LOOK
+    if pending:
+        yield from _served(ops)  # once a call: the file store reads every claim file to find them
     while pending:
         held: list[str] = []
         for start in range(0, len(pending), CHUNK):
@@ -228,7 +230,6 @@ def take_each(
                 looked = ops.monotonic()
                 todo = yield from missing(ops, rest, namespace)
                 counts = yield from attempts(ops, todo)
-                yield from _served(ops)
                 done, rest = set(exhausted(counts, bound)), []
                 for at, rid in enumerate(todo):
                     if ops.monotonic() - looked > LOOK_AGAIN:
