@@ -585,6 +585,7 @@ def test_a_finished_mark_whose_result_is_gone_holds_nothing(shared_store: Result
     assert again is not None
     with again:
         pass  # finished without storing anything
+    assert again.renew() is False  # let go: a finished mark is renewed by no one
     assert rm.claim("f/1", lease=60) is not None
 
 

@@ -132,6 +132,23 @@ def _after_grace(rm: ResultsManager) -> None:
     ops.clock = lambda: later
 
 
+def _settled(uri: str, name: str) -> None:
+    """Wait until the server has finished what a killed writer had sent: its chunks stop arriving.
+
+    A server runs a command to its end after its client is gone, so chunks of an upload can
+    land after the kill, and after a doctor that looked before them.
+    """
+    deadline = time.monotonic() + 60
+    before = _files(uri, name)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)  # polled: two looks alike this far apart end it
+        now = _files(uri, name)
+        if now == before:
+            return
+        before = now
+    raise AssertionError("the killed writer's chunks kept arriving for a minute")
+
+
 def _files(uri: str, name: str) -> tuple[int, int]:
     """How many GridFS files and chunks the store holds."""
     client: MongoClient[dict[str, Any]] = MongoClient(uri)
@@ -345,6 +362,7 @@ for i in range(100):
     assert writer.poll() is None, "the writer ended before it was killed"
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
+    _settled(uri, name)
     rm = _manager(uri, name)
     register_model(Scan)
     for rid, model in rm.iter_results(model_class=Scan):

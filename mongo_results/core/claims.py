@@ -263,7 +263,9 @@ def renew(ops: Operations, state: ClaimState, lease: object | None) -> Operation
     now = yield from ops.server_now()
     expires = now + span
     answer = yield from ask(
-        Update(_collection(ops), {"_id": state.key, "owner": state.owner}, {"$set": {"expires_at": expires}})
+        Update(
+            _collection(ops), {"_id": state.key, "owner": state.owner, **UNFINISHED}, {"$set": {"expires_at": expires}}
+        )
     )
     if isinstance(answer, NoMatch) or (yield from ops.exists(state.result_id, state.namespace)):
         return False
