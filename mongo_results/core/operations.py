@@ -189,13 +189,16 @@ class Operations(StoreKnowledge):
         pending: dict[int, SetPlan] = {}
         at = self.clock()  # one call, one time: the clock is read once
         resolved: dict[type, str] = {}  # a class's namespace, looked up in ``models`` once per call
+        checked: set[str] = set()  # namespaces that name one of this store's collections
         for i, (rid, model) in enumerate(pairs):
             ns = namespace if namespace is not None else resolved.get(type(model))
             try:
                 plan = plan_set(
                     rid, model, behavior, ns, False, store_secrets=secrets, engine=engine, at=at, models=self.models
                 )
-                collection_name(self.prefix, plan.namespace)  # one of this store's collections
+                if plan.namespace not in checked:
+                    collection_name(self.prefix, plan.namespace)
+                    checked.add(plan.namespace)
             except (MongoResultsError, ValueError, TypeError) as exc:
                 progress.outcomes[i] = exc  # refused before anything is sent
                 continue
