@@ -605,3 +605,48 @@ def test_a_claimed_cell_costs_three_round_trips_and_the_looks_are_shared(server_
     # results, failures); then per cell the claim's upsert, the result's insert and the release.
     assert sent == ["delete", "listCollections", "find", "find"] + ["update", "insert", "update"] * 5, sent
     rm.close()
+
+
+def test_a_mark_let_go_is_removed_only_by_whoever_read_it(shared_store: ResultsManager) -> None:
+    """C reads a stale mark; before C removes it, B takes the cell, stores it and lets go: C must not take it."""
+    from mongo_results.core.commands import Delete
+
+    register_model(Metrics)
+    a, b, c = shared_store, _beside(shared_store), _beside(shared_store)
+    first = a.claim("cell/1", lease=60)
+    assert first is not None
+    with first:
+        pass  # let go, nothing stored: the mark says nothing
+    executor = c.backend
+    own = executor._execute
+
+    def b_slips_in(command: Any) -> Any:
+        if isinstance(command, Delete) and "finished" in command.filter and not b_done:
+            b_done.append(True)
+            taken = b.claim("cell/1", lease=60)
+            assert taken is not None
+            with taken:
+                taken.set(Metrics(loss=2, accuracy=0))
+        return own(command)
+
+    b_done: list[bool] = []
+    executor._execute = b_slips_in
+    assert c.claim("cell/1", lease=60) is None and b_done  # B's result is stored: nothing to take
+    assert a.get("cell/1", Metrics).loss == 2
+    b.close()
+    c.close()
+
+
+def test_a_cell_that_failed_after_the_look_is_not_offered_past_its_attempts(shared_store: ResultsManager) -> None:
+    rm, other = shared_store, _beside(shared_store)
+    cells = rm.claim_each(["m/0", "m/1"], lease=60, max_attempts=1, wait=False)
+    first = next(cells)  # the look counted no failure of m/1
+    failing = other.claim("m/1", lease=60, max_attempts=1)
+    assert failing is not None
+    with pytest.raises(ZeroDivisionError), failing:
+        1 / 0  # noqa: B018
+    with first:
+        first.set(M)
+    assert list(cells) == []  # m/1 has failed once: its one attempt is spent
+    assert [f["result_id"] for f in rm.failures()] == ["m/1"] and rm.claims() == []
+    other.close()

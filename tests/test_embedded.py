@@ -166,3 +166,38 @@ def test_the_server_backends_hold_nothing_of_the_embedded_store() -> None:
     source = inspect.getsource(server_module)
     for name in ("mock_client", "execute_embedded", "embedded_lock", "WrongProcessError", "EMBEDDED", "self._embedded"):
         assert name not in source, name
+
+
+def test_a_subclass_of_mongobackend_keeps_its_methods_on_the_embedded_store() -> None:
+    from mongo_results import MongoBackend
+    from mongo_results.stores.embedded_backends import EmbeddedBackend
+
+    class Audited(MongoBackend):
+        def audit(self) -> str:
+            return f"audited {self.database_name}"
+
+    embedded = Audited("mongomock://localhost/audited")
+    assert isinstance(embedded, Audited) and isinstance(embedded, EmbeddedBackend) and embedded.embedded
+    assert embedded.audit() == "audited audited"
+    assert type(Audited("mongomock://localhost/other")) is type(embedded)  # one twin class per subclass
+    rm = ResultsManager(backend=embedded)
+    register_model(Metrics)
+    rm.set("a", Metrics(loss=1, accuracy=1))
+    assert rm.list_ids() == ["a"]
+
+
+def test_the_embedded_backend_refuses_a_server_and_copies_share_the_store() -> None:
+    import copy
+
+    from mongo_results import MongoBackend
+    from mongo_results.errors import InvalidUriError
+    from mongo_results.stores.embedded_backends import EmbeddedBackend
+
+    with pytest.raises(InvalidUriError, match="needs a mongomock:// URI"):
+        EmbeddedBackend("mongodb://127.0.0.1:1/x")
+    original = MongoBackend("mongomock://localhost/copied", collection_prefix="c.")
+    register_model(Metrics)
+    ResultsManager(backend=original).set("a", Metrics(loss=1, accuracy=1))
+    for twin in (copy.copy(original), copy.deepcopy(original)):
+        assert type(twin) is type(original) and twin.collection_prefix == "c."
+        assert ResultsManager(backend=twin).list_ids() == ["a"]  # the same in-process store

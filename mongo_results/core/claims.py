@@ -30,7 +30,6 @@ from ..errors import AccessDeniedError, InvalidArgumentError, StoreWriteError
 from .commands import BY_ID, Batch, Delete, DuplicateKey, Find, FindOne, NoMatch, Update, Upsert, Wait, ask
 from .failures import attempts, check_max_attempts, exhausted, forget, record
 from .ids import ResultId, canonical_id, canonical_ids, canonical_prefix
-from .knowledge import ID_ONLY
 from .names import CLAIMS, collection_name, optional_namespace
 from .operations import BATCH, Operation, Operations
 
@@ -138,20 +137,20 @@ def take(
     counts = yield from attempts(ops, [rid])
     if rid in set(exhausted(counts, bound)) or (yield from ops.exists(rid, namespace)):
         return None
-    state, _ = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0))
+    state, _ = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0), bound)
     return state
 
 
 def _take(
-    ops: Operations, rid: str, namespace: str | None, span: timedelta, worker: str, failed: int
+    ops: Operations, rid: str, namespace: str | None, span: timedelta, worker: str, failed: int, bound: int | None
 ) -> Operation[tuple[ClaimState | None, bool]]:
     """The claim, or None and whether a live claim holds the cell (else its result is stored).
 
     One upsert takes a free cell or an expired claim: its filter matches only a claim whose
     lease ran out, and where there is none it inserts, which a live claim's ``_id`` refuses.
-    A claim let go after its work stays for a minute, marked finished: it refuses the insert
-    too, and says so in the same command (the upsert's probe), so a caller whose look for
-    stored results is a second old looks again only for a cell another worker finished since.
+    A claim let go stays for a minute, marked finished: it refuses the insert too, and says
+    so in the same command (the upsert's probe). So a caller whose look is a second old looks
+    again, for the result and the failures, only at a cell another worker let go since.
     """
     now = yield from ops.server_now()
     state = ClaimState(rid, namespace, f"{worker}:{uuid.uuid4().hex[:8]}", now + span, span, failed)
@@ -170,17 +169,27 @@ def _take(
     expired = {"_id": state.key, "expires_at": {"$lte": now}}
     finished = {"_id": state.key, FINISHED: True}
     probe = finished if engine.bulk_updates else None  # FerretDB 1.x takes no bulk of updates: asked apart
-    for _ in range(2):
+    for _ in range(3):
         answer = yield from ask(Upsert(collection, expired, document, replace=True, probe=probe))
         if not isinstance(answer, DuplicateKey):
             return state, False
-        if not (answer.probed or (probe is None and (yield from ask(FindOne(collection, finished, ID_ONLY))))):
+        if probe is not None and not answer.probed:
             return None, True  # a live claim holds it
+        mark = yield from ask(FindOne(collection, finished, {"owner": 1}))
+        if mark is None:
+            if probe is None:
+                return None, True
+            continue  # gone meanwhile: ask again
         if (yield from ops.exists(rid, namespace)):
             return None, False
-        # Finished, but not stored (given up, or its result deleted since): the mark says nothing.
-        yield from ask(Delete(collection, finished, many=False))
-    return None, True  # finished and deleted twice over while this worker looked: another worker is at it
+        counts = yield from attempts(ops, [rid])
+        if rid in set(exhausted(counts, bound)):
+            return None, False
+        state.failed = counts.get(rid, 0)
+        # Let go unstored (failed, given up, or its result deleted since): this very mark says
+        # nothing more. Another worker's mark, set since, stays and is met on the next ask.
+        yield from ask(Delete(collection, {**finished, "owner": mark.get("owner")}, many=False))
+    return None, True  # let go and taken again around this worker each time it asked: others are at it
 
 
 def _served(ops: Operations) -> Operation[None]:
@@ -237,7 +246,7 @@ def take_each(
                         break
                     if rid in done:
                         continue
-                    state, busy = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0))
+                    state, busy = yield from _take(ops, rid, namespace, span, worker, counts.get(rid, 0), bound)
                     if state is not None:
                         yield Batch([state])
                         pause = FIRST_LOOK
@@ -277,26 +286,18 @@ def release(ops: Operations, state: ClaimState) -> Operation[None]:
     """Let a claim go (a claim another worker took meanwhile is left alone).
 
     It stays FINISHED_KEPT, marked finished: no reader counts it as held, and a taker's upsert
-    learns of it in the same command and looks for the result before claiming again.
+    learns of it in the same command and looks at the result and the failures before claiming.
     """
     mine = {"_id": state.key, "owner": state.owner}
     until = (yield from ops.server_now()) + FINISHED_KEPT
     yield from ask(Update(_collection(ops), mine, {"$set": {FINISHED: True, "expires_at": until}}))
 
 
-def _give_back(ops: Operations, state: ClaimState) -> Operation[None]:
-    """Let go of a claim whose work raised: deleted, not marked finished."""
-    yield from ask(Delete(_collection(ops), {"_id": state.key, "owner": state.owner}, many=False))
-
-
 def finish(ops: Operations, state: ClaimState, error: BaseException | None) -> Operation[None]:
     """The end of a ``with claim:`` block: a failure recorded (an ``Exception``, not an interrupt), the claim let go."""
     if isinstance(error, Exception):
         yield from record(ops, state.result_id, state.namespace, state.owner, error, (yield from ops.server_now()))
-    if error is not None:  # unfinished: the next taker need not look for its result
-        yield from _give_back(ops, state)
-        return
-    if state.failed:
+    elif error is None and state.failed:
         yield from forget(ops, state.result_id)
     yield from release(ops, state)
 

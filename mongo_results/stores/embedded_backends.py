@@ -15,9 +15,9 @@ from typing import Any, TypeVar, cast
 
 from ..core.commands import Command
 from ..core.profiles import EMBEDDED
-from ..errors import NotShareableError, WrongProcessError
+from ..errors import InvalidUriError, NotShareableError, WrongProcessError
 from .embedded import embedded_lock, execute_embedded, in_child_process, mock_client
-from .mongo import AsyncMongoBackend, Connection, MongoBackend, MongoStore
+from .mongo import AsyncMongoBackend, Connection, MongoBackend, MongoStore, names_embedded
 
 __all__ = ["AsyncEmbeddedBackend", "EmbeddedBackend", "embedded_kind"]
 
@@ -25,12 +25,25 @@ __all__ = ["AsyncEmbeddedBackend", "EmbeddedBackend", "embedded_kind"]
 S = TypeVar("S", bound=MongoStore)
 
 
+_twins: dict[type[MongoStore], type[MongoStore]] = {}
+_twins_lock = threading.Lock()
+
+
 def embedded_kind(kind: type[S]) -> type[S]:
-    """The embedded twin of MongoBackend or AsyncMongoBackend (for a subclass of either: the twin of its base)."""
+    """The embedded twin of a MongoDB backend class: a subclass of both it and the embedded backend.
+
+    A user's subclass of ``MongoBackend`` keeps its own methods on the embedded store too.
+    """
     if issubclass(kind, _Embedded):
         return kind
-    twin = AsyncEmbeddedBackend if issubclass(kind, AsyncMongoBackend) else EmbeddedBackend
-    return cast("type[S]", twin)
+    base = AsyncEmbeddedBackend if issubclass(kind, AsyncMongoBackend) else EmbeddedBackend
+    if kind in (MongoBackend, AsyncMongoBackend):
+        return cast("type[S]", base)
+    with _twins_lock:
+        twin = _twins.get(kind)
+        if twin is None:
+            twin = _twins[kind] = type(f"Embedded{kind.__name__}", (base, kind), {"__module__": kind.__module__})
+        return cast("type[S]", twin)
 
 
 class _Embedded(MongoStore):
@@ -40,6 +53,11 @@ class _Embedded(MongoStore):
     _lock: threading.RLock | None
 
     def __init__(self, target: Any, **options: Any) -> None:
+        if not names_embedded(target):
+            raise InvalidUriError(
+                f"{type(self).__name__} is the embedded store: it needs a mongomock:// URI or mongomock's "
+                "client or database; MongoBackend(target) chooses the store a target names"
+            )
         super().__init__(target, **options)
         self._home = os.getpid()  # the only process that can use the store
         self._lock = embedded_lock(self._given) if self._given is not None else None
@@ -81,6 +99,21 @@ class _Embedded(MongoStore):
         lock = self._lock
         assert lock is not None  # set as the connection opened
         return self._guarded(lambda: execute_embedded(db, command, lock))
+
+    def __copy__(self) -> Any:
+        """Another backend on the same in-process store (a deep copy is the same: the store is not copied)."""
+        target = self._uri if self._uri is not None else self._given
+        options = {
+            "database": self.database_name,
+            "collection_prefix": self.collection_prefix,
+            "store_secrets": self.store_secrets,
+            "validation": self.validation,
+            "path_index": self.path_index,
+        }
+        return type(self)(target, **options, **self._client_options)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self.__copy__()
 
     def __getstate__(self) -> dict[str, Any]:
         raise NotShareableError(
