@@ -464,6 +464,7 @@ FERRETDB_BACKEND_GONE = [  # what FerretDB 2.5 answered (code 1, InternalError) 
     "[msg_listcollections.go:42 handler.(*Handler).msgListCollections] [pool.go:86 documentdb.(*Pool).Acquire] "
     "failed to connect to `user=postgres database=postgres`:\n\t127.0.0.1:5432 (127.0.0.1): dial error: "
     "dial tcp 127.0.0.1:5432: connect: connection refused",
+    "context canceled",  # FerretDB itself stopped (SIGTERM) while a command was in flight
 ]
 
 

@@ -73,6 +73,7 @@ BACKEND_GONE = (
     "conn closed",
     "unexpected eof",
     "broken pipe",
+    "context canceled",  # FerretDB stopping (SIGTERM) cancels the commands in flight
 )
 
 
