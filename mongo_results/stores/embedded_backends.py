@@ -103,14 +103,7 @@ class _Embedded(MongoStore):
     def __copy__(self) -> Any:
         """Another backend on the same in-process store (a deep copy is the same: the store is not copied)."""
         target = self._uri if self._uri is not None else self._given
-        options = {
-            "database": self.database_name,
-            "collection_prefix": self.collection_prefix,
-            "store_secrets": self.store_secrets,
-            "validation": self.validation,
-            "path_index": self.path_index,
-        }
-        return type(self)(target, **options, **self._client_options)
+        return type(self)(target, **self._options(), **self._client_options)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return self.__copy__()

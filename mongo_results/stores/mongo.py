@@ -347,26 +347,21 @@ class MongoStore:
                 f"A {type(self).__name__} built from a client or database object cannot be pickled; "
                 "build it from a URI to hand it to other processes"
             )
+        return {"uri": self._uri, **self._options(), "client_options": self._client_options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.__init__(state.pop("uri"), **state.pop("client_options"), **state)  # type: ignore[misc]
+
+    def _options(self) -> dict[str, Any]:
+        """The constructor's keyword options this store was built with, but the client's."""
         return {
-            "uri": self._uri,
             "database": self.database_name,
             "collection_prefix": self.collection_prefix,
             "store_secrets": self.store_secrets,
             "validation": self.validation,
             "path_index": self.path_index,
-            "client_options": self._client_options,
         }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
-            state["uri"],
-            database=state["database"],
-            collection_prefix=state["collection_prefix"],
-            store_secrets=state["store_secrets"],
-            validation=state["validation"],
-            path_index=state["path_index"],
-            **state["client_options"],
-        )
 
     @property
     def embedded(self) -> bool:
