@@ -237,12 +237,10 @@ def interrupt_set_many(
 def test_server_killed_during_set_many(
     own_server: Server, behavior: SetBehavior, flavour: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # FerretDB 1.x takes one command per upsert and scans its table for each: fewer items (and
-    # smaller insert batches, so that a third write command exists) there.
-    count = 5000
-    if isinstance(own_server, FerretDB):
-        count = 160
-        monkeypatch.setattr(operations, "BATCH", 40)
+    # Five write commands, the third killed in flight. FerretDB 1.x takes one command per upsert
+    # and scans its table for each: fewer items there.
+    count, batch = (160, 40) if isinstance(own_server, FerretDB) else (1500, 300)
+    monkeypatch.setattr(operations, "BATCH", batch)
     items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(count)]
     uri = own_server.uri + "?serverSelectionTimeoutMS=1500"
     killer = KillOnWrite(own_server, nth=3)
@@ -404,12 +402,13 @@ def sharded_alone() -> Iterator[Sharded]:
 
 @pytest.mark.parametrize("behavior", [SetBehavior.RAISE_IF_EXISTS, SetBehavior.SKIP_IF_EXISTS])
 def test_a_worker_node_stopped_during_set_many_is_an_interruption_and_the_retry_stores_each_id_once(
-    sharded_alone: Sharded, behavior: SetBehavior
+    sharded_alone: Sharded, behavior: SetBehavior, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = sharded_alone
     database = f"w_{uuid.uuid4().hex[:8]}"
     uri = server.uri + "?serverSelectionTimeoutMS=1500"
-    items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(5000)]
+    monkeypatch.setattr(operations, "BATCH", 400)  # five write commands: one written, one cut, three not sent
+    items = [(f"bulk/{i:05d}", Metrics(loss=i, accuracy=0, step=i)) for i in range(2000)]
     rm = ResultsManager(backend=MongoBackend(uri, database=database))
     assert rm.admin.shard(namespace="default").problems == 0  # the results spread over both workers
     stopper = StopWorkerOnAck(server, nth=1)

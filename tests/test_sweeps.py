@@ -133,7 +133,7 @@ def test_a_heartbeat_keeps_a_short_lease_alive_while_the_work_runs(rm: ResultsMa
     seen: list[Any] = []
 
     def done_and_checked() -> Any:
-        # Three leases later, the cell is still this worker's: no one else could take it.
+        # Two leases later, the cell is still this worker's: no one else could take it.
         if isinstance(rm, SyncView):  # inside the manager's loop: awaited there
 
             async def check() -> None:
@@ -145,7 +145,7 @@ def test_a_heartbeat_keeps_a_short_lease_alive_while_the_work_runs(rm: ResultsMa
         seen.append([c["owner"] for c in rm.claims("long")])
         return None
 
-    work(rm, claim, done_and_checked, seconds=2.7)
+    work(rm, claim, done_and_checked, seconds=1.8)
     assert seen == [None, [claim.owner]]
     assert rm.claims() == []  # the block's end let it go: the heartbeat stopped
     taken = rm.claim("long/1", lease=60)
