@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -328,6 +328,23 @@ def test_classes_that_can_change_on_the_way_back_are_verified() -> None:
     long.name = "abcdef"  # assignment is not validated
     with pytest.raises(LossyValueError):
         encode_model(long)
+
+
+class Dated(BaseModel):
+    at: datetime
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(minutes=1))),  # found by the validator test's generated models
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(minutes=-1))),
+    ],
+)
+def test_a_datetime_whose_utc_time_no_date_can_hold_is_refused(at: datetime) -> None:
+    with pytest.raises(LossyValueError, match=r"at: .* outside the dates"):
+        encode_model(Dated(at=at))
+    assert encode_model(Dated(at=at.replace(tzinfo=timezone.utc))).data["at"] == at.replace(tzinfo=None)
 
 
 def test_a_value_not_of_its_declared_type_falls_back_to_verification() -> None:

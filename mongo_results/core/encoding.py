@@ -217,7 +217,10 @@ def split_dates(value: Any) -> tuple[Any, tuple[tuple[str, str], ...]]:
         if isinstance(v, datetime):
             if not _held(v):
                 times.append((path, to_jsonable_python(v)))
-            return _date(v)
+            try:
+                return _date(v)
+            except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC: no datetime, no BSON date
+                raise LossyValueError(f"{path}: {v.isoformat()} is outside the dates a store can hold in UTC") from None
         return v
 
     return walk(value, ""), tuple(times)
