@@ -36,13 +36,14 @@ from mongo_results.core.commands import (
     SetValidator,
     ShardCollection,
     ShardKeyOf,
+    Together,
     Update,
     Upsert,
     Written,
 )
 from mongo_results.core.encoding import encode_model
 from mongo_results.core.operations import Operations
-from mongo_results.core.profiles import FILES, EngineProfile
+from mongo_results.core.profiles import EMBEDDED, FILES, EngineProfile
 from mongo_results.core.runloop import run, stream
 from mongo_results.core.validators import validator_command
 from mongo_results.errors import (
@@ -76,8 +77,12 @@ class Canned:
         self.answer = answer
         self.probes = probes
         self.sent: list[Command] = []
+        self.together: list[int] = []  # the size of each Together, its commands recorded in sent
 
     def __call__(self, command: Command) -> Any:
+        if isinstance(command, Together):  # a server's executor sends them at once; here, in turn
+            self.together.append(len(command.commands))
+            return [self(c) for c in command.commands]
         if isinstance(command, ShardKeyOf) and not self.probes:
             return None  # not sharded: the read of the shard key before a collection's first write
         if is_probe(command) and not self.probes:
@@ -325,10 +330,49 @@ def test_exists_reuses_a_recent_listing_and_lists_again_before_not_found() -> No
     answers.sent.clear()
     assert run(core.get("a", Metrics, None), answers) == A
     assert answers.kinds() == ["ListCollections", "FindOne", "FindOne"]  # get lists every time
+    assert answers.together == [3]  # at once with the reads of what it listed last
     clock[0] = 5.0  # the listing is old: listed again first
     answers.sent.clear()
     run(core.exists("a", None), answers)
     assert answers.kinds()[0] == "ListCollections"
+
+
+@pytest.mark.parametrize("engine", [MONGODB, EMBEDDED])
+def test_reads_without_a_namespace_send_the_listing_with_the_reads_of_the_last_one(engine: EngineProfile) -> None:
+    collections = ["results.default", "results.gone"]
+    stored = {"results.default/a": doc("a"), "results.gone/a": doc("a", "gone"), "results.new/a": doc("a", "new")}
+
+    def answer(command: Command) -> Any:
+        if isinstance(command, ListCollections):
+            return list(collections)
+        if isinstance(command, Find):
+            found = stored.get(command.collection + "/a")
+            return [{"_id": "a"}] if found else []
+        assert isinstance(command, FindOne)
+        return stored.get(command.collection + "/" + command.filter["_id"])
+
+    core, answers = ops(engine), Canned(answer)
+    assert run(core.list_ids(None, None), answers) == ["a"]  # nothing listed yet: the listing first
+    assert answers.kinds() == ["ListCollections", "Find", "Find"] and answers.together == []
+    collections[1:] = ["results.new"]  # since: "gone" dropped, "new" created by another process
+    answers.sent.clear()
+    with pytest.raises(AmbiguousResultError) as ambiguous:  # "default" and "new": what is there now
+        run(core.get("a", None, None), answers)
+    assert ambiguous.value.namespaces == ("default", "new")
+    if engine is EMBEDDED:  # in this process: no round trip to save, each in turn
+        assert answers.kinds() == ["ListCollections", "FindOne", "FindOne"] and answers.together == []
+        return
+    # The listing and the reads of "default" and "gone" at once; "new" read after; "gone" left out.
+    assert answers.together == [3]
+    assert [(type(c).__name__, getattr(c, "collection", None)) for c in answers.sent] == [
+        ("ListCollections", None),
+        ("FindOne", "results.default"),
+        ("FindOne", "results.gone"),
+        ("FindOne", "results.new"),
+    ]
+    answers.sent.clear()
+    assert run(core.get("a", Metrics, "default"), answers) == A  # a named namespace: one read, no listing
+    assert answers.kinds() == ["FindOne"] and answers.together == [3]
 
 
 def test_get_in_several_namespaces_is_ambiguous_unless_the_class_says() -> None:

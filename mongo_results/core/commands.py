@@ -18,26 +18,26 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 __all__ = [
-    "BY_ID",
-    "EVERY",
     "Asks",
+    "BY_ID",
+    "Batch",
     "BuildInfo",
     "BulkWrite",
-    "Command",
     "CollectionOptions",
+    "Command",
     "CountDocuments",
     "CreateCollection",
     "Delete",
     "DeleteFile",
     "Drop",
     "DuplicateKey",
-    "Batch",
+    "EVERY",
     "EnableSharding",
     "EnsureIndexes",
     "Failed",
     "Find",
-    "FindArrow",
     "FindAndDelete",
+    "FindArrow",
     "FindOne",
     "GetFile",
     "Index",
@@ -51,11 +51,12 @@ __all__ = [
     "PartialPage",
     "PutFile",
     "Refused",
-    "Undecodable",
     "ServerTime",
     "SetValidator",
     "ShardCollection",
     "ShardKeyOf",
+    "Together",
+    "Undecodable",
     "Update",
     "Upsert",
     "Write",
@@ -408,6 +409,18 @@ class ShardKeyOf(_OnCollection, Asks[dict[str, Any] | NoMatch | None]):
     __slots__ = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Together(Asks[list[Any]]):
+    """Reads sent at once, each on a connection of its own; their replies, in order.
+
+    A call that must list the namespaces before it reads sends the listing and the reads of the
+    collections it last saw together: one round trip instead of two. Sent only to a store whose
+    profile says ``together``; any error is raised once every command has answered.
+    """
+
+    commands: tuple[Command, ...]
+
+
 Command = (
     Insert
     | Upsert
@@ -435,6 +448,7 @@ Command = (
     | EnableSharding
     | ShardCollection
     | ShardKeyOf
+    | Together
 )
 
 

@@ -12,13 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as default
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..errors import InvalidNamespaceError
 from .commands import (
     EVERY,
+    Asks,
     BuildInfo,
     CollectionOptions,
+    Command,
     CreateCollection,
     EnsureIndexes,
     FindOne,
@@ -29,6 +31,7 @@ from .commands import (
     ServerTime,
     SetValidator,
     ShardKeyOf,
+    Together,
     Written,
     ask,
 )
@@ -38,6 +41,8 @@ from .profiles import EngineProfile
 from .shard_keys import RESULTS, refusal
 from .validators import validator_command
 from .writes import now
+
+R = TypeVar("R")
 
 __all__ = ["LISTING_TTL", "Learned", "StoreKnowledge", "has_validator", "ignore_note", "indexes", "refused_step", "utc"]
 
@@ -199,8 +204,11 @@ class StoreKnowledge:
 
     def namespaces(self) -> Operation[list[str]]:
         """The namespaces whose collections this store can prove are its own."""
+        return (yield from self._ours((yield from ask(ListCollections()))))
+
+    def _ours(self, listed: list[str]) -> Operation[list[str]]:
         found = []
-        for namespace in namespaces_in((yield from ask(ListCollections())), self.prefix):
+        for namespace in namespaces_in(listed, self.prefix):
             if (yield from self._owns(namespace)):
                 found.append(namespace)
         return found
@@ -231,6 +239,28 @@ class StoreKnowledge:
         self._listed = (self.monotonic(), tuple(names))
         return names
 
+    def read_each(self, namespace: str | None, read: Callable[[str], Asks[R]]) -> Operation[list[R]]:
+        """``read`` of each collection :meth:`collections` gives, as listed now, in its order.
+
+        Without a namespace, a store that sends commands together gets the listing and the reads
+        of the collections it listed last at once: one round trip where a named namespace takes
+        one. A collection new to the listing is read after it; one gone from it is left out.
+        """
+        listed = self._listed
+        if namespace is not None or listed is None or not (yield from self.learn_engine()).together:
+            replies = []
+            for collection in (yield from self.collections(namespace)):
+                replies.append((yield from ask(read(collection))))
+            return replies
+        sent = yield from ask(Together((ListCollections(), *(cast(Command, read(c)) for c in listed[1]))))
+        names = [self.prefix + ns for ns in (yield from self._ours(sent[0]))]
+        self._listed = (self.monotonic(), tuple(names))
+        before: dict[str, R] = dict(zip(listed[1], sent[1:], strict=True))
+        out = []
+        for collection in names:
+            out.append(before[collection] if collection in before else (yield from ask(read(collection))))
+        return out
+
     def recent(self, namespace: str | None) -> Operation[tuple[list[str], bool]]:
         """The collections to search and whether that is a listing made now (else one under LISTING_TTL old).
 
@@ -252,9 +282,10 @@ class StoreKnowledge:
         self, rid: str, namespace: str | None, projection: Any, *, cached: bool = False
     ) -> Operation[list[dict[str, Any]]]:
         """The documents under the id in each namespace (``cached``: any one will do, see :meth:`recent`)."""
-        searched, fresh = (
-            (yield from self.recent(namespace)) if cached else ((yield from self.collections(namespace)), True)
-        )
+        if not cached:
+            each = yield from self.read_each(namespace, lambda c: FindOne(c, {"_id": rid}, projection))
+            return [doc for doc in each if doc is not None]
+        searched, fresh = yield from self.recent(namespace)
         found = yield from self._find_each(rid, searched, projection)
         if not found and not fresh:  # a namespace created since that listing may hold it
             found = yield from self._find_each(rid, (yield from self.unseen(searched)), projection)

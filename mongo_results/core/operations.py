@@ -355,8 +355,8 @@ class Operations(StoreKnowledge):
         """Sorted ids under a prefix: one index-backed query per namespace."""
         query, under = id_range(prefix)
         ids: set[str] = set()
-        for collection in (yield from self.collections(namespace)):
-            ids.update(i for doc in (yield from ask(Find(collection, query, ID_ONLY))) if under(i := doc["_id"]))
+        for docs in (yield from self.read_each(namespace, lambda c: Find(c, query, ID_ONLY))):
+            ids.update(i for doc in docs if under(i := doc["_id"]))
         return sorted(ids)
 
     def delete(self, result_id: ResultId, namespace: str | None) -> Operation[bool]:

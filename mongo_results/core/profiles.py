@@ -63,6 +63,9 @@ class EngineProfile:
     # DocumentDB names a collection's shard key in listCollections (info.shardKey); MongoDB only
     # in config.collections, which a user with the readWrite role cannot read.
     shard_key_listed: bool = False
+    # The executor sends Together's commands at once (a server: a connection each); the embedded
+    # and file stores run in this process and have no round trip to save.
+    together: bool = True
 
     @property
     def label(self) -> str:
@@ -107,7 +110,13 @@ class EngineProfile:
 
 
 EMBEDDED = EngineProfile(
-    "mongomock", validators=False, max_document=None, arrow_decoder=False, sharding=False, pipeline_updates=False
+    "mongomock",
+    validators=False,
+    max_document=None,
+    arrow_decoder=False,
+    sharding=False,
+    pipeline_updates=False,
+    together=False,
 )
 FILES = EngineProfile(
     "files",
@@ -118,6 +127,7 @@ FILES = EngineProfile(
     arrow_decoder=False,
     sharding=False,
     pipeline_updates=False,
+    together=False,
 )
 
 

@@ -26,7 +26,7 @@ from pymongo import MongoClient
 from pymongo.errors import ConfigurationError
 from typing_extensions import Self
 
-from ..core.commands import BuildInfo, Command, FindArrow
+from ..core.commands import BuildInfo, Command, FindArrow, Together
 from ..core.knowledge import Learned
 from ..core.names import DEFAULT_COLLECTION_PREFIX, validate_collection_prefix
 from ..core.operations import Operations
@@ -44,6 +44,7 @@ from .pymongo_calls import (
     translate,
 )
 from .pymongoarrow_pages import find_arrow, find_arrow_async
+from .together import send_together, send_together_async
 
 __all__ = [
     "AsyncMongoBackend",
@@ -575,6 +576,8 @@ class MongoBackend(MongoStore):
             OutcomeUnknownError: The connection was lost after the command was sent.
             RejectedByServerError: The server refused the document or command.
         """
+        if isinstance(command, Together):
+            return send_together(self._execute, command.commands)
         db = self._guarded(self._database)
         if isinstance(command, FindArrow):
             return self._guarded(lambda: find_arrow(self._collection(db, command.collection), command))
@@ -668,6 +671,8 @@ class AsyncMongoBackend(MongoStore):
 
     async def _execute(self, command: Command) -> Any:
         """``MongoBackend._execute``, awaited: the same reply and errors."""
+        if isinstance(command, Together):
+            return await send_together_async(self._execute, command.commands)
         db = self._guarded(self._database)
         if self._unguarded:
             guard = self._unguarded.pop(asyncio.get_running_loop(), None)
