@@ -70,6 +70,9 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench sharded
 	$(BIN)/python -m bench workers
 	$(BIN)/python -m bench latency
+	$(BIN)/python -m bench profile --kind small --task "bulk create"
+	$(BIN)/python -m bench profile --kind large --task "bulk read"
+	$(BIN)/python -m bench profile --kind small --task "find by id"
 	cp bench/results/chart.png docs/assets/chart.png
 
 lint: $(BENCH_STAMP)

@@ -12,6 +12,7 @@ python -m bench frames               # 200,000 results into a DataFrame, against
 python -m bench sharded              # the sharded cluster against the single-node server, with explain
 python -m bench workers              # per-task workers (joblib, Dask, Ray), several event loops, commands per call
 python -m bench latency              # single calls through Toxiproxy at 1 and 20 ms, against raw PyMongo, round trips
+python -m bench profile --kind large --task "bulk read"   # where one task's client time goes, in buckets
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from pymongo import MongoClient
 
 from mongo_results.core.profiles import EngineProfile
 
-from .contenders import Contender, RawAsyncPyMongo, RawPyMongo, file_store, mongo_results_sync
+from .contenders import (
+    TASKS,
+    Contender,
+    RawAsyncPyMongo,
+    RawPyMongo,
+    file_store,
+    mongo_results_named,
+    mongo_results_sync,
+)
 from .datasets import KINDS, dataset
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -81,6 +90,7 @@ def contenders(
     everyone: list[Contender] = [
         RawPyMongo(uri, database),
         mongo_results_sync(uri, database),
+        mongo_results_named(uri, database),
         RawAsyncPyMongo(loop, uri, database),
         AsyncManager(loop, uri, database),
         BeanieContender(loop, uri, database),
@@ -186,6 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     delaying.add_argument("--ms", default="1,20", help="comma-separated delays added to every reply")
     delaying.add_argument("--rounds", type=int, default=15)
     delaying.add_argument("--out", type=Path, default=OUT)
+    profiling = sub.add_parser("profile", help="where one task's client time goes, per contender, in buckets")
+    profiling.add_argument("--kind", choices=sorted(KINDS), default="small")
+    profiling.add_argument("--task", choices=TASKS, default="bulk create")
+    profiling.add_argument("--contenders", default="PyMongo,mongo_results,PyMongo async,mongo_results async,Beanie")
+    profiling.add_argument("--count", type=int, default=500, help="results per round")
+    profiling.add_argument("--rounds", type=int, default=10)
+    profiling.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--ops", type=int, default=1000, help="operations (documents) per task iteration")
     parser.add_argument("--iterations", type=int, default=10, help="minimum rounds per task")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="keep going (up to 100 rounds) until then")
@@ -244,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
                 return sharded(uri, cluster.uri, DATABASE, args.count, args.rounds, args.out)
         finally:
             cluster.close()
+    if args.command == "profile":
+        from .profile import profile
+
+        with server(args.uri) as uri:
+            names = args.contenders.split(",")
+            return profile(uri, f"{DATABASE}_profile", args.kind, args.task, names, args.count, args.rounds, args.out)
     if args.command == "scale":
         from .scale import scale as run_scale
 

@@ -53,26 +53,40 @@ def cpu_table(results: Results) -> str:
     return _table(results, lambda k, t, n: results.cpu_per_op(k, t, n) * 1e6, "{:.0f}", ratios=True, ops=False)
 
 
+FLOOR_ASYNC = "PyMongo async"
+NOISE = 1.05  # one run's noise: against a peer, or async against sync, up to 5% slower counts as level
+
+
+def _every_task(target: str, word: str, shares: dict[str, float]) -> tuple[str, str, bool]:
+    """A target met when no task's share is over NOISE: the tasks over it, and the worst."""
+    over = [t for t, share in shares.items() if share > NOISE]
+    worst = max(shares, key=shares.__getitem__)
+    verdict = "on every task" if not over else f"{word} on " + ", ".join(over)
+    return target, f"{verdict} (worst {worst}: {shares[worst]:.2f}×)", not over
+
+
 def targets(results: Results) -> list[tuple[str, str, bool]]:
     """(target, measured, met) for each of the project's speed targets."""
     out: list[tuple[str, str, bool]] = []
     m = results.median
+    names = _names(results)
+
+    def ratio(kind: str, task: str, name: str, floor: str) -> float:
+        return m(kind, task, name) / m(kind, task, floor)
+
     for kind in _kinds(results):
-        for task, label in (("create one", "set"), ("find by id", "get")):
-            ratio = m(kind, task, OURS) / m(kind, task, FLOOR)
-            out.append((f"{kind}: single {label} ≤ 1.10× PyMongo", f"{ratio:.2f}×", ratio <= 1.10))
-        share = m(kind, "bulk create", FLOOR) / m(kind, "bulk create", OURS)
-        out.append((f"{kind}: set_many ≥ 0.9× insert_many throughput", f"{share:.2f}×", share >= 0.9))
-        gain = m(kind, "create one", OURS) / m(kind, "bulk create", OURS)
-        out.append((f"{kind}: set_many ≥ 20× a loop of set", f"{gain:.1f}×", gain >= 20))
-        names = _names(results)
-        for odm in (o for o in ODMS if o in names):
-            slower = [t for t in TASKS if m(kind, t, OURS_ASYNC) >= m(kind, t, odm)]
-            worst = max(m(kind, t, OURS_ASYNC) / m(kind, t, odm) for t in TASKS)
-            verdict = "on every task" if not slower else "slower on " + ", ".join(slower)
-            out.append(
-                (f"{kind}: async faster than {odm} on every task", f"{verdict} (worst {worst:.2f}×)", not slower)
-            )
+        r = ratio(kind, "bulk create", OURS, FLOOR)
+        out.append((f"{kind}: set_many ≤ 1.5× insert_many", f"{r:.2f}×", r <= 1.5))
+        for task in ("bulk read", "find by field"):
+            sync, aio = ratio(kind, task, OURS, FLOOR), ratio(kind, task, OURS_ASYNC, FLOOR_ASYNC)
+            out.append((f"{kind}: {task} ≤ 1.3× raw, sync / async", f"{sync:.2f}× / {aio:.2f}×", max(sync, aio) <= 1.3))
+        if FLOOR_ASYNC in names:
+            gaps = {t: ratio(kind, t, OURS_ASYNC, FLOOR_ASYNC) / ratio(kind, t, OURS, FLOOR) for t in TASKS}
+            out.append(_every_task(f"{kind}: async's ratio to raw async ≤ sync's to raw sync", "worse", gaps))
+        for ours in (OURS, OURS_ASYNC):
+            for odm in (o for o in ODMS if o in names):
+                shares = {t: m(kind, t, ours) / m(kind, t, odm) for t in TASKS}
+                out.append(_every_task(f"{kind}: {ours} as fast as {odm} on every task", "slower", shares))
     return out
 
 

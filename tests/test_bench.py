@@ -40,11 +40,12 @@ def test_every_contender_runs_every_task(server_db: tuple[str, str], tmp_path: P
         for c in field:
             c.close()
         loop.close()
-    names = {"PyMongo", "mongo_results", "PyMongo async", "mongo_results async", "Beanie", "ODMantic", "file store"}
+    names = {"PyMongo", "mongo_results", "mongo_results, namespace named", "PyMongo async", "mongo_results async"}
+    names |= {"Beanie", "ODMantic", "file store"}
     assert set(results.times) == {(k, t, n) for k in KINDS for t in TASKS for n in names}
     table = report.medians_table(results)
     assert all(name in table for name in names)
-    assert len(report.targets(results)) == len(KINDS) * 6
+    assert len(report.targets(results)) == len(KINDS) * 8
     report.chart(results, tmp_path / "chart.png", "smoke")
     assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
 
@@ -114,5 +115,26 @@ def test_latency_times_each_call_through_a_delaying_proxy_and_counts_its_round_t
     assert "| set (new id) | 5 ms |" in table and "| 1 / 1 |" in table
     rows = [line for line in table.splitlines() if line.startswith("| a claimed cell")]
     # Per cell: the claim, the set, the release; and the grid's look (stored, failed, finished
-    # marks that have served) shared by its 10 cells.
-    assert len(rows) == 1 and rows[0].endswith("| 3 / 3.3 |"), rows
+    # marks that have served) shared by its cells: 3 commands for 10 cells, 3 for 20.
+    assert len(rows) == 3, rows
+    assert rows[0].endswith("| 3 / 3.3 |") and rows[1].endswith("| 3 / 3.15 |"), rows
+    assert rows[2].endswith("| 3 | met |"), rows
+    assert "| get (every namespace) at 5 ms ≤ 1.05" in table
+
+
+@pytest.mark.real_server
+def test_profile_puts_each_contenders_time_in_buckets(server_db: tuple[str, str], tmp_path: Path) -> None:
+    from bench.profile import BUCKETS, bucket, profile
+
+    assert bucket("~", "<method 'recv_into' of '_socket.socket' objects>") == "waiting on the server"
+    assert bucket("~", "<built-in method bson._cbson._dict_to_bson>") == "BSON codec"
+    assert bucket("/x/site-packages/mongo_results/core/encoding.py", "encode_model") == "mongo_results"
+    uri, name = server_db
+    assert profile(uri, name, "small", "bulk read", ["PyMongo", "mongo_results"], 6, 2, tmp_path) == 0
+    lines = (tmp_path / "profile-small-bulk-read.md").read_text().splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("| ")]
+    rows = {row[0]: row[1:] for row in cells}
+    assert len(rows) == len(BUCKETS) + 3  # the header, each bucket, other, total
+    assert rows["mongo_results"][0] == "0.0 (0%)"  # raw PyMongo runs no library code
+    assert not rows["mongo_results"][1].endswith("(0%)")
+    assert not rows["BSON codec"][0].endswith("(0%)")
