@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import multiprocessing
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pymongo
 import pytest
 from pymongo import MongoClient, monitoring
 
@@ -49,6 +51,68 @@ def test_an_error_is_raised_once_every_command_has_answered() -> None:
     with pytest.raises(StoreUnavailableError, match="gone"):
         send_together(execute, COMMANDS)
     assert sorted(answered) == ["results.default", "results.x"]
+
+
+REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+
+
+def test_each_command_runs_in_the_callers_context() -> None:
+    """``pymongo.timeout`` and a tracing id live in context variables: every command must see them."""
+    REQUEST.set("req-42")
+    assert send_together(lambda command: REQUEST.get(), COMMANDS) == ["req-42"] * 3
+
+
+def test_a_command_that_hangs_holds_no_other_callers_commands() -> None:
+    hung, release = threading.Event(), threading.Event()
+
+    def stuck(command: Command) -> Any:
+        if isinstance(command, FindOne):
+            hung.set()
+            release.wait(DEADLINE)
+        return None
+
+    first = threading.Thread(target=send_together, args=(stuck, COMMANDS * 4))
+    first.start()
+    answered: list[list[Any]] = []
+    second = threading.Thread(target=lambda: answered.append(send_together(lambda command: 1, COMMANDS)))
+    try:
+        assert hung.wait(DEADLINE)
+        second.start()
+        second.join(DEADLINE / 3)  # a shared pool full of the first call's reads would hold it until release
+        assert answered == [[1, 1, 1]]
+    finally:
+        release.set()
+        first.join(DEADLINE)
+        second.join(DEADLINE)
+
+
+def test_where_no_thread_can_start_the_commands_go_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    sent: list[str] = []
+
+    def execute(command: Command) -> int:
+        sent.append(type(command).__name__)
+        return len(sent)
+
+    assert send_together(execute, COMMANDS) == [1, 2, 3]
+    assert sent == ["ListCollections", "FindOne", "FindOne"]
+
+
+def test_any_error_is_raised_after_every_command_has_answered() -> None:
+    answered: list[Command] = []
+
+    def execute(command: Command) -> Any:
+        if command is COMMANDS[1]:
+            raise KeyError("a bug, not a store's error")
+        answered.append(command)
+        return None
+
+    with pytest.raises(KeyError, match="a bug"):
+        send_together(execute, COMMANDS)
+    assert len(answered) == 2
 
 
 def test_async_commands_are_sent_at_once_and_errors_raised_after_all() -> None:
@@ -168,3 +232,32 @@ def test_async_reads_without_a_namespace_on_the_server(server_db: tuple[str, str
         await arm.close()
 
     asyncio.run(main())
+
+
+class SlowFinds(monitoring.CommandListener):
+    """A server slow to answer finds: each find starts half a second late."""
+
+    slow = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.slow and event.command_name == "find":
+            threading.Event().wait(0.5)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_pymongo_timeout_bounds_the_reads_sent_at_once(server_db: tuple[str, str]) -> None:
+    uri, name = server_db
+    slow = SlowFinds()
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[slow])
+    rm = ResultsManager(backend=MongoBackend(client, database=name))
+    rm.set("r", A)
+    assert rm.get("r", Metrics) == A  # listed: the next get sends its listing and its read at once
+    slow.slow = True
+    with pytest.raises(StoreUnavailableError, match="timeoutMS: 200"), pymongo.timeout(0.2):
+        rm.get("r", Metrics)
+    client.close()
