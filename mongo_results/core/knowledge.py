@@ -235,7 +235,11 @@ class StoreKnowledge:
             return [collection] if (yield from self._owns(namespace)) else []
         if self.engine is not None and self.engine.one_keyspace:
             return [EVERY]
-        names = [self.prefix + ns for ns in (yield from self.namespaces())]
+        return (yield from self._remember((yield from ask(ListCollections()))))
+
+    def _remember(self, listed: list[str]) -> Operation[list[str]]:
+        """The collections of this store's namespaces in a listing, kept as the last listing."""
+        names = [self.prefix + ns for ns in (yield from self._ours(listed))]
         self._listed = (self.monotonic(), tuple(names))
         return names
 
@@ -253,8 +257,7 @@ class StoreKnowledge:
                 replies.append((yield from ask(read(collection))))
             return replies
         sent = yield from ask(Together((ListCollections(), *(cast(Command, read(c)) for c in listed[1]))))
-        names = [self.prefix + ns for ns in (yield from self._ours(sent[0]))]
-        self._listed = (self.monotonic(), tuple(names))
+        names = yield from self._remember(sent[0])
         before: dict[str, R] = dict(zip(listed[1], sent[1:], strict=True))
         out = []
         for collection in names:
